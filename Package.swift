@@ -1,0 +1,29 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "binance-import",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "binance-import", targets: ["binance-import"]),
+        .library(name: "KlineArchive", targets: ["KlineArchive"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // zlib (raw inflate and CRC-32) through the system library: apt-get install zlib1g-dev.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        // Binance kline archive decoder: zip reader, exact number parser, CSV-to-columns, validation.
+        .target(name: "KlineArchive", dependencies: ["CZlib"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .executableTarget(name: "binance-import", dependencies: [
+            "KlineArchive",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // `make bench-decode`: decode vs inflate-only timings on generated archives.
+        .executableTarget(name: "decode-bench", dependencies: ["KlineArchive", "CZlib"]),
+        .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib"]),
+    ]
+)

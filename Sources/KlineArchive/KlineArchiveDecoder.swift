@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How to decode an archive.
+public struct KlineDecodeOptions: Sendable {
+    /// The interval; nil takes it from the file name.
+    public var interval: KlineInterval?
+    /// The period the archive covers; nil takes it from the file name (or leaves it unknown).
+    public var period: ArchivePeriod?
+    public var columns: [KlineColumn]
+    public var floatType: FloatType
+    public var policy: ValidationPolicy
+
+    public init(interval: KlineInterval? = nil, period: ArchivePeriod? = nil, columns: [KlineColumn] = KlineColumn.ohlcv,
+                floatType: FloatType = .float32, policy: ValidationPolicy = .report) {
+        self.interval = interval
+        self.period = period
+        self.columns = columns
+        self.floatType = floatType
+        self.policy = policy
+    }
+}
+
+/// Decodes a Binance kline archive (zip with one CSV member) into columns and a validation report.
+///
+/// The member is inflated through a fixed 1 MiB buffer and parsed line by line; `stream` hands out
+/// batches of at most `chunkRows` rows, so memory stays bounded whatever the archive's size.
+public enum KlineArchiveDecoder {
+    /// Longest accepted CSV line (Binance lines are about 140-170 bytes).
+    public static let maxLineLength = 1024
+    /// Bytes per row allowed when bounding the inflated size (Binance rows use under 200).
+    static let maxBytesPerRow: UInt64 = 512
+    static let bufferSize = 1 << 20
+
+    /// Decodes the whole archive: rows sorted by open time, duplicates resolved (last row wins).
+    public static func decode(path: String, options: KlineDecodeOptions = .init()) throws -> (batch: KlineBatch, report: KlineReport) {
+        var all: KlineBatch?
+        let report = try stream(path: path, options: options, chunkRows: .max) { chunk in
+            if all == nil { all = chunk } else { all!.append(chunk) }
+        }
+        var batch = all ?? KlineBatch(epochs: [], columns: options.columns.map { ($0, emptyColumn($0, options.floatType)) })
+        if report.duplicates > 0 || report.outOfOrder > 0 { batch = batch.sortedKeepingLast() }
+        return (batch, report)
+    }
+
+    /// Decodes the archive in file order, handing out batches of at most `chunkRows` rows. Rows that
+    /// repeat an open time are all handed out (a MarketStore write keeps the last); the report counts
+    /// them. With the `strict` policy an anomaly throws at the end, after the batches were handed
+    /// out: callers that must not write anything then decode before writing.
+    @discardableResult
+    public static func stream(path: String, options: KlineDecodeOptions = .init(), chunkRows: Int,
+                              _ onBatch: (KlineBatch) throws -> Void) throws -> KlineReport {
+        let name = KlineArchiveName(fileName: path)
+        guard let interval = options.interval ?? name?.interval else {
+            if let dataType = KlineArchiveName.nonKlineDataType(fileName: path) {
+                throw KlineDecodeError.notKline(archive: path, reason: "the file name says \(dataType) data, not klines")
+            }
+            throw KlineDecodeError.unknownInterval(archive: path)
+        }
+        let period = options.period ?? (name?.interval == interval ? name?.period : nil)
+        let slots = expectedSlots(interval: interval, period: period)
+        let reader: ZipEntryReader
+        do {
+            reader = try ZipEntryReader(path: path, maxInflatedSize: max(1 << 20, UInt64(slots + 1) * maxBytesPerRow))
+        } catch let e as ZipError {
+            throw KlineDecodeError.zip(e)
+        }
+        var report = KlineReport(archive: path, member: reader.member.name, symbol: name?.symbol, interval: interval.name,
+                                 period: period?.description, periodStart: period?.start, periodEnd: period?.end)
+        let reserve = min(chunkRows, slots + 16)
+        switch options.floatType {
+        case .float32:
+            let parser = KlineCSVParser<Float>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve)
+            try run(reader, parser, chunkRows: chunkRows, onBatch)
+            parser.finishReport(into: &report)
+        case .float64:
+            let parser = KlineCSVParser<Double>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve)
+            try run(reader, parser, chunkRows: chunkRows, onBatch)
+            parser.finishReport(into: &report)
+        }
+        report.csvBytes = reader.bytesProduced
+        if options.policy == .strict, !report.anomalies.isEmpty {
+            throw KlineDecodeError.strict(archive: path, report: report)
+        }
+        return report
+    }
+
+    /// The number of interval slots of the period (a month when unknown), bounding rows and bytes.
+    static func expectedSlots(interval: KlineInterval, period: ArchivePeriod?) -> Int {
+        let span = period.map { $0.end - $0.start } ?? 31 * 86400
+        guard let step = interval.seconds else { return period?.kind == .month ? 1 : 12 }
+        return Int((span + step - 1) / step)
+    }
+
+    private static func emptyColumn(_ c: KlineColumn, _ t: FloatType) -> ColumnValues {
+        c == .trades ? .int64([]) : t == .float32 ? .float32([]) : .float64([])
+    }
+
+    /// The inflate-and-parse loop: complete lines are parsed in place; the partial last line is
+    /// moved to the front of the buffer before the next inflate.
+    private static func run<F>(_ reader: ZipEntryReader, _ parser: KlineCSVParser<F>, chunkRows: Int,
+                               _ onBatch: (KlineBatch) throws -> Void) throws {
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: bufferSize)
+        defer { buffer.deallocate() }
+        var filled = 0
+        do {
+            while true {
+                let n = try reader.read(into: buffer + filled, capacity: bufferSize - filled)
+                if n == 0 { break }
+                filled += n
+                var p = UnsafePointer(buffer)
+                let end = UnsafePointer(buffer) + filled
+                while let nl = memchr(p, 0x0A, end - p) {
+                    let lineEnd = UnsafePointer(nl.assumingMemoryBound(to: UInt8.self))
+                    let contentEnd = lineEnd > p && (lineEnd - 1).pointee == 0x0D ? lineEnd - 1 : lineEnd
+                    try parser.parseLine(p, contentEnd)
+                    p = lineEnd + 1
+                    if parser.bufferedRows >= chunkRows { try onBatch(parser.takeBatch()) }
+                }
+                let rest = end - p
+                if rest > maxLineLength {
+                    throw KlineDecodeError.lineTooLong(archive: reader.archivePath, line: parser.line + 1, limit: maxLineLength)
+                }
+                if rest > 0 { memmove(buffer, p, rest) }
+                filled = rest
+            }
+            if filled > 0 {  // last line without a final newline
+                let contentEnd = buffer[filled - 1] == 0x0D ? filled - 1 : filled
+                try parser.parseLine(buffer, buffer + contentEnd)
+            }
+        } catch let e as ZipError {
+            throw KlineDecodeError.zip(e)
+        }
+        if parser.bufferedRows > 0 { try onBatch(parser.takeBatch()) }
+    }
+}

@@ -1,0 +1,332 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Parses Binance kline CSV lines straight into columns and validates them row by row.
+/// One instance per archive; lines come from `KlineArchiveDecoder`'s inflate buffer.
+final class KlineCSVParser<F: KlineFloat> {
+    let archive: String
+    let columns: [KlineColumn]
+    let intervalSeconds: Int64?
+    let period: ArchivePeriod?
+
+    // Which columns to keep (the rest is parsed for validation only).
+    private let keepOpen, keepHigh, keepLow, keepClose, keepVolume: Bool
+    private let keepQuote, keepTrades, keepTakerBase, keepTakerQuote: Bool
+
+    private var epochs: [Int64] = []
+    private var open: [F] = [], high: [F] = [], low: [F] = [], close: [F] = [], volume: [F] = []
+    private var quote: [F] = [], takerBase: [F] = [], takerQuote: [F] = []
+    private var trades: [Int64] = []
+
+    // Time unit, fixed by the first data row.
+    private(set) var unitDigits = 0
+    private var unitDivisor: Int64 = 1
+    private var intervalUnits: Int64 = 0  // interval in the file's unit; 0 when not fixed (1mo)
+
+    private(set) var line = 0
+    private(set) var header = false
+    private(set) var rowsInFile = 0
+    private var pendingBlankLine = 0
+    private(set) var firstOpenTime: Int64?
+    private(set) var lastOpenTime: Int64?
+    private var maxEpoch = Int64.min
+    private(set) var duplicates = 0
+    private(set) var outOfOrder = 0
+    var log = AnomalyLog()
+    private(set) var slots: SlotSet
+
+    init(archive: String, columns: [KlineColumn], intervalSeconds: Int64?, period: ArchivePeriod?, reserve: Int) {
+        self.archive = archive
+        self.columns = columns
+        self.intervalSeconds = intervalSeconds
+        self.period = period
+        let set = Set(columns)
+        keepOpen = set.contains(.open); keepHigh = set.contains(.high); keepLow = set.contains(.low)
+        keepClose = set.contains(.close); keepVolume = set.contains(.volume); keepQuote = set.contains(.quoteVolume)
+        keepTrades = set.contains(.trades); keepTakerBase = set.contains(.takerBuyBaseVolume)
+        keepTakerQuote = set.contains(.takerBuyQuoteVolume)
+        let step = intervalSeconds ?? 86400
+        if let period {
+            slots = SlotSet(anchor: period.start, step: step, slotCount: Int((period.end - period.start + step - 1) / step))
+        } else {
+            slots = SlotSet(anchor: 0, step: step, slotCount: 0)  // anchored at the first row
+        }
+        reserveAll(reserve)
+    }
+
+    private func reserveAll(_ n: Int) {
+        epochs.reserveCapacity(n)
+        if keepOpen { open.reserveCapacity(n) }
+        if keepHigh { high.reserveCapacity(n) }
+        if keepLow { low.reserveCapacity(n) }
+        if keepClose { close.reserveCapacity(n) }
+        if keepVolume { volume.reserveCapacity(n) }
+        if keepQuote { quote.reserveCapacity(n) }
+        if keepTrades { trades.reserveCapacity(n) }
+        if keepTakerBase { takerBase.reserveCapacity(n) }
+        if keepTakerQuote { takerQuote.reserveCapacity(n) }
+    }
+
+    var bufferedRows: Int { epochs.count }
+
+    /// Hands out the rows parsed so far as a batch and starts a new one of the same capacity.
+    func takeBatch() -> KlineBatch {
+        let capacity = epochs.capacity
+        var cols: [(column: KlineColumn, values: ColumnValues)] = []
+        for c in columns {
+            switch c {
+            case .open: cols.append((c, F.column(open)))
+            case .high: cols.append((c, F.column(high)))
+            case .low: cols.append((c, F.column(low)))
+            case .close: cols.append((c, F.column(close)))
+            case .volume: cols.append((c, F.column(volume)))
+            case .quoteVolume: cols.append((c, F.column(quote)))
+            case .trades: cols.append((c, .int64(trades)))
+            case .takerBuyBaseVolume: cols.append((c, F.column(takerBase)))
+            case .takerBuyQuoteVolume: cols.append((c, F.column(takerQuote)))
+            }
+        }
+        let batch = KlineBatch(epochs: epochs, columns: cols)
+        epochs = []; open = []; high = []; low = []; close = []; volume = []
+        quote = []; takerBase = []; takerQuote = []; trades = []
+        reserveAll(capacity)
+        return batch
+    }
+
+    var timeUnit: String? { unitDigits == 13 ? "ms" : unitDigits == 16 ? "us" : nil }
+
+    // MARK: - Lines
+
+    /// Parses one line `[s, e)` without its line break.
+    @inline(__always)
+    func parseLine(_ s: UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) throws {
+        line += 1
+        if s == e {
+            if pendingBlankLine == 0 { pendingBlankLine = line }
+            return
+        }
+        if pendingBlankLine != 0 { throw KlineDecodeError.blankLine(archive: archive, line: pendingBlankLine) }
+        if rowsInFile == 0 && !header, s.pointee &- 48 > 9 {
+            try parseFirstNonNumericLine(s, e)
+            return
+        }
+        try parseRow(s, e)
+    }
+
+    /// The first line does not start with a digit: a header, or not a kline file at all.
+    private func parseFirstNonNumericLine(_ s: UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) throws {
+        let text = String(decoding: UnsafeBufferPointer(start: s, count: min(e - s, 300)), as: UTF8.self)
+        let names = text.split(separator: ",", omittingEmptySubsequences: false).map {
+            String($0.filter { $0 != " " && $0 != "\"" }).lowercased()
+        }
+        if line == 1, names.count == 12, names.first == "open_time" {
+            header = true
+            return
+        }
+        if line == 1, names.count != 12 {
+            throw KlineDecodeError.notKline(archive: archive, reason: "line 1 has \(names.count) columns (\(text.prefix(120))); kline files have 12")
+        }
+        throw KlineDecodeError.notKline(archive: archive, reason: "line \(line) is neither a kline header nor a kline row: \(text.prefix(120))")
+    }
+
+    @inline(__always)
+    private func parseRow(_ s: UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) throws {
+        var p = s
+        let openTime = try intField(&p, e, s, 0)
+        let o = try floatField(&p, e, s, 1)
+        let h = try floatField(&p, e, s, 2)
+        let l = try floatField(&p, e, s, 3)
+        let c = try floatField(&p, e, s, 4)
+        let v = try floatField(&p, e, s, 5)
+        let closeTime = try intField(&p, e, s, 6)
+        let qv = try floatField(&p, e, s, 7)
+        let count = try intField(&p, e, s, 8)
+        let tb = try floatField(&p, e, s, 9)
+        let tq = try floatField(&p, e, s, 10)
+        // Field 12 (`ignore`) is not read, but there must be no 13th.
+        if memchr(p, Int32(UInt8(ascii: ",")), e - p) != nil { throw rowError(s, e, column: 11) }
+        rowsInFile += 1
+
+        try checkTimeUnit(openTime.digits, column: 0)
+        if closeTime.digits != unitDigits { try checkTimeUnit(closeTime.digits, column: 6) }
+        let epoch = floorDiv(openTime.value, unitDivisor)
+
+        if intervalUnits != 0 {
+            if openTime.value % intervalUnits != 0 {
+                log.add(.offGrid, line: line, openTime: epoch, "open_time \(openTime.value) is not on the \(intervalSeconds!)s grid")
+            }
+            if closeTime.value != openTime.value + intervalUnits - 1 {
+                log.add(.closeTimeMismatch, line: line, openTime: epoch,
+                        "close_time \(closeTime.value), expected \(openTime.value + intervalUnits - 1)")
+            }
+        }
+        if !(l <= o && l <= c && o <= h && c <= h && l > 0 && h < F.infinity
+            && v >= 0 && qv >= 0 && tb >= 0 && tq >= 0
+            && v < F.infinity && qv < F.infinity && tb < F.infinity && tq < F.infinity) {
+            classifyValueAnomaly(epoch, o, h, l, c, [v, qv, tb, tq])
+        }
+        trackTime(epoch)
+
+        epochs.append(epoch)
+        if keepOpen { open.append(o) }
+        if keepHigh { high.append(h) }
+        if keepLow { low.append(l) }
+        if keepClose { close.append(c) }
+        if keepVolume { volume.append(v) }
+        if keepQuote { quote.append(qv) }
+        if keepTrades { trades.append(count.value) }
+        if keepTakerBase { takerBase.append(tb) }
+        if keepTakerQuote { takerQuote.append(tq) }
+    }
+
+    @inline(__always)
+    private func trackTime(_ epoch: Int64) {
+        if firstOpenTime == nil {
+            firstOpenTime = epoch
+            if period == nil {
+                // No period from the name: anchor the slots at the first row, one month of them.
+                let step = slots.step
+                slots = SlotSet(anchor: floorDiv(epoch, step) * step, step: step, slotCount: Int(31 * 86400 / step))
+            }
+        }
+        lastOpenTime = epoch
+        if let period, epoch < period.start || epoch >= period.end {
+            log.add(.outsidePeriod, line: line, openTime: epoch, "open time \(UTCCalendar.iso8601(epoch)) is outside \(period)")
+        }
+        let isNew = slots.insert(epoch)
+        if epoch <= maxEpoch {
+            if !isNew {
+                duplicates += 1
+                log.add(.duplicateOpenTime, line: line, openTime: epoch, "open time \(UTCCalendar.iso8601(epoch)) seen before; the last row is kept")
+            } else {
+                outOfOrder += 1
+                log.add(.outOfOrder, line: line, openTime: epoch, "open time \(UTCCalendar.iso8601(epoch)) comes after a later one; rows are sorted")
+            }
+        } else {
+            maxEpoch = epoch
+            if !isNew {  // a later row in an already filled slot (off-grid rows share slots)
+                duplicates += 1
+                log.add(.duplicateOpenTime, line: line, openTime: epoch, "open time \(UTCCalendar.iso8601(epoch)) falls in a slot already filled")
+            }
+        }
+    }
+
+    private func classifyValueAnomaly(_ epoch: Int64, _ o: F, _ h: F, _ l: F, _ c: F, _ volumes: [F]) {
+        let prices = [o, h, l, c]
+        if !(prices + volumes).allSatisfy(\.isFinite) {
+            log.add(.nonFinite, line: line, openTime: epoch, "a value overflows the float range")
+            return
+        }
+        if !(l <= o && l <= c && o <= h && c <= h) {
+            log.add(.ohlcInconsistent, line: line, openTime: epoch, "open \(o) high \(h) low \(l) close \(c)")
+        }
+        if !prices.allSatisfy({ $0 > 0 }) {
+            log.add(.nonPositivePrice, line: line, openTime: epoch, "open \(o) high \(h) low \(l) close \(c)")
+        }
+        if !volumes.allSatisfy({ $0 >= 0 }) {
+            log.add(.negativeVolume, line: line, openTime: epoch, "volumes \(volumes.map { "\($0)" }.joined(separator: " "))")
+        }
+    }
+
+    @inline(__always)
+    private func checkTimeUnit(_ digits: Int, column: Int) throws {
+        if digits == unitDigits { return }
+        let name = KlineDecodeError.csvColumnNames[column]
+        guard digits == 13 || digits == 16 else {
+            throw KlineDecodeError.timeUnit(archive: archive, line: line, column: column + 1, name: name, digits: digits)
+        }
+        if unitDigits == 0 {
+            unitDigits = digits
+            unitDivisor = digits == 13 ? 1000 : 1_000_000
+            intervalUnits = (intervalSeconds ?? 0) * unitDivisor
+            return
+        }
+        throw KlineDecodeError.mixedTimeUnits(archive: archive, line: line, column: column + 1, name: name,
+                                              expected: timeUnit ?? "?", found: digits == 13 ? "ms" : "us")
+    }
+
+    // MARK: - Fields
+
+    /// An unsigned integer field followed by a comma; the value and its digit count.
+    @inline(__always)
+    private func intField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> (value: Int64, digits: Int) {
+        let start = p
+        var v: Int64 = 0
+        var q = p
+        while q < e {
+            let d = q.pointee &- 48
+            if d > 9 { break }
+            v = v &* 10 &+ Int64(d)
+            q += 1
+        }
+        let n = q - start
+        guard n > 0, n <= 18, q < e, q.pointee == UInt8(ascii: ",") else { throw rowError(lineStart, e, column: column) }
+        p = q + 1
+        return (v, n)
+    }
+
+    /// A decimal field followed by a comma, converted to the correctly rounded F.
+    @inline(__always)
+    private func floatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
+        let start = p
+        var s = DecimalParser.Scanned()
+        guard let stop = DecimalParser.scanPrefix(start, e, into: &s), stop < e, stop.pointee == UInt8(ascii: ","),
+              stop - start <= 64 else { throw rowError(lineStart, e, column: column) }
+        p = stop + 1
+        return F.convert(s, start, stop)
+    }
+
+    /// A row error: column count when it is not 12, else the text of field `column`.
+    private func rowError(_ s: UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, column: Int) -> KlineDecodeError {
+        let fields = UnsafeBufferPointer(start: s, count: e - s).split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+        if fields.count != 12 {
+            if rowsInFile == 0 && !header && line == 1 {
+                return .notKline(archive: archive, reason: "line 1 has \(fields.count) columns; kline files have 12")
+            }
+            return .columnCount(archive: archive, line: line, found: fields.count)
+        }
+        let text = String(decoding: fields[column].prefix(40), as: UTF8.self)
+        return .malformedField(archive: archive, line: line, column: column + 1,
+                               name: KlineDecodeError.csvColumnNames[column], text: text)
+    }
+
+    // MARK: - Report
+
+    func finishReport(into r: inout KlineReport) {
+        r.rows = slots.distinct
+        r.rowsInFile = rowsInFile
+        r.firstOpenTime = firstOpenTime
+        r.lastOpenTime = lastOpenTime
+        r.timeUnit = timeUnit
+        r.header = header
+        r.duplicates = duplicates
+        r.outOfOrder = outOfOrder
+        if let step = intervalSeconds {
+            var from = 0, to = 0
+            if let period {
+                to = Int((period.end - period.start) / step)
+            } else if let first = firstOpenTime, let last = lastOpenTime {
+                from = Int((floorDiv(first, step) * step - slots.anchor) / step)
+                to = Int((max(first, last) - slots.anchor) / step) + 1
+            }
+            r.expectedRows = to - from
+            let gaps = slots.gaps(from: from, to: to, limit: 10)
+            r.missingRows = gaps.count
+            r.missingRanges = gaps.ranges
+            if gaps.count > 0 {
+                log.add(.missingIntervals, count: gaps.count, examples: gaps.ranges.map {
+                    .init(line: 0, openTime: $0[0], detail: "\(($0[1] - $0[0]) / step + 1) intervals missing from \(UTCCalendar.iso8601($0[0])) to \(UTCCalendar.iso8601($0[1]))")
+                })
+            }
+        }
+        r.anomalies = log.anomalies
+    }
+}
+
+@inline(__always) func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}

@@ -1,0 +1,153 @@
+/// A Binance kline interval (`1s` ... `1mo`) and its length in seconds.
+public struct KlineInterval: Hashable, Sendable, CustomStringConvertible {
+    public let name: String
+    /// Length in seconds; `1mo` has none (calendar months differ in length).
+    public let seconds: Int64?
+
+    public static let all: [KlineInterval] = [
+        .init("1s", 1), .init("1m", 60), .init("3m", 180), .init("5m", 300), .init("15m", 900),
+        .init("30m", 1800), .init("1h", 3600), .init("2h", 7200), .init("4h", 14400),
+        .init("6h", 21600), .init("8h", 28800), .init("12h", 43200), .init("1d", 86400),
+        .init("3d", 259_200), .init("1w", 604_800), .init("1mo", nil),
+    ]
+
+    private init(_ name: String, _ seconds: Int64?) {
+        self.name = name
+        self.seconds = seconds
+    }
+
+    /// The interval named `name` (Binance spelling), or nil.
+    public init?(_ name: String) {
+        guard let found = KlineInterval.all.first(where: { $0.name == name }) else { return nil }
+        self = found
+    }
+
+    public var description: String { name }
+}
+
+/// The period an archive covers: one UTC calendar month or one UTC day.
+public struct ArchivePeriod: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case month, day }
+    public let kind: Kind
+    public let year: Int
+    public let month: Int
+    public let day: Int  // 1 for monthly periods
+
+    public init?(year: Int, month: Int, day: Int? = nil) {
+        guard (1970...9999).contains(year), (1...12).contains(month) else { return nil }
+        if let day {
+            guard (1...UTCCalendar.daysInMonth(year: year, month: month)).contains(day) else { return nil }
+            self.kind = .day
+            self.day = day
+        } else {
+            self.kind = .month
+            self.day = 1
+        }
+        self.year = year
+        self.month = month
+    }
+
+    /// First second of the period, UTC.
+    public var start: Int64 { UTCCalendar.epoch(year: year, month: month, day: day) }
+    /// First second after the period, UTC.
+    public var end: Int64 {
+        switch kind {
+        case .day: return start + 86400
+        case .month: return start + Int64(UTCCalendar.daysInMonth(year: year, month: month)) * 86400
+        }
+    }
+
+    public var description: String {
+        kind == .month ? String(format4(year)) + "-" + pad2(month)
+            : String(format4(year)) + "-" + pad2(month) + "-" + pad2(day)
+    }
+}
+
+func pad2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+func format4(_ v: Int) -> String { String(repeating: "0", count: max(0, 4 - String(v).count)) + String(v) }
+
+/// What a Binance kline archive's file name says: `SYMBOL-INTERVAL-YYYY-MM[-DD].zip`.
+public struct KlineArchiveName: Hashable, Sendable {
+    public let symbol: String
+    public let interval: KlineInterval
+    public let period: ArchivePeriod
+
+    /// Parses a file name (a path is fine: only the last component is read).
+    public init?(fileName: String) {
+        let base = fileName.split(separator: "/").last.map(String.init) ?? fileName
+        var stem = Substring(base)
+        for suffix in [".zip", ".csv"] where stem.hasSuffix(suffix) { stem = stem.dropLast(suffix.count) }
+        let parts = stem.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 4 || parts.count == 5,
+              let interval = KlineInterval(parts[1]),
+              parts[2].count == 4, let year = Int(parts[2]),
+              parts[3].count == 2, let month = Int(parts[3]) else { return nil }
+        var day: Int?
+        if parts.count == 5 {
+            guard parts[4].count == 2, let d = Int(parts[4]) else { return nil }
+            day = d
+        }
+        guard let period = ArchivePeriod(year: year, month: month, day: day) else { return nil }
+        self.symbol = parts[0]
+        self.interval = interval
+        self.period = period
+    }
+}
+
+extension KlineArchiveName {
+    /// The data type of a Binance archive name that is not a kline one (`BTCUSDT-fundingRate-2026-04.zip`
+    /// gives `fundingRate`); nil for kline names and names of another shape.
+    public static func nonKlineDataType(fileName: String) -> String? {
+        let base = fileName.split(separator: "/").last.map(String.init) ?? fileName
+        let parts = base.split(separator: ".").first?.split(separator: "-").map(String.init) ?? []
+        guard parts.count == 4 || parts.count == 5, parts[2].count == 4, Int(parts[2]) != nil,
+              KlineInterval(parts[1]) == nil, parts[1].first?.isLetter == true else { return nil }
+        return parts[1]
+    }
+}
+
+/// Proleptic Gregorian UTC arithmetic without Foundation's calendars (fast, and no time zones).
+public enum UTCCalendar {
+    public static func isLeap(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }
+
+    public static func daysInMonth(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: return isLeap(year) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil).
+    public static func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
+        let y = Int64(month <= 2 ? year - 1 : year)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let m = Int64(month)
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    public static func epoch(year: Int, month: Int, day: Int) -> Int64 {
+        daysFromCivil(year: year, month: month, day: day) * 86400
+    }
+
+    /// ISO 8601 UTC text of an epoch second, e.g. `2024-01-01T00:00:00Z`.
+    public static func iso8601(_ epoch: Int64) -> String {
+        var days = epoch / 86400
+        var secs = epoch % 86400
+        if secs < 0 { secs += 86400; days -= 1 }
+        // civil_from_days
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        return "\(format4(Int(y)))-\(pad2(Int(m)))-\(pad2(Int(d)))T\(pad2(Int(secs / 3600))):\(pad2(Int(secs / 60 % 60))):\(pad2(Int(secs % 60)))Z"
+    }
+}

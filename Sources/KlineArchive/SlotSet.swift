@@ -1,0 +1,63 @@
+/// The interval slots seen so far, as a bitmap over a fixed range (the archive's period), with a
+/// set for the rare rows outside it. Finds duplicate open times and gaps without sorting, in
+/// memory proportional to the period (a month of 1s slots is 330 kB), not to the row count.
+struct SlotSet {
+    let anchor: Int64
+    let step: Int64
+    let slotCount: Int
+    private var bits: [UInt64]
+    private var outside: Set<Int64> = []
+    private(set) var distinct = 0
+
+    init(anchor: Int64, step: Int64, slotCount: Int) {
+        self.anchor = anchor
+        self.step = max(1, step)
+        self.slotCount = max(0, slotCount)
+        bits = [UInt64](repeating: 0, count: (self.slotCount + 63) / 64)
+    }
+
+    /// Marks the slot of `epoch`; false when it was already marked (a duplicate).
+    @inline(__always)
+    mutating func insert(_ epoch: Int64) -> Bool {
+        let offset = epoch - anchor
+        if offset >= 0 {
+            let slot = offset / step
+            if slot < Int64(slotCount) {
+                let word = Int(slot >> 6), mask = UInt64(1) << UInt64(slot & 63)
+                if bits[word] & mask != 0 { return false }
+                bits[word] |= mask
+                distinct += 1
+                return true
+            }
+        }
+        let key = offset >= 0 ? offset / step : -((-offset + step - 1) / step)
+        if outside.insert(key).inserted { distinct += 1; return true }
+        return false
+    }
+
+    func contains(slot: Int) -> Bool { bits[slot >> 6] & (UInt64(1) << UInt64(slot & 63)) != 0 }
+
+    /// Unmarked slots in `[from, to)` (slot numbers): their count and the first `limit` runs as
+    /// inclusive epoch ranges.
+    func gaps(from: Int, to: Int, limit: Int) -> (count: Int, ranges: [[Int64]]) {
+        var count = 0
+        var ranges: [[Int64]] = []
+        var runStart = -1
+        var s = max(0, from)
+        let end = min(to, slotCount)
+        while s < end {
+            if !contains(slot: s) {
+                if runStart < 0 { runStart = s }
+                count += 1
+            } else if runStart >= 0 {
+                if ranges.count < limit { ranges.append([epoch(runStart), epoch(s - 1)]) }
+                runStart = -1
+            }
+            s += 1
+        }
+        if runStart >= 0, ranges.count < limit { ranges.append([epoch(runStart), epoch(end - 1)]) }
+        return (count, ranges)
+    }
+
+    func epoch(_ slot: Int) -> Int64 { anchor + Int64(slot) * step }
+}

@@ -1,0 +1,321 @@
+import CZlib
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Errors of the zip layer. Each names the archive.
+public enum ZipError: Error, CustomStringConvertible, Equatable {
+    case cannotOpen(archive: String, reason: String)
+    case notAZip(archive: String, reason: String)
+    case notSingleCSV(archive: String, members: [String])
+    case unsupported(archive: String, member: String, reason: String)
+    case corrupt(archive: String, member: String, reason: String)
+    case tooLarge(archive: String, member: String, limit: UInt64, size: UInt64)
+    case io(archive: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(a, r): return "\(a): cannot open archive: \(r)"
+        case let .notAZip(a, r): return "\(a): not a zip archive (or truncated): \(r)"
+        case let .notSingleCSV(a, m):
+            return "\(a): expected exactly one .csv member, found \(m.count): \(m.joined(separator: ", "))"
+        case let .unsupported(a, m, r): return "\(a): member \(m): \(r)"
+        case let .corrupt(a, m, r): return "\(a): member \(m) is corrupt: \(r)"
+        case let .tooLarge(a, m, l, s):
+            return "\(a): member \(m) inflates to more than \(l) bytes (\(s) so far); refused as a zip bomb"
+        case let .io(a, r): return "\(a): read error: \(r)"
+        }
+    }
+}
+
+/// The one member of a kline archive, as listed by the central directory.
+public struct ZipMember: Sendable {
+    public let name: String
+    public let method: UInt16
+    public let flags: UInt16
+    public let crc32: UInt32
+    public let compressedSize: UInt64
+    public let uncompressedSize: UInt64
+    public let localHeaderOffset: UInt64
+}
+
+/// Reads the single CSV member of a zip archive as a stream: bytes are inflated through fixed-size
+/// buffers, so memory does not grow with the archive. CRC-32 and sizes are verified at the end, and
+/// the inflated size is capped (`maxInflatedSize`) to refuse zip bombs.
+public final class ZipEntryReader {
+    public let archivePath: String
+    public let member: ZipMember
+    public let maxInflatedSize: UInt64
+
+    private let fd: Int32
+    private let fileSize: UInt64
+    private var dataOffset: UInt64 = 0
+    private var compressedRead: UInt64 = 0
+    private var produced: UInt64 = 0
+    private var crc: UInt = 0
+    private var finished = false
+    private var stream = z_stream()
+    private var streamOpen = false
+    private let input: UnsafeMutablePointer<UInt8>
+    private static let inputCapacity = 1 << 16
+
+    /// Opens `path`, reads its central directory and checks that it holds exactly one `.csv` member.
+    public init(path: String, maxInflatedSize: UInt64 = .max) throws {
+        archivePath = path
+        self.maxInflatedSize = maxInflatedSize
+        fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ZipError.cannotOpen(archive: path, reason: String(cString: strerror(errno))) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            throw ZipError.cannotOpen(archive: path, reason: String(cString: strerror(errno)))
+        }
+        fileSize = UInt64(st.st_size)
+        input = .allocate(capacity: ZipEntryReader.inputCapacity)
+        do {
+            member = try ZipEntryReader.readCentralDirectory(fd: fd, fileSize: fileSize, path: path)
+            try openMember()
+        } catch {
+            input.deallocate()
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit {
+        if streamOpen { inflateEnd(&stream) }
+        input.deallocate()
+        close(fd)
+    }
+
+    /// Bytes inflated so far.
+    public var bytesProduced: UInt64 { produced }
+
+    /// Fills `buffer` with up to `capacity` inflated bytes; returns 0 at the end of the member, after
+    /// the CRC-32 and sizes were verified.
+    public func read(into buffer: UnsafeMutablePointer<UInt8>, capacity: Int) throws -> Int {
+        if finished || capacity == 0 { return 0 }
+        var n = 0
+        switch member.method {
+        case 0: n = try readStored(into: buffer, capacity: capacity)
+        default: n = try readDeflated(into: buffer, capacity: capacity)
+        }
+        if n > 0 {
+            crc = crc32(crc, buffer, UInt32(n))
+            produced += UInt64(n)
+            if produced > maxInflatedSize {
+                throw ZipError.tooLarge(archive: archivePath, member: member.name, limit: maxInflatedSize, size: produced)
+            }
+            if produced > member.uncompressedSize {
+                throw corrupt("inflates past its declared size of \(member.uncompressedSize) bytes")
+            }
+            return n
+        }
+        try verifyEnd()
+        finished = true
+        return 0
+    }
+
+    // MARK: - Member data
+
+    private func readStored(into buffer: UnsafeMutablePointer<UInt8>, capacity: Int) throws -> Int {
+        let remaining = member.compressedSize - compressedRead
+        if remaining == 0 { return 0 }
+        let want = Int(min(UInt64(capacity), remaining))
+        let got = try preadFully(buffer, want, dataOffset + compressedRead)
+        if got < want { throw corrupt("stored data ends early (truncated archive)") }
+        compressedRead += UInt64(got)
+        return got
+    }
+
+    private func readDeflated(into buffer: UnsafeMutablePointer<UInt8>, capacity: Int) throws -> Int {
+        stream.next_out = buffer
+        stream.avail_out = UInt32(min(capacity, Int(UInt32.max)))
+        while stream.avail_out > 0 {
+            if stream.avail_in == 0 {
+                let remaining = member.compressedSize - compressedRead
+                if remaining > 0 {
+                    let want = Int(min(UInt64(ZipEntryReader.inputCapacity), remaining))
+                    let got = try preadFully(input, want, dataOffset + compressedRead)
+                    if got < want { throw corrupt("compressed data ends early (truncated archive)") }
+                    compressedRead += UInt64(got)
+                    stream.next_in = input
+                    stream.avail_in = UInt32(got)
+                }
+            }
+            let before = stream.avail_out
+            let rc = inflate(&stream, Z_NO_FLUSH)
+            if rc == Z_STREAM_END { break }
+            if rc == Z_BUF_ERROR && stream.avail_in == 0 && member.compressedSize == compressedRead {
+                throw corrupt("deflate stream ends before its end marker (truncated)")
+            }
+            if rc != Z_OK && rc != Z_BUF_ERROR {
+                let msg = stream.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
+                throw corrupt("inflate failed: \(msg)")
+            }
+            if stream.avail_out == before && stream.avail_in == 0 && member.compressedSize == compressedRead {
+                throw corrupt("deflate stream ends before its end marker (truncated)")
+            }
+        }
+        return capacity - Int(stream.avail_out)
+    }
+
+    private func verifyEnd() throws {
+        if member.method == 8 {
+            // The loop stops on Z_STREAM_END; make sure we really got there and used all the input.
+            let rc = inflate(&stream, Z_FINISH)
+            guard rc == Z_STREAM_END else { throw corrupt("deflate stream did not end cleanly") }
+            let unused = UInt64(stream.avail_in) + (member.compressedSize - compressedRead)
+            if unused != 0 { throw corrupt("\(unused) bytes of compressed data after the end of the stream") }
+        }
+        if produced != member.uncompressedSize {
+            throw corrupt("inflated \(produced) bytes, the directory says \(member.uncompressedSize)")
+        }
+        if UInt32(truncatingIfNeeded: crc) != member.crc32 {
+            throw corrupt("CRC-32 mismatch: computed \(hex32(UInt32(truncatingIfNeeded: crc))), the directory says \(hex32(member.crc32))")
+        }
+    }
+
+    private func openMember() throws {
+        var local = [UInt8](repeating: 0, count: 30)
+        let got = try local.withUnsafeMutableBufferPointer { try preadFully($0.baseAddress!, 30, member.localHeaderOffset) }
+        guard got == 30, le32(local, 0) == 0x0403_4b50 else {
+            throw corrupt("no local file header at offset \(member.localHeaderOffset)")
+        }
+        let localMethod = le16(local, 8)
+        guard localMethod == member.method else {
+            throw corrupt("local header says method \(localMethod), the directory says \(member.method)")
+        }
+        dataOffset = member.localHeaderOffset + 30 + UInt64(le16(local, 26)) + UInt64(le16(local, 28))
+        guard dataOffset + member.compressedSize <= fileSize else {
+            throw corrupt("data runs past the end of the file (truncated archive)")
+        }
+        if member.uncompressedSize > maxInflatedSize {
+            throw ZipError.tooLarge(archive: archivePath, member: member.name, limit: maxInflatedSize, size: member.uncompressedSize)
+        }
+        if member.method == 8 {
+            let rc = inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+            guard rc == Z_OK else { throw corrupt("inflateInit2 failed (\(rc))") }
+            streamOpen = true
+        }
+    }
+
+    private func corrupt(_ reason: String) -> ZipError {
+        .corrupt(archive: archivePath, member: member.name, reason: reason)
+    }
+
+    private func preadFully(_ buf: UnsafeMutablePointer<UInt8>, _ count: Int, _ offset: UInt64) throws -> Int {
+        try ZipEntryReader.preadFully(fd: fd, buf, count, offset, path: archivePath)
+    }
+
+    private static func preadFully(fd: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ count: Int, _ offset: UInt64, path: String) throws -> Int {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buf + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ZipError.io(archive: path, reason: String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    // MARK: - Central directory
+
+    private static func readCentralDirectory(fd: Int32, fileSize: UInt64, path: String) throws -> ZipMember {
+        // The end-of-central-directory record is 22 bytes plus a comment of at most 65535 bytes.
+        let tailSize = Int(min(fileSize, 22 + 65535 + 20))
+        guard tailSize >= 22 else { throw ZipError.notAZip(archive: path, reason: "file is \(fileSize) bytes long") }
+        var tail = [UInt8](repeating: 0, count: tailSize)
+        let tailStart = fileSize - UInt64(tailSize)
+        _ = try tail.withUnsafeMutableBufferPointer { try preadFully(fd: fd, $0.baseAddress!, tailSize, tailStart, path: path) }
+        var eocd = -1
+        var i = tailSize - 22
+        while i >= 0 {
+            if tail[i] == 0x50, le32(tail, i) == 0x0605_4b50, i + 22 + Int(le16(tail, i + 20)) <= tailSize { eocd = i; break }
+            i -= 1
+        }
+        guard eocd >= 0 else { throw ZipError.notAZip(archive: path, reason: "no end-of-central-directory record") }
+        var entries = UInt64(le16(tail, eocd + 10))
+        var cdSize = UInt64(le32(tail, eocd + 12))
+        var cdOffset = UInt64(le32(tail, eocd + 16))
+        if entries == 0xFFFF || cdSize == 0xFFFF_FFFF || cdOffset == 0xFFFF_FFFF {
+            // Zip64: a locator sits just before the classic record and points at the zip64 record.
+            let loc = eocd - 20
+            guard loc >= 0, le32(tail, loc) == 0x0706_4b50 else {
+                throw ZipError.notAZip(archive: path, reason: "zip64 end-of-central-directory locator missing")
+            }
+            let rec64Offset = le64(tail, loc + 8)
+            var rec = [UInt8](repeating: 0, count: 56)
+            let got = try rec.withUnsafeMutableBufferPointer { try preadFully(fd: fd, $0.baseAddress!, 56, rec64Offset, path: path) }
+            guard got == 56, le32(rec, 0) == 0x0606_4b50 else {
+                throw ZipError.notAZip(archive: path, reason: "zip64 end-of-central-directory record missing")
+            }
+            entries = le64(rec, 32)
+            cdSize = le64(rec, 40)
+            cdOffset = le64(rec, 48)
+        }
+        guard cdOffset + cdSize <= fileSize, cdSize < 1 << 24 else {
+            throw ZipError.notAZip(archive: path, reason: "central directory at \(cdOffset)+\(cdSize) lies outside the file")
+        }
+        guard entries > 0 else { throw ZipError.notSingleCSV(archive: path, members: []) }
+        var cd = [UInt8](repeating: 0, count: Int(cdSize))
+        let got = try cd.withUnsafeMutableBufferPointer { try preadFully(fd: fd, $0.baseAddress!, Int(cdSize), cdOffset, path: path) }
+        guard got == Int(cdSize) else { throw ZipError.notAZip(archive: path, reason: "central directory truncated") }
+
+        var members: [ZipMember] = []
+        var p = 0
+        for _ in 0..<min(entries, 10_000) {
+            guard p + 46 <= cd.count, le32(cd, p) == 0x0201_4b50 else {
+                throw ZipError.notAZip(archive: path, reason: "bad central directory entry at offset \(cdOffset + UInt64(p))")
+            }
+            let flags = le16(cd, p + 8), method = le16(cd, p + 10), crc = le32(cd, p + 16)
+            var csize = UInt64(le32(cd, p + 20)), usize = UInt64(le32(cd, p + 24))
+            let nameLen = Int(le16(cd, p + 28)), extraLen = Int(le16(cd, p + 30)), commentLen = Int(le16(cd, p + 32))
+            var offset = UInt64(le32(cd, p + 42))
+            guard p + 46 + nameLen + extraLen + commentLen <= cd.count else {
+                throw ZipError.notAZip(archive: path, reason: "central directory entry overruns the directory")
+            }
+            let name = String(decoding: cd[(p + 46)..<(p + 46 + nameLen)], as: UTF8.self)
+            // Zip64 extra field (id 1): the 8-byte values present are those whose 32-bit field is all ones.
+            var e = p + 46 + nameLen
+            let extraEnd = e + extraLen
+            while e + 4 <= extraEnd {
+                let id = le16(cd, e), size = Int(le16(cd, e + 2))
+                var q = e + 4
+                if id == 1 {
+                    if usize == 0xFFFF_FFFF, q + 8 <= e + 4 + size { usize = le64(cd, q); q += 8 }
+                    if csize == 0xFFFF_FFFF, q + 8 <= e + 4 + size { csize = le64(cd, q); q += 8 }
+                    if offset == 0xFFFF_FFFF, q + 8 <= e + 4 + size { offset = le64(cd, q); q += 8 }
+                }
+                e += 4 + size
+            }
+            members.append(ZipMember(name: name, method: method, flags: flags, crc32: crc,
+                                     compressedSize: csize, uncompressedSize: usize, localHeaderOffset: offset))
+            p += 46 + nameLen + extraLen + commentLen
+        }
+        guard members.count == 1, members[0].name.lowercased().hasSuffix(".csv") else {
+            throw ZipError.notSingleCSV(archive: path, members: members.map(\.name))
+        }
+        let m = members[0]
+        if m.flags & 1 != 0 { throw ZipError.unsupported(archive: path, member: m.name, reason: "encrypted members are not supported") }
+        guard m.method == 0 || m.method == 8 else {
+            throw ZipError.unsupported(archive: path, member: m.name, reason: "compression method \(m.method) is not supported (only stored and deflate)")
+        }
+        return m
+    }
+}
+
+@inline(__always) func le16(_ b: [UInt8], _ i: Int) -> UInt16 { UInt16(b[i]) | UInt16(b[i + 1]) << 8 }
+@inline(__always) func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
+    UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
+}
+@inline(__always) func le64(_ b: [UInt8], _ i: Int) -> UInt64 { UInt64(le32(b, i)) | UInt64(le32(b, i + 4)) << 32 }
+func hex32(_ v: UInt32) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: 8 - s.count) + s
+}

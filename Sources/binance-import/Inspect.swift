@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import KlineArchive
+
+/// `binance-import inspect ARCHIVE.zip`: decode one archive and print its validation report.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decode one kline archive and print its validation report.",
+        discussion: "Exits 1 when the archive is not a kline archive or does not decode (the reason is printed), and, with --strict, when it has anomalies."
+    )
+
+    @Argument(help: "A Binance kline archive (SYMBOL-INTERVAL-YYYY-MM[-DD].zip).")
+    var archive: String
+
+    @Option(help: "Kline interval (1s, 1m, ... 1d); default: from the file name.")
+    var interval: String?
+
+    @Option(help: "Float width of price and volume columns: float32 or float64.")
+    var dtype: String = "float32"
+
+    @Option(help: "Columns, comma-separated (Open,High,Low,Close,Volume,QuoteVolume,Trades,TakerBuyBaseVolume,TakerBuyQuoteVolume).")
+    var columns: String = "Open,High,Low,Close,Volume"
+
+    @Option(help: "Print the first N rows as parsed.")
+    var head: Int = 0
+
+    @Flag(help: "Fail (exit 1) on any anomaly, as the `strict` validation policy does.")
+    var strict = false
+
+    @Flag(help: "Print JSON for scripts instead of text.")
+    var json = false
+
+    func validate() throws {
+        if let interval, KlineInterval(interval) == nil {
+            throw ValidationError("unknown interval '\(interval)'; expected one of \(KlineInterval.all.map(\.name).joined(separator: " "))")
+        }
+        guard FloatType(rawValue: dtype) != nil else { throw ValidationError("--dtype must be float32 or float64, not '\(dtype)'") }
+        for name in columns.split(separator: ",") where KlineColumn(name: String(name)) == nil {
+            throw ValidationError("unknown column '\(name)'; expected \(KlineColumn.allCases.map(\.rawValue).joined(separator: ","))")
+        }
+        guard head >= 0 else { throw ValidationError("--head must be >= 0") }
+    }
+
+    func run() throws {
+        let options = KlineDecodeOptions(
+            interval: interval.flatMap(KlineInterval.init),
+            columns: columns.split(separator: ",").compactMap { KlineColumn(name: String($0)) },
+            floatType: FloatType(rawValue: dtype)!,
+            policy: strict ? .strict : .report)
+        var report: KlineReport
+        var batch: KlineBatch?
+        do {
+            if head > 0 {
+                let decoded = try KlineArchiveDecoder.decode(path: archive, options: options)
+                (batch, report) = (decoded.batch, decoded.report)
+            } else {
+                report = try KlineArchiveDecoder.stream(path: archive, options: options, chunkRows: 65536) { _ in }
+            }
+        } catch KlineDecodeError.strict(_, let failed) {
+            print(json ? try reportJSON(failed, nil) : ReportText.render(failed, nil))
+            FileHandle.standardError.write(Data("error: \(archive): strict validation failed\n".utf8))
+            throw ExitCode(1)
+        }
+        print(json ? try reportJSON(report, batch) : ReportText.render(report, batch.map { headRows($0) }))
+    }
+
+    private func headRows(_ batch: KlineBatch) -> KlineBatch {
+        let n = min(head, batch.count)
+        return KlineBatch(epochs: Array(batch.epochs.prefix(n)), columns: batch.columns.map { c in
+            switch c.values {
+            case let .float32(v): return (c.column, .float32(Array(v.prefix(n))))
+            case let .float64(v): return (c.column, .float64(Array(v.prefix(n))))
+            case let .int64(v): return (c.column, .int64(Array(v.prefix(n))))
+            }
+        })
+    }
+
+    private func reportJSON(_ report: KlineReport, _ batch: KlineBatch?) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as! [String: Any]
+        object["header"] = report.header
+        if let batch {
+            let rows = headRows(batch)
+            object["head"] = (0..<rows.count).map { i -> [String: Any] in
+                var row: [String: Any] = ["Epoch": rows.epochs[i]]
+                for c in rows.columns {
+                    switch c.values {
+                    case let .float32(v): row[c.column.rawValue] = Double(v[i])
+                    case let .float64(v): row[c.column.rawValue] = v[i]
+                    case let .int64(v): row[c.column.rawValue] = v[i]
+                    }
+                }
+                return row
+            }
+        }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
