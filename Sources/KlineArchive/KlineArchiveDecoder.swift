@@ -116,6 +116,9 @@ public enum KlineArchiveDecoder {
                 while let nl = memchr(p, 0x0A, end - p) {
                     let lineEnd = UnsafePointer(nl.assumingMemoryBound(to: UInt8.self))
                     let contentEnd = lineEnd > p && (lineEnd - 1).pointee == 0x0D ? lineEnd - 1 : lineEnd
+                    if contentEnd - p > maxLineLength {
+                        throw KlineDecodeError.lineTooLong(archive: reader.archivePath, line: parser.line + 1, limit: maxLineLength)
+                    }
                     try parser.parseLine(p, contentEnd)
                     p = lineEnd + 1
                     if parser.bufferedRows >= chunkRows { try onBatch(parser.takeBatch()) }

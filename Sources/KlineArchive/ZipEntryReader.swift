@@ -73,15 +73,15 @@ public final class ZipEntryReader {
             throw ZipError.cannotOpen(archive: path, reason: String(cString: strerror(errno)))
         }
         fileSize = UInt64(st.st_size)
-        input = .allocate(capacity: ZipEntryReader.inputCapacity)
         do {
             member = try ZipEntryReader.readCentralDirectory(fd: fd, fileSize: fileSize, path: path)
-            try openMember()
         } catch {
-            input.deallocate()
             close(fd)
             throw error
         }
+        input = .allocate(capacity: ZipEntryReader.inputCapacity)
+        // From here on, deinit releases the descriptor, the buffer and the zlib stream.
+        try openMember()
     }
 
     deinit {

@@ -1,0 +1,74 @@
+import XCTest
+@testable import KlineArchive
+
+/// The number parser gives exactly what the C library's correctly rounding strtof/strtod give.
+final class DecimalParserTests: XCTestCase {
+    /// Binance's shapes: up to 8 decimals, up to 20 significant digits, with and without trailing
+    /// zeros, plus halfway cases for float32 rounding and a few exponent forms.
+    func randomDecimal(_ rng: inout SplitMix64) -> String {
+        let shape = rng.next() % 10
+        if shape == 0 {
+            // A float32 midpoint (24-bit mantissa plus a half) printed exactly, then nudged or not.
+            let m = Double((rng.next() % (1 << 24)) | (1 << 23)) + 0.5
+            let e = Int(rng.next() % 40) - 28
+            let v = m * pow(2.0, Double(e))
+            return String(format: "%.\(Int(rng.next() % 3) + 24)g", v)
+        }
+        let significant = Int(rng.next() % 20) + 1
+        let decimals = Int(rng.next() % 9)
+        var digits = ""
+        for i in 0..<significant { digits.append(Character(String(i == 0 ? rng.next() % 9 + 1 : rng.next() % 10))) }
+        var text: String
+        if decimals == 0 {
+            text = digits
+        } else if decimals >= significant {
+            text = "0." + String(repeating: "0", count: decimals - significant) + digits
+        } else {
+            text = String(digits.dropLast(decimals)) + "." + String(digits.suffix(decimals))
+        }
+        if shape == 1 { text += String(repeating: "0", count: Int(rng.next() % 8)) }  // Binance pads with zeros
+        if shape == 2 { text += "e" + String(Int(rng.next() % 30) - 15) }
+        return text
+    }
+
+    func parse<T>(_ text: String, _ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>) -> T?) -> T? {
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBufferPointer { f($0.baseAddress!, $0.baseAddress! + $0.count) }
+    }
+
+    func testOneMillionRandomDecimalsMatchStrtofAndStrtod() {
+        var rng = SplitMix64(seed: 20_261_125)
+        var mismatches: [String] = []
+        for _ in 0..<1_000_000 {
+            let text = randomDecimal(&rng)
+            let f = parse(text, DecimalParser.parseFloat)
+            let d = parse(text, DecimalParser.parseDouble)
+            if f?.bitPattern != strtof(text, nil).bitPattern || d?.bitPattern != strtod(text, nil).bitPattern {
+                if mismatches.count < 10 { mismatches.append(text) }
+            }
+        }
+        XCTAssertEqual(mismatches, [])
+    }
+
+    func testKnownHardCases() {
+        let cases = [
+            "0", "0.00000000", "-0.0", "1", "16777216", "16777217", "16777219", "0.1", "0.3", "7195.24000000",
+            "9007199254740993", "90071992547409931", "12345678901234567890", "1234567890.1234567890",
+            "0.00000001", "4.0000000000000000001", "3.4028235e38", "3.4028236e38", "1e-45", "2.5e-46",
+            // float32 double-rounding traps: halfway between floats in double, not in decimal
+            "1.00000005960464477539062500000001", "1.000000059604644775390625", "8388609.5", "8388610.5",
+            "0.000000000000000000000000000000000000011754942807573642917",
+        ]
+        for text in cases {
+            XCTAssertEqual(parse(text, DecimalParser.parseFloat)?.bitPattern, strtof(text, nil).bitPattern, text)
+            XCTAssertEqual(parse(text, DecimalParser.parseDouble)?.bitPattern, strtod(text, nil).bitPattern, text)
+        }
+    }
+
+    func testMalformedInputIsRejected() {
+        for text in ["", "-", ".", "1.2.3", "1e", "1e+", "abc", "1,5", " 1", "1 ", "0x10", "inf", "nan", "--1", "1..2"] {
+            XCTAssertNil(parse(text, DecimalParser.parseDouble), text)
+            XCTAssertNil(parse(text, DecimalParser.parseFloat), text)
+        }
+    }
+}

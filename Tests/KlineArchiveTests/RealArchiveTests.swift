@@ -1,0 +1,104 @@
+import Foundation
+import XCTest
+@testable import KlineArchive
+
+/// Every real archive in ../shared/binance decodes to exactly what an independent Python reader
+/// (zipfile + csv + numpy, Tests/helpers/reference_decode.py) gives: rows, epochs, and every value
+/// bit for bit in float32 and float64.
+final class RealArchiveTests: XCTestCase {
+    struct Reference: Decodable {
+        let rows: Int
+        let time_unit: String
+        let epochs: [Int64]
+        let f4: [String: [UInt32]]
+        let f8: [String: [UInt64]]
+        let Trades: [Int64]
+    }
+
+    func reference(_ path: String) throws -> Reference {
+        let script = TestPaths.repoRoot.appendingPathComponent("Tests/helpers/reference_decode.py").path
+        let result = try runProcess("/usr/bin/env", ["python3", script, path])
+        XCTAssertEqual(result.status, 0, "reference reader failed: \(result.stderr)")
+        return try JSONDecoder().decode(Reference.self, from: result.stdout)
+    }
+
+    func testEveryRealKlineArchiveMatchesTheIndependentReader() throws {
+        let dir = try TestPaths.sharedBinance()
+        let archives = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".zip") }.sorted()
+        XCTAssertEqual(archives.count, 5)
+        for file in archives {
+            let path = dir.appendingPathComponent(file).path
+            let expected = try reference(path)
+            for floatType in [FloatType.float32, .float64] {
+                let (batch, report) = try KlineArchiveDecoder.decode(path: path, options: .init(columns: KlineColumn.allCases, floatType: floatType))
+                XCTAssertEqual(report.rows, expected.rows, file)
+                XCTAssertEqual(report.rowsInFile, expected.rows, file)
+                XCTAssertEqual(report.timeUnit, expected.time_unit, file)
+                XCTAssertEqual(batch.epochs, expected.epochs, file)
+                XCTAssertEqual(report.firstOpenTime, expected.epochs.first, file)
+                XCTAssertEqual(report.lastOpenTime, expected.epochs.last, file)
+                XCTAssertEqual(report.expectedRows, expected.rows, "\(file): a full day")
+                XCTAssertEqual(report.anomalies, [], file)
+                XCTAssertFalse(report.header)
+                for (column, values) in batch.columns {
+                    switch values {
+                    case let .float32(v):
+                        XCTAssertEqual(v.map(\.bitPattern), expected.f4[column.rawValue], "\(file) \(column) f4")
+                    case let .float64(v):
+                        XCTAssertEqual(v.map(\.bitPattern), expected.f8[column.rawValue], "\(file) \(column) f8")
+                    case let .int64(v):
+                        XCTAssertEqual(v, expected.Trades, "\(file) Trades")
+                    }
+                }
+            }
+        }
+    }
+
+    func testMicrosecondFilesGiveEpochSeconds() throws {
+        let path = try TestPaths.sharedBinance().appendingPathComponent("BTCUSDT-1h-2026-05-08.zip").path
+        let (batch, report) = try KlineArchiveDecoder.decode(path: path)
+        XCTAssertEqual(report.timeUnit, "us")
+        XCTAssertEqual(batch.epochs.first, 1_778_198_400)  // 2026-05-08T00:00:00Z
+        XCTAssertEqual(batch.epochs.last, 1_778_198_400 + 23 * 3600)
+        XCTAssertEqual(report.periodStart, 1_778_198_400)
+    }
+
+    func testFundingRateArchiveIsRefusedAsNotKline() throws {
+        let path = try TestPaths.sharedBinance().appendingPathComponent("non-kline/BTCUSDT-fundingRate-2026-04.zip").path
+        for interval in [nil, KlineInterval("1h")] {
+            XCTAssertThrowsError(try KlineArchiveDecoder.decode(path: path, options: .init(interval: interval))) { error in
+                guard case KlineDecodeError.notKline = error else { return XCTFail("\(error)") }
+                XCTAssertTrue("\(error)".contains("not a kline archive"), "\(error)")
+                XCTAssertTrue("\(error)".contains("BTCUSDT-fundingRate-2026-04.zip"), "\(error)")
+            }
+        }
+    }
+
+    /// The CLI's JSON has the documented fields, and a broken archive exits non-zero with the reason.
+    func testInspectCommandJSONAndExitCodes() throws {
+        let binary = TestPaths.productsDirectory.appendingPathComponent("binance-import").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw XCTSkip("binance-import is not built next to the tests (\(binary)); `make test` builds it")
+        }
+        let dir = try TestPaths.sharedBinance()
+        let ok = try runProcess(binary, ["inspect", dir.appendingPathComponent("BTCUSDT-1m-2020-01-02.zip").path, "--json", "--head", "2"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        let json = try JSONSerialization.jsonObject(with: ok.stdout) as! [String: Any]
+        XCTAssertEqual(json["rows"] as? Int, 1440)
+        XCTAssertEqual(json["first_open_time"] as? Int, 1_577_923_200)
+        XCTAssertEqual(json["last_open_time"] as? Int, 1_577_923_200 + 1439 * 60)
+        XCTAssertEqual(json["time_unit"] as? String, "ms")
+        XCTAssertEqual(json["header"] as? Bool, false)
+        XCTAssertEqual((json["anomalies"] as? [Any])?.count, 0)
+        let head = json["head"] as! [[String: Any]]
+        XCTAssertEqual(head.count, 2)
+        XCTAssertEqual(head[0]["Open"] as? Double, Double(Float("7200.77")!))
+
+        let bad = try runProcess(binary, ["inspect", dir.appendingPathComponent("non-kline/BTCUSDT-fundingRate-2026-04.zip").path, "--json"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("not a kline archive"), bad.stderr)
+
+        let usage = try runProcess(binary, ["inspect", "x.zip", "--dtype", "float16"])
+        XCTAssertEqual(usage.status, 2, usage.stderr)
+    }
+}
