@@ -17,7 +17,7 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         // Binance kline archive decoder: zip reader, exact number parser, CSV-to-columns, validation.
         .target(name: "KlineArchive", dependencies: ["CZlib"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+                swiftSettings: [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
             "KlineArchive",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

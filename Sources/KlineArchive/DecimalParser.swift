@@ -25,10 +25,103 @@ public enum DecimalParser {
         public var overflow = false
     }
 
-    static let powersOfTen: [Double] = (0...22).map { k in
-        var v = 1.0
-        for _ in 0..<k { v *= 10 }
-        return v
+    /// 10^k for k in 0...22, all exact doubles (a switch, not a global table: no lazy-init check).
+    @inline(__always)
+    static func powerOfTen(_ k: Int) -> Double {
+        switch k {
+        case 0: return 1e0
+        case 1: return 1e1
+        case 2: return 1e2
+        case 3: return 1e3
+        case 4: return 1e4
+        case 5: return 1e5
+        case 6: return 1e6
+        case 7: return 1e7
+        case 8: return 1e8
+        case 9: return 1e9
+        case 10: return 1e10
+        case 11: return 1e11
+        case 12: return 1e12
+        case 13: return 1e13
+        case 14: return 1e14
+        case 15: return 1e15
+        case 16: return 1e16
+        case 17: return 1e17
+        case 18: return 1e18
+        case 19: return 1e19
+        case 20: return 1e20
+        case 21: return 1e21
+        default: return 1e22
+        }
+    }
+
+    /// The value of 8 ASCII digits at `p` (SWAR, as in simdjson), or nil when they are not all digits.
+    @inline(__always)
+    public static func eightDigits(_ p: UnsafePointer<UInt8>) -> UInt64? {
+        let v = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+        guard (v & 0xF0F0_F0F0_F0F0_F0F0) | (((v &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4) == 0x3333_3333_3333_3333 else {
+            return nil
+        }
+        var x = v &- 0x3030_3030_3030_3030
+        x = (x &* 10) &+ (x >> 8)
+        x = (((x & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32)))
+            &+ (((x >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10000 << 32)))) >> 32
+        return x
+    }
+
+    /// The run of ASCII digits at the start of the 8 bytes at `p`: its value and length (0...8).
+    /// Bytes after the first non-digit are ignored (they may lie past the field).
+    @inline(__always)
+    public static func leadingDigits(_ p: UnsafePointer<UInt8>) -> (value: UInt64, count: Int) {
+        let v = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+        let x = v &- 0x3030_3030_3030_3030
+        // High bit set in each byte that is not a digit (exact up to the first one).
+        let nonDigit = (x | (x &+ 0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080
+        let n = nonDigit.trailingZeroBitCount >> 3
+        if n == 0 { return (0, 0) }
+        // Right-align the n digits (zero bytes before them are leading zeros), then combine.
+        var y = n == 8 ? x : x << UInt64(8 * (8 - n))
+        y = (y &* 10) &+ (y >> 8)
+        y = (((y & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32)))
+            &+ (((y >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10000 << 32)))) >> 32
+        return (y, n)
+    }
+
+    /// The common Binance shape, `digits[.digits]` with at most 19 digits, scanned quickly (eight
+    /// fraction digits at a time); returns where it stopped, or nil for any other shape (the caller
+    /// then uses `scanPrefix`).
+    @inline(__always)
+    public static func scanPlain(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, into s: inout Scanned) -> UnsafePointer<UInt8>? {
+        var p = start
+        var m: UInt64 = 0
+        while p < end {
+            let d = p.pointee &- 48
+            if d > 9 { break }
+            m = m &* 10 &+ UInt64(d)
+            p += 1
+        }
+        let intDigits = p - start
+        guard intDigits > 0, intDigits <= 11 else { return nil }
+        var scale = 0
+        if p < end, p.pointee == UInt8(ascii: ".") {
+            p += 1
+            if end - p >= 8, let eight = eightDigits(p) {
+                m = m &* 100_000_000 &+ eight
+                p += 8
+                scale = 8
+            }
+            while p < end {
+                let d = p.pointee &- 48
+                if d > 9 { break }
+                m = m &* 10 &+ UInt64(d)
+                p += 1
+                scale += 1
+            }
+            guard intDigits + scale <= 19 else { return nil }
+        }
+        s.mantissa = m
+        s.scale = scale
+        return p
     }
 
     /// Scans `[start, end)` as `[-|+]digits[.digits][(e|E)[-|+]digits]`; nil when malformed.
@@ -111,10 +204,10 @@ public enum DecimalParser {
             v = 0
         } else if s.scale >= 0 {
             guard s.scale <= 22 else { return nil }
-            v = m / powersOfTen[s.scale]
+            v = m / powerOfTen(s.scale)
         } else {
             guard s.scale >= -22 else { return nil }
-            v = m * powersOfTen[-s.scale]
+            v = m * powerOfTen(-s.scale)
         }
         return s.negative ? -v : v
     }

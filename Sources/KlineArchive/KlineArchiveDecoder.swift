@@ -103,7 +103,9 @@ public enum KlineArchiveDecoder {
     /// moved to the front of the buffer before the next inflate.
     private static func run<F>(_ reader: ZipEntryReader, _ parser: KlineCSVParser<F>, chunkRows: Int,
                                _ onBatch: (KlineBatch) throws -> Void) throws {
-        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: bufferSize)
+        // 64 bytes of padding: the field parser reads 8-byte words that may run past a line's end.
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: bufferSize + 64)
+        buffer.initialize(repeating: 0, count: bufferSize + 64)
         defer { buffer.deallocate() }
         var filled = 0
         do {

@@ -11,15 +11,18 @@ final class KlineCSVParser<F: KlineFloat> {
     let columns: [KlineColumn]
     let intervalSeconds: Int64?
     let period: ArchivePeriod?
+    private let periodStart: Int64, periodEnd: Int64  // cached: computing them costs a calendar conversion
 
     // Which columns to keep (the rest is parsed for validation only).
     private let keepOpen, keepHigh, keepLow, keepClose, keepVolume: Bool
     private let keepQuote, keepTrades, keepTakerBase, keepTakerQuote: Bool
 
-    private var epochs: [Int64] = []
-    private var open: [F] = [], high: [F] = [], low: [F] = [], close: [F] = [], volume: [F] = []
-    private var quote: [F] = [], takerBase: [F] = [], takerQuote: [F] = []
-    private var trades: [Int64] = []
+    // Rows of the current batch; unkept columns stay at capacity 1 and are never written.
+    private var rowCount = 0
+    private var capacity: Int
+    private var epochs: ColumnBuffer<Int64>
+    private var open, high, low, close, volume, quote, takerBase, takerQuote: ColumnBuffer<F>
+    private var trades: ColumnBuffer<Int64>
 
     // Time unit, fixed by the first data row.
     private(set) var unitDigits = 0
@@ -43,6 +46,8 @@ final class KlineCSVParser<F: KlineFloat> {
         self.columns = columns
         self.intervalSeconds = intervalSeconds
         self.period = period
+        periodStart = period?.start ?? .min
+        periodEnd = period?.end ?? .max
         let set = Set(columns)
         keepOpen = set.contains(.open); keepHigh = set.contains(.high); keepLow = set.contains(.low)
         keepClose = set.contains(.close); keepVolume = set.contains(.volume); keepQuote = set.contains(.quoteVolume)
@@ -54,46 +59,57 @@ final class KlineCSVParser<F: KlineFloat> {
         } else {
             slots = SlotSet(anchor: 0, step: step, slotCount: 0)  // anchored at the first row
         }
-        reserveAll(reserve)
+        let capacity = max(1, reserve)
+        self.capacity = capacity
+        func buffer(_ keep: Bool) -> ColumnBuffer<F> { ColumnBuffer(capacity: keep ? capacity : 1) }
+        epochs = ColumnBuffer(capacity: capacity)
+        trades = ColumnBuffer(capacity: keepTrades ? capacity : 1)
+        open = buffer(keepOpen); high = buffer(keepHigh); low = buffer(keepLow); close = buffer(keepClose)
+        volume = buffer(keepVolume); quote = buffer(keepQuote)
+        takerBase = buffer(keepTakerBase); takerQuote = buffer(keepTakerQuote)
     }
 
-    private func reserveAll(_ n: Int) {
-        epochs.reserveCapacity(n)
-        if keepOpen { open.reserveCapacity(n) }
-        if keepHigh { high.reserveCapacity(n) }
-        if keepLow { low.reserveCapacity(n) }
-        if keepClose { close.reserveCapacity(n) }
-        if keepVolume { volume.reserveCapacity(n) }
-        if keepQuote { quote.reserveCapacity(n) }
-        if keepTrades { trades.reserveCapacity(n) }
-        if keepTakerBase { takerBase.reserveCapacity(n) }
-        if keepTakerQuote { takerQuote.reserveCapacity(n) }
+    deinit {
+        for b in [open, high, low, close, volume, quote, takerBase, takerQuote] { b.free() }
+        epochs.free()
+        trades.free()
     }
 
-    var bufferedRows: Int { epochs.count }
+    private func growAll() {
+        let n = rowCount + 1
+        epochs.grow(minimum: n, keeping: rowCount)
+        if keepOpen { open.grow(minimum: n, keeping: rowCount) }
+        if keepHigh { high.grow(minimum: n, keeping: rowCount) }
+        if keepLow { low.grow(minimum: n, keeping: rowCount) }
+        if keepClose { close.grow(minimum: n, keeping: rowCount) }
+        if keepVolume { volume.grow(minimum: n, keeping: rowCount) }
+        if keepQuote { quote.grow(minimum: n, keeping: rowCount) }
+        if keepTrades { trades.grow(minimum: n, keeping: rowCount) }
+        if keepTakerBase { takerBase.grow(minimum: n, keeping: rowCount) }
+        if keepTakerQuote { takerQuote.grow(minimum: n, keeping: rowCount) }
+        capacity = epochs.capacity
+    }
 
-    /// Hands out the rows parsed so far as a batch and starts a new one of the same capacity.
+    var bufferedRows: Int { rowCount }
+
+    /// Hands out the rows parsed so far as a batch (copies) and starts the next batch.
     func takeBatch() -> KlineBatch {
-        let capacity = epochs.capacity
-        var cols: [(column: KlineColumn, values: ColumnValues)] = []
-        for c in columns {
+        let n = rowCount
+        let cols: [(column: KlineColumn, values: ColumnValues)] = columns.map { c in
             switch c {
-            case .open: cols.append((c, F.column(open)))
-            case .high: cols.append((c, F.column(high)))
-            case .low: cols.append((c, F.column(low)))
-            case .close: cols.append((c, F.column(close)))
-            case .volume: cols.append((c, F.column(volume)))
-            case .quoteVolume: cols.append((c, F.column(quote)))
-            case .trades: cols.append((c, .int64(trades)))
-            case .takerBuyBaseVolume: cols.append((c, F.column(takerBase)))
-            case .takerBuyQuoteVolume: cols.append((c, F.column(takerQuote)))
+            case .open: return (c, F.column(open.array(n)))
+            case .high: return (c, F.column(high.array(n)))
+            case .low: return (c, F.column(low.array(n)))
+            case .close: return (c, F.column(close.array(n)))
+            case .volume: return (c, F.column(volume.array(n)))
+            case .quoteVolume: return (c, F.column(quote.array(n)))
+            case .trades: return (c, .int64(trades.array(n)))
+            case .takerBuyBaseVolume: return (c, F.column(takerBase.array(n)))
+            case .takerBuyQuoteVolume: return (c, F.column(takerQuote.array(n)))
             }
         }
-        let batch = KlineBatch(epochs: epochs, columns: cols)
-        epochs = []; open = []; high = []; low = []; close = []; volume = []
-        quote = []; takerBase = []; takerQuote = []; trades = []
-        reserveAll(capacity)
-        return batch
+        rowCount = 0
+        return KlineBatch(epochs: epochs.array(n), columns: cols)
     }
 
     var timeUnit: String? { unitDigits == 13 ? "ms" : unitDigits == 16 ? "us" : nil }
@@ -170,16 +186,19 @@ final class KlineCSVParser<F: KlineFloat> {
         }
         trackTime(epoch)
 
-        epochs.append(epoch)
-        if keepOpen { open.append(o) }
-        if keepHigh { high.append(h) }
-        if keepLow { low.append(l) }
-        if keepClose { close.append(c) }
-        if keepVolume { volume.append(v) }
-        if keepQuote { quote.append(qv) }
-        if keepTrades { trades.append(count.value) }
-        if keepTakerBase { takerBase.append(tb) }
-        if keepTakerQuote { takerQuote.append(tq) }
+        if rowCount == capacity { growAll() }
+        let i = rowCount
+        epochs.base[i] = epoch
+        if keepOpen { open.base[i] = o }
+        if keepHigh { high.base[i] = h }
+        if keepLow { low.base[i] = l }
+        if keepClose { close.base[i] = c }
+        if keepVolume { volume.base[i] = v }
+        if keepQuote { quote.base[i] = qv }
+        if keepTrades { trades.base[i] = count.value }
+        if keepTakerBase { takerBase.base[i] = tb }
+        if keepTakerQuote { takerQuote.base[i] = tq }
+        rowCount = i + 1
     }
 
     @inline(__always)
@@ -193,8 +212,8 @@ final class KlineCSVParser<F: KlineFloat> {
             }
         }
         lastOpenTime = epoch
-        if let period, epoch < period.start || epoch >= period.end {
-            log.add(.outsidePeriod, line: line, openTime: epoch, "open time \(UTCCalendar.iso8601(epoch)) is outside \(period)")
+        if epoch < periodStart || epoch >= periodEnd {
+            log.add(.outsidePeriod, line: line, openTime: epoch, "open time \(UTCCalendar.iso8601(epoch)) is outside \(period!)")
         }
         let isNew = slots.insert(epoch)
         if epoch <= maxEpoch {
@@ -256,6 +275,15 @@ final class KlineCSVParser<F: KlineFloat> {
         let start = p
         var v: Int64 = 0
         var q = p
+        if e - q >= 9, let eight = DecimalParser.eightDigits(q) {  // timestamps: 13 or 16 digits
+            v = Int64(eight)
+            q += 8
+        }
+        let (more, tail) = DecimalParser.leadingDigits(q)  // the rest, or a short count, in one load
+        if tail < 8, q + tail < e {
+            v = v &* Int64(DecimalParser.powerOfTen(tail)) &+ Int64(more)
+            q += tail
+        }
         while q < e {
             let d = q.pointee &- 48
             if d > 9 { break }
@@ -268,9 +296,64 @@ final class KlineCSVParser<F: KlineFloat> {
         return (v, n)
     }
 
-    /// A decimal field followed by a comma, converted to the correctly rounded F.
+    /// A decimal field followed by a comma, converted to the correctly rounded F. The common shape
+    /// (`digits[.digits]`, at most 19 digits, mantissa < 2^53) is handled inline; anything else
+    /// (signs, exponents, long mantissas, float32 halfway cases, errors) goes to `slowFloatField`.
     @inline(__always)
     private func floatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
+        // Binance's own shape, 1-7 integer digits and exactly 8 decimals, in two 8-byte loads.
+        // (The line buffer has padding, so loads may run past `e`; only bytes before `e` are used.)
+        let start = p
+        let (intValue, intDigits) = DecimalParser.leadingDigits(start)
+        let comma = start + intDigits + 9
+        if intDigits > 0, intDigits < 8, comma < e, (start + intDigits).pointee == UInt8(ascii: "."),
+           comma.pointee == UInt8(ascii: ","), let eight = DecimalParser.eightDigits(start + intDigits + 1),
+           let v = F.exact(intValue &* 100_000_000 &+ eight, 8) {
+            p = comma + 1
+            return v
+        }
+        return try loopFloatField(&p, e, lineStart, column)
+    }
+
+    /// Other plain decimals (`digits[.digits]`, at most 19 digits, mantissa < 2^53).
+    @inline(__always)
+    private func loopFloatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
+        let start = p
+        var q = p
+        var m: UInt64 = 0
+        while q < e {
+            let d = q.pointee &- 48
+            if d > 9 { break }
+            m = m &* 10 &+ UInt64(d)
+            q += 1
+        }
+        let intDigits = q - start
+        var scale = 0
+        if q < e, q.pointee == UInt8(ascii: ".") {
+            q += 1
+            if e - q >= 8, let eight = DecimalParser.eightDigits(q) {
+                m = m &* 100_000_000 &+ eight
+                q += 8
+                scale = 8
+            }
+            while q < e {
+                let d = q.pointee &- 48
+                if d > 9 { break }
+                m = m &* 10 &+ UInt64(d)
+                q += 1
+                scale += 1
+            }
+        }
+        if intDigits > 0, intDigits <= 11, intDigits + scale <= 19, m < 1 << 53, q < e, q.pointee == UInt8(ascii: ","),
+           let v = F.exact(m, scale) {
+            p = q + 1
+            return v
+        }
+        return try slowFloatField(&p, e, lineStart, column)
+    }
+
+    @inline(never)
+    private func slowFloatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
         let start = p
         var s = DecimalParser.Scanned()
         guard let stop = DecimalParser.scanPrefix(start, e, into: &s), stop < e, stop.pointee == UInt8(ascii: ","),

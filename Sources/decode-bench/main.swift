@@ -1,1 +1,100 @@
-print("todo")
+// decode-bench: times the kline decoder against plain inflate of the same archive, alternating the
+// two in one process, and reports medians. Driven by bench/decode_bench.py (`make bench-decode`).
+//
+//   decode-bench compare ARCHIVE [--runs N] [--dtype float32|float64]   -> JSON timings
+//   decode-bench rss ARCHIVE [--dtype ...]                              -> JSON peak RSS of one decode
+import Foundation
+import KlineArchive
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func cpuSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func peakRSSBytes() -> Int {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return usage.ru_maxrss * 1024
+}
+
+/// Inflate only: the same reader and 1 MiB buffer as the decoder, no parsing.
+func inflateOnly(_ path: String) throws -> UInt64 {
+    let reader = try ZipEntryReader(path: path)
+    let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
+    defer { buffer.deallocate() }
+    while try reader.read(into: buffer, capacity: 1 << 20) > 0 {}
+    return reader.bytesProduced
+}
+
+/// The importer's decode path: streaming batches of 65,536 rows, all nine columns.
+func decode(_ path: String, _ floatType: FloatType) throws -> KlineReport {
+    try KlineArchiveDecoder.stream(path: path, options: .init(columns: KlineColumn.allCases, floatType: floatType),
+                                   chunkRows: 65536) { _ in }
+}
+
+func median(_ v: [Double]) -> Double {
+    let s = v.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func emit(_ object: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+guard args.count >= 2 else {
+    FileHandle.standardError.write(Data("usage: decode-bench compare|rss ARCHIVE [--runs N] [--dtype float32|float64]\n".utf8))
+    exit(2)
+}
+let command = args.removeFirst(), path = args.removeFirst()
+var runs = 7
+var floatType = FloatType.float32
+while !args.isEmpty {
+    let flag = args.removeFirst()
+    guard let value = args.first else { break }
+    args.removeFirst()
+    if flag == "--runs" { runs = Int(value) ?? runs }
+    if flag == "--dtype" { floatType = FloatType(rawValue: value) ?? floatType }
+}
+
+do {
+    switch command {
+    case "rss":
+        let t0 = now(), c0 = cpuSeconds()
+        let report = try decode(path, floatType)
+        emit(["rows": report.rowsInFile, "csv_bytes": report.csvBytes, "seconds": now() - t0,
+              "cpu_seconds": cpuSeconds() - c0, "peak_rss_bytes": peakRSSBytes()])
+    case "compare":
+        _ = try inflateOnly(path)  // warm the page cache
+        var decodeTimes: [Double] = [], inflateTimes: [Double] = [], ratios: [Double] = []
+        var rows = 0, csvBytes: UInt64 = 0
+        for _ in 0..<runs {
+            let t0 = now()
+            csvBytes = try inflateOnly(path)
+            let t1 = now()
+            rows = try decode(path, floatType).rowsInFile
+            let t2 = now()
+            inflateTimes.append(t1 - t0)
+            decodeTimes.append(t2 - t1)
+            ratios.append((t2 - t1) / (t1 - t0))
+        }
+        emit(["rows": rows, "csv_bytes": csvBytes, "runs": runs, "dtype": floatType.rawValue,
+              "decode_seconds": decodeTimes, "inflate_seconds": inflateTimes, "ratios": ratios,
+              "decode_median": median(decodeTimes), "inflate_median": median(inflateTimes),
+              "ratio_median": median(ratios)])
+    default:
+        FileHandle.standardError.write(Data("unknown command \(command)\n".utf8))
+        exit(2)
+    }
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}

@@ -71,4 +71,44 @@ final class DecimalParserTests: XCTestCase {
             XCTAssertNil(parse(text, DecimalParser.parseFloat), text)
         }
     }
+
+    /// The CSV parser's own fast paths (8-byte loads) give the same bits as strtof/strtod for
+    /// random decimals in every float column.
+    func testRandomDecimalsThroughTheCSVParserMatchStrtofAndStrtod() throws {
+        var rng = SplitMix64(seed: 7)
+        let start = ArchivePeriod(year: 2024, month: 1)!.start
+        var lines: [String] = []
+        var fields: [[String]] = []
+        for i in 0..<30_000 {
+            var f = (0..<8).map { _ -> String in
+                var text = randomDecimal(&rng)
+                if rng.next() % 2 == 0, !text.contains("e"), let dot = text.firstIndex(of: ".") {
+                    // Binance's shape: pad or cut to exactly 8 decimals.
+                    let decimals = text.distance(from: dot, to: text.endIndex) - 1
+                    text = decimals < 8 ? text + String(repeating: "0", count: 8 - decimals) : String(text.prefix(text.distance(from: text.startIndex, to: dot) + 9))
+                }
+                return text
+            }
+            fields.append(f)
+            let t = (start + Int64(i)) * 1000
+            f.insert(String(t), at: 0)
+            f.insert(String(t + 999), at: 6)
+            f.insert(String(rng.next() % 100_000), at: 8)
+            f.append("0")
+            lines.append(f.joined(separator: ","))
+        }
+        let dir = try TestPaths.temporaryDirectory()
+        let path = try writeFile(dir, "XUSDT-1s-2024-01.zip", ZipBuilder.single("XUSDT-1s-2024-01.csv", lines.joined(separator: "\n")))
+        let float64 = KlineColumn.allCases.filter { $0 != .trades }
+        let (b4, _) = try KlineArchiveDecoder.decode(path: path, options: .init(columns: float64, floatType: .float32))
+        let (b8, _) = try KlineArchiveDecoder.decode(path: path, options: .init(columns: float64, floatType: .float64))
+        var mismatches: [String] = []
+        for (k, column) in float64.enumerated() {
+            guard case let .float32(v4) = b4.values(column)!, case let .float64(v8) = b8.values(column)! else { return XCTFail() }
+            for i in 0..<fields.count where v4[i].bitPattern != strtof(fields[i][k], nil).bitPattern || v8[i].bitPattern != strtod(fields[i][k], nil).bitPattern {
+                if mismatches.count < 10 { mismatches.append("\(column) row \(i): \(fields[i][k])") }
+            }
+        }
+        XCTAssertEqual(mismatches, [])
+    }
 }

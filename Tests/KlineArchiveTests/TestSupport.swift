@@ -169,13 +169,15 @@ enum SyntheticKlines {
             let volume = Double(rng.next() % 100_000_000) / 1e6
             let trades = rng.next() % 5000
             let takerBase = volume * Double(rng.next() % 100) / 100
-            return [String(t), fmt(open, 2), fmt(high, 2), fmt(low, 2), fmt(close, 2), fmt(volume, 8),
+            return [String(t), price8(open), price8(high), price8(low), price8(close), fmt(volume, 8),
                     String(t + interval * unit - 1), fmt(volume * open, 8), String(trades), fmt(takerBase, 8),
                     fmt(takerBase * open, 8), "0"].joined(separator: ",")
         }
     }
 
     static func fmt(_ v: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", v) }
+    /// A price on a 0.01 tick, printed as Binance does with 8 decimals (7195.24000000).
+    static func price8(_ v: Double) -> String { fmt((v * 100).rounded() / 100, 8) }
 }
 
 struct SplitMix64: RandomNumberGenerator {
