@@ -18,10 +18,13 @@ func cpuSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// Peak resident set of this process (VmHWM). Not getrusage's ru_maxrss: Linux carries that over
+/// from the parent across fork and exec, so a big parent would show up here.
 func peakRSSBytes() -> Int {
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return usage.ru_maxrss * 1024
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) else { return -1 }
+    return kb * 1024
 }
 
 /// Inflate only: the same reader and 1 MiB buffer as the decoder, no parsing.
