@@ -269,21 +269,49 @@ final class KlineCSVParser<F: KlineFloat> {
 
     // MARK: - Fields
 
-    /// An unsigned integer field followed by a comma; the value and its digit count.
+    /// An unsigned integer field followed by a comma; the value and its digit count. Up to 15
+    /// digits take two 8-byte loads (the line buffer is padded, and only bytes before `e` count).
     @inline(__always)
     private func intField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> (value: Int64, digits: Int) {
         let start = p
         var v: Int64 = 0
-        var q = p
-        if e - q >= 9, let eight = DecimalParser.eightDigits(q) {  // timestamps: 13 or 16 digits
+        var q = start
+        if let eight = DecimalParser.eightDigits(q) {  // timestamps: 13 or 16 digits
             v = Int64(eight)
             q += 8
         }
-        let (more, tail) = DecimalParser.leadingDigits(q)  // the rest, or a short count, in one load
-        if tail < 8, q + tail < e {
-            v = v &* Int64(DecimalParser.powerOfTen(tail)) &+ Int64(more)
+        let (more, tail) = DecimalParser.leadingDigits(q)  // the rest, or a short count
+        if tail < 8 {
             q += tail
+            let n = q - start
+            if n > 0, q < e, q.pointee == UInt8(ascii: ",") {
+                p = q + 1
+                return (v &* powerOfTen(tail) &+ Int64(more), n)
+            }
         }
+        return try slowIntField(&p, e, lineStart, column)
+    }
+
+    @inline(__always)
+    private func powerOfTen(_ k: Int) -> Int64 {
+        switch k {
+        case 0: return 1
+        case 1: return 10
+        case 2: return 100
+        case 3: return 1000
+        case 4: return 10000
+        case 5: return 100_000
+        case 6: return 1_000_000
+        default: return 10_000_000
+        }
+    }
+
+    /// Integers of 16 to 18 digits (microsecond timestamps), and errors.
+    @inline(never)
+    private func slowIntField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> (value: Int64, digits: Int) {
+        let start = p
+        var v: Int64 = 0
+        var q = p
         while q < e {
             let d = q.pointee &- 48
             if d > 9 { break }
@@ -315,8 +343,9 @@ final class KlineCSVParser<F: KlineFloat> {
         return try loopFloatField(&p, e, lineStart, column)
     }
 
-    /// Other plain decimals (`digits[.digits]`, at most 19 digits, mantissa < 2^53).
-    @inline(__always)
+    /// Other plain decimals (`digits[.digits]`, at most 19 digits, mantissa < 2^53). Kept out of
+    /// line so that the 8-decimal path above stays small enough to inline into `parseRow`.
+    @inline(never)
     private func loopFloatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
         let start = p
         var q = p

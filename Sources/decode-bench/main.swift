@@ -75,6 +75,10 @@ do {
         let report = try decode(path, floatType)
         emit(["rows": report.rowsInFile, "csv_bytes": report.csvBytes, "seconds": now() - t0,
               "cpu_seconds": cpuSeconds() - c0, "peak_rss_bytes": peakRSSBytes()])
+    case "inflate":
+        let t0 = now()
+        let bytes = try inflateOnly(path)
+        emit(["csv_bytes": bytes, "seconds": now() - t0, "peak_rss_bytes": peakRSSBytes()])
     case "compare":
         _ = try inflateOnly(path)  // warm the page cache
         var decodeTimes: [Double] = [], inflateTimes: [Double] = [], ratios: [Double] = []
