@@ -281,13 +281,11 @@ final class KlineCSVParser<F: KlineFloat> {
             q += 8
         }
         let (more, tail) = DecimalParser.leadingDigits(q)  // the rest, or a short count
-        if tail < 8 {
-            q += tail
-            let n = q - start
-            if n > 0, q < e, q.pointee == UInt8(ascii: ",") {
-                p = q + 1
-                return (v &* powerOfTen(tail) &+ Int64(more), n)
-            }
+        q += tail
+        let n = q - start
+        if n > 0, n <= 16, q < e, q.pointee == UInt8(ascii: ",") {
+            p = q + 1
+            return (tail == 8 ? v &* 100_000_000 &+ Int64(more) : v &* powerOfTen(tail) &+ Int64(more), n)
         }
         return try slowIntField(&p, e, lineStart, column)
     }
@@ -306,7 +304,7 @@ final class KlineCSVParser<F: KlineFloat> {
         }
     }
 
-    /// Integers of 16 to 18 digits (microsecond timestamps), and errors.
+    /// Integers of 17 or 18 digits, and errors.
     @inline(never)
     private func slowIntField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> (value: Int64, digits: Int) {
         let start = p
