@@ -15,8 +15,10 @@ let package = Package(
         // zlib (raw inflate and CRC-32) through the system library: apt-get install zlib1g-dev.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // Typed contiguous columns, shared by the decoder and the MarketStore client.
+        .target(name: "Columnar"),
         // Binance kline archive decoder: zip reader, exact number parser, CSV-to-columns, validation.
-        .target(name: "KlineArchive", dependencies: ["CZlib"],
+        .target(name: "KlineArchive", dependencies: ["CZlib", "Columnar"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
             "KlineArchive",
@@ -24,6 +26,9 @@ let package = Package(
         ]),
         // `make bench-decode`: decode vs inflate-only timings on generated archives.
         .executableTarget(name: "decode-bench", dependencies: ["KlineArchive", "CZlib"]),
+        // msgpack codec (the subset MarketStore uses); no offline package provides one.
+        .target(name: "MsgPack"),
         .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib"]),
+        .testTarget(name: "MsgPackTests", dependencies: ["MsgPack"]),
     ]
 )

@@ -1,3 +1,5 @@
+@_exported import Columnar
+
 /// A kline column that can be imported, with its MarketStore column name.
 public enum KlineColumn: String, CaseIterable, Codable, Sendable {
     case open = "Open", high = "High", low = "Low", close = "Close", volume = "Volume"
@@ -33,57 +35,6 @@ public enum FloatType: String, Codable, Sendable {
     case float32, float64
     /// MarketStore's type string.
     public var wireType: String { self == .float32 ? "f4" : "f8" }
-}
-
-/// One column's values, contiguous, ready to go on the wire as raw little-endian bytes.
-public enum ColumnValues: Equatable, Sendable {
-    case float32([Float])
-    case float64([Double])
-    case int64([Int64])
-
-    public var count: Int {
-        switch self {
-        case let .float32(v): return v.count
-        case let .float64(v): return v.count
-        case let .int64(v): return v.count
-        }
-    }
-
-    /// MarketStore's type string (`f4`, `f8`, `i8`).
-    public var wireType: String {
-        switch self {
-        case .float32: return "f4"
-        case .float64: return "f8"
-        case .int64: return "i8"
-        }
-    }
-
-    /// The value at `i` as a double (for display and checks, not for the wire).
-    public func double(at i: Int) -> Double {
-        switch self {
-        case let .float32(v): return Double(v[i])
-        case let .float64(v): return v[i]
-        case let .int64(v): return Double(v[i])
-        }
-    }
-
-    /// The column with rows taken in `order`.
-    func gathered(_ order: [Int]) -> ColumnValues {
-        switch self {
-        case let .float32(v): return .float32(order.map { v[$0] })
-        case let .float64(v): return .float64(order.map { v[$0] })
-        case let .int64(v): return .int64(order.map { v[$0] })
-        }
-    }
-
-    mutating func append(contentsOf other: ColumnValues) {
-        switch (self, other) {
-        case (.float32(var a), .float32(let b)): a.append(contentsOf: b); self = .float32(a)
-        case (.float64(var a), .float64(let b)): a.append(contentsOf: b); self = .float64(a)
-        case (.int64(var a), .int64(let b)): a.append(contentsOf: b); self = .int64(a)
-        default: preconditionFailure("appending columns of different types")
-        }
-    }
 }
 
 /// Decoded klines as columns: Epoch (UTC seconds) plus the chosen columns, in the chosen order.

@@ -1,0 +1,89 @@
+/// Typed, contiguous columns whose bytes go on the wire as they are (little-endian).
+/// One column's values, contiguous, ready to go on the wire as raw little-endian bytes.
+public enum ColumnValues: Equatable, Sendable {
+    case float32([Float])
+    case float64([Double])
+    case int64([Int64])
+
+    public var count: Int {
+        switch self {
+        case let .float32(v): return v.count
+        case let .float64(v): return v.count
+        case let .int64(v): return v.count
+        }
+    }
+
+    /// MarketStore's type string (`f4`, `f8`, `i8`).
+    public var wireType: String {
+        switch self {
+        case .float32: return "f4"
+        case .float64: return "f8"
+        case .int64: return "i8"
+        }
+    }
+
+    /// The little-endian bytes of the column (no copy).
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch self {
+        case let .float32(v): return try v.withUnsafeBytes(body)
+        case let .float64(v): return try v.withUnsafeBytes(body)
+        case let .int64(v): return try v.withUnsafeBytes(body)
+        }
+    }
+
+    /// A column from its wire type and little-endian bytes; nil for other types or a byte count
+    /// that is not a whole number of values.
+    public init?(wireType: String, bytes: [UInt8]) {
+        func values<T>(_: T.Type) -> [T]? {
+            let size = MemoryLayout<T>.size
+            guard bytes.count % size == 0 else { return nil }
+            return [T](unsafeUninitializedCapacity: bytes.count / size) { buffer, count in
+                bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: $0) }
+                count = bytes.count / size
+            }
+        }
+        switch wireType {
+        case "f4": guard let v = values(Float.self) else { return nil }; self = .float32(v)
+        case "f8": guard let v = values(Double.self) else { return nil }; self = .float64(v)
+        case "i8": guard let v = values(Int64.self) else { return nil }; self = .int64(v)
+        default: return nil
+        }
+    }
+
+    /// Rows `range` of the column.
+    public func slice(_ range: Range<Int>) -> ColumnValues {
+        switch self {
+        case let .float32(v): return .float32(Array(v[range]))
+        case let .float64(v): return .float64(Array(v[range]))
+        case let .int64(v): return .int64(Array(v[range]))
+        }
+    }
+
+    /// The value at `i` as a double (for display and checks, not for the wire).
+    public func double(at i: Int) -> Double {
+        switch self {
+        case let .float32(v): return Double(v[i])
+        case let .float64(v): return v[i]
+        case let .int64(v): return Double(v[i])
+        }
+    }
+
+    /// The column with rows taken in `order`.
+    public func gathered(_ order: [Int]) -> ColumnValues {
+        switch self {
+        case let .float32(v): return .float32(order.map { v[$0] })
+        case let .float64(v): return .float64(order.map { v[$0] })
+        case let .int64(v): return .int64(order.map { v[$0] })
+        }
+    }
+
+    public mutating func append(contentsOf other: ColumnValues) {
+        switch (self, other) {
+        case (.float32(var a), .float32(let b)): a.append(contentsOf: b); self = .float32(a)
+        case (.float64(var a), .float64(let b)): a.append(contentsOf: b); self = .float64(a)
+        case (.int64(var a), .int64(let b)): a.append(contentsOf: b); self = .int64(a)
+        default: preconditionFailure("appending columns of different types")
+        }
+    }
+}
+
