@@ -26,9 +26,16 @@ let package = Package(
         ]),
         // `make bench-decode`: decode vs inflate-only timings on generated archives.
         .executableTarget(name: "decode-bench", dependencies: ["KlineArchive", "CZlib"]),
+        // libcurl (apt-get install libcurl4-openssl-dev) through non-variadic C wrappers.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        // HTTP over libcurl: one reused connection per session, timeouts, streaming bodies.
+        .target(name: "CurlHTTP", dependencies: ["CCurl"]),
         // msgpack codec (the subset MarketStore uses); no offline package provides one.
         .target(name: "MsgPack"),
+        // MarketStore client: datasets, RPC over HTTP, schema guard, timeframes.
+        .target(name: "MarketStore", dependencies: ["Columnar", "CurlHTTP", "MsgPack"]),
         .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib"]),
         .testTarget(name: "MsgPackTests", dependencies: ["MsgPack"]),
+        .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP"]),
     ]
 )

@@ -1,0 +1,282 @@
+import Columnar
+import CurlHTTP
+import Foundation
+import MsgPack
+import XCTest
+@testable import MarketStore
+
+/// The client against the MarketStore test server: round trips, schema guard, error paths.
+final class MarketStoreClientTests: XCTestCase {
+    var server: MarketStoreTestServer!
+    var client: MarketStoreClient!
+
+    override func setUp() async throws {
+        server = try MarketStoreTestServer()
+        client = MarketStoreClient(url: server.url, timeouts: .init(connect: 2, total: 10))
+    }
+
+    override func tearDown() async throws { server.stop() }
+
+    /// Kline-like columns for `symbol`: n rows of 1Min from 2024-01-01, f4 or f8 prices, and the
+    /// extra columns (QuoteVolume f8, Trades i8, TakerBuy* f8).
+    func columns(seed: Int, n: Int, float64: Bool, extra: Bool = true) -> (names: [String], columns: [ColumnValues]) {
+        let start: Int64 = 1_704_067_200
+        let epochs = (0..<n).map { start + Int64($0) * 60 }
+        func prices(_ k: Int) -> ColumnValues {
+            let v = (0..<n).map { 100 + Double(seed * 1000 + $0 * 7 + k) / 3 }
+            return float64 ? .float64(v) : .float32(v.map { Float($0) })
+        }
+        var names = ["Epoch", "Open", "High", "Low", "Close", "Volume"]
+        var cols: [ColumnValues] = [.int64(epochs), prices(0), prices(1), prices(2), prices(3), prices(4)]
+        if extra {
+            names += ["QuoteVolume", "Trades", "TakerBuyBaseVolume", "TakerBuyQuoteVolume"]
+            cols += [.float64((0..<n).map { 1e6 + Double($0) / 7 }), .int64((0..<n).map { Int64($0 * seed) }),
+                     .float64((0..<n).map { Double($0) / 3 }), .float64((0..<n).map { Double($0) / 9 })]
+        }
+        return (names, cols)
+    }
+
+    func testMultiSymbolWritesOfF4AndF8ComeBackExact() async throws {
+        for (group, float64) in [("F4", false), ("F8", true)] {
+            let parts = (1...3).map { i -> (key: String, names: [String], columns: [ColumnValues]) in
+                let c = columns(seed: i, n: 500 + i, float64: float64)
+                return ("SYM\(i)USDT/1Min/\(group)", c.names, c.columns)
+            }
+            let dataset = try WriteDataSet.concatenating(parts)
+            XCTAssertEqual(dataset.keys.map(\.start), [0, 501, 1003])
+            try await SchemaGuard(client: client).write(dataset)
+            let back = try await client.query(symbols: ["SYM1USDT", "SYM2USDT", "SYM3USDT"], timeframe: "1Min", attributeGroup: group)
+            XCTAssertEqual(back.map(\.key), parts.map(\.key))
+            for (result, part) in zip(back, parts) {
+                XCTAssertEqual(result.names, part.names)
+                XCTAssertEqual(result.columns, part.columns, "\(result.key): every value exact")
+            }
+        }
+        let stats = try await server.stats()
+        XCTAssertEqual(stats.writeCalls, 2, "one request per dataset")
+        XCTAssertEqual(stats.writeKeys.map(\.count), [3, 3], "three keys per request")
+        let version = try await client.version()
+        XCTAssertEqual(version, "007586568aa92a1c83189b3c06843dc27a23e5b3")
+    }
+
+    func testQueryRangeLimitAndFromStart() async throws {
+        let c = columns(seed: 1, n: 100, float64: false, extra: false)
+        try await client.write(try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 100)]))
+        let epochs = c.columns[0]
+        guard case let .int64(e) = epochs else { return XCTFail() }
+        let ranged = try await client.query(symbols: ["BTCUSDT"], timeframe: "1Min", attributeGroup: "OHLCV", from: e[10], to: e[20])
+        XCTAssertEqual(ranged.first?.epochs, Array(e[10...20]), "both ends included")
+        let last = try await client.query(symbols: ["BTCUSDT"], timeframe: "1Min", attributeGroup: "OHLCV", limit: 5)
+        XCTAssertEqual(last.first?.epochs, Array(e[95...]))
+        let first = try await client.query(symbols: ["BTCUSDT"], timeframe: "1Min", attributeGroup: "OHLCV", limit: 5, limitFromStart: true)
+        XCTAssertEqual(first.first?.epochs, Array(e[..<5]))
+    }
+
+    func testRewritingIsIdempotentAndEpochsAreFlooredToTheirSlot() async throws {
+        let key = WriteDataSet.KeyRange(key: "ETHUSDT/1Min/OHLCV", start: 0, count: 3)
+        let names = ["Epoch", "Open", "High", "Low", "Close", "Volume"]
+        let f: (Float) -> ColumnValues = { .float32([$0, $0, $0]) }
+        let ds = try WriteDataSet(names: names, columns: [.int64([60, 120, 150]), f(1), f(2), f(3), f(4), f(5)], keys: [key])
+        try await client.write(ds)
+        try await client.write(ds)
+        let back = try await client.query(symbols: ["ETHUSDT"], timeframe: "1Min", attributeGroup: "OHLCV")
+        XCTAssertEqual(back.first?.epochs, [60, 120], "150 lands in the 120 slot (last write wins); nothing duplicated")
+    }
+
+    func testTheServerLosesThe1JanuaryRowOf1DBuckets() async throws {
+        let jan1: Int64 = 1_704_067_200
+        let names = ["Epoch", "Open", "High", "Low", "Close", "Volume"]
+        let n = 3
+        let col: ColumnValues = .float32([1, 2, 3])
+        try await client.write(try WriteDataSet(names: names, columns: [.int64((0..<n).map { jan1 + Int64($0) * 86400 }), col, col, col, col, col],
+                                                keys: [.init(key: "BTCUSDT/1D/OHLCV", start: 0, count: n)]))
+        let back = try await client.query(symbols: ["BTCUSDT"], timeframe: "1D", attributeGroup: "OHLCV")
+        XCTAssertEqual(back.first?.epochs, [jan1 + 86400, jan1 + 2 * 86400])
+    }
+
+    // MARK: - Schema guard
+
+    func testGuardSendsColumnsInTheBucketOrder() async throws {
+        let key = "BNBUSDT/1Min/OHLCV"
+        let base = columns(seed: 1, n: 10, float64: false, extra: false)
+        try await client.write(try WriteDataSet(names: base.names, columns: base.columns, keys: [.init(key: key, start: 0, count: 10)]))
+        // The same names in another order: Volume first.
+        let newer = columns(seed: 2, n: 10, float64: false, extra: false)
+        let order = [0, 5, 1, 2, 3, 4]
+        let shuffled = try WriteDataSet(names: order.map { newer.names[$0] }, columns: order.map { newer.columns[$0] }, keys: [.init(key: key, start: 0, count: 10)])
+
+        // Unguarded, the server stores it scrambled (the trap) ...
+        try await client.write(shuffled)
+        let scrambled = try await client.query(symbols: ["BNBUSDT"], timeframe: "1Min", attributeGroup: "OHLCV")
+        XCTAssertEqual(scrambled.first?.columns[1], newer.columns[5], "Open holds the Volume values")
+        // ... guarded, it arrives in the bucket's order.
+        try await SchemaGuard(client: client).write(shuffled)
+        let back = try await client.query(symbols: ["BNBUSDT"], timeframe: "1Min", attributeGroup: "OHLCV")
+        XCTAssertEqual(back.first?.names, base.names)
+        XCTAssertEqual(back.first?.columns, newer.columns)
+    }
+
+    func testGuardRefusesOtherTypesUnlessAllowed() async throws {
+        let key = "XRPUSDT/1Min/OHLCV"
+        let f4 = columns(seed: 1, n: 10, float64: false, extra: false)
+        try await client.write(try WriteDataSet(names: f4.names, columns: f4.columns, keys: [.init(key: key, start: 0, count: 10)]))
+        let f8 = columns(seed: 1, n: 10, float64: true, extra: false)
+        let ds = try WriteDataSet(names: f8.names, columns: f8.columns, keys: [.init(key: key, start: 0, count: 10)])
+        do {
+            try await SchemaGuard(client: client).write(ds)
+            XCTFail("a type mismatch must be refused")
+        } catch let MarketStoreError.schemaMismatch(k, bucket, dataset, reason) {
+            XCTAssertEqual(k, key)
+            XCTAssertEqual(bucket.map(\.type), ["i8", "f4", "f4", "f4", "f4", "f4"])
+            XCTAssertEqual(dataset.map(\.type), ["i8", "f8", "f8", "f8", "f8", "f8"])
+            XCTAssertTrue(reason.contains("types differ"), reason)
+            XCTAssertTrue("\(MarketStoreError.schemaMismatch(key: k, bucket: bucket, dataset: dataset, reason: reason))".contains("Open:f4"))
+        }
+        try await SchemaGuard(client: client, allowTypeConversion: true).write(ds)
+        let back = try await client.query(symbols: ["XRPUSDT"], timeframe: "1Min", attributeGroup: "OHLCV")
+        XCTAssertEqual(back.first?.columns[1].wireType, "f4", "the server converted to the bucket's type")
+    }
+
+    func testGuardRefusesOtherNamesUnservableTimeframesAndVariableBuckets() async throws {
+        let c = columns(seed: 1, n: 5, float64: false, extra: false)
+        try await client.write(try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "A/1Min/OHLCV", start: 0, count: 5)]))
+        var renamed = c.names
+        renamed[5] = "Vol"
+        await assertThrows(try await SchemaGuard(client: self.client).write(try WriteDataSet(names: renamed, columns: c.columns, keys: [.init(key: "A/1Min/OHLCV", start: 0, count: 5)])), "column names differ")
+        await assertThrows(try await SchemaGuard(client: self.client).write(try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "A/4H/OHLCV", start: 0, count: 5)])), "cannot serve them back")
+        try await client.create(key: "V/1Min/OHLCV", columns: zip(c.names, c.columns).map { ColumnSchema($0, $1.wireType) }, variableLength: true)
+        await assertThrows(try await SchemaGuard(client: self.client).write(try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "V/1Min/OHLCV", start: 0, count: 5)])), "variable-length")
+        try await SchemaGuard(client: client, allowUnservableTimeframes: true).write(try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "A/4H/OHLCV", start: 0, count: 5)]))
+    }
+
+    func testTimeframeMapping() throws {
+        XCTAssertEqual(try ["1s", "1m", "5m", "15m", "30m", "1h", "2h", "1d"].map { try Timeframe.forBinanceInterval($0) },
+                       ["1Sec", "1Min", "5Min", "15Min", "30Min", "1H", "2H", "1D"])
+        for interval in ["3m", "4h", "6h", "8h", "12h", "3d", "1w", "1mo"] {
+            XCTAssertThrowsError(try Timeframe.forBinanceInterval(interval), interval)
+        }
+        XCTAssertEqual(try Timeframe.forBinanceInterval("4h", allowUnservable: true), "4H")
+        XCTAssertEqual(Timeframe.seconds("15Min"), 900)
+    }
+
+    // MARK: - Errors
+
+    func assertThrows(_ body: @autoclosure () async throws -> Void, _ text: String, file: StaticString = #filePath, line: UInt = #line) async {
+        do {
+            try await body()
+            XCTFail("expected an error containing \"\(text)\"", file: file, line: line)
+        } catch {
+            XCTAssertTrue("\(error)".contains(text), "\(error)", file: file, line: line)
+        }
+    }
+
+    func testServerErrorsBecomeTypedErrorsWithTheServersText() async throws {
+        let c = columns(seed: 1, n: 5, float64: false, extra: false)
+        let ds = try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 5)])
+        try await server.control(["fail_write": 1, "error": "open /data/BTCUSDT/1Min/OHLCV/2024.bin: no space left on device"])
+        do {
+            try await client.write(ds)
+            XCTFail()
+        } catch let MarketStoreError.refused(method, keys, message) {
+            XCTAssertEqual(method, "DataService.Write")
+            XCTAssertEqual(keys, ["BTCUSDT/1Min/OHLCV"])
+            XCTAssertEqual(message, "open /data/BTCUSDT/1Min/OHLCV/2024.bin: no space left on device")
+        }
+        // The real server's own refusals.
+        var names = c.names
+        names[0] = "Epoch"
+        let badEpoch = try WriteDataSet(names: names, columns: c.columns, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 5)])
+        try await client.write(badEpoch)  // fine: Epoch i8
+        var extra = c
+        extra.names.append("Extra")
+        extra.columns.append(.float32([1, 2, 3, 4, 5]))
+        await assertThrows(try await self.client.write(try WriteDataSet(names: extra.names, columns: extra.columns, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 5)])),
+                           "unable to match data columns ([{Epoch INT64} {Open FLOAT32}")
+        await assertThrows(try await self.client.write(try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "BTCUSDT/1min/OHLCV", start: 0, count: 5)])),
+                           "Unable to get timeframe from key")
+        await assertThrows(_ = try await self.client.query(symbols: ["BTCUSDT"], timeframe: "4H", attributeGroup: "OHLCV"), "no files returned from query parse")
+        await assertThrows(_ = try await self.client.query(symbols: ["BTCUSDT"], timeframe: "1S", attributeGroup: "OHLCV"), "timeframe not found in \"1S\"")
+        await assertThrows(_ = try await self.client.call("DataService.Nope", params: nil), "can't find method \"DataService.Nope\"")
+        await assertThrows(try await self.client.destroy(key: "NOPE/1Min/OHLCV"), "Unable to find level item: NOPE")
+        let missing = try await client.getInfo("NOPE/1Min/OHLCV")
+        XCTAssertNil(missing)
+        let info = try await client.getInfo("BTCUSDT/1Min/OHLCV")
+        XCTAssertEqual(info?.columns.map(\.description), ["Epoch:i8", "Open:f4", "High:f4", "Low:f4", "Close:f4", "Volume:f4"])
+        XCTAssertEqual(info?.timeframeSeconds, 60)
+        let symbols = try await client.listSymbols()
+        XCTAssertEqual(symbols, ["BTCUSDT"])
+        let keys = try await client.listSymbols(format: "tbk")
+        XCTAssertEqual(keys, ["BTCUSDT/1Min/OHLCV"])
+    }
+
+    func testEmptyBodiesClosedConnectionsAndNoServerAreFailures() async throws {
+        let c = columns(seed: 1, n: 5, float64: false, extra: false)
+        let ds = try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 5)])
+        try await server.control(["empty_write": 1])
+        await assertThrows(try await self.client.write(ds), "empty body")
+        try await server.control(["garbage_write": 1])
+        await assertThrows(try await self.client.write(ds), "not a valid RPC response: msgpack: unsupported type byte 0xc1 at byte 0")
+        // libcurl re-sends a request once when a kept-alive connection closes before any answer
+        // (harmless: writes to fixed-length buckets are idempotent), so drop two in a row.
+        try await server.control(["drop_write": 1])
+        try await server.control(["drop_write": 2])
+        do {
+            try await client.write(ds)
+            XCTFail()
+        } catch let MarketStoreError.transport(e) {
+            XCTAssertEqual(e.code, 52, "curl: empty reply from server")
+        }
+        try await server.control(["delay_write": 1, "delay": 3])
+        let impatient = MarketStoreClient(url: server.url, timeouts: .init(connect: 1, total: 1))
+        do {
+            try await impatient.write(ds)
+            XCTFail()
+        } catch let MarketStoreError.transport(e) {
+            XCTAssertTrue(e.isTimeout, "\(e)")
+        }
+        try await client.write(ds)  // the connection recovers
+        server.stop()
+        await assertThrows(try await self.client.write(ds), "MarketStore unreachable")
+    }
+
+    func testHTTPLevelBehaviourOfTheServer() async throws {
+        let session = CurlSession()
+        let wrongType = try await session.perform(method: "POST", url: server.url, headers: ["Content-Type: text/plain"], body: [1])
+        XCTAssertEqual(wrongType.status, 415)
+        XCTAssertEqual(String(decoding: wrongType.body, as: UTF8.self), "rpc: unrecognized Content-Type: text/plain\n")
+        let get = try await session.perform(method: "GET", url: server.url)
+        XCTAssertEqual(get.status, 405)
+        XCTAssertNotNil(get.headers["marketstore-version"])
+        let junk = try await session.perform(method: "POST", url: server.url, headers: ["Content-Type: application/x-msgpack"], body: [0xC1])
+        XCTAssertEqual(junk.status, 200)
+        XCTAssertEqual(junk.body, [], "undecodable msgpack: an empty 200")
+        // A range past the data makes the real server panic and close the connection.
+        var w = MsgPackWriter()
+        w.write(.object(["method": "DataService.Write", "id": "1", "jsonrpc": "2.0", "params": .object(["requests": [.object(["dataset": .object([
+            "types": ["i8"], "names": ["Epoch"], "data": [.binary([UInt8](repeating: 0, count: 8))], "length": 1,
+            "startindex": .object(["A/1Min/B": 0]), "lengths": .object(["A/1Min/B": 5]),
+        ])])]])]))
+        do {
+            _ = try await session.perform(method: "POST", url: server.url, headers: ["Content-Type: application/x-msgpack"], body: w.bytes)
+            XCTFail("the connection must be closed")
+        } catch let e as TransportError {
+            XCTAssertEqual(e.code, 52)
+        }
+    }
+
+    func testDataSetsAreCheckedBeforeSending() {
+        let e: ColumnValues = .int64([1, 2, 3])
+        let f: ColumnValues = .float32([1, 2, 3])
+        XCTAssertThrowsError(try WriteDataSet(names: ["Epoch", "Open"], columns: [e, f], keys: [.init(key: "A/1Min/B", start: 1, count: 3)])) {
+            XCTAssertTrue("\($0)".contains("covers rows 1..<4 of 3"), "\($0)")
+        }
+        XCTAssertThrowsError(try WriteDataSet(names: ["Epoch", "Open"], columns: [e, f], keys: [.init(key: "A/1Min", start: 0, count: 3)])) {
+            XCTAssertTrue("\($0)".contains("is not SYMBOL/Timeframe/AttributeGroup"), "\($0)")
+        }
+        XCTAssertThrowsError(try WriteDataSet(names: ["Open", "Epoch"], columns: [f, e], keys: []))
+        XCTAssertThrowsError(try WriteDataSet(names: ["Epoch", "Open"], columns: [e, .float32([1])], keys: []))
+        XCTAssertThrowsError(try WriteDataSet(names: ["Epoch", "Open"], columns: [e, f], keys: [.init(key: "A/1Min/B", start: 0, count: 2), .init(key: "C/1Min/B", start: 1, count: 2)])) {
+            XCTAssertTrue("\($0)".contains("overlap"), "\($0)")
+        }
+    }
+}
