@@ -3,7 +3,9 @@ SWIFT ?= swift
 PYTHON ?= python3
 ARCHIVE ?= ../shared/binance/BTCUSDT-1m-2020-01-01.zip
 
-.PHONY: all build release test bench bench-decode inspect clean
+PORT ?= 5993
+
+.PHONY: all build release test test-server bench bench-decode inspect clean
 
 all: build
 
@@ -17,6 +19,10 @@ release:
 test:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+# The MarketStore test server in the foreground (point pymarketstore or the importer at it).
+test-server:
+	$(PYTHON) Tests/servers/marketstore_server.py --port $(PORT)
 
 # Decoder speed: full decode vs inflate-only vs pandas, on generated archives (see docs/performance.md).
 bench-decode: release
