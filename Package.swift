@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // zlib (raw inflate and CRC-32) through the system library: apt-get install zlib1g-dev.
@@ -30,12 +31,20 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // HTTP over libcurl: one reused connection per session, timeouts, streaming bodies.
         .target(name: "CurlHTTP", dependencies: ["CCurl"]),
+        // Binance public data: archive addresses, S3 listing, verified downloads, the local cache.
+        .target(name: "BinanceSource", dependencies: [
+            "CurlHTTP", "KlineArchive",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // msgpack codec (the subset MarketStore uses); no offline package provides one.
         .target(name: "MsgPack"),
         // MarketStore client: datasets, RPC over HTTP, schema guard, timeframes.
         .target(name: "MarketStore", dependencies: ["Columnar", "CurlHTTP", "MsgPack"]),
         .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib"]),
         .testTarget(name: "MsgPackTests", dependencies: ["MsgPack"]),
-        .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP"]),
+        // Helpers of the test targets: Python test servers on ephemeral ports.
+        .target(name: "TestSupport", dependencies: ["CurlHTTP"], path: "Tests/TestSupport"),
+        .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
+        .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "TestSupport"]),
     ]
 )

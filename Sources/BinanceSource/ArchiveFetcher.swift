@@ -1,0 +1,221 @@
+import Crypto
+import CurlHTTP
+import Foundation
+
+/// An archive ready to decode, on local disk.
+public struct LocalArchive: Sendable, Equatable {
+    public var address: ArchiveAddress
+    public var path: String
+    /// SHA-256 (lower-case hex) of the archive, when a CHECKSUM verified it.
+    public var sha256: String?
+    public var verified: Bool { sha256 != nil }
+    /// Served from the cache (or a local mirror) without a download.
+    public var fromCache: Bool
+    /// HTTP requests made for the zip (0 from the cache).
+    public var attempts: Int
+}
+
+public enum FetchResult: Sendable, Equatable {
+    case ready(LocalArchive)
+    /// HTTP 404 (or no file in the mirror): not published yet, or never.
+    case notPublished(ArchiveAddress)
+}
+
+/// Downloads, verifies and caches archives. A download goes to a temporary file, hashed with
+/// SHA-256 as the bytes arrive, and is renamed into `<cache>/<remote path>` only when complete
+/// and verified; its CHECKSUM is stored beside it, and a cached archive is reused only while the
+/// published CHECKSUM is the same (a re-published archive is downloaded again).
+public final class ArchiveFetcher: Sendable {
+    public let location: SourceLocation
+    public let cacheDirectory: String
+    public let checksumRequired: Bool
+    public let retry: RetryPolicy
+    private let pool: SessionPool
+
+    public init(location: SourceLocation, cacheDirectory: String, checksumRequired: Bool = true, retry: RetryPolicy = .init(),
+                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 30)) {
+        self.location = location
+        self.cacheDirectory = cacheDirectory
+        self.checksumRequired = checksumRequired
+        self.retry = retry
+        pool = SessionPool(timeouts: timeouts)
+    }
+
+    public func cachedPath(_ address: ArchiveAddress) -> String { (cacheDirectory as NSString).appendingPathComponent(address.remotePath) }
+
+    /// Fetches one archive (or finds it in the cache or the mirror).
+    public func fetch(_ address: ArchiveAddress) async throws -> FetchResult {
+        switch location {
+        case let .directory(root): return try fetchFromMirror(address, root: root)
+        case .http:
+            let session = await pool.take()
+            defer { Task { await pool.give(session) } }
+            return try await fetchOverHTTP(address, session: session)
+        }
+    }
+
+    /// Fetches many archives, at most `parallelism` at a time, reporting each as it completes.
+    public func fetchAll(_ addresses: [ArchiveAddress], parallelism: Int,
+                         onResult: @escaping @Sendable (ArchiveAddress, Result<FetchResult, Error>) async -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            var iterator = addresses.makeIterator()
+            func addNext() -> Bool {
+                guard let address = iterator.next() else { return false }
+                group.addTask {
+                    do { await onResult(address, .success(try await self.fetch(address))) } catch { await onResult(address, .failure(error)) }
+                }
+                return true
+            }
+            for _ in 0..<max(1, parallelism) where !addNext() { break }
+            while await group.next() != nil { _ = addNext() }
+        }
+    }
+
+    // MARK: - Local mirror
+
+    private func fetchFromMirror(_ address: ArchiveAddress, root: String) throws -> FetchResult {
+        let path = (root as NSString).appendingPathComponent(address.remotePath)
+        guard FileManager.default.fileExists(atPath: path) else { return .notPublished(address) }
+        var sha: String?
+        if let text = try? String(contentsOfFile: path + ".CHECKSUM", encoding: .utf8) {
+            let expected = try Self.parseChecksum(text, url: path + ".CHECKSUM", fileName: address.fileName)
+            let actual = try Self.sha256(ofFile: path)
+            guard actual == expected else { throw SourceError.checksumMismatch(url: path, expected: expected, actual: actual) }
+            sha = actual
+        } else if checksumRequired {
+            throw SourceError.checksumMissing(url: path + ".CHECKSUM")
+        }
+        return .ready(LocalArchive(address: address, path: path, sha256: sha, fromCache: true, attempts: 0))
+    }
+
+    // MARK: - HTTP
+
+    private func fetchOverHTTP(_ address: ArchiveAddress, session: CurlSession) async throws -> FetchResult {
+        let zipURL = location.url(of: address.remotePath), sumURL = location.url(of: address.checksumPath)
+        let (sumResponse, _) = try await retry.run(url: sumURL) { try await session.perform(method: "GET", url: sumURL) }
+        var expected: String?
+        switch sumResponse.status {
+        case 200:
+            expected = try Self.parseChecksum(String(decoding: sumResponse.body, as: UTF8.self), url: sumURL, fileName: address.fileName)
+        case 404:
+            break
+        default:
+            throw SourceError.http(url: sumURL, status: sumResponse.status, attempts: 1)
+        }
+        let target = cachedPath(address), sumFile = target + ".CHECKSUM"
+        if let expected, FileManager.default.fileExists(atPath: target),
+           let cached = try? String(contentsOfFile: sumFile, encoding: .utf8),
+           (try? Self.parseChecksum(cached, url: sumFile, fileName: address.fileName)) == expected {
+            return .ready(LocalArchive(address: address, path: target, sha256: expected, fromCache: true, attempts: 0))
+        }
+        if expected == nil && !checksumRequired && FileManager.default.fileExists(atPath: target) && !FileManager.default.fileExists(atPath: sumFile) {
+            return .ready(LocalArchive(address: address, path: target, sha256: nil, fromCache: true, attempts: 0))
+        }
+        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var totalAttempts = 0
+        for round in 1...2 {  // a hash mismatch is retried once from scratch
+            let (status, actual, attempts) = try await download(zipURL, to: target, session: session)
+            totalAttempts += attempts
+            if status == 404 { return .notPublished(address) }
+            guard status == 200 else { throw SourceError.http(url: zipURL, status: status, attempts: attempts) }
+            guard let expected else {
+                if checksumRequired {
+                    try? FileManager.default.removeItem(atPath: target)
+                    throw SourceError.checksumMissing(url: sumURL)
+                }
+                return .ready(LocalArchive(address: address, path: target, sha256: nil, fromCache: false, attempts: totalAttempts))
+            }
+            if actual == expected {
+                try Self.writeAtomically(Array((sumResponse.body.isEmpty ? Array("\(expected)  \(address.fileName)\n".utf8) : sumResponse.body)), to: sumFile)
+                return .ready(LocalArchive(address: address, path: target, sha256: actual, fromCache: false, attempts: totalAttempts))
+            }
+            try? FileManager.default.removeItem(atPath: target)
+            if round == 2 { throw SourceError.checksumMismatch(url: zipURL, expected: expected, actual: actual) }
+        }
+        fatalError("unreachable")
+    }
+
+    /// Downloads `url` into `target` through a temporary file, hashing the bytes as they arrive.
+    /// Returns the final status, the SHA-256 of the body and the attempts made.
+    private func download(_ url: String, to target: String, session: CurlSession) async throws -> (Int, String, Int) {
+        let temp = target + ".part-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: temp) }
+        var digest = ""
+        let (response, attempts) = try await retry.run(url: url) {
+            let sink = try HashingFileSink(path: temp)
+            let response = try await session.perform(method: "GET", url: url) { chunk in sink.write(chunk) }
+            digest = try sink.finish()
+            return response
+        }
+        if response.status == 200 {
+            try? FileManager.default.removeItem(atPath: target)
+            guard rename(temp, target) == 0 else { throw SourceError.io(path: target, reason: String(cString: strerror(errno))) }
+        }
+        return (response.status, digest, attempts)
+    }
+
+    // MARK: - Helpers
+
+    /// `<64 hex>  <file name>`: the hash, after checking the name.
+    static func parseChecksum(_ text: String, url: String, fileName: String) throws -> String {
+        let parts = text.split(whereSeparator: \.isWhitespace).map(String.init)
+        guard parts.count == 2, parts[0].count == 64, parts[0].allSatisfy(\.isHexDigit) else {
+            throw SourceError.checksumMalformed(url: url, text: text)
+        }
+        guard parts[1] == fileName else { throw SourceError.checksumNamesOtherFile(url: url, named: parts[1], expected: fileName) }
+        return parts[0].lowercased()
+    }
+
+    static func sha256(ofFile path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw SourceError.io(path: path, reason: "cannot open") }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let temp = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temp, contents: Data(bytes)) else { throw SourceError.io(path: temp, reason: "cannot write") }
+        guard rename(temp, path) == 0 else { throw SourceError.io(path: path, reason: String(cString: strerror(errno))) }
+    }
+}
+
+/// Writes a download to a file and hashes it on the way (one pass over the bytes).
+final class HashingFileSink: @unchecked Sendable {
+    private let fd: Int32
+    private var hasher = SHA256()
+    private var failed = false
+
+    init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw SourceError.io(path: path, reason: String(cString: strerror(errno))) }
+    }
+
+    func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        hasher.update(bufferPointer: chunk)
+        var done = 0
+        while done < chunk.count {
+            let n = Glibc.write(fd, chunk.baseAddress! + done, chunk.count - done)
+            if n <= 0 { failed = true; return false }
+            done += n
+        }
+        return true
+    }
+
+    func finish() throws -> String {
+        let ok = fsync(fd) == 0 && !failed
+        close(fd)
+        if !ok { throw SourceError.io(path: "download", reason: "could not write the archive to disk") }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// libcurl sessions for parallel downloads, each kept alive and reused.
+actor SessionPool {
+    let timeouts: HTTPTimeouts
+    private var free: [CurlSession] = []
+    init(timeouts: HTTPTimeouts) { self.timeouts = timeouts }
+    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts) }
+    func give(_ session: CurlSession) { free.append(session) }
+}

@@ -1,0 +1,327 @@
+import Foundation
+import KlineArchive
+import TestSupport
+import XCTest
+@testable import BinanceSource
+
+/// The Binance source against the fixture archive server (and local mirrors): listing with
+/// pages, verified and cached downloads of the real archives, every fault, monthly/daily stitching.
+final class BinanceSourceTests: XCTestCase {
+    var tree: URL!
+    var server: ServerProcess!
+    let fast = RetryPolicy(maxAttempts: 4, baseDelay: 0.05, maxDelay: 0.2, jitter: 0.25)
+
+    /// A temporary tree in the remote layout holding the real archives of ../shared/binance.
+    override func setUpWithError() throws {
+        let shared = ServerProcess.shared.appendingPathComponent("binance")
+        guard FileManager.default.fileExists(atPath: shared.path) else { throw XCTSkip("../shared/binance is absent (\(shared.path))") }
+        tree = FileManager.default.temporaryDirectory.appendingPathComponent("binance-tree-\(getpid())-\(UUID().uuidString.prefix(8))")
+        let fm = FileManager.default
+        for (interval, days) in [("1m", ["2020-01-01", "2020-01-02", "2020-01-03"]), ("1h", ["2026-05-08", "2026-05-09"])] {
+            let dir = tree.appendingPathComponent("data/spot/daily/klines/BTCUSDT/\(interval)")
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            for day in days {
+                for suffix in [".zip", ".zip.CHECKSUM"] {
+                    let name = "BTCUSDT-\(interval)-\(day)\(suffix)"
+                    try fm.copyItem(at: shared.appendingPathComponent(name), to: dir.appendingPathComponent(name))
+                }
+            }
+        }
+        for symbol in ["ETHUSDT", "BNBUSDT", "ETHBTC", "XRPUSDT", "SOLUSDT"] {
+            try fm.createDirectory(at: tree.appendingPathComponent("data/spot/monthly/klines/\(symbol)/1m"), withIntermediateDirectories: true)
+        }
+        do {
+            server = try ServerProcess(script: "Tests/servers/archive_server.py", arguments: [tree.path, "--page-size", "2"])
+        } catch let e as ServerProcess.StartFailure {
+            throw XCTSkip(e.description)
+        }
+    }
+
+    override func tearDownWithError() throws {
+        server?.stop()
+        if let tree { try? FileManager.default.removeItem(at: tree) }
+    }
+
+    func fetcher(checksumRequired: Bool = true, retry: RetryPolicy? = nil, lowSpeedSeconds: Int = 0) -> ArchiveFetcher {
+        ArchiveFetcher(location: .http(base: server.base + "/"), cacheDirectory: tree.path + "-cache", checksumRequired: checksumRequired,
+                       retry: retry ?? fast, timeouts: .init(connect: 2, total: 20, lowSpeedBytes: 1000, lowSpeedSeconds: lowSpeedSeconds))
+    }
+
+    func address(_ day: String, _ interval: String = "1m") throws -> ArchiveAddress {
+        let p = day.split(separator: "-").map { Int($0)! }
+        return try ArchiveAddress(market: .spot, symbol: "BTCUSDT", interval: KlineInterval(interval)!, period: ArchivePeriod(year: p[0], month: p[1], day: p[2])!)
+    }
+
+    func requests(_ path: String) async throws -> Int {
+        ((try await server.stats())["requests"] as! [String: Int])[path] ?? 0
+    }
+
+    func ready(_ result: FetchResult, file: StaticString = #filePath, line: UInt = #line) throws -> LocalArchive {
+        guard case let .ready(archive) = result else { XCTFail("not ready: \(result)", file: file, line: line); throw XCTSkip() }
+        return archive
+    }
+
+    // MARK: - Addresses and listing
+
+    func testAddressesAndTheirRules() throws {
+        let a = try ArchiveAddress(market: .futuresUM, symbol: "BTCUSDT", interval: KlineInterval("1h")!, period: ArchivePeriod(year: 2024, month: 1)!)
+        XCTAssertEqual(a.remotePath, "data/futures/um/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip")
+        XCTAssertEqual(try address("2020-01-02").remotePath, "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2020-01-02.zip")
+        XCTAssertThrowsError(try ArchiveAddress(market: .futuresCM, symbol: "BTCUSD_PERP", interval: KlineInterval("1s")!, period: ArchivePeriod(year: 2024, month: 1)!))
+        XCTAssertThrowsError(try ArchiveAddress(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1w")!, period: ArchivePeriod(year: 2024, month: 1, day: 1)!))
+        for bad in ["../etc", "btcusdt", "A", "BTC/USDT", "BTC USDT", String(repeating: "A", count: 41)] {
+            XCTAssertThrowsError(try validateSymbol(bad), bad) { XCTAssertTrue("\($0)".contains("invalid symbol"), "\($0)") }
+        }
+        XCTAssertNoThrow(try validateSymbol("BTCUSD_260925"))
+    }
+
+    func testListingPagesSymbolDiscoveryAndAvailability() async throws {
+        for location in [SourceLocation.http(base: server.base + "/"), .directory(path: tree.path)] {
+            let lister = ArchiveLister(location: location, listingURL: server.base + "/listing", retry: fast)
+            let all = try await lister.symbols(market: .spot)
+            XCTAssertEqual(all, ["BNBUSDT", "ETHBTC", "ETHUSDT", "SOLUSDT", "XRPUSDT"], "\(location)")
+            let usdt = try await lister.symbols(market: .spot, quote: "USDT")
+            XCTAssertEqual(usdt, ["BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"])
+            let glob = try await lister.symbols(market: .spot, match: "?THU*")
+            XCTAssertEqual(glob, ["ETHUSDT"])
+            let days = try await lister.periods(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1m")!, daily: true)
+            XCTAssertEqual(days.map(\.description), ["2020-01-01", "2020-01-02", "2020-01-03"])
+            let months = try await lister.periods(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1m")!, daily: false)
+            XCTAssertEqual(months, [])
+        }
+        // 5 symbols at 2 a page: 3 pages.
+        let stats = try await server.stats()
+        XCTAssertNotNil(stats)
+    }
+
+    func testListingWithoutNextMarkerContinuesAfterTheLastEntry() async throws {
+        let other = try ServerProcess(script: "Tests/servers/archive_server.py", arguments: [tree.path, "--page-size", "1", "--no-next-marker"])
+        defer { other.stop() }
+        let lister = ArchiveLister(location: .http(base: other.base + "/"), listingURL: other.base + "/listing", retry: fast)
+        let symbols = try await lister.symbols(market: .spot)
+        XCTAssertEqual(symbols.count, 5)
+    }
+
+    func testListingPageParsing() throws {
+        let xml = """
+        <?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>data.binance.vision</Name>\
+        <Prefix>data/spot/monthly/klines/</Prefix><Marker></Marker><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>true</IsTruncated>\
+        <NextMarker>data/spot/monthly/klines/1INCHBTC/</NextMarker><CommonPrefixes><Prefix>data/spot/monthly/klines/1INCHBTC/</Prefix></CommonPrefixes>\
+        <Contents><Key>data/a&amp;b.zip</Key><Size>1</Size></Contents></ListBucketResult>
+        """
+        let page = try ListingPage(xml: xml)
+        XCTAssertEqual(page.prefixes, ["data/spot/monthly/klines/1INCHBTC/"])
+        XCTAssertEqual(page.keys, ["data/a&b.zip"])
+        XCTAssertTrue(page.isTruncated)
+        XCTAssertEqual(page.nextMarker, "data/spot/monthly/klines/1INCHBTC/")
+        XCTAssertThrowsError(try ListingPage(xml: "<html>not a listing</html>"))
+    }
+
+    // MARK: - Downloads
+
+    func testRealArchivesDownloadVerifiedAndComeFromTheCacheTheSecondTime() async throws {
+        let f = fetcher()
+        let addresses = try ["2020-01-01", "2020-01-02", "2020-01-03"].map { try address($0) } + [try address("2026-05-08", "1h"), try address("2026-05-09", "1h")]
+        let collector = Collector()
+        await f.fetchAll(addresses, parallelism: 3) { a, r in await collector.add(a, r) }
+        let first = await collector.results
+        XCTAssertEqual(first.count, 5)
+        for (a, r) in first {
+            let archive = try ready(try r.get())
+            XCTAssertFalse(archive.fromCache)
+            XCTAssertEqual(archive.path, f.cachedPath(a))
+            let published = try String(contentsOf: tree.appendingPathComponent(a.checksumPath), encoding: .utf8)
+            XCTAssertEqual(archive.sha256, String(published.prefix(64)))
+            let (_, report) = try KlineArchiveDecoder.decode(path: archive.path)
+            XCTAssertEqual(report.rows, a.interval.name == "1m" ? 1440 : 24)
+        }
+        for a in addresses {
+            let again = try ready(try await f.fetch(a))
+            XCTAssertTrue(again.fromCache)
+            let zips = try await requests(a.remotePath)
+            XCTAssertEqual(zips, 1, "\(a): downloaded once")
+        }
+    }
+
+    func testRepublishedArchiveIsDownloadedAgain() async throws {
+        let f = fetcher()
+        let a = try address("2020-01-02")
+        _ = try ready(try await f.fetch(a))
+        // Binance re-publishes: new bytes, new CHECKSUM (here: the 01-03 archive under this name).
+        let other = try Data(contentsOf: tree.appendingPathComponent(try address("2020-01-03").remotePath))
+        try other.write(to: tree.appendingPathComponent(a.remotePath))
+        let sha = try ArchiveFetcher.sha256(ofFile: tree.appendingPathComponent(a.remotePath).path)
+        try "\(sha)  \(a.fileName)\n".write(to: tree.appendingPathComponent(a.checksumPath), atomically: true, encoding: .utf8)
+        let again = try ready(try await f.fetch(a))
+        XCTAssertFalse(again.fromCache)
+        XCTAssertEqual(again.sha256, sha)
+        let zips = try await requests(a.remotePath)
+        XCTAssertEqual(zips, 2)
+    }
+
+    func testServerErrorsAndResetsAreRetried() async throws {
+        let a = try address("2020-01-01")
+        for fault: Any in [500, 503, "reset", "truncate"] {
+            try await server.control(["reset": true])
+            try await server.control(["path": a.remotePath, "fault": fault, "times": 2])
+            let f = fetcher()
+            try? FileManager.default.removeItem(atPath: f.cachedPath(a))
+            let archive = try ready(try await f.fetch(a))
+            let seen = try await requests(a.remotePath)
+            XCTAssertEqual(seen, 3, "\(fault): two failures, then success")
+            // (libcurl itself re-sends once when a reused connection is reset before any answer.)
+            XCTAssertTrue((2...3).contains(archive.attempts), "\(fault): \(archive.attempts) attempts")
+            XCTAssertNotNil(archive.sha256)
+        }
+        try await server.control(["reset": true])
+        try await server.control(["path": a.remotePath, "fault": 500, "times": 10])
+        let f = fetcher()
+        try? FileManager.default.removeItem(atPath: f.cachedPath(a))
+        do {
+            _ = try await f.fetch(a)
+            XCTFail()
+        } catch let SourceError.http(_, status, attempts) {
+            XCTAssertEqual(status, 500)
+            XCTAssertEqual(attempts, 4, "maxAttempts")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.cachedPath(a)), "nothing half-written in the cache")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: (f.cachedPath(a) as NSString).deletingLastPathComponent).filter { $0.contains(".part-") }
+        XCTAssertEqual(leftovers, [])
+    }
+
+    func testRetryAfterIsHonouredFor429And418And503() async throws {
+        let a = try address("2020-01-02")
+        for status in [429, 418, 503] {
+            try await server.control(["reset": true])
+            try await server.control(["path": a.remotePath, "fault": status, "times": 1, "retry_after": 1])
+            let f = fetcher()
+            try? FileManager.default.removeItem(atPath: f.cachedPath(a))
+            _ = try ready(try await f.fetch(a))
+            let times = ((try await server.stats())["times"] as! [String: [Double]])[a.remotePath]!
+            XCTAssertEqual(times.count, 2)
+            XCTAssertGreaterThanOrEqual(times[1] - times[0], 0.95, "\(status): waited for Retry-After")
+        }
+        // A Retry-After longer than the policy accepts fails at once, saying so.
+        try await server.control(["reset": true])
+        try await server.control(["path": a.remotePath, "fault": 429, "times": 1, "retry_after": 3600])
+        let f = fetcher(retry: RetryPolicy(maxAttempts: 4, baseDelay: 0.05, maxRetryAfter: 60))
+        try? FileManager.default.removeItem(atPath: f.cachedPath(a))
+        do {
+            _ = try await f.fetch(a)
+            XCTFail()
+        } catch let SourceError.http(_, status, attempts) {
+            XCTAssertEqual(status, 429)
+            XCTAssertEqual(attempts, 1)
+        }
+    }
+
+    func testStalledBodyTimesOutAndIsRetried() async throws {
+        let a = try address("2020-01-03")
+        try await server.control(["path": a.remotePath, "fault": "stall", "times": 1, "seconds": 10])
+        let started = Date()
+        let archive = try ready(try await fetcher(lowSpeedSeconds: 1).fetch(a))
+        XCTAssertEqual(archive.attempts, 2)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 8, "the low-speed timeout cut the stall short")
+    }
+
+    func testChecksumFaults() async throws {
+        let a = try address("2020-01-01")
+        // Wrong once: the download is retried from scratch and verifies.
+        try await server.control(["path": a.remotePath, "fault": "wrong_checksum", "times": 1])
+        let f = fetcher()
+        do {
+            _ = try await f.fetch(a)
+            XCTFail("the CHECKSUM is fetched once per fetch; a wrong one fails both rounds")
+        } catch let SourceError.checksumMismatch(_, expected, actual) {
+            XCTAssertEqual(expected, String(repeating: "0", count: 64))
+            XCTAssertEqual(actual, "dd579c62368ded93d3f01a1904575b932279e32936e181c062763e605793c1c2")
+        }
+        let zips = try await requests(a.remotePath)
+        XCTAssertEqual(zips, 2, "retried once from scratch")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.cachedPath(a)))
+        let rerun = try await f.fetch(a)
+        XCTAssertNotNil(try ready(rerun).sha256, "a re-run with a good CHECKSUM succeeds")
+
+        let b = try address("2020-01-02")
+        try await server.control(["path": b.remotePath, "fault": "missing_checksum", "times": 2])
+        do {
+            _ = try await f.fetch(b)
+            XCTFail()
+        } catch let SourceError.checksumMissing(url) {
+            XCTAssertTrue(url.hasSuffix(b.checksumPath))
+        }
+        let unverified = try ready(try await fetcher(checksumRequired: false).fetch(b))
+        XCTAssertNil(unverified.sha256, "marked unverified")
+    }
+
+    func testNotPublishedAndOtherClientErrors() async throws {
+        let missing = try address("2020-01-04")
+        let result = try await fetcher().fetch(missing)
+        XCTAssertEqual(result, .notPublished(missing))
+        let zips = try await requests(missing.remotePath)
+        XCTAssertEqual(zips, 1, "404 is not retried")
+        let a = try address("2020-01-01")
+        try await server.control(["path": a.remotePath, "fault": 403, "times": 5])
+        do {
+            _ = try await fetcher().fetch(a)
+            XCTFail()
+        } catch let SourceError.http(_, status, _) {
+            XCTAssertEqual(status, 403)
+        }
+    }
+
+    func testLocalMirrorsNeedNoHTTP() async throws {
+        server.stop()
+        for spec in ["file://" + tree.path, tree.path] {
+            let f = ArchiveFetcher(location: SourceLocation(spec), cacheDirectory: "/nonexistent")
+            let a = try address("2020-01-02")
+            let archive = try ready(try await f.fetch(a))
+            XCTAssertEqual(archive.path, tree.appendingPathComponent(a.remotePath).path)
+            XCTAssertEqual(archive.sha256, "66c701b381d5c2482343ba1c7f600e55d3f5c18f0117ff0789d043a21b62bab6")
+            let missing = try address("2021-01-01")
+            let result = try await f.fetch(missing)
+            XCTAssertEqual(result, .notPublished(missing))
+        }
+    }
+
+    // MARK: - Stitching
+
+    func testMonthWithoutMonthlyArchiveUsesDailiesThenTheMonthlyReplacesThem() async throws {
+        let lister = ArchiveLister(location: .http(base: server.base + "/"), listingURL: server.base + "/listing", retry: fast)
+        let month = ArchivePeriod(year: 2020, month: 1)!
+        let today = ArchivePeriod(year: 2020, month: 3, day: 10)!
+        func plan() async throws -> [String] {
+            let monthly = try await lister.periods(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1m")!, daily: false)
+            return PeriodPlanner.periods(for: month, today: today, monthlyPublished: monthly.contains(month)).map(\.description)
+        }
+        let before = try await plan()
+        XCTAssertEqual(before.count, 31)
+        XCTAssertEqual(before.first, "2020-01-01")
+        // The fetcher takes the dailies that exist and reports the rest as not published.
+        let f = fetcher()
+        var ready = 0, notPublished = 0
+        for day in before.prefix(5) {
+            switch try await f.fetch(try address(day)) {
+            case .ready: ready += 1
+            case .notPublished: notPublished += 1
+            }
+        }
+        XCTAssertEqual([ready, notPublished], [3, 2])
+        // The monthly archive appears: the plan switches to it.
+        let dir = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1m")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: tree.appendingPathComponent(try address("2020-01-01").remotePath), to: dir.appendingPathComponent("BTCUSDT-1m-2020-01.zip"))
+        let after = try await plan()
+        XCTAssertEqual(after, ["2020-01"])
+        // The current month always comes from daily archives, up to yesterday.
+        XCTAssertEqual(PeriodPlanner.periods(for: ArchivePeriod(year: 2020, month: 3)!, today: today, monthlyPublished: true).map(\.description).last, "2020-03-09")
+        XCTAssertEqual(PeriodPlanner.months(from: ArchivePeriod(year: 2023, month: 11)!, to: ArchivePeriod(year: 2024, month: 2)!).map(\.description),
+                       ["2023-11", "2023-12", "2024-01", "2024-02"])
+        XCTAssertEqual(PeriodPlanner.today(now: 1_704_067_200 + 86399).description, "2024-01-01")
+    }
+}
+
+actor Collector {
+    var results: [(ArchiveAddress, Result<FetchResult, Error>)] = []
+    func add(_ a: ArchiveAddress, _ r: Result<FetchResult, Error>) { results.append((a, r)) }
+}

@@ -1,0 +1,63 @@
+import CurlHTTP
+import Foundation
+
+/// A Python test server (Tests/servers/*.py) run on an ephemeral loopback port: started with
+/// `--port 0`, it prints `listening on http://127.0.0.1:PORT/...` once bound.
+public final class ServerProcess: @unchecked Sendable {
+    public static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let shared = ProcessInfo.processInfo.environment["BINANCE_IMPORT_SHARED"].map { URL(fileURLWithPath: $0) }
+        ?? repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
+
+    public struct StartFailure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    let process = Process()
+    /// The URL the server printed, e.g. `http://127.0.0.1:40123/rpc`.
+    public let url: String
+    public let port: Int
+    public var base: String { "http://127.0.0.1:\(port)" }
+    private let session = CurlSession(timeouts: .init(connect: 2, total: 10))
+
+    public init(script: String, arguments: [String] = []) throws {
+        let out = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.repoRoot.appendingPathComponent(script).path] + arguments + ["--port", "0"]
+        process.standardOutput = out
+        try process.run()
+        var line = Data()
+        let handle = out.fileHandleForReading
+        while !line.contains(0x0A) {
+            let chunk = handle.availableData
+            if chunk.isEmpty { throw StartFailure(description: "\(script) did not start (python3 with msgpack and numpy needed)") }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: "http://"), let end = text.range(of: "\n") else { throw StartFailure(description: "unexpected banner: \(text)") }
+        url = String(text[range.lowerBound..<end.lowerBound])
+        port = Int(url.dropFirst("http://127.0.0.1:".count).prefix(while: \.isNumber))!
+    }
+
+    deinit { stop() }
+
+    /// Stops the server. (Polls instead of `waitUntilExit`, which can hang when called from a
+    /// Swift concurrency thread on Linux.)
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        for _ in 0..<200 where process.isRunning { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    /// POSTs a JSON command to `/_control`.
+    public func control(_ command: [String: Any]) async throws {
+        let body = try JSONSerialization.data(withJSONObject: command)
+        _ = try await session.perform(method: "POST", url: base + "/_control", headers: ["Content-Type: application/json"], body: [UInt8](body))
+    }
+
+    /// GETs `/_stats` as a JSON object.
+    public func stats() async throws -> [String: Any] {
+        let response = try await session.perform(method: "GET", url: base + "/_stats")
+        return try JSONSerialization.jsonObject(with: Data(response.body)) as! [String: Any]
+    }
+}
