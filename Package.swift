@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // zlib (raw inflate and CRC-32) through the system library: apt-get install zlib1g-dev.
@@ -22,8 +24,9 @@ let package = Package(
         .target(name: "KlineArchive", dependencies: ["CZlib", "Columnar"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
-            "KlineArchive",
+            "KlineArchive", "ImportJob", "MarketStore", "BinanceSource",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // `make bench-decode`: decode vs inflate-only timings on generated archives.
         .executableTarget(name: "decode-bench", dependencies: ["KlineArchive", "CZlib"]),
@@ -35,6 +38,12 @@ let package = Package(
         .target(name: "BinanceSource", dependencies: [
             "CurlHTTP", "KlineArchive",
             .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The import job: job files, plan, manifest, pipeline, verification.
+        .target(name: "ImportJob", dependencies: [
+            "BinanceSource", "KlineArchive", "MarketStore", "Columnar",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         // msgpack codec (the subset MarketStore uses); no offline package provides one.
         .target(name: "MsgPack"),

@@ -16,10 +16,10 @@ import zipfile
 INTERVALS = {"1s": 1, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "1d": 86400}
 
 
-def rows(symbol, interval, year, month, micro=False, seed=0, base_price=30000.0):
+def rows(symbol, interval, year, month, micro=False, seed=0, base_price=30000.0, day=None):
     step = INTERVALS[interval]
-    start = calendar.timegm((year, month, 1, 0, 0, 0))
-    days = calendar.monthrange(year, month)[1]
+    start = calendar.timegm((year, month, day or 1, 0, 0, 0))
+    days = 1 if day else calendar.monthrange(year, month)[1]
     unit = 1_000_000 if micro else 1000
     rng = random.Random(f"{symbol}-{interval}-{year}-{month}-{seed}")
     price = base_price * (0.5 + rng.random())
@@ -40,16 +40,22 @@ def rows(symbol, interval, year, month, micro=False, seed=0, base_price=30000.0)
     return "".join(out)
 
 
-def write_archive(directory, symbol, interval, year, month, micro=False, seed=0):
-    name = f"{symbol}-{interval}-{year:04d}-{month:02d}"
+HEADER = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+          "taker_buy_quote_volume,ignore\n")
+
+
+def write_archive(directory, symbol, interval, year, month, micro=False, seed=0, day=None, header=False):
+    name = f"{symbol}-{interval}-{year:04d}-{month:02d}" + (f"-{day:02d}" if day else "")
     path = os.path.join(directory, name + ".zip")
     if os.path.exists(path):
         return path
     os.makedirs(directory, exist_ok=True)
-    text = rows(symbol, interval, year, month, micro, seed)
+    text = (HEADER if header else "") + rows(symbol, interval, year, month, micro, seed, day=day)
     tmp = path + ".tmp"
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr(name + ".csv", text)
+        info = zipfile.ZipInfo(name + ".csv", date_time=(year, month, day or 1, 0, 0, 0))  # deterministic bytes
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, text)
     os.replace(tmp, path)
     digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
     with open(path + ".CHECKSUM", "w") as f:

@@ -54,6 +54,27 @@ public final class ArchiveFetcher: Sendable {
         }
     }
 
+    /// The SHA-256 the published CHECKSUM gives for `address` (nil when there is none), without
+    /// downloading the archive: how a re-run tells an unchanged archive from a re-published one.
+    public func publishedChecksum(_ address: ArchiveAddress) async throws -> String? {
+        switch location {
+        case let .directory(root):
+            let path = (root as NSString).appendingPathComponent(address.checksumPath)
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            return try Self.parseChecksum(text, url: path, fileName: address.fileName)
+        case .http:
+            let session = await pool.take()
+            defer { Task { await pool.give(session) } }
+            let url = location.url(of: address.checksumPath)
+            let (response, attempts) = try await retry.run(url: url) { try await session.perform(method: "GET", url: url) }
+            switch response.status {
+            case 200: return try Self.parseChecksum(String(decoding: response.body, as: UTF8.self), url: url, fileName: address.fileName)
+            case 404: return nil
+            default: throw SourceError.http(url: url, status: response.status, attempts: attempts)
+            }
+        }
+    }
+
     /// Fetches many archives, at most `parallelism` at a time, reporting each as it completes.
     public func fetchAll(_ addresses: [ArchiveAddress], parallelism: Int,
                          onResult: @escaping @Sendable (ArchiveAddress, Result<FetchResult, Error>) async -> Void) async {

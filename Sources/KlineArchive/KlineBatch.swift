@@ -58,7 +58,8 @@ public struct KlineBatch: Equatable, Sendable {
             && zip(a.columns, b.columns).allSatisfy { $0.column == $1.column && $0.values == $1.values }
     }
 
-    mutating func append(_ other: KlineBatch) {
+    /// Appends the rows of a batch with the same columns.
+    public mutating func append(_ other: KlineBatch) {
         epochs.append(contentsOf: other.epochs)
         for i in columns.indices { columns[i].values.append(contentsOf: other.columns[i].values) }
     }

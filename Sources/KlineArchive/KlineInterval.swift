@@ -26,7 +26,9 @@ public struct KlineInterval: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The period an archive covers: one UTC calendar month or one UTC day.
-public struct ArchivePeriod: Hashable, Sendable, CustomStringConvertible {
+public struct ArchivePeriod: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public static func < (a: ArchivePeriod, b: ArchivePeriod) -> Bool { (a.start, a.kind == .month ? 1 : 0) < (b.start, b.kind == .month ? 1 : 0) }
+
     public enum Kind: String, Sendable { case month, day }
     public let kind: Kind
     public let year: Int

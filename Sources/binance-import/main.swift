@@ -1,22 +1,34 @@
 import ArgumentParser
 import Foundation
+import ImportJob
 import KlineArchive
 
-/// Exit codes: 0 done; 1 some work failed (an archive that does not decode); 2 bad usage.
-struct BinanceImport: ParsableCommand {
+/// Exit codes: 0 all done; 1 some units failed (or an archive that does not decode); 2 bad
+/// usage or job file; 3 target unreachable or refused everything.
+struct BinanceImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "binance-import",
         abstract: "Load Binance public kline archives into MarketStore.",
-        subcommands: [Inspect.self]
+        subcommands: [Run.self, Nightly.self, Status.self, Verify.self, Inspect.self, Show.self]
     )
 
-    static func mainWithExitCodes() {
+    static func mainWithExitCodes() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch let error as KlineDecodeError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             Foundation.exit(1)
+        } catch let error as JobFileError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            Foundation.exit(2)
+        } catch let error as TargetUnavailable {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            Foundation.exit(3)
         } catch {
             let code = exitCode(for: error)
             if code == .success || code == ExitCode(1) && !(error is ExitCode) {
@@ -31,4 +43,4 @@ struct BinanceImport: ParsableCommand {
     }
 }
 
-BinanceImport.mainWithExitCodes()
+await BinanceImport.mainWithExitCodes()

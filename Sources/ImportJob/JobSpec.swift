@@ -1,0 +1,233 @@
+import BinanceSource
+import Foundation
+import KlineArchive
+import MarketStore
+import Yams
+
+/// A job file error: the file, the key and the reason. Raised before any work is done.
+public struct JobFileError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let key: String
+    public let reason: String
+    public var description: String { key.isEmpty ? "\(file): \(reason)" : "\(file): key '\(key)': \(reason)" }
+}
+
+/// Where the rows go.
+public enum ImportTarget: Equatable, Sendable {
+    case marketstore(url: String)
+    case directory(path: String)
+
+    public init(_ spec: String) {
+        self = spec.hasPrefix("http://") || spec.hasPrefix("https://") ? .marketstore(url: spec) : .directory(path: spec)
+    }
+}
+
+/// A job file (`jobs/*.yml`), validated. See the README's job file reference.
+public struct JobSpec: Equatable, Sendable {
+    public var file: String
+    public var name: String
+    public var baseURL: String
+    public var listingURL: String
+    public var cacheDirectory: String
+    public var checksumRequired: Bool
+    public var deleteArchivesAfterWrite: Bool
+    public var market: Market
+    /// Explicit symbols, or nil to discover them.
+    public var symbols: [String]?
+    public var discoverQuote: String?
+    public var discoverMatch: String?
+    public var intervals: [KlineInterval]
+    public var from: ArchivePeriod
+    /// nil: "latest" (up to yesterday, UTC).
+    public var to: ArchivePeriod?
+    public var columns: [KlineColumn]
+    public var floatType: FloatType
+    public var attributeGroup: String
+    public var target: ImportTarget
+    public var chunkRows: Int
+    public var downloads: Int
+    public var validation: ValidationPolicy
+    public var manifest: String
+
+    static let topKeys: Set<String> = ["name", "source", "market", "symbols", "discover", "intervals", "from", "to", "columns", "dtype",
+                                       "attribute_group", "target", "write", "concurrency", "validation", "manifest"]
+
+    /// Reads and validates a job file.
+    public static func load(path: String) throws -> JobSpec {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw JobFileError(file: path, key: "", reason: "cannot read the job file")
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    public static func parse(yaml: String, file: String) throws -> JobSpec {
+        func fail(_ key: String, _ reason: String) -> JobFileError { JobFileError(file: file, key: key, reason: reason) }
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: yaml) } catch { throw fail("", "not valid YAML: \(error)") }
+        guard let root = loaded as? [String: Any] else { throw fail("", "the job file must be a mapping of keys") }
+        try checkKeys(root, allowed: topKeys, prefix: "", fail)
+
+        func string(_ dict: [String: Any], _ key: String, _ full: String, default value: String? = nil) throws -> String {
+            guard let v = dict[key] else {
+                if let value { return value }
+                throw fail(full, "missing (required)")
+            }
+            if let s = v as? String { return s }
+            if let i = v as? Int { return String(i) }
+            throw fail(full, "must be a string, not \(v)")
+        }
+        func section(_ key: String) throws -> [String: Any] {
+            guard let v = root[key] else { return [:] }
+            guard let d = v as? [String: Any] else { throw fail(key, "must be a mapping") }
+            return d
+        }
+        func int(_ dict: [String: Any], _ key: String, _ full: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+            guard let v = dict[key] else { return value }
+            guard let i = v as? Int, range.contains(i) else { throw fail(full, "must be an integer in \(range.lowerBound)...\(range.upperBound), not \(v)") }
+            return i
+        }
+
+        let name = try string(root, "name", "name")
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw fail("name", "use letters, digits, '-', '_' and '.' only")
+        }
+        let source = try section("source")
+        try checkKeys(source, allowed: ["base_url", "cache_dir", "checksum", "listing_url", "delete_after_write"], prefix: "source.", fail)
+        let checksum = try string(source, "checksum", "source.checksum", default: "required")
+        guard ["required", "optional"].contains(checksum) else { throw fail("source.checksum", "must be required or optional, not \(checksum)") }
+        var deleteAfter = false
+        if let v = source["delete_after_write"] {
+            guard let b = v as? Bool else { throw fail("source.delete_after_write", "must be true or false") }
+            deleteAfter = b
+        }
+
+        let marketName = try string(root, "market", "market")
+        guard let market = Market(rawValue: marketName) else { throw fail("market", "must be spot, futures/um or futures/cm, not \(marketName)") }
+
+        var symbols: [String]?
+        var quote: String?, match: String?
+        switch (root["symbols"], root["discover"]) {
+        case let (list?, nil):
+            guard let l = list as? [Any], !l.isEmpty else { throw fail("symbols", "must be a non-empty list") }
+            symbols = try l.map { item in
+                guard let s = item as? String else { throw fail("symbols", "\(item) is not a symbol") }
+                do { try validateSymbol(s) } catch { throw fail("symbols", "\(error)") }
+                return s
+            }
+        case let (nil, discover?):
+            guard let d = discover as? [String: Any] else { throw fail("discover", "must be a mapping {quote, match}") }
+            try checkKeys(d, allowed: ["quote", "match"], prefix: "discover.", fail)
+            quote = try d["quote"].map { _ in try string(d, "quote", "discover.quote") }
+            match = try d["match"].map { _ in try string(d, "match", "discover.match") }
+        case (nil, nil): throw fail("symbols", "missing: give symbols: [...] or discover: {quote: USDT}")
+        default: throw fail("symbols", "give either symbols or discover, not both")
+        }
+
+        guard let intervalList = root["intervals"] as? [Any], !intervalList.isEmpty else { throw fail("intervals", "must be a non-empty list such as [1m]") }
+        let intervals = try intervalList.map { item -> KlineInterval in
+            let text = "\(item)"
+            guard let interval = KlineInterval(text) else { throw fail("intervals", "unknown interval \(text)") }
+            if interval.name == "1s" && market != .spot { throw fail("intervals", "1s klines exist for spot only, not \(market.rawValue)") }
+            guard Timeframe.byBinanceInterval[interval.name] != nil else {
+                throw fail("intervals", "\(interval.name): MarketStore cannot serve this timeframe back; use one of \(Timeframe.byBinanceInterval.keys.sorted().joined(separator: ", "))")
+            }
+            return interval
+        }
+
+        let fromText = try string(root, "from", "from")
+        guard let from = parseMonth(fromText) else { throw fail("from", "must be a month YYYY-MM, not \(fromText)") }
+        let toText = try string(root, "to", "to", default: "latest")
+        var to: ArchivePeriod?
+        if toText != "latest" {
+            guard let t = parseMonth(toText) else { throw fail("to", "must be a month YYYY-MM or latest, not \(toText)") }
+            guard (from.year, from.month) <= (t.year, t.month) else { throw fail("from", "\(fromText) is after to: \(toText)") }
+            to = t
+        }
+
+        var columns = KlineColumn.ohlcv
+        if let list = root["columns"] {
+            guard let l = list as? [Any], !l.isEmpty else { throw fail("columns", "must be a non-empty list") }
+            columns = try l.map { item in
+                guard let c = KlineColumn(name: "\(item)") else {
+                    throw fail("columns", "unknown column \(item); known: \(KlineColumn.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return c
+            }
+            guard Set(columns).count == columns.count else { throw fail("columns", "a column is listed twice") }
+        }
+        let dtype = try string(root, "dtype", "dtype", default: "float32")
+        guard let floatType = FloatType(rawValue: dtype) else { throw fail("dtype", "must be float32 or float64, not \(dtype)") }
+        let group = try string(root, "attribute_group", "attribute_group", default: "OHLCV")
+        guard !group.isEmpty, !group.contains("/"), !group.contains(":"), !group.contains(",") else { throw fail("attribute_group", "must be a plain name such as OHLCV") }
+
+        let targetSection = try section("target")
+        try checkKeys(targetSection, allowed: ["marketstore", "directory"], prefix: "target.", fail)
+        let target: ImportTarget
+        switch (targetSection["marketstore"], targetSection["directory"]) {
+        case let (url as String, nil):
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw fail("target.marketstore", "must be an http(s) URL such as http://127.0.0.1:5993/rpc") }
+            target = .marketstore(url: url)
+        case let (nil, dir as String): target = .directory(path: dir)
+        case (nil, nil): throw fail("target", "missing: give marketstore: URL or directory: PATH")
+        default: throw fail("target", "give either marketstore or directory")
+        }
+        let write = try section("write")
+        try checkKeys(write, allowed: ["chunk_rows"], prefix: "write.", fail)
+        let concurrency = try section("concurrency")
+        try checkKeys(concurrency, allowed: ["downloads"], prefix: "concurrency.", fail)
+        let validationText = try string(root, "validation", "validation", default: "report")
+        guard let validation = ValidationPolicy(rawValue: validationText) else { throw fail("validation", "must be report or strict, not \(validationText)") }
+
+        return JobSpec(
+            file: file, name: name,
+            baseURL: try string(source, "base_url", "source.base_url", default: SourceLocation.defaultBase),
+            listingURL: try string(source, "listing_url", "source.listing_url", default: SourceLocation.defaultListing),
+            cacheDirectory: try string(source, "cache_dir", "source.cache_dir", default: ".cache/binance"),
+            checksumRequired: checksum == "required", deleteArchivesAfterWrite: deleteAfter,
+            market: market, symbols: symbols, discoverQuote: quote, discoverMatch: match,
+            intervals: intervals, from: from, to: to, columns: columns, floatType: floatType, attributeGroup: group,
+            target: target,
+            chunkRows: try int(write, "chunk_rows", "write.chunk_rows", default: 50000, range: 100...5_000_000),
+            downloads: try int(concurrency, "downloads", "concurrency.downloads", default: 4, range: 1...64),
+            validation: validation,
+            manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.json"))
+    }
+
+    static func checkKeys(_ dict: [String: Any], allowed: Set<String>, prefix: String, _ fail: (String, String) -> JobFileError) throws {
+        for key in dict.keys.sorted() where !allowed.contains(key) {
+            throw fail(prefix + key, "unknown key (known: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// `YYYY-MM` as a month.
+    public static func parseMonth(_ text: String) -> ArchivePeriod? {
+        let parts = text.split(separator: "-")
+        guard parts.count == 2, parts[0].count == 4, parts[1].count == 2, let y = Int(parts[0]), let m = Int(parts[1]) else { return nil }
+        return ArchivePeriod(year: y, month: m)
+    }
+
+    /// Command-line overrides (`--from`, `--to`, `--symbols`, `--target`), checked like the file.
+    public mutating func override(from: String?, to: String?, symbols: String?, target: String?) throws {
+        func fail(_ key: String, _ reason: String) -> JobFileError { JobFileError(file: "command line", key: key, reason: reason) }
+        if let from {
+            guard let p = Self.parseMonth(from) else { throw fail("--from", "must be YYYY-MM, not \(from)") }
+            self.from = p
+        }
+        if let to {
+            if to == "latest" { self.to = nil } else {
+                guard let p = Self.parseMonth(to) else { throw fail("--to", "must be YYYY-MM or latest, not \(to)") }
+                self.to = p
+            }
+        }
+        if let t = self.to, (self.from.year, self.from.month) > (t.year, t.month) { throw fail("--from", "\(self.from) is after \(t)") }
+        if let symbols {
+            let list = symbols.split(separator: ",").map(String.init)
+            for s in list {
+                do { try validateSymbol(s) } catch { throw fail("--symbols", "\(error)") }
+            }
+            guard !list.isEmpty else { throw fail("--symbols", "empty") }
+            self.symbols = list
+        }
+        if let target { self.target = ImportTarget(target) }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// One unit of work: a market x symbol x interval x period archive.
+public struct UnitRecord: Codable, Equatable, Sendable {
+    public enum Status: String, Codable, Sendable {
+        case pending, done, failed
+        /// HTTP 404: not published (yet).
+        case notPublished = "not_published"
+        /// Daily units of a month now imported from its monthly archive.
+        case superseded
+    }
+
+    public var id: String
+    public var status: Status
+    public var key: String
+    public var remotePath: String
+    public var archivePath: String?
+    public var sha256: String?
+    public var verified: Bool = false
+    public var rows: Int?
+    public var firstEpoch: Int64?
+    public var lastEpoch: Int64?
+    /// Per-column digest of the rows as the target holds them (see `ColumnDigest`), Epoch first.
+    public var digests: [String: String]?
+    public var anomalies: [String: Int]?
+    public var attempts: Int = 0
+    public var error: String?
+    public var updatedAt: String?
+    public var doneAt: String?
+}
+
+/// The job's manifest: one JSON file, one entry per unit. Written atomically (temporary file,
+/// fsync, rename, fsync of the directory), so a crash leaves the old or the new version.
+public struct Manifest: Codable, Equatable, Sendable {
+    public var job: String
+    public var version = 1
+    public var units: [String: UnitRecord] = [:]
+
+    public init(job: String) { self.job = job }
+
+    public static func load(path: String, job: String) throws -> Manifest {
+        guard FileManager.default.fileExists(atPath: path) else { return Manifest(job: job) }
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            return try Manifest.decoder().decode(Manifest.self, from: data)
+        } catch {
+            throw JobFileError(file: path, key: "", reason: "the manifest is not readable (\(error)); move it away to start over")
+        }
+    }
+
+    public func save(path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try writeDurably(try encoder.encode(self), to: path)
+    }
+
+    static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+}
+
+/// Writes `data` so that a crash leaves either the old file or the new one.
+public func writeDurably(_ data: Data, to path: String) throws {
+    let dir = (path as NSString).deletingLastPathComponent
+    if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+    let temp = path + ".tmp-\(getpid())"
+    let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw JobFileError(file: temp, key: "", reason: String(cString: strerror(errno))) }
+    let ok = data.withUnsafeBytes { raw -> Bool in
+        var done = 0
+        while done < raw.count {
+            let n = write(fd, raw.baseAddress! + done, raw.count - done)
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+    let synced = fsync(fd) == 0
+    close(fd)
+    guard ok, synced, rename(temp, path) == 0 else {
+        unlink(temp)
+        throw JobFileError(file: path, key: "", reason: "could not write durably: \(String(cString: strerror(errno)))")
+    }
+    let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+    if dfd >= 0 { fsync(dfd); close(dfd) }
+}
+
+/// An exclusive lock on `<manifest>.lock` (flock): a second run of the same job is refused.
+public final class JobLock {
+    private let fd: Int32
+    public let path: String
+
+    public init(manifest: String) throws {
+        path = manifest + ".lock"
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        fd = open(path, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw JobFileError(file: path, key: "", reason: String(cString: strerror(errno))) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw JobFileError(file: path, key: "", reason: "another run of this job holds the lock; wait for it to finish")
+        }
+        let pid = "\(getpid())\n"
+        ftruncate(fd, 0)
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

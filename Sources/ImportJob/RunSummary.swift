@@ -1,0 +1,49 @@
+import Foundation
+
+/// What a run did; printed as a table and written as JSON next to the manifest.
+public struct RunSummary: Codable, Sendable {
+    public var job: String
+    public var startedAt: String
+    public var seconds: Double = 0
+    public var units = 0
+    public var done = 0
+    public var failed = 0
+    public var skipped = 0
+    public var notPublished = 0
+    public var superseded = 0
+    public var rows = 0
+    public var anomalies = 0
+    public var downloads = 0
+    public var writeRequests = 0
+    public var rowsPerSecond: Double = 0
+    public var exitCode: Int32 = 0
+    public var failures: [String: String] = [:]
+    public var manifest: String = ""
+
+    public var table: String {
+        let lines: [(String, String)] = [
+            ("units", "\(units)"), ("done", "\(done)"), ("failed", "\(failed)"), ("skipped (already done)", "\(skipped)"),
+            ("not published", "\(notPublished)"), ("superseded", "\(superseded)"), ("rows written", "\(rows)"),
+            ("anomalies", "\(anomalies)"), ("downloads", "\(downloads)"), ("write requests", "\(writeRequests)"),
+            ("time", String(format: "%.1f s", seconds)), ("rows/s", String(format: "%.0f", rowsPerSecond)),
+        ]
+        let width = lines.map(\.0.count).max()!
+        var out = lines.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
+        for (id, error) in failures.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("failed: \(id): \(error)") }
+        if failures.count > 20 { out.append("... and \(failures.count - 20) more failures (see the manifest)") }
+        return out.joined(separator: "\n")
+    }
+
+    public func json() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return (try? encoder.encode(self)) ?? Data()
+    }
+}
+
+func isoNow() -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime]
+    return f.string(from: Date())
+}

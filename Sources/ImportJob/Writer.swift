@@ -1,0 +1,181 @@
+import Columnar
+import Foundation
+import KlineArchive
+import Logging
+import MarketStore
+
+/// Packs decoded rows into Write requests of about `chunk_rows` rows carrying several keys, sends
+/// them one at a time through the schema guard, and marks a unit done once the request carrying
+/// its last rows was acknowledged. Writes to fixed-length buckets are idempotent, so a request
+/// that failed on the network is simply sent again.
+actor Writer {
+    let spec: JobSpec
+    let guardian: SchemaGuard
+    let store: ManifestStore
+    let progress: Progress
+    let logger: Logger
+
+    private var keyOrder: [String] = []
+    private var parts: [String: [KlineBatch]] = [:]
+    private var rows = 0
+    private var units: [(unit: PlannedUnit, outcome: UnitOutcome?)] = []
+    private var failedUnits: Set<String> = []
+    private(set) var requests = 0
+    private var acknowledged = 0
+    private var refusals = 0
+    var refusedEverything: Bool { acknowledged == 0 && refusals > 0 }
+
+    init(spec: JobSpec, guardian: SchemaGuard, store: ManifestStore, progress: Progress, logger: Logger) {
+        self.spec = spec
+        self.guardian = guardian
+        self.store = store
+        self.progress = progress
+        self.logger = logger
+    }
+
+    func add(_ piece: DecodedPiece) async throws {
+        if failedUnits.contains(piece.unit.id) { return }
+        if parts[piece.unit.key] == nil { keyOrder.append(piece.unit.key) }
+        parts[piece.unit.key, default: []].append(piece.batch)
+        rows += piece.batch.count
+        units.append((piece.unit, piece.outcome))
+        if rows >= spec.chunkRows { try await flush() }
+    }
+
+    func flush() async throws {
+        guard !units.isEmpty else { return }
+        let batchUnits = units, batchKeys = keyOrder, batchParts = parts
+        units = []; keyOrder = []; parts = [:]; rows = 0
+        let names = ["Epoch"] + spec.columns.map(\.rawValue)
+        var keyParts: [(key: String, names: [String], columns: [ColumnValues])] = []
+        for key in batchKeys {
+            var merged = batchParts[key]![0]
+            for more in batchParts[key]!.dropFirst() { merged.append(more) }
+            if merged.count > 0 { keyParts.append((key, names, [ColumnValues.int64(merged.epochs)] + merged.columns.map(\.values))) }
+        }
+        let dataset = try WriteDataSet.concatenating(keyParts)
+        do {
+            if dataset.length > 0 { try await send(dataset) }
+        } catch let error as MarketStoreError {
+            if case .transport = error {
+                for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
+                try? await store.save()
+                throw TargetUnavailable(description: "MarketStore stopped answering: \(error)")
+            }
+            refusals += 1
+            for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
+            try await store.save()
+            return
+        }
+        if dataset.length > 0 { acknowledged += 1 }
+        for (unit, outcome) in batchUnits {
+            guard let outcome, !failedUnits.contains(unit.id) else { continue }
+            let report = outcome.report
+            await store.update(unit.id, key: unit.key) {
+                $0.status = .done
+                $0.archivePath = outcome.archive.path
+                $0.sha256 = outcome.archive.sha256
+                $0.verified = outcome.archive.verified
+                $0.rows = report.rows
+                $0.firstEpoch = report.firstOpenTime
+                $0.lastEpoch = report.lastOpenTime
+                $0.digests = outcome.digest.hex
+                $0.anomalies = report.anomalies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: report.anomalies.map { ($0.kind.rawValue, $0.count) })
+                $0.attempts += 1
+                $0.error = nil
+                $0.doneAt = isoNow()
+                $0.updatedAt = $0.doneAt
+            }
+            await progress.unitDone(rows: report.rows, anomalies: report.anomalyCount, bytes: report.csvBytes)
+            if spec.deleteArchivesAfterWrite, outcome.archive.path.hasPrefix(spec.cacheDirectory) {
+                try? FileManager.default.removeItem(atPath: outcome.archive.path)
+            }
+        }
+        try await store.save()
+    }
+
+    /// One request, retried on network errors with backoff (the write is idempotent).
+    private func send(_ dataset: WriteDataSet) async throws {
+        var delay = 0.5
+        for attempt in 1...5 {
+            do {
+                requests += 1
+                try await guardian.write(dataset)
+                return
+            } catch let MarketStoreError.transport(e) where attempt < 5 {
+                logger.warning("write of \(dataset.keys.count) keys failed (\(e)); retrying in \(delay) s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+                delay *= 2
+            }
+        }
+    }
+
+    private func fail(_ unit: PlannedUnit, _ message: String) async {
+        guard failedUnits.insert(unit.id).inserted else { return }
+        logger.error("\(unit.id): \(message)")
+        await store.update(unit.id, key: unit.key) {
+            $0.status = .failed
+            $0.error = message
+            $0.attempts += 1
+            $0.updatedAt = isoNow()
+        }
+        await progress.failed(unit.id, message)
+    }
+}
+
+/// Counters of a run and the progress display: a live line on a TTY, a log line every few
+/// seconds otherwise.
+actor Progress {
+    let total: Int
+    let live: Bool
+    let logger: Logger
+    let started = Date()
+    private(set) var done = 0, failedCount = 0, notPublishedCount = 0, rows = 0, anomalies = 0, downloads = 0, bytes: UInt64 = 0
+    private(set) var failures: [String: String] = [:]
+
+    init(total: Int, live: Bool, logger: Logger) {
+        self.total = total
+        self.live = live
+        self.logger = logger
+    }
+
+    func unitDone(rows: Int, anomalies: Int, bytes: UInt64) {
+        done += 1
+        self.rows += rows
+        self.anomalies += anomalies
+        self.bytes += bytes
+    }
+
+    func failed(_ id: String, _ message: String) {
+        failedCount += 1
+        failures[id] = message
+    }
+
+    func notPublished() { notPublishedCount += 1 }
+    func downloaded() { downloads += 1 }
+
+    func counts() -> (done: Int, failed: Int, notPublished: Int, rows: Int, anomalies: Int, downloads: Int, failures: [String: String]) {
+        (done, failedCount, notPublishedCount, rows, anomalies, downloads, failures)
+    }
+
+    var line: String {
+        let elapsed = max(0.001, Date().timeIntervalSince(started))
+        let finished = done + failedCount + notPublishedCount
+        let rate = Double(rows) / elapsed
+        let eta = finished > 0 ? elapsed / Double(finished) * Double(total - finished) : 0
+        return String(format: "units %d/%d (failed %d)  rows %d  %.1f MB  %.0f rows/s  ETA %.0f s",
+                      finished, total, failedCount, rows, Double(bytes) / 1e6, rate, eta)
+    }
+
+    func tick() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: live ? 1_000_000_000 : 5_000_000_000)
+            if Task.isCancelled { break }
+            if live { FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8)) } else { logger.info("\(line)") }
+        }
+    }
+
+    func finish() {
+        if live { FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line + "\n").utf8)) }
+    }
+}

@@ -1,0 +1,205 @@
+import ArgumentParser
+import BinanceSource
+import Foundation
+import ImportJob
+import KlineArchive
+import Logging
+import MarketStore
+
+/// Options shared by the commands that take a job file.
+struct JobOptions: ParsableArguments {
+    @Argument(help: "The job file (jobs/*.yml).")
+    var job: String
+
+    @Option(help: "First month (YYYY-MM), overriding the job file.")
+    var from: String?
+
+    @Option(help: "Last month (YYYY-MM or latest), overriding the job file.")
+    var to: String?
+
+    @Option(help: "Symbols, comma-separated, overriding the job file.")
+    var symbols: String?
+
+    @Option(help: "Target: a MarketStore URL (http://host:5993/rpc) or a directory, overriding the job file.")
+    var target: String?
+
+    @Option(name: .customLong("log-format"), help: "human (default) or json.")
+    var logFormat: String = "human"
+
+    func load() throws -> JobSpec {
+        var spec = try JobSpec.load(path: job)
+        try spec.override(from: from, to: to, symbols: symbols, target: target)
+        return spec
+    }
+
+    func logger(_ label: String) -> Logger {
+        let json = logFormat == "json"
+        LoggingSystem.bootstrap { name in StderrLogHandler(label: name, json: json) }
+        return Logger(label: label)
+    }
+
+    func validate() throws {
+        guard ["human", "json"].contains(logFormat) else { throw ValidationError("--log-format must be human or json") }
+    }
+}
+
+/// Today's UTC date; BINANCE_IMPORT_TODAY=YYYY-MM-DD pins it (tests, back-fills as of a date).
+func today() throws -> ArchivePeriod {
+    if let pinned = ProcessInfo.processInfo.environment["BINANCE_IMPORT_TODAY"] {
+        let p = pinned.split(separator: "-").compactMap { Int($0) }
+        guard p.count == 3, let day = ArchivePeriod(year: p[0], month: p[1], day: p[2]) else {
+            throw ValidationError("BINANCE_IMPORT_TODAY must be YYYY-MM-DD, not \(pinned)")
+        }
+        return day
+    }
+    return PeriodPlanner.today(now: Int64(Date().timeIntervalSince1970))
+}
+
+/// Runs a job and turns the outcome into the exit code: 0 all done; 1 some units failed;
+/// 2 bad usage or job file; 3 target unreachable or refused everything.
+func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool) async throws {
+    let spec = try options.load()
+    let logger = options.logger("binance-import")
+    var run = RunOptions(today: try today())
+    run.dryRun = dryRun
+    run.force = force
+    run.nightly = nightly
+    run.liveProgress = isatty(2) == 1 && options.logFormat == "human" && !nightly
+    let summary = try await ImportRunner(spec: spec, logger: logger).run(run)
+    if dryRun { return }
+    let report = ((spec.manifest as NSString).deletingPathExtension as NSString).deletingPathExtension + ".report.json"
+    try? summary.json().write(to: URL(fileURLWithPath: report))
+    if nightly || options.logFormat == "json" {
+        print(String(decoding: summary.json(), as: UTF8.self))
+    } else {
+        print(summary.table)
+        print("report: \(report)")
+        if summary.failed > 0 { print("re-run the same command to retry the failed units; done units are skipped") }
+    }
+    if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Plan, download, decode, validate, write and record a job.",
+        discussion: "A re-run skips done units whose archive is unchanged, retries failed ones and re-imports re-published ones.")
+    @OptionGroup var options: JobOptions
+    @Flag(name: .customLong("dry-run"), help: "Print the plan and touch nothing.") var dryRun = false
+    @Flag(help: "Re-import units the manifest says are done.") var force = false
+
+    func run() async throws { try await runJob(options, dryRun: dryRun, force: force, nightly: false) }
+}
+
+struct Nightly: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import up to yesterday (UTC), starting where the manifest stands; for CI.",
+        discussion: "Prints a JSON summary; exit code 0 all done, 1 some units failed, 2 bad job file, 3 target unreachable.")
+    @OptionGroup var options: JobOptions
+
+    func run() async throws {
+        var o = options
+        if o.to == nil { o.to = "latest" }
+        try await runJob(o, dryRun: false, force: false, nightly: true)
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "What the manifest says: done, pending, failed, not published, superseded.")
+    @OptionGroup var options: JobOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let spec = try options.load()
+        let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
+        var counts: [String: Int] = [:]
+        for record in manifest.units.values { counts[record.status.rawValue, default: 0] += 1 }
+        let failed = manifest.units.values.filter { $0.status == .failed }.sorted { $0.id < $1.id }
+        if json {
+            let object: [String: Any] = ["job": spec.name, "manifest": spec.manifest, "counts": counts,
+                                         "failed": Dictionary(uniqueKeysWithValues: failed.map { ($0.id, $0.error ?? "") })]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("job \(spec.name) (\(spec.manifest)): \(manifest.units.count) units")
+        for status in ["done", "pending", "failed", "not_published", "superseded"] where counts[status] != nil {
+            print("  \(status): \(counts[status]!)")
+        }
+        for record in failed { print("  failed: \(record.id): \(record.error ?? "")") }
+        let rows = manifest.units.values.filter { $0.status == .done }.reduce(0) { $0 + ($1.rows ?? 0) }
+        print("  rows done: \(rows)")
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read every done unit back from the target and compare rows and column digests with the manifest.")
+    @OptionGroup var options: JobOptions
+
+    func run() async throws {
+        let spec = try options.load()
+        let (checked, differences) = try await JobVerifier(spec: spec).verify()
+        for d in differences { print("DIFFERENT \(d)") }
+        print("verified \(checked) units: \(differences.isEmpty ? "all match" : "\(differences.count) differ")")
+        if !differences.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print rows of a key from a MarketStore server.")
+    @Argument(help: "SYMBOL/Timeframe/AttributeGroup, e.g. BTCUSDT/1Min/OHLCV") var key: String
+    @Option(help: "MarketStore URL.") var target: String = "http://127.0.0.1:5993/rpc"
+    @Option(help: "First epoch (UTC seconds) or YYYY-MM-DD.") var from: String?
+    @Option(help: "Last epoch (UTC seconds) or YYYY-MM-DD.") var to: String?
+    @Option(help: "Rows to print (the last N).") var limit: Int = 10
+
+    func epoch(_ text: String?) throws -> Int64? {
+        guard let text else { return nil }
+        if let e = Int64(text) { return e }
+        let p = text.split(separator: "-").compactMap { Int($0) }
+        guard p.count == 3, let day = ArchivePeriod(year: p[0], month: p[1], day: p[2]) else { throw ValidationError("bad time \(text)") }
+        return day.start
+    }
+
+    func run() async throws {
+        let parts = key.split(separator: "/").map(String.init)
+        guard parts.count == 3 else { throw ValidationError("KEY must be SYMBOL/Timeframe/AttributeGroup") }
+        let client = MarketStoreClient(url: target)
+        let results = try await client.query(symbols: [parts[0]], timeframe: parts[1], attributeGroup: parts[2],
+                                             from: try epoch(from), to: try epoch(to), limit: limit)
+        guard let r = results.first else { print("no rows"); return }
+        print((["UTC"] + r.names).joined(separator: "\t"))
+        for i in 0..<r.count {
+            print(([UTCCalendar.iso8601(r.epochs[i])] + r.columns.map { c -> String in
+                switch c {
+                case let .float32(v): return "\(v[i])"
+                case let .float64(v): return "\(v[i])"
+                case let .int64(v): return "\(v[i])"
+                }
+            }).joined(separator: "\t"))
+        }
+    }
+}
+
+/// swift-log output: human lines, or one JSON object per line (`--log-format json`), on stderr.
+struct StderrLogHandler: LogHandler {
+    let label: String
+    let json: Bool
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        let time = ISO8601DateFormatter().string(from: Date())
+        let text: String
+        if json {
+            let object: [String: String] = ["time": time, "level": level.rawValue, "message": message.description]
+            text = String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        } else {
+            text = "\(time) \(level.rawValue.uppercased()) \(message)"
+        }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
