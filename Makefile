@@ -4,8 +4,10 @@ PYTHON ?= python3
 ARCHIVE ?= ../shared/binance/BTCUSDT-1m-2020-01-01.zip
 
 PORT ?= 5993
+JOB ?= jobs/demo.yml
+BIN = .build/debug/binance-import
 
-.PHONY: all build release test test-server bench bench-decode inspect clean
+.PHONY: all build release test test-server bench bench-decode inspect import nightly demo samples clean
 
 all: build
 
@@ -29,6 +31,28 @@ bench-decode: release
 	$(PYTHON) bench/decode_bench.py --bin .build/release/decode-bench --out docs/performance-decode.md
 
 bench: bench-decode
+
+# A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06
+import: build
+	$(BIN) run $(JOB) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
+
+# The nightly incremental import (CI): up to yesterday, JSON summary, meaningful exit code.
+nightly: build
+	$(BIN) nightly $(JOB) --log-format json
+
+# The demo: the synthetic samples/ archives into the MarketStore test server on $(PORT), then a
+# few rows read back and a verification. No network needed. (--force: the test server keeps
+# its data in memory, so each demo imports again.)
+demo: build
+	@$(PYTHON) Tests/servers/marketstore_server.py --port $(PORT) > /dev/null & echo $$! > .demo-server.pid; sleep 1; \
+	$(BIN) run jobs/demo.yml --force --target http://127.0.0.1:$(PORT)/rpc && \
+	$(BIN) show BTCUSDT/1H/OHLCV --target http://127.0.0.1:$(PORT)/rpc --limit 5 && \
+	$(BIN) verify jobs/demo.yml --target http://127.0.0.1:$(PORT)/rpc; status=$$?; \
+	kill $$(cat .demo-server.pid); rm -f .demo-server.pid; exit $$status
+
+# Regenerates samples/mirror (deterministic).
+samples:
+	$(PYTHON) samples/generate.py
 
 # Example: make inspect ARCHIVE=path/to/BTCUSDT-1m-2024-01.zip
 inspect: build

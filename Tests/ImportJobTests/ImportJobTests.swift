@@ -1,0 +1,309 @@
+import Foundation
+import KlineArchive
+import MarketStore
+import TestSupport
+import XCTest
+@testable import ImportJob
+
+/// The binance-import command end to end, against the fixture archive server and the MarketStore
+/// test server: every row lands exactly, resume after a failure, nightly stitching, job file errors.
+final class ImportJobTests: XCTestCase {
+    var work: URL!
+    var tree: URL!
+    var archives: ServerProcess!
+    var marketstore: ServerProcess!
+
+    static var binary: String {
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            return bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("binance-import").path
+        }
+        return ServerProcess.repoRoot.appendingPathComponent(".build/debug/binance-import").path
+    }
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw XCTSkip("binance-import is not built (\(Self.binary)); make test builds it") }
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("import-job-\(getpid())-\(UUID().uuidString.prefix(8))")
+        tree = work.appendingPathComponent("tree")
+        try FileManager.default.createDirectory(at: tree, withIntermediateDirectories: true)
+        do {
+            archives = try ServerProcess(script: "Tests/servers/archive_server.py", arguments: [tree.path, "--page-size", "3"])
+            marketstore = try ServerProcess(script: "Tests/servers/marketstore_server.py")
+        } catch let e as ServerProcess.StartFailure {
+            throw XCTSkip(e.description)
+        }
+    }
+
+    override func tearDownWithError() throws {
+        archives?.stop()
+        marketstore?.stop()
+        if let work { try? FileManager.default.removeItem(at: work) }
+    }
+
+    /// A synthetic archive in the tree (bench/gen_archives.py), optionally daily.
+    func generate(_ market: String, _ symbol: String, _ interval: String, _ month: String, day: Int? = nil, header: Bool = false) throws {
+        let dir = tree.appendingPathComponent("data/\(market)/\(day == nil ? "monthly" : "daily")/klines/\(symbol)/\(interval)")
+        var args = [ServerProcess.repoRoot.appendingPathComponent("bench/gen_archives.py").path, "--out", dir.path,
+                    "--symbol", symbol, "--interval", interval, "--month", month]
+        if let day { args += ["--day", String(day)] }
+        if header { args.append("--header") }
+        let r = try run("/usr/bin/env", ["python3"] + args)
+        XCTAssertEqual(r.status, 0, r.output)
+    }
+
+    /// The real archives of ../shared/binance, in the tree.
+    func copyRealArchives() throws {
+        let shared = ServerProcess.shared.appendingPathComponent("binance")
+        guard FileManager.default.fileExists(atPath: shared.path) else { throw XCTSkip("../shared/binance is absent") }
+        let dir = tree.appendingPathComponent("data/spot/daily/klines/BTCUSDT/1m")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for day in ["01", "02", "03"] {
+            for suffix in [".zip", ".zip.CHECKSUM"] {
+                try FileManager.default.copyItem(at: shared.appendingPathComponent("BTCUSDT-1m-2020-01-\(day)\(suffix)"),
+                                                 to: dir.appendingPathComponent("BTCUSDT-1m-2020-01-\(day)\(suffix)"))
+            }
+        }
+    }
+
+    func job(_ name: String, symbols: [String], intervals: [String], from: String, to: String, market: String = "spot",
+             columns: String = "[Open, High, Low, Close, Volume]", dtype: String = "float32", chunkRows: Int = 50000) throws -> String {
+        let yaml = """
+        name: \(name)
+        source:
+          base_url: \(archives.base)/
+          listing_url: \(archives.base)/listing
+          cache_dir: \(work.appendingPathComponent("cache").path)
+          checksum: required
+        market: \(market)
+        symbols: [\(symbols.joined(separator: ", "))]
+        intervals: [\(intervals.joined(separator: ", "))]
+        from: \(from)
+        to: \(to)
+        columns: \(columns)
+        dtype: \(dtype)
+        attribute_group: OHLCV
+        target:
+          marketstore: \(marketstore.url)
+        write:
+          chunk_rows: \(chunkRows)
+        concurrency:
+          downloads: 3
+        validation: report
+        manifest: \(work.appendingPathComponent("state/\(name).manifest.json").path)
+        """
+        let path = work.appendingPathComponent("\(name).yml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @discardableResult
+    func run(_ executable: String, _ args: [String], today: String? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = args
+        process.currentDirectoryURL = work
+        var env = ProcessInfo.processInfo.environment
+        if let today { env["BINANCE_IMPORT_TODAY"] = today }
+        process.environment = env
+        let log = work.appendingPathComponent("out-\(UUID().uuidString.prefix(6)).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        while process.isRunning { usleep(20_000) }
+        try handle.close()
+        return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+
+    func importer(_ args: [String], today: String) throws -> (status: Int32, output: String) {
+        try run(Self.binary, args, today: today)
+    }
+
+    func manifest(_ name: String) throws -> Manifest {
+        try Manifest.load(path: work.appendingPathComponent("state/\(name).manifest.json").path, job: name)
+    }
+
+    func writeCalls() async throws -> (Int, [[String]]) {
+        let s = try await marketstore.stats()
+        return (s["write_calls"] as! Int, s["write_keys"] as! [[String]])
+    }
+
+    func zipRequests() async throws -> Int {
+        let s = try await archives.stats()
+        return (s["requests"] as! [String: Int]).filter { $0.key.hasSuffix(".zip") }.values.reduce(0, +)
+    }
+
+    /// The rows the target must hold for `key`: the archives decoded independently.
+    func expected(_ paths: [String], floatType: FloatType = .float32) throws -> KlineBatch {
+        var all: KlineBatch?
+        for p in paths {
+            let b = try KlineArchiveDecoder.decode(path: p, options: .init(floatType: floatType)).batch
+            if all == nil { all = b } else { all!.append(b) }
+        }
+        return all!
+    }
+
+    func assertTargetHolds(_ symbol: String, _ timeframe: String, _ batch: KlineBatch, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let client = MarketStoreClient(url: marketstore.url)
+        let r = try await client.query(symbols: [symbol], timeframe: timeframe, attributeGroup: "OHLCV")
+        XCTAssertEqual(r.first?.epochs, batch.epochs, "\(symbol) epochs", file: file, line: line)
+        XCTAssertEqual(Array(r.first?.columns.dropFirst() ?? []), batch.columns.map(\.values), "\(symbol) values", file: file, line: line)
+    }
+
+    // MARK: - Tests
+
+    func testRealAndSyntheticArchivesLandExactlyWithMultiSymbolRequests() async throws {
+        try copyRealArchives()
+        for s in ["BTCUSDT", "ETHUSDT", "BNBUSDT"] { for m in ["2024-01", "2024-02"] { try generate("spot", s, "1h", m) } }
+
+        // The real daily archives: January 2020 while it is the current month (today 2020-01-04).
+        let real = try job("real", symbols: ["BTCUSDT"], intervals: ["1m"], from: "2020-01", to: "latest")
+        let r1 = try importer(["run", real], today: "2020-01-04")
+        XCTAssertEqual(r1.status, 0, r1.output)
+        let days = ["01", "02", "03"].map { tree.appendingPathComponent("data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2020-01-\($0).zip").path }
+        try await assertTargetHolds("BTCUSDT", "1Min", try expected(days))
+
+        // Three symbols x two months of synthetic hourly archives, in requests of several keys.
+        let synth = try job("synthetic", symbols: ["BTCUSDT", "ETHUSDT", "BNBUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02", chunkRows: 2000)
+        let r2 = try importer(["run", synth], today: "2024-06-01")
+        XCTAssertEqual(r2.status, 0, r2.output)
+        for s in ["BTCUSDT", "ETHUSDT", "BNBUSDT"] {
+            let paths = ["2024-01", "2024-02"].map { tree.appendingPathComponent("data/spot/monthly/klines/\(s)/1h/\(s)-1h-\($0).zip").path }
+            try await assertTargetHolds(s, "1H", try expected(paths))
+        }
+        let (_, keys) = try await writeCalls()
+        XCTAssertTrue(keys.contains { $0.count >= 2 }, "requests carry several keys: \(keys)")
+        XCTAssertTrue(try manifest("synthetic").units.values.allSatisfy { $0.status == .done })
+
+        // pymarketstore reads the same rows.
+        let check = try run("/usr/bin/env", ["python3", "-c", """
+            import sys, hashlib, pymarketstore as p
+            c = p.Client(sys.argv[1])
+            for s in ("BTCUSDT", "ETHUSDT", "BNBUSDT"):
+                df = c.query(p.Params(s, "1H", "OHLCV")).first().df()
+                print(s, len(df), hashlib.sha256(df["Close"].to_numpy().tobytes()).hexdigest())
+            """, marketstore.url])
+        XCTAssertEqual(check.status, 0, check.output)
+        for s in ["BTCUSDT", "ETHUSDT", "BNBUSDT"] {
+            let paths = ["2024-01", "2024-02"].map { tree.appendingPathComponent("data/spot/monthly/klines/\(s)/1h/\(s)-1h-\($0).zip").path }
+            guard case let .float32(close)? = try expected(paths).values(.close) else { return XCTFail() }
+            let line = check.output.split(separator: "\n").first { $0.hasPrefix(s) } ?? ""
+            XCTAssertTrue(line.hasPrefix("\(s) \(close.count) "), String(line))
+            let digest = sha256Hex(close.withUnsafeBytes { Array($0) })
+            XCTAssertTrue(line.hasSuffix(digest), "\(line) vs \(digest)")
+        }
+        let verify = try importer(["verify", synth], today: "2024-06-01")
+        XCTAssertEqual(verify.status, 0, verify.output)
+        XCTAssertTrue(verify.output.contains("verified 6 units: all match"), verify.output)
+    }
+
+    func testResumeAfterAFailedWriteLandsEverythingOnceAndASecondRunDoesNothing() async throws {
+        for s in ["BTCUSDT", "ETHUSDT"] { for m in ["2024-01", "2024-02", "2024-03"] { try generate("spot", s, "1h", m) } }
+        let path = try job("resume", symbols: ["BTCUSDT", "ETHUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-03", chunkRows: 700)
+        // The second write request is refused by the server.
+        try await marketstore.control(["fail_write": 2, "error": "injected: disk full"])
+        let first = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(first.status, 1, first.output)
+        let afterFailure = try manifest("resume")
+        let failed = afterFailure.units.values.filter { $0.status == .failed }
+        XCTAssertFalse(failed.isEmpty)
+        XCTAssertTrue(failed.allSatisfy { $0.error?.contains("injected: disk full") == true })
+        XCTAssertGreaterThan(afterFailure.units.values.filter { $0.status == .done }.count, 0)
+
+        let second = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(second.status, 0, second.output)
+        XCTAssertTrue(try manifest("resume").units.values.allSatisfy { $0.status == .done })
+        for s in ["BTCUSDT", "ETHUSDT"] {
+            let paths = ["2024-01", "2024-02", "2024-03"].map { tree.appendingPathComponent("data/spot/monthly/klines/\(s)/1h/\(s)-1h-\($0).zip").path }
+            try await assertTargetHolds(s, "1H", try expected(paths))
+        }
+        // A third run: no download, no write.
+        let (writesBefore, _) = try await writeCalls()
+        let zipsBefore = try await zipRequests()
+        let third = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(third.status, 0, third.output)
+        let (writesAfter, _) = try await writeCalls()
+        let zipsAfter = try await zipRequests()
+        XCTAssertEqual(writesAfter, writesBefore)
+        XCTAssertEqual(zipsAfter, zipsBefore)
+        XCTAssertTrue(third.output.contains("skipped (already done)  6"), third.output)
+    }
+
+    func testNightlyFollowsDailyFilesThenTheMonthlyArchive() async throws {
+        try generate("spot", "BTCUSDT", "1h", "2024-01")
+        for day in 1...3 { try generate("spot", "BTCUSDT", "1h", "2024-02", day: day) }
+        let path = try job("nightly", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "latest")
+
+        // 4 February: January from its monthly archive, February from its daily files so far.
+        let n1 = try importer(["nightly", path], today: "2024-02-04")
+        XCTAssertEqual(n1.status, 0, n1.output)
+        var m = try manifest("nightly")
+        XCTAssertEqual(m.units.values.filter { $0.status == .done }.map { String($0.id.split(separator: "/").last!) }.sorted(),
+                       ["BTCUSDT-1h-2024-01.zip", "BTCUSDT-1h-2024-02-01.zip", "BTCUSDT-1h-2024-02-02.zip", "BTCUSDT-1h-2024-02-03.zip"])
+        XCTAssertTrue(n1.output.contains("\"exit_code\" : 0"), n1.output)
+
+        // 5 March: the February monthly archive is out; it replaces the daily files. March's
+        // daily files are not published yet.
+        try generate("spot", "BTCUSDT", "1h", "2024-02")
+        let n2 = try importer(["nightly", path], today: "2024-03-05")
+        XCTAssertEqual(n2.status, 0, n2.output)
+        m = try manifest("nightly")
+        XCTAssertEqual(m.units["data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip"]?.status, .done)
+        XCTAssertEqual(m.units.values.filter { $0.status == .superseded }.count, 3)
+        XCTAssertEqual(m.units.values.filter { $0.status == .notPublished }.count, 4, "1..4 March")
+        let feb = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip").path
+        let jan = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").path
+        try await assertTargetHolds("BTCUSDT", "1H", try expected([jan, feb]))
+    }
+
+    func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
+        let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
+        let text = try String(contentsOfFile: good, encoding: .utf8)
+        let cases: [(String, String, String)] = [
+            ("name: errors", "name: errors\ncolour: blue", "key 'colour': unknown key"),
+            ("intervals: [1h]", "intervals: [4h]", "key 'intervals': 4h: MarketStore cannot serve this timeframe back"),
+            ("market: spot", "market: futures/um", ""),  // valid on its own
+            ("from: 2024-01", "from: 2024-13", "key 'from': must be a month YYYY-MM"),
+            ("to: 2024-02", "to: 2023-12", "key 'from': 2024-01 is after to: 2023-12"),
+            ("symbols: [BTCUSDT]", "symbols: [../etc]", "key 'symbols': invalid symbol \"../etc\""),
+            ("dtype: float32", "dtype: float16", "key 'dtype': must be float32 or float64"),
+            ("  checksum: required", "  checksum: maybe", "key 'source.checksum': must be required or optional"),
+            ("  chunk_rows: 50000", "  chunk_rows: 5", "key 'write.chunk_rows': must be an integer"),
+            ("validation: report", "validation: lenient", "key 'validation': must be report or strict"),
+        ]
+        for (from, to, message) in cases where !message.isEmpty {
+            let bad = work.appendingPathComponent("bad.yml").path
+            try text.replacingOccurrences(of: from, with: to).write(toFile: bad, atomically: true, encoding: .utf8)
+            let r = try importer(["run", bad], today: "2024-06-01")
+            XCTAssertEqual(r.status, 2, "\(to): \(r.output)")
+            XCTAssertTrue(r.output.contains(bad) && r.output.contains(message), "\(to): \(r.output)")
+        }
+        let futures1s = text.replacingOccurrences(of: "market: spot", with: "market: futures/um").replacingOccurrences(of: "intervals: [1h]", with: "intervals: [1s]")
+        let bad = work.appendingPathComponent("bad.yml").path
+        try futures1s.write(toFile: bad, atomically: true, encoding: .utf8)
+        let r = try importer(["run", bad], today: "2024-06-01")
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.output.contains("1s klines exist for spot only"), r.output)
+        let cli = try importer(["run", good, "--from", "2024-1"], today: "2024-06-01")
+        XCTAssertEqual(cli.status, 2)
+        XCTAssertTrue(cli.output.contains("--from"), cli.output)
+    }
+
+    func testTargetDownExitsWith3AndASecondRunIsLocked() async throws {
+        try generate("spot", "BTCUSDT", "1h", "2024-01")
+        let path = try job("down", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01")
+        marketstore.stop()
+        let r = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(r.status, 3, r.output)
+        XCTAssertTrue(r.output.contains("unreachable"), r.output)
+        let lock = try JobLock(manifest: work.appendingPathComponent("state/down.manifest.json").path)
+        let locked = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(locked.status, 2, locked.output)
+        XCTAssertTrue(locked.output.contains("another run of this job holds the lock"), locked.output)
+        _ = lock
+    }
+}
+
+import Crypto
+
+func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
