@@ -39,9 +39,11 @@ let package = Package(
             "CurlHTTP", "KlineArchive",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The offline sink: MarketStore's on-disk format written (and read) directly.
+        .target(name: "MarketStoreDirectory", dependencies: ["Columnar", "KlineArchive", "MarketStore"]),
         // The import job: job files, plan, manifest, pipeline, verification.
         .target(name: "ImportJob", dependencies: [
-            "BinanceSource", "KlineArchive", "MarketStore", "Columnar",
+            "BinanceSource", "KlineArchive", "MarketStore", "MarketStoreDirectory", "Columnar",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -54,6 +56,7 @@ let package = Package(
         // Helpers of the test targets: Python test servers on ephemeral ports.
         .target(name: "TestSupport", dependencies: ["CurlHTTP"], path: "Tests/TestSupport"),
         .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
+        .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "KlineArchive", "MarketStore", "TestSupport"]),
         .testTarget(name: "ImportJobTests", dependencies: ["ImportJob", "KlineArchive", "MarketStore", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "TestSupport"]),
     ]

@@ -135,6 +135,14 @@ public enum UTCCalendar {
         daysFromCivil(year: year, month: month, day: day) * 86400
     }
 
+    /// The UTC calendar year of an epoch second.
+    public static func year(of epoch: Int64) -> Int {
+        var y = Int(1970 + epoch / 31_556_952)  // close to the answer; then step to it
+        while epoch < self.epoch(year: y, month: 1, day: 1) { y -= 1 }
+        while epoch >= self.epoch(year: y + 1, month: 1, day: 1) { y += 1 }
+        return y
+    }
+
     /// ISO 8601 UTC text of an epoch second, e.g. `2024-01-01T00:00:00Z`.
     public static func iso8601(_ epoch: Int64) -> String {
         var days = epoch / 86400

@@ -1,0 +1,226 @@
+import Columnar
+import Foundation
+import KlineArchive
+import MarketStore
+
+/// Writes fixed-length MarketStore buckets straight into a data directory, in the server's own
+/// format: `<root>/<Symbol>/<Timeframe>/<AttributeGroup>/<YYYY>.bin` plus a `category_name` file
+/// at each level. Meant for a stopped server (or none): `marketstore start` then serves the data.
+///
+/// Writing into an existing year file overwrites slots (the server's last-write-wins rule) after
+/// checking its schema: columns of the same names in another order are written in the file's
+/// order; other types or names are refused. New files are created through a temporary name
+/// (header, sparse full size, fsync, rename); rows are written with pwrite and fsynced, each slot
+/// a fixed-size record, so a crash leaves a slot's old or new contents.
+public final class DirectoryWriter: @unchecked Sendable {
+    public let root: String
+
+    /// Opens `root` for writing; refuses a directory a running server uses unless `force`.
+    public init(root: String, force: Bool = false) throws {
+        self.root = root
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        if !force, let evidence = Self.inUseEvidence(root: root) { throw DirectoryError.inUse(root: root, evidence: evidence) }
+        try Self.ensureCategory(root, "Symbol")
+    }
+
+    /// Signs that a running server uses `root`: a process holding a file under it open (the
+    /// server keeps its write-ahead log and year files open), or a write-ahead log modified in
+    /// the last 10 seconds.
+    public static func inUseEvidence(root: String) -> String? {
+        let real = (try? FileManager.default.destinationOfSymbolicLink(atPath: root)) ?? URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+        let prefix = real.hasSuffix("/") ? real : real + "/"
+        let me = getpid()
+        if let pids = try? FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            for pid in pids where Int32(pid) != nil && Int32(pid) != me {
+                guard let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { continue }
+                for fd in fds {
+                    if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"), target.hasPrefix(prefix) {
+                        return "process \(pid) has \(target) open"
+                    }
+                }
+            }
+        }
+        if let names = try? FileManager.default.contentsOfDirectory(atPath: root) {
+            for name in names where name.hasPrefix("WALFile") {
+                let path = (root as NSString).appendingPathComponent(name)
+                if let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date, Date().timeIntervalSince(date) < 10 {
+                    return "\(name) was modified \(Int(Date().timeIntervalSince(date))) s ago"
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Writes every key range of a dataset.
+    public func write(_ dataset: WriteDataSet) throws {
+        for k in dataset.keys {
+            try write(key: k.key, names: dataset.names, columns: dataset.columns.map { $0.slice(k.start..<(k.start + k.count)) })
+        }
+    }
+
+    /// Writes rows of one key. `names[0]` is Epoch (i8); duplicates of a slot: the last row wins.
+    public func write(key: String, names: [String], columns: [ColumnValues]) throws {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && !$0.contains("..") }),
+              let tf = Timeframe.seconds(parts[1]), case let .int64(epochs)? = columns.first else { throw DirectoryError.badKey(key) }
+        var dir = root
+        for (level, name) in zip(["Timeframe", "AttributeGroup", "Year"], parts) {
+            dir = (dir as NSString).appendingPathComponent(name)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try Self.ensureCategory(dir, level)
+        }
+        let schema = zip(names, columns).dropFirst().map { (name: $0, type: $1.wireType) }
+        var byYear: [Int: [Int]] = [:]
+        for (i, e) in epochs.enumerated() { byYear[UTCCalendar.year(of: e), default: []].append(i) }
+        for (year, rows) in byYear.sorted(by: { $0.key < $1.key }) {
+            let path = (dir as NSString).appendingPathComponent("\(year).bin")
+            let header = try openHeader(path: path, key: key, year: year, timeframe: tf, schema: schema)
+            try writeRows(rows, epochs: epochs, names: names, columns: columns, header: header, path: path)
+        }
+    }
+
+    /// The year file's header: created with the dataset's schema, or read and checked.
+    private func openHeader(path: String, key: String, year: Int, timeframe: Int64, schema: [(name: String, type: String)]) throws -> BucketHeader {
+        if FileManager.default.fileExists(atPath: path) {
+            guard let handle = FileHandle(forReadingAtPath: path), let data = try handle.read(upToCount: BucketHeader.size) else {
+                throw DirectoryError.io(path: path, reason: "cannot read the header")
+            }
+            try? handle.close()
+            let header = try BucketHeader(decoding: [UInt8](data), path: path)
+            let file = header.columns.map { "\($0.name):\($0.type)" }, mine = schema.map { "\($0.name):\($0.type)" }
+            if header.variableLength {
+                throw DirectoryError.schemaMismatch(key: key, path: path, file: file, dataset: mine, reason: "the bucket is variable-length")
+            }
+            if header.timeframeSeconds != timeframe {
+                throw DirectoryError.schemaMismatch(key: key, path: path, file: file, dataset: mine, reason: "the file's timeframe is \(header.timeframeSeconds) s")
+            }
+            guard Set(header.columns.map(\.name)) == Set(schema.map(\.name)), header.columns.count == schema.count else {
+                throw DirectoryError.schemaMismatch(key: key, path: path, file: file, dataset: mine, reason: "column names differ")
+            }
+            let types = Dictionary(uniqueKeysWithValues: schema.map { ($0.name, $0.type) })
+            if let c = header.columns.first(where: { types[$0.name] != $0.type }) {
+                throw DirectoryError.schemaMismatch(key: key, path: path, file: file, dataset: mine, reason: "column \(c.name) has another type")
+            }
+            return header
+        }
+        let header = BucketHeader(year: year, timeframeSeconds: timeframe, columns: schema)
+        let temp = path + ".tmp-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw DirectoryError.io(path: temp, reason: String(cString: strerror(errno))) }
+        let bytes = header.encoded()
+        let ok = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) == $0.count } && ftruncate(fd, off_t(header.fileSize)) == 0 && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            unlink(temp)
+            throw DirectoryError.io(path: path, reason: "cannot create: \(String(cString: strerror(errno)))")
+        }
+        Self.syncDirectory((path as NSString).deletingLastPathComponent)
+        return header
+    }
+
+    /// Writes the rows' records: runs of adjacent slots in one pwrite each, then fsync.
+    private func writeRows(_ rows: [Int], epochs: [Int64], names: [String], columns: [ColumnValues], header: BucketHeader, path: String) throws {
+        let yearStart = UTCCalendar.epoch(year: header.year, month: 1, day: 1)
+        // Slot index per row; for a repeated slot the last row wins.
+        var slots = rows.map { (index: header.index(of: epochs[$0], yearStart: yearStart), row: $0) }
+        slots.sort { $0.index != $1.index ? $0.index < $1.index : $0.row < $1.row }
+        slots = slots.enumerated().filter { k, s in k + 1 == slots.count || slots[k + 1].index != s.index }.map(\.element)
+        // The dataset's column feeding each of the file's columns.
+        let position = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        let sources = header.columns.map { position[$0.name]! }
+        let offsets = header.columnOffsets, length = header.recordLength
+        let fd = open(path, O_WRONLY)
+        guard fd >= 0 else { throw DirectoryError.io(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var start = 0
+        while start < slots.count {
+            var end = start + 1
+            while end < slots.count && slots[end].index == slots[end - 1].index + 1 { end += 1 }
+            var buffer = [UInt8](repeating: 0, count: (end - start) * length)
+            buffer.withUnsafeMutableBytes { out in
+                for k in start..<end {
+                    let base = (k - start) * length
+                    out.storeBytes(of: slots[k].index.littleEndian, toByteOffset: base, as: Int64.self)
+                    for (c, source) in sources.enumerated() {
+                        columns[source].withUnsafeBytes { raw in
+                            let width = raw.count / max(1, epochs.count)
+                            let from = raw.baseAddress! + slots[k].row * width
+                            (out.baseAddress! + base + offsets[c]).copyMemory(from: from, byteCount: width)
+                        }
+                    }
+                }
+            }
+            let offset = header.offset(ofIndex: slots[start].index)
+            let written = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
+            guard written == buffer.count else { throw DirectoryError.io(path: path, reason: "pwrite: \(String(cString: strerror(errno)))") }
+            start = end
+        }
+        guard fsync(fd) == 0 else { throw DirectoryError.io(path: path, reason: "fsync: \(String(cString: strerror(errno)))") }
+    }
+
+    static func ensureCategory(_ dir: String, _ name: String) throws {
+        let path = (dir as NSString).appendingPathComponent("category_name")
+        if FileManager.default.fileExists(atPath: path) { return }
+        let temp = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temp, contents: Data(name.utf8)), rename(temp, path) == 0 else {
+            throw DirectoryError.io(path: path, reason: "cannot write")
+        }
+        syncDirectory(dir)
+    }
+
+    static func syncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+}
+
+/// Reads buckets of a data directory as the server serves them: every non-empty slot of every
+/// year file, Epoch rebuilt from the slot index (so a 1D bucket's 1 January row, stored inside the
+/// header, is not returned, as on the server).
+public struct DirectoryReader: Sendable {
+    public let root: String
+    public init(root: String) { self.root = root }
+
+    /// Names (Epoch first) and columns of `key` between `from` and `to` (inclusive); nil when the
+    /// bucket does not exist.
+    public func read(key: String, from: Int64? = nil, to: Int64? = nil) throws -> (names: [String], columns: [ColumnValues])? {
+        let dir = (root as NSString).appendingPathComponent(key)
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return nil }
+        var names: [String]?
+        var epochs: [Int64] = []
+        var raw: [[UInt8]] = []
+        var types: [String] = []
+        for file in files.filter({ $0.hasSuffix(".bin") }).sorted() {
+            let path = (dir as NSString).appendingPathComponent(file)
+            let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            let header = try BucketHeader(decoding: data, path: path)
+            if names == nil {
+                names = ["Epoch"] + header.columns.map(\.name)
+                types = header.columns.map(\.type)
+                raw = Array(repeating: [], count: types.count)
+            }
+            let yearStart = UTCCalendar.epoch(year: header.year, month: 1, day: 1)
+            let length = header.recordLength, offsets = header.columnOffsets
+            data.withUnsafeBytes { bytes in
+                var at = BucketHeader.size
+                while at + length <= bytes.count {
+                    let index = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: Int64.self))
+                    if index != 0 {
+                        let epoch = yearStart + (header.timeframeSeconds == 86400 ? index : index - 1) * header.timeframeSeconds
+                        if epoch >= (from ?? .min) && epoch <= (to ?? .max) {
+                            epochs.append(epoch)
+                            for c in 0..<types.count {
+                                let width = BucketHeader.typeSizes[types[c]] ?? 8
+                                raw[c].append(contentsOf: bytes[(at + offsets[c])..<(at + offsets[c] + width)])
+                            }
+                        }
+                    }
+                    at += length
+                }
+            }
+        }
+        guard let names else { return nil }
+        let columns = [ColumnValues.int64(epochs)] + zip(types, raw).map { ColumnValues(wireType: $0, bytes: $1) ?? .int64([]) }
+        return (names, columns)
+    }
+}

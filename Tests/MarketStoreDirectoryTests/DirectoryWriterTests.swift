@@ -1,0 +1,150 @@
+import Columnar
+import Foundation
+import KlineArchive
+import MarketStore
+import TestSupport
+import XCTest
+@testable import MarketStoreDirectory
+
+/// The directory sink writes what the real server writes, byte for byte (the golden directory of
+/// ../shared/marketstore), merges into existing files, and refuses what it must.
+final class DirectoryWriterTests: XCTestCase {
+    var work: URL!
+
+    override func setUpWithError() throws {
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("mktsdb-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: work) }
+
+    struct Golden: Decodable {
+        struct Write: Decodable {
+            let input_csv: String
+            let key: String
+            let rows: Int
+            let columns: [Column]
+        }
+        struct Column: Decodable { let name: String; let type: String }
+        let writes: [Write]
+    }
+
+    /// A golden CSV wrapped in a zip (the decoder reads archives), decoded with golden.json's columns.
+    func decodeGolden(_ write: Golden.Write, golden: URL) throws -> (names: [String], columns: [ColumnValues]) {
+        let csv = try Data(contentsOf: golden.appendingPathComponent(write.input_csv))
+        let interval = String(write.input_csv.split(separator: "-").last!.dropLast(4))  // "1m" from BTCUSDT-1m.csv
+        let zip = work.appendingPathComponent("\(UUID().uuidString).zip")
+        try Data(ZipFile.single(name: "data.csv", data: [UInt8](csv))).write(to: zip)
+        let columns = write.columns.dropFirst().map { KlineColumn(name: $0.name == "Trades" ? "Trades" : $0.name)! }
+        let floatType: FloatType = write.columns.dropFirst().contains { $0.type == "f8" } ? .float64 : .float32
+        let (batch, report) = try KlineArchiveDecoder.decode(path: zip.path, options: .init(interval: KlineInterval(interval)!, columns: columns, floatType: floatType))
+        XCTAssertEqual(report.rowsInFile, write.rows)
+        return (write.columns.map(\.name), [.int64(batch.epochs)] + batch.columns.map(\.values))
+    }
+
+    func testByteForByteEqualityWithTheRealServersDirectory() throws {
+        let golden = ServerProcess.shared.appendingPathComponent("marketstore/golden")
+        guard FileManager.default.fileExists(atPath: golden.path) else { throw XCTSkip("../shared/marketstore/golden is absent") }
+        let spec = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: golden.appendingPathComponent("inputs/golden.json")))
+        let root = work.appendingPathComponent("data").path
+        let writer = try DirectoryWriter(root: root)
+        for write in spec.writes {
+            let (names, columns) = try decodeGolden(write, golden: golden.appendingPathComponent("inputs").deletingLastPathComponent())
+            try writer.write(key: write.key, names: names, columns: columns)
+        }
+        let expected = golden.appendingPathComponent("data")
+        let files = FileManager.default.enumerator(atPath: expected.path)!.compactMap { $0 as? String }.filter {
+            var isDir: ObjCBool = false
+            FileManager.default.fileExists(atPath: expected.appendingPathComponent($0).path, isDirectory: &isDir)
+            return !isDir.boolValue
+        }.sorted()
+        let mine = FileManager.default.enumerator(atPath: root)!.compactMap { $0 as? String }.filter { !$0.hasSuffix("/") && !FileManager.default.fileExists(atPath: root + "/" + $0 + "/.") }.sorted()
+        XCTAssertEqual(mine, files, "the same files")
+        XCTAssertEqual(files.filter { $0.hasSuffix(".bin") }.count, 5)
+        for file in files {
+            let a = try Data(contentsOf: expected.appendingPathComponent(file))
+            let b = try Data(contentsOf: URL(fileURLWithPath: root).appendingPathComponent(file))
+            XCTAssertEqual(a.count, b.count, file)
+            XCTAssertTrue(a == b, "\(file): bytes differ at \(zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)")
+        }
+        // Our reader serves what the server serves: 9 of the 10 daily rows (1 January is lost).
+        XCTAssertEqual(try DirectoryReader(root: root).read(key: "BTCUSDT/1D/OHLCV")?.columns[0].count, 9)
+        XCTAssertEqual(try DirectoryReader(root: root).read(key: "ETHUSDT/1H/OHLCV")?.columns[0].count, 10)
+        XCTAssertEqual(try DirectoryReader(root: expected.path).read(key: "BTCUSDT/1Min/OHLCV")?.columns[0].count, 260)
+    }
+
+    func testSecondWriteOverwritesSlotsKeepsTheOthersAndReordersColumns() throws {
+        let root = work.appendingPathComponent("data").path
+        let writer = try DirectoryWriter(root: root)
+        let t0: Int64 = 1_704_067_200
+        let names = ["Epoch", "Open", "High", "Low", "Close", "Volume"]
+        func col(_ v: [Float]) -> ColumnValues { .float32(v) }
+        try writer.write(key: "BTCUSDT/1Min/OHLCV", names: names,
+                         columns: [.int64([t0, t0 + 60, t0 + 120]), col([1, 2, 3]), col([1, 2, 3]), col([1, 2, 3]), col([1, 2, 3]), col([10, 20, 30])])
+        // The same names in another order (Volume first), rewriting the middle slot only.
+        try writer.write(key: "BTCUSDT/1Min/OHLCV", names: ["Epoch", "Volume", "Open", "High", "Low", "Close"],
+                         columns: [.int64([t0 + 60]), col([99]), col([5]), col([5]), col([5]), col([5])])
+        let back = try XCTUnwrap(try DirectoryReader(root: root).read(key: "BTCUSDT/1Min/OHLCV"))
+        XCTAssertEqual(back.names, names)
+        XCTAssertEqual(back.columns[0], .int64([t0, t0 + 60, t0 + 120]))
+        XCTAssertEqual(back.columns[1], .float32([1, 5, 3]))
+        XCTAssertEqual(back.columns[5], .float32([10, 99, 30]))
+        // A year boundary makes two files.
+        try writer.write(key: "ETHUSDT/1H/OHLCV", names: names,
+                         columns: [.int64([t0 - 3600, t0]), col([1, 2]), col([1, 2]), col([1, 2]), col([1, 2]), col([1, 2])])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/ETHUSDT/1H/OHLCV").sorted(), ["2023.bin", "2024.bin", "category_name"])
+    }
+
+    func testSchemaMismatchesAreRefused() throws {
+        let writer = try DirectoryWriter(root: work.appendingPathComponent("data").path)
+        let e: ColumnValues = .int64([1_704_067_200])
+        try writer.write(key: "A/1Min/OHLCV", names: ["Epoch", "Open", "Close"], columns: [e, .float32([1]), .float32([2])])
+        XCTAssertThrowsError(try writer.write(key: "A/1Min/OHLCV", names: ["Epoch", "Open", "Close"], columns: [e, .float64([1]), .float64([2])])) {
+            XCTAssertTrue("\($0)".contains("column Open has another type") && "\($0)".contains("Open:f4") && "\($0)".contains("Open:f8"), "\($0)")
+        }
+        XCTAssertThrowsError(try writer.write(key: "A/1Min/OHLCV", names: ["Epoch", "Open", "Last"], columns: [e, .float32([1]), .float32([2])])) {
+            XCTAssertTrue("\($0)".contains("column names differ"), "\($0)")
+        }
+        XCTAssertThrowsError(try writer.write(key: "A/1Min", names: ["Epoch"], columns: [e]))
+        XCTAssertThrowsError(try writer.write(key: "../x/1Min/OHLCV", names: ["Epoch"], columns: [e]))
+    }
+
+    func testADirectoryInUseIsRefusedUnlessForced() throws {
+        let root = work.appendingPathComponent("busy").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let wal = root + "/WALFile.1700000000.walfile"
+        FileManager.default.createFile(atPath: wal, contents: Data([1, 2, 3]))
+        // Another process holding the write-ahead log open, as a running server does.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/bin/sh")
+        holder.arguments = ["-c", "exec 3<\(wal); sleep 30"]
+        try holder.run()
+        defer { holder.terminate() }
+        usleep(300_000)
+        XCTAssertThrowsError(try DirectoryWriter(root: root)) {
+            XCTAssertTrue("\($0)".contains("in use by a running MarketStore server"), "\($0)")
+        }
+        XCTAssertNoThrow(try DirectoryWriter(root: root, force: true))
+    }
+}
+
+/// A one-member zip (stored), enough to hand a CSV to the archive decoder.
+enum ZipFile {
+    static func single(name: String, data: [UInt8]) -> [UInt8] {
+        func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in data {
+            crc ^= UInt32(b)
+            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        crc ^= 0xFFFF_FFFF
+        let n = Array(name.utf8), size = UInt32(data.count)
+        var out = le(UInt32(0x0403_4b50)) + le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(crc) + le(size) + le(size)
+        out += le(UInt16(n.count)) + le(UInt16(0)) + n + data
+        let cd = out.count
+        out += le(UInt32(0x0201_4b50)) + le(UInt16(20)) + le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(crc) + le(size) + le(size)
+        out += le(UInt16(n.count)) + [UInt8](repeating: 0, count: 12) + le(UInt32(0)) + n
+        out += le(UInt32(0x0605_4b50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(UInt32(out.count - cd))) + le(UInt32(UInt32(cd))) + le(UInt16(0))
+        return out
+    }
+}
