@@ -7,7 +7,7 @@ PORT ?= 5993
 JOB ?= jobs/demo.yml
 BIN = .build/debug/binance-import
 
-.PHONY: all build release test test-server bench bench-decode inspect import nightly demo samples clean
+.PHONY: all build release test test-server bench bench-decode inspect import nightly demo demo-server samples clean
 
 all: build
 
@@ -40,13 +40,17 @@ import: build
 nightly: build
 	$(BIN) nightly $(JOB) --log-format json
 
-# The demo: the synthetic samples/ archives into the MarketStore test server on $(PORT), then a
-# few rows read back and a verification. No network needed. (--force: the test server keeps
-# its data in memory, so each demo imports again.)
+# The demo: the synthetic samples/ archives into ./data/mktsdb, MarketStore's own on-disk format
+# (no server, no network), then a few rows read back and a verification.
 demo: build
+	$(BIN) run jobs/demo.yml
+	$(BIN) show BTCUSDT/1H/OHLCV --target data/mktsdb --limit 5
+	$(BIN) verify jobs/demo.yml
+
+# The demo job into the MarketStore test server instead (a server protocol round trip).
+demo-server: build
 	@$(PYTHON) Tests/servers/marketstore_server.py --port $(PORT) > /dev/null & echo $$! > .demo-server.pid; sleep 1; \
 	$(BIN) run jobs/demo.yml --force --target http://127.0.0.1:$(PORT)/rpc && \
-	$(BIN) show BTCUSDT/1H/OHLCV --target http://127.0.0.1:$(PORT)/rpc --limit 5 && \
 	$(BIN) verify jobs/demo.yml --target http://127.0.0.1:$(PORT)/rpc; status=$$?; \
 	kill $$(cat .demo-server.pid); rm -f .demo-server.pid; exit $$status
 

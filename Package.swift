@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["CurlHTTP"], path: "Tests/TestSupport"),
         .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
         .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "KlineArchive", "MarketStore", "TestSupport"]),
-        .testTarget(name: "ImportJobTests", dependencies: ["ImportJob", "KlineArchive", "MarketStore", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "ImportJobTests", dependencies: ["ImportJob", "KlineArchive", "MarketStore", "MarketStoreDirectory", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "TestSupport"]),
     ]
 )

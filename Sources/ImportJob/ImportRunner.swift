@@ -4,6 +4,7 @@ import Foundation
 import KlineArchive
 import Logging
 import MarketStore
+import MarketStoreDirectory
 
 /// Options of one run, beyond the job file.
 public struct RunOptions: Sendable {
@@ -14,6 +15,8 @@ public struct RunOptions: Sendable {
     public var today: ArchivePeriod
     /// Nightly: start at the month of the newest unit done (earlier months are settled).
     public var nightly = false
+    /// Write into a data directory even if a running server seems to use it.
+    public var forceDirectory = false
     /// Show a live progress line (on a TTY); otherwise log progress every few seconds.
     public var liveProgress = false
 
@@ -63,9 +66,6 @@ public final class ImportRunner: @unchecked Sendable {
         defer { _ = lock }
         let store = ManifestStore(path: spec.manifest, manifest: try Manifest.load(path: spec.manifest, job: spec.name))
 
-        guard case let .marketstore(url) = spec.target else {
-            throw JobFileError(file: spec.file, key: "target.directory", reason: "the directory target is not available yet; use target.marketstore")
-        }
         let symbols = try await symbols()
         var from: ArchivePeriod?
         if options.nightly, let newest = await store.newestDoneMonth() { from = max(newest, spec.from) }
@@ -100,20 +100,30 @@ public final class ImportRunner: @unchecked Sendable {
             return summary
         }
 
-        let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 300))
-        do {
-            _ = try await client.version()
-        } catch {
-            throw TargetUnavailable(description: "MarketStore at \(url) is unreachable: \(error)")
+        let sink: RowSink
+        switch spec.target {
+        case let .marketstore(url):
+            let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 300))
+            do {
+                _ = try await client.version()
+            } catch {
+                throw TargetUnavailable(description: "MarketStore at \(url) is unreachable: \(error)")
+            }
+            sink = SchemaGuard(client: client)
+        case let .directory(path):
+            do {
+                sink = DirectorySink(writer: try DirectoryWriter(root: path, force: options.forceDirectory))
+            } catch {
+                throw TargetUnavailable(description: "\(error)")
+            }
         }
-        let guardian = SchemaGuard(client: client)
         let progress = Progress(total: work.count, live: options.liveProgress, logger: logger)
         let ticker = Task { await progress.tick() }
         defer { ticker.cancel() }
 
         let archives = BoundedQueue<(PlannedUnit, Result<FetchResult, Error>)>(capacity: spec.downloads * 2)
         let pieces = BoundedQueue<DecodedPiece>(capacity: 4)
-        let writer = Writer(spec: spec, guardian: guardian, store: store, progress: progress, logger: logger)
+        let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger)
         var unitsByAddress: [ArchiveAddress: PlannedUnit] = [:]
         for unit in plan.units { unitsByAddress[unit.address] = unit }
         let unitsByID = unitsByAddress

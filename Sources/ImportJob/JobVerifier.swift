@@ -2,6 +2,7 @@ import Columnar
 import Foundation
 import KlineArchive
 import MarketStore
+import MarketStoreDirectory
 
 /// Reads every done unit back from the target and compares its row count and the digest of every
 /// column with the manifest.
@@ -17,11 +18,7 @@ public struct JobVerifier {
 
     /// Returns the units checked and the differences found.
     public func verify() async throws -> (checked: Int, differences: [Difference]) {
-        guard case let .marketstore(url) = spec.target else {
-            throw JobFileError(file: spec.file, key: "target.directory", reason: "verify reads back through MarketStore; the directory target is not available yet")
-        }
         let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
-        let client = MarketStoreClient(url: url)
         var differences: [Difference] = []
         var checked = 0
         for record in manifest.units.values.sorted(by: { $0.id < $1.id }) where record.status == .done {
@@ -31,12 +28,7 @@ public struct JobVerifier {
                 continue
             }
             let parts = record.key.split(separator: "/").map(String.init)
-            let results: [QueryResult]
-            do {
-                results = try await client.query(symbols: [parts[0]], timeframe: parts[1], attributeGroup: parts[2], from: first, to: last)
-            } catch MarketStoreError.rpc(_, _, let message) where message.contains("no files returned") {
-                results = []
-            }
+            let results = try await TargetReader(target: spec.target).read(key: record.key, from: first, to: last)
             var digest = ColumnDigest()
             if let r = results.first {
                 digest.add(epochs: r.epochs, columns: zip(r.names, r.columns).dropFirst().map { ($0, $1) })
@@ -69,4 +61,32 @@ public struct JobVerifier {
         }
         return false
     }
+}
+
+/// Reads rows back from a target: Query on a MarketStore server, or the year files of a directory.
+public struct TargetReader: Sendable {
+    public let target: ImportTarget
+    public init(target: ImportTarget) { self.target = target }
+
+    /// Rows of `key` in [from, to] as the target serves them.
+    public func read(key: String, from: Int64?, to: Int64?, limit: Int? = nil) async throws -> [QueryResult] {
+        let parts = key.split(separator: "/").map(String.init)
+        switch target {
+        case let .marketstore(url):
+            do {
+                return try await MarketStoreClient(url: url).query(symbols: [parts[0]], timeframe: parts[1], attributeGroup: parts[2],
+                                                                   from: from, to: to, limit: limit)
+            } catch MarketStoreError.rpc(_, _, let message) where message.contains("no files returned") {
+                return []
+            }
+        case let .directory(path):
+            guard var rows = try DirectoryReader(root: path).read(key: key, from: from, to: to) else { return [] }
+            if let limit, rows.columns[0].count > limit {
+                let n = rows.columns[0].count
+                rows.columns = rows.columns.map { $0.slice((n - limit)..<n) }
+            }
+            return [QueryResult(key: key, names: rows.names, columns: rows.columns)]
+        }
+    }
+
 }

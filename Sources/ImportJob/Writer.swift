@@ -3,6 +3,25 @@ import Foundation
 import KlineArchive
 import Logging
 import MarketStore
+import MarketStoreDirectory
+
+/// Where the writer sends its requests: a MarketStore server (through the schema guard) or a
+/// data directory.
+public protocol RowSink: Sendable {
+    func write(_ dataset: WriteDataSet) async throws
+}
+
+extension SchemaGuard: RowSink {}
+
+/// The directory sink behind the same interface (its errors are refusals of the rows, like a
+/// server's).
+struct DirectorySink: RowSink {
+    let writer: DirectoryWriter
+    func write(_ dataset: WriteDataSet) async throws {
+        let writer = self.writer
+        try await onThread { try writer.write(dataset) }
+    }
+}
 
 /// Packs decoded rows into Write requests of about `chunk_rows` rows carrying several keys, sends
 /// them one at a time through the schema guard, and marks a unit done once the request carrying
@@ -10,7 +29,7 @@ import MarketStore
 /// that failed on the network is simply sent again.
 actor Writer {
     let spec: JobSpec
-    let guardian: SchemaGuard
+    let sink: RowSink
     let store: ManifestStore
     let progress: Progress
     let logger: Logger
@@ -25,9 +44,9 @@ actor Writer {
     private var refusals = 0
     var refusedEverything: Bool { acknowledged == 0 && refusals > 0 }
 
-    init(spec: JobSpec, guardian: SchemaGuard, store: ManifestStore, progress: Progress, logger: Logger) {
+    init(spec: JobSpec, sink: RowSink, store: ManifestStore, progress: Progress, logger: Logger) {
         self.spec = spec
-        self.guardian = guardian
+        self.sink = sink
         self.store = store
         self.progress = progress
         self.logger = logger
@@ -56,8 +75,8 @@ actor Writer {
         let dataset = try WriteDataSet.concatenating(keyParts)
         do {
             if dataset.length > 0 { try await send(dataset) }
-        } catch let error as MarketStoreError {
-            if case .transport = error {
+        } catch {
+            if case MarketStoreError.transport = error {
                 for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
                 try? await store.save()
                 throw TargetUnavailable(description: "MarketStore stopped answering: \(error)")
@@ -100,7 +119,7 @@ actor Writer {
         for attempt in 1...5 {
             do {
                 requests += 1
-                try await guardian.write(dataset)
+                try await sink.write(dataset)
                 return
             } catch let MarketStoreError.transport(e) where attempt < 5 {
                 logger.warning("write of \(dataset.keys.count) keys failed (\(e)); retrying in \(delay) s")

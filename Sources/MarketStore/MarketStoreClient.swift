@@ -17,6 +17,11 @@ public struct QueryResult: Equatable, Sendable {
     public var key: String
     public var names: [String]
     public var columns: [ColumnValues]
+    public init(key: String, names: [String], columns: [ColumnValues]) {
+        self.key = key
+        self.names = names
+        self.columns = columns
+    }
     public var epochs: [Int64] {
         if case let .int64(e)? = columns.first { return e }
         return []

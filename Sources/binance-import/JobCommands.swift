@@ -57,13 +57,14 @@ func today() throws -> ArchivePeriod {
 
 /// Runs a job and turns the outcome into the exit code: 0 all done; 1 some units failed;
 /// 2 bad usage or job file; 3 target unreachable or refused everything.
-func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool) async throws {
+func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, forceDirectory: Bool = false) async throws {
     let spec = try options.load()
     let logger = options.logger("binance-import")
     var run = RunOptions(today: try today())
     run.dryRun = dryRun
     run.force = force
     run.nightly = nightly
+    run.forceDirectory = forceDirectory
     run.liveProgress = isatty(2) == 1 && options.logFormat == "human" && !nightly
     let summary = try await ImportRunner(spec: spec, logger: logger).run(run)
     if dryRun { return }
@@ -86,8 +87,9 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: JobOptions
     @Flag(name: .customLong("dry-run"), help: "Print the plan and touch nothing.") var dryRun = false
     @Flag(help: "Re-import units the manifest says are done.") var force = false
+    @Flag(name: .customLong("force-directory"), help: "Write into a data directory even if a running server seems to use it.") var forceDirectory = false
 
-    func run() async throws { try await runJob(options, dryRun: dryRun, force: force, nightly: false) }
+    func run() async throws { try await runJob(options, dryRun: dryRun, force: force, nightly: false, forceDirectory: forceDirectory) }
 }
 
 struct Nightly: AsyncParsableCommand {
@@ -144,9 +146,9 @@ struct Verify: AsyncParsableCommand {
 }
 
 struct Show: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print rows of a key from a MarketStore server.")
+    static let configuration = CommandConfiguration(abstract: "Print rows of a key from the target (a MarketStore server or a data directory).")
     @Argument(help: "SYMBOL/Timeframe/AttributeGroup, e.g. BTCUSDT/1Min/OHLCV") var key: String
-    @Option(help: "MarketStore URL.") var target: String = "http://127.0.0.1:5993/rpc"
+    @Option(help: "A MarketStore URL or a data directory.") var target: String = "http://127.0.0.1:5993/rpc"
     @Option(help: "First epoch (UTC seconds) or YYYY-MM-DD.") var from: String?
     @Option(help: "Last epoch (UTC seconds) or YYYY-MM-DD.") var to: String?
     @Option(help: "Rows to print (the last N).") var limit: Int = 10
@@ -162,9 +164,7 @@ struct Show: AsyncParsableCommand {
     func run() async throws {
         let parts = key.split(separator: "/").map(String.init)
         guard parts.count == 3 else { throw ValidationError("KEY must be SYMBOL/Timeframe/AttributeGroup") }
-        let client = MarketStoreClient(url: target)
-        let results = try await client.query(symbols: [parts[0]], timeframe: parts[1], attributeGroup: parts[2],
-                                             from: try epoch(from), to: try epoch(to), limit: limit)
+        let results = try await TargetReader(target: ImportTarget(target)).read(key: key, from: try epoch(from), to: try epoch(to), limit: limit)
         guard let r = results.first else { print("no rows"); return }
         print((["UTC"] + r.names).joined(separator: "\t"))
         for i in 0..<r.count {

@@ -1,6 +1,7 @@
 import Foundation
 import KlineArchive
 import MarketStore
+import MarketStoreDirectory
 import TestSupport
 import XCTest
 @testable import ImportJob
@@ -287,6 +288,23 @@ final class ImportJobTests: XCTestCase {
         let cli = try importer(["run", good, "--from", "2024-1"], today: "2024-06-01")
         XCTAssertEqual(cli.status, 2)
         XCTAssertTrue(cli.output.contains("--from"), cli.output)
+    }
+
+    func testDirectoryTargetAndTheLost1JanuaryRowInVerify() async throws {
+        try generate("spot", "BTCUSDT", "1h", "2024-01")
+        try generate("spot", "BTCUSDT", "1d", "2024-01")
+        let dir = work.appendingPathComponent("mktsdb").path
+        let path = try job("dir", symbols: ["BTCUSDT"], intervals: ["1h", "1d"], from: "2024-01", to: "2024-01")
+        let r = try importer(["run", path, "--target", dir], today: "2024-06-01")
+        XCTAssertEqual(r.status, 0, r.output)
+        let hourly = try expected([tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").path])
+        let back = try XCTUnwrap(try DirectoryReader(root: dir).read(key: "BTCUSDT/1H/OHLCV"))
+        XCTAssertEqual(back.columns, [.int64(hourly.epochs)] + hourly.columns.map(\.values))
+        let verify = try importer(["verify", path, "--target", dir], today: "2024-06-01")
+        XCTAssertEqual(verify.status, 1, verify.output)
+        XCTAssertTrue(verify.output.contains("BTCUSDT-1d-2024-01.zip: 30 rows in the target, 31 in the manifest"), verify.output)
+        XCTAssertTrue(verify.output.contains("the 1 January row: MarketStore never serves it from 1D buckets"), verify.output)
+        XCTAssertFalse(verify.output.contains("BTCUSDT-1h-2024-01.zip:"), verify.output)
     }
 
     func testTargetDownExitsWith3AndASecondRunIsLocked() async throws {
