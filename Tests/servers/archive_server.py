@@ -107,7 +107,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
+            self.wfile.write(data[: 100] if kind == "stall" else data[: len(data) // 2])
             self.wfile.flush()
             if kind == "stall":
                 time.sleep(float(fault.get("seconds", 30)))
