@@ -76,12 +76,13 @@ public final class ArchiveFetcher: Sendable {
     }
 
     /// Fetches many archives, at most `parallelism` at a time, reporting each as it completes.
-    public func fetchAll(_ addresses: [ArchiveAddress], parallelism: Int,
+    /// `isCancelled` is asked before each new fetch (a clean stop lets the running ones finish).
+    public func fetchAll(_ addresses: [ArchiveAddress], parallelism: Int, isCancelled: @escaping @Sendable () -> Bool = { false },
                          onResult: @escaping @Sendable (ArchiveAddress, Result<FetchResult, Error>) async -> Void) async {
         await withTaskGroup(of: Void.self) { group in
             var iterator = addresses.makeIterator()
             func addNext() -> Bool {
-                guard let address = iterator.next() else { return false }
+                guard !isCancelled(), let address = iterator.next() else { return false }
                 group.addTask {
                     do { await onResult(address, .success(try await self.fetch(address))) } catch { await onResult(address, .failure(error)) }
                 }

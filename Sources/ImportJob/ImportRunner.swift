@@ -130,7 +130,7 @@ public final class ImportRunner: @unchecked Sendable {
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                await fetcher.fetchAll(work.map(\.address), parallelism: self.spec.downloads) { address, result in
+                await fetcher.fetchAll(work.map(\.address), parallelism: self.spec.downloads, isCancelled: { Interruption.shared.requested }) { address, result in
                     await archives.send((unitsByID[address]!, result))
                 }
                 await archives.finish()
@@ -140,6 +140,7 @@ public final class ImportRunner: @unchecked Sendable {
             for _ in 0..<decoders {
                 group.addTask {
                     while let (unit, result) = await archives.receive() {
+                        if Interruption.shared.requested { continue }  // stopping: leave it pending
                         await self.decode(unit, result, store: store, progress: progress, into: pieces)
                     }
                     if await decodersLeft.done() { await pieces.finish() }
@@ -177,6 +178,11 @@ public final class ImportRunner: @unchecked Sendable {
         summary.seconds = Date().timeIntervalSince(started)
         summary.rowsPerSecond = summary.seconds > 0 ? Double(summary.rows) / summary.seconds : 0
         summary.exitCode = summary.failed > 0 ? 1 : 0
+        summary.peakRssBytes = peakRSS()
+        if Interruption.shared.requested {
+            summary.interrupted = true
+            summary.exitCode = 1
+        }
         let refusedEverything = await writer.refusedEverything
         if summary.failed > 0 && summary.done == 0 && refusedEverything { summary.exitCode = 3 }
         await progress.finish()

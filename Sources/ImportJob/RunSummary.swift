@@ -17,6 +17,10 @@ public struct RunSummary: Codable, Sendable {
     public var writeRequests = 0
     public var rowsPerSecond: Double = 0
     public var exitCode: Int32 = 0
+    /// Peak resident memory of the importer process (VmHWM), bytes.
+    public var peakRssBytes: Int = 0
+    /// Stopped by SIGINT/SIGTERM before the end; a re-run resumes.
+    public var interrupted = false
     public var failures: [String: String] = [:]
     public var manifest: String = ""
 
@@ -40,6 +44,14 @@ public struct RunSummary: Codable, Sendable {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return (try? encoder.encode(self)) ?? Data()
     }
+}
+
+/// Peak resident set of this process (VmHWM from /proc/self/status), or 0 where unavailable.
+func peakRSS() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) else { return 0 }
+    return kb * 1024
 }
 
 func isoNow() -> String {

@@ -66,6 +66,11 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
     run.nightly = nightly
     run.forceDirectory = forceDirectory
     run.liveProgress = isatty(2) == 1 && options.logFormat == "human" && !nightly
+    if !dryRun {
+        Interruption.shared.install { sig in
+            logger.warning("signal \(sig): stopping cleanly (no new work; what is being written is finished and recorded); send it again to exit at once")
+        }
+    }
     let summary = try await ImportRunner(spec: spec, logger: logger).run(run)
     if dryRun { return }
     let report = ((spec.manifest as NSString).deletingPathExtension as NSString).deletingPathExtension + ".report.json"
@@ -75,6 +80,7 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
     } else {
         print(summary.table)
         print("report: \(report)")
+        if summary.interrupted { print("stopped by a signal: re-run the same command to resume; done units are skipped") }
         if summary.failed > 0 { print("re-run the same command to retry the failed units; done units are skipped") }
     }
     if summary.exitCode != 0 { throw ExitCode(summary.exitCode) }

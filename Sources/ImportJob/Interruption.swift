@@ -1,0 +1,41 @@
+import Foundation
+
+/// SIGINT/SIGTERM handling: the first signal asks the run to stop cleanly (no new downloads or
+/// decodes; the writer sends what it holds and the manifest is saved); if the run has not ended
+/// 10 seconds later, or on a second signal, the process exits at once. Either way the manifest is
+/// consistent (it is written atomically, and only acknowledged units are marked done).
+public final class Interruption: @unchecked Sendable {
+    public static let shared = Interruption()
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+
+    public var requested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return flag
+    }
+
+    /// Installs the handlers (once).
+    public func install(onRequest: @escaping @Sendable (Int32) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard sources.isEmpty else { return }
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.lock()
+                let second = self.flag
+                self.flag = true
+                self.lock.unlock()
+                if second { exit(128 + sig) }
+                onRequest(sig)
+                DispatchQueue.global().asyncAfter(deadline: .now() + 10) { exit(128 + sig) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
