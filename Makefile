@@ -7,7 +7,7 @@ PORT ?= 5993
 JOB ?= jobs/demo.yml
 BIN = .build/debug/binance-import
 
-.PHONY: all build release test test-server bench bench-decode inspect import nightly demo demo-server samples clean
+.PHONY: all build release test test-server bench bench-decode inspect import nightly demo demo-server samples reliability fuzz clean
 
 all: build
 
@@ -17,14 +17,26 @@ build:
 release:
 	$(SWIFT) build -c release
 
-# Builds everything (the CLI too: the tests run it), then runs every test; fails on any failure.
+# Builds everything (the CLI too: the tests run it), then runs every test, then the reliability
+# trials (figures to a temporary file; `make reliability` writes docs/reliability.md). Fails on
+# any failure.
 test:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+	$(PYTHON) Tests/reliability/reliability.py --bin $(BIN) --out $${TMPDIR:-/tmp}/binance-import-reliability.md --trials 20
 
 # The MarketStore test server in the foreground (point pymarketstore or the importer at it).
 test-server:
 	$(PYTHON) Tests/servers/marketstore_server.py --port $(PORT)
+
+# Reliability trials (crash/resume, signals, faults, hostile input, load) -> docs/reliability.md.
+reliability: build
+	$(PYTHON) Tests/reliability/reliability.py --bin $(BIN) --out docs/reliability.md --trials 20
+
+# 1,000,000 seeded inputs each to the CSV parser, the zip reader and the msgpack decoder.
+fuzz:
+	FUZZ_ITERATIONS=1000000 $(SWIFT) test -c release --filter FuzzTests 2>&1 | tee .fuzz.log | grep -E "FUZZ|error|Executed"
+	grep "^FUZZ" .fuzz.log > docs/fuzz.md; rm -f .fuzz.log
 
 # Decoder speed: full decode vs inflate-only vs pandas, on generated archives (see docs/performance.md).
 bench-decode: release

@@ -56,6 +56,7 @@ let package = Package(
         // Helpers of the test targets: Python test servers on ephemeral ports.
         .target(name: "TestSupport", dependencies: ["CurlHTTP"], path: "Tests/TestSupport"),
         .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
+        .testTarget(name: "FuzzTests", dependencies: ["KlineArchive", "MsgPack"]),
         .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "KlineArchive", "MarketStore", "TestSupport"]),
         .testTarget(name: "ImportJobTests", dependencies: ["ImportJob", "KlineArchive", "MarketStore", "MarketStoreDirectory", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "TestSupport"]),

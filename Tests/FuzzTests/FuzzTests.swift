@@ -1,0 +1,159 @@
+import Foundation
+import XCTest
+@testable import KlineArchive
+@testable import MsgPack
+
+/// Seeded fuzzing of the three decoders that read untrusted bytes: the CSV parser, the zip
+/// reader and the msgpack decoder. Every input must decode or throw the decoder's own error:
+/// no crash, no hang (a time bound), no unbounded memory (peak RSS checked). FUZZ_ITERATIONS
+/// sets the count (`make fuzz`: 1,000,000; `make test`: the default 20,000).
+final class FuzzTests: XCTestCase {
+    let iterations = Int(ProcessInfo.processInfo.environment["FUZZ_ITERATIONS"] ?? "") ?? 20000
+    var rng = SplitMix(seed: UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 20_261_125)
+
+    static let row = "1704067200000,42283.58000000,42312.65000000,42277.42000000,42304.80000000,1053.85857000,1704067259999,44583276.03213600,12103,84.30869000,3566662.26871200,0"
+
+    func mutate(_ input: [UInt8], alphabet: [UInt8]) -> [UInt8] {
+        var b = input
+        for _ in 0..<Int(rng.next() % 6 + 1) {
+            let at = b.isEmpty ? 0 : Int(rng.next() % UInt64(b.count))
+            switch rng.next() % 6 {
+            case 0 where !b.isEmpty: b[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+            case 1 where !b.isEmpty: b[at] ^= UInt8(1 << (rng.next() % 8))
+            case 2: b.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+            case 3 where !b.isEmpty: b.remove(at: at)
+            case 4 where !b.isEmpty: b.removeSubrange(at...)
+            default:
+                if !b.isEmpty { b.insert(contentsOf: b[at..<min(b.count, at + Int(rng.next() % 40))], at: Int(rng.next() % UInt64(b.count))) }
+            }
+        }
+        return b
+    }
+
+    func report(_ name: String, _ ok: Int, _ refused: Int, _ started: Date) {
+        print("FUZZ \(name): \(ok + refused) inputs, \(ok) decoded, \(refused) refused with an error, \(String(format: "%.1f", Date().timeIntervalSince(started))) s, peak RSS \(peakRSS() / 1_048_576) MB")
+    }
+
+    func testCSVParser() throws {
+        let alphabet = Array("0123456789.,-+eE\r\n ".utf8) + [0, 0xFF, 0x80, UInt8(ascii: "a")]
+        let seed = Array((0..<4).map { i in Self.row.replacingOccurrences(of: "1704067200000", with: String(1_704_067_200_000 + 60000 * i)) }.joined(separator: "\n").utf8)
+        var ok = 0, refused = 0
+        let started = Date()
+        for _ in 0..<iterations {
+            let input = mutate(seed, alphabet: alphabet)
+            let parser = KlineCSVParser<Float>(archive: "fuzz", columns: KlineColumn.allCases, intervalSeconds: 60,
+                                               period: ArchivePeriod(year: 2024, month: 1, day: 1), reserve: 16)
+            do {
+                try input.withUnsafeBufferPointer { buf in
+                    var p = buf.baseAddress!
+                    let end = buf.baseAddress! + buf.count
+                    while p < end {
+                        var e = p
+                        while e < end && e.pointee != 0x0A { e += 1 }
+                        if e - p > KlineArchiveDecoder.maxLineLength { throw KlineDecodeError.lineTooLong(archive: "fuzz", line: 0, limit: 0) }
+                        try parser.parseLine(p, e > p && (e - 1).pointee == 0x0D ? e - 1 : e)
+                        p = e + 1
+                    }
+                }
+                var r = KlineReport(archive: "fuzz", member: "fuzz", interval: "1m")
+                parser.finishReport(into: &r)
+                ok += 1
+            } catch is KlineDecodeError {
+                refused += 1
+            }
+        }
+        report("csv", ok, refused, started)
+        XCTAssertEqual(ok + refused, iterations)
+        XCTAssertLessThan(peakRSS(), 512 << 20)
+    }
+
+    func testZipReader() throws {
+        let csv = Array((Self.row + "\n").utf8)
+        let seeds = [Self.zip(csv, method: 8), Self.zip(csv, method: 0)]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("BTCUSDT-1m-2024-01-01.zip").path
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for seed in seeds {  // the seeds themselves are good archives
+            FileManager.default.createFile(atPath: path, contents: Data(seed))
+            XCTAssertEqual(try KlineArchiveDecoder.decode(path: path).report.rows, 1)
+        }
+        var ok = 0, refused = 0
+        let started = Date()
+        let alphabet: [UInt8] = Array(0...255)
+        for i in 0..<iterations {
+            let input = mutate(seeds[i % 2], alphabet: alphabet)
+            FileManager.default.createFile(atPath: path, contents: Data(input))
+            do {
+                _ = try KlineArchiveDecoder.decode(path: path)
+                ok += 1
+            } catch is KlineDecodeError {
+                refused += 1
+            }
+        }
+        report("zip", ok, refused, started)
+        XCTAssertEqual(ok + refused, iterations)
+        XCTAssertLessThan(peakRSS(), 512 << 20)
+    }
+
+    func testMsgPackDecoder() throws {
+        var w = MsgPackWriter()
+        w.write(.object(["method": "DataService.Write", "id": "1", "jsonrpc": "2.0", "params": .object(["requests": [.object(["dataset": .object([
+            "types": ["i8", "f4"], "names": ["Epoch", "Open"], "data": [.binary([UInt8](repeating: 1, count: 16)), .binary([UInt8](repeating: 2, count: 8))],
+            "length": 2, "startindex": .object(["A/1Min/B": 0]), "lengths": .object(["A/1Min/B": 2]),
+        ])])]])]))
+        let seed = w.bytes
+        let alphabet: [UInt8] = [0xC0, 0xC1, 0xC4, 0xC5, 0xC6, 0xCA, 0xCB, 0xCF, 0xD3, 0xD9, 0xDB, 0xDC, 0xDD, 0xDE, 0xDF, 0x91, 0x81, 0xFF, 0x7F, 0x00, 0xA5]
+        var ok = 0, refused = 0
+        let started = Date()
+        for i in 0..<iterations {
+            let input = i % 10 == 9 ? (0..<Int(rng.next() % 48)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } : mutate(seed, alphabet: alphabet)
+            do {
+                _ = try MsgPackReader.decode(input)
+                ok += 1
+            } catch is MsgPackDecodeError {
+                refused += 1
+            }
+        }
+        report("msgpack", ok, refused, started)
+        XCTAssertEqual(ok + refused, iterations)
+        XCTAssertLessThan(peakRSS(), 512 << 20)
+    }
+
+    /// A one-member zip of `data` (stored or deflated by the test's own small writer).
+    static func zip(_ data: [UInt8], method: UInt16) -> [UInt8] {
+        func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in data { crc ^= UInt32(b); for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 } }
+        crc ^= 0xFFFF_FFFF
+        // Deflate "stored blocks" by hand: a final block of type 0 (valid raw deflate, method 8).
+        let payload = method == 8 ? [UInt8(1)] + le(UInt16(data.count)) + le(~UInt16(data.count)) + data : data
+        let name = Array("BTCUSDT-1m-2024-01-01.csv".utf8)
+        var out = le(UInt32(0x0403_4b50)) + le(UInt16(20)) + le(UInt16(0)) + le(method) + le(UInt32(0)) + le(crc) + le(UInt32(payload.count)) + le(UInt32(data.count))
+        out += le(UInt16(name.count)) + le(UInt16(0)) + name + payload
+        let cd = out.count
+        out += le(UInt32(0x0201_4b50)) + le(UInt16(20)) + le(UInt16(20)) + le(UInt16(0)) + le(method) + le(UInt32(0)) + le(crc) + le(UInt32(payload.count)) + le(UInt32(data.count))
+        out += le(UInt16(name.count)) + [UInt8](repeating: 0, count: 12) + le(UInt32(0)) + name
+        out += le(UInt32(0x0605_4b50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(out.count - cd)) + le(UInt32(cd)) + le(UInt16(0))
+        return out
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func peakRSS() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) else { return 0 }
+    return kb * 1024
+}

@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""Reliability trials of binance-import, with figures: crash and resume (SIGKILL at seeded random
+points), clean stops (SIGTERM/SIGINT), faults of the archive host and of MarketStore, hostile
+input, and memory under a 200-unit job. Writes a markdown report (docs/reliability.md through
+`make reliability`; a temporary file in `make test`). Exits 1 if any trial did not end as required.
+
+usage: reliability.py --bin .build/debug/binance-import --out docs/reliability.md [--trials 20] [--seed 7]
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+
+import msgpack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import gen_archives  # noqa: E402
+
+failures = []
+
+
+class Server:
+    def __init__(self, script, *args):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "Tests/servers", script), *args, "--port", "0"],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        self.url = line.split("listening on ")[1].strip()
+        self.base = self.url.rsplit("/", 1)[0] if self.url.endswith("/rpc") else self.url.rstrip("/")
+
+    def control(self, **cmd):
+        req = urllib.request.Request(self.base + "/_control", data=json.dumps(cmd).encode(), method="POST")
+        urllib.request.urlopen(req).read()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def rpc(url, method, params):
+    body = msgpack.packb({"method": method, "id": "1", "jsonrpc": "2.0", "params": params})
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/x-msgpack"}, method="POST")
+    return msgpack.unpackb(urllib.request.urlopen(req).read(), raw=False)
+
+
+def server_snapshot(url, keys):
+    """Every row of every key, as column bytes."""
+    out = {}
+    for key in keys:
+        sym, tf, group = key.split("/")
+        reply = rpc(url, "DataService.Query", {"requests": [{"destination": key}]})
+        if "error" in reply:
+            out[key] = None
+            continue
+        ds = reply["result"]["responses"][0]["result"]
+        out[key] = [hashlib.sha256(b).hexdigest() for b in ds["data"]]
+    return out
+
+
+def directory_snapshot(root):
+    out = {}
+    for base, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(base, f)
+            out[os.path.relpath(p, root)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+class Job:
+    def __init__(self, work, archives_url, target, name, symbols, months, chunk_rows=500, downloads=3):
+        self.work, self.name = work, name
+        self.manifest = os.path.join(work, "state", name + ".manifest.json")
+        self.cache = os.path.join(work, "cache-" + name)
+        self.path = os.path.join(work, name + ".yml")
+        target_yaml = ("marketstore: " + target) if target.startswith("http") else ("directory: " + target)
+        open(self.path, "w").write(f"""name: {name}
+source:
+  base_url: {archives_url}/
+  listing_url: {archives_url}/listing
+  cache_dir: {self.cache}
+market: spot
+symbols: [{", ".join(symbols)}]
+intervals: [1h]
+from: {months[0]}
+to: {months[-1]}
+target:
+  {target_yaml}
+write:
+  chunk_rows: {chunk_rows}
+concurrency:
+  downloads: {downloads}
+manifest: {self.manifest}
+""")
+
+    def reset(self):
+        for p in (self.manifest, self.manifest + ".lock"):
+            if os.path.exists(p):
+                os.remove(p)
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+    def manifest_units(self):
+        if not os.path.exists(self.manifest):
+            return {}
+        return json.load(open(self.manifest))["units"]
+
+
+def run(binary, args, env_today="2024-12-15", timeout=300):
+    env = dict(os.environ, BINANCE_IMPORT_TODAY=env_today)
+    p = subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
+def start(binary, args, env_today="2024-12-15"):
+    env = dict(os.environ, BINANCE_IMPORT_TODAY=env_today)
+    return subprocess.Popen([binary, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+def crash_trials(binary, work, archives, symbols, months, trials, rng, lines):
+    lines += ["## 1. Crash and resume (SIGKILL)", "",
+              f"A job of {len(symbols)} symbols x {len(months)} months of hourly archives ({len(symbols) * len(months)} units, "
+              "write requests of 500 rows), killed with SIGKILL at a seeded random time between its start and the end of a "
+              "clean run, then re-run with the same command. Each trial starts from an empty target, manifest and cache, so "
+              "kills land in downloads, decodes, writes and manifest updates alike.", "",
+              "| target | trials | killed before the end | re-run exit 0 | data equal to a clean run | manifest all done | units done at the kill (min-max) |",
+              "|---|---|---|---|---|---|---|"]
+    keys = [f"{s}/1H/OHLCV" for s in symbols]
+    for target_kind in ("marketstore", "directory"):
+        if target_kind == "marketstore":
+            ms = Server("marketstore_server.py")
+            target, snapshot = ms.url, (lambda: server_snapshot(ms.url, keys))
+            reset_target = lambda: ms.control(reset=True)  # noqa: E731
+        else:
+            ms = None
+            target = os.path.join(work, "mktsdb")
+            snapshot = lambda: directory_snapshot(target)  # noqa: E731
+            reset_target = lambda: shutil.rmtree(target, ignore_errors=True)  # noqa: E731
+        job = Job(work, archives.base, target, "crash-" + target_kind, symbols, months)
+        reset_target()
+        job.reset()
+        t0 = time.time()
+        code, out = run(binary, ["run", job.path])
+        clean_seconds = time.time() - t0
+        check(code == 0, f"clean run ({target_kind}): {out[-300:]}")
+        reference = snapshot()
+        killed, reran_ok, equal, all_done, done_at_kill = 0, 0, 0, 0, []
+        for _ in range(trials):
+            reset_target()
+            job.reset()
+            p = start(binary, ["run", job.path])
+            time.sleep(rng.uniform(0.0, clean_seconds))
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                killed += 1
+            p.wait()
+            done_at_kill.append(sum(1 for u in job.manifest_units().values() if u["status"] == "done"))
+            code, out = run(binary, ["run", job.path])
+            reran_ok += code == 0
+            same = snapshot() == reference
+            equal += same
+            units = job.manifest_units()
+            all_done += len(units) == len(symbols) * len(months) and all(u["status"] == "done" for u in units.values())
+        check(reran_ok == trials and equal == trials and all_done == trials, f"crash trials ({target_kind})")
+        lines.append(f"| {target_kind} | {trials} | {killed} | {reran_ok} | {equal} | {all_done} | {min(done_at_kill)}-{max(done_at_kill)} |")
+        if ms:
+            ms.stop()
+    lines += ["", f"(A clean run of this job took {clean_seconds:.2f} s.)", ""]
+
+
+def signal_trials(binary, work, archives, symbols, months, rng, lines):
+    lines += ["## 1b. Clean stop (SIGTERM, SIGINT)", "",
+              "The same job against a MarketStore test server that takes 0.3 s per write, stopped by a signal half way.", "",
+              "| signal | seconds to exit | exit code | says how to resume | units done | verify after the stop | re-run exit | data equal |",
+              "|---|---|---|---|---|---|---|---|"]
+    keys = [f"{s}/1H/OHLCV" for s in symbols]
+    ms = Server("marketstore_server.py")
+    job = Job(work, archives.base, ms.url, "signals", symbols, months)
+    job.reset()
+    code, _ = run(binary, ["run", job.path])
+    reference = server_snapshot(ms.url, keys)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        ms.control(reset=True)
+        job.reset()
+        for n in range(1, 40):
+            ms.control(delay_write=n, delay=0.3)
+        p = start(binary, ["run", job.path])
+        time.sleep(1.0)
+        t0 = time.time()
+        p.send_signal(sig)
+        out, _ = p.communicate(timeout=30)
+        seconds = time.time() - t0
+        done = sum(1 for u in job.manifest_units().values() if u["status"] == "done")
+        vcode, vout = run(binary, ["verify", job.path])
+        ms.control(reset=False)
+        code2, _ = run(binary, ["run", job.path])
+        same = server_snapshot(ms.url, keys) == reference
+        says = "re-run the same command to resume" in out
+        check(seconds < 12 and p.returncode in (1,) and says and vcode == 0 and code2 == 0 and same, f"signal {sig.name}: {out[-300:]}")
+        lines.append(f"| {sig.name} | {seconds:.2f} | {p.returncode} | {'yes' if says else 'NO'} | {done} | "
+                     f"{'all match' if vcode == 0 else 'DIFFER'} | {code2} | {'yes' if same else 'NO'} |")
+    ms.stop()
+    lines.append("")
+
+
+def fault_trials(binary, work, archives, tree, lines):
+    lines += ["## 2. Faults", "",
+              "One unit each (BTCUSDT 1h 2024-01 and friends), the fault injected by the fixture archive server or the "
+              "MarketStore test server, then the same command again.", "",
+              "| fault | outcome | exit code | message (excerpt) | re-run exit |", "|---|---|---|---|---|"]
+    path = "data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip"
+    cases = [
+        ("HTTP 500 x2", dict(path=path, fault=500, times=2), None),
+        ("HTTP 503 x2", dict(path=path, fault=503, times=2), None),
+        ("HTTP 429, Retry-After 1", dict(path=path, fault=429, times=1, retry_after=1), None),
+        ("HTTP 418, Retry-After 1", dict(path=path, fault=418, times=1, retry_after=1), None),
+        ("connection reset x2", dict(path=path, fault="reset", times=2), None),
+        ("truncated body x2", dict(path=path, fault="truncate", times=2), None),
+        ("stalled body (low-speed timeout)", dict(path=path, fault="stall", times=1, seconds=120), None),
+        ("HTTP 500 x20 (retries exhausted)", dict(path=path, fault=500, times=20), None),
+        ("CHECKSUM does not match", dict(path=path, fault="wrong_checksum", times=1), None),
+        ("CHECKSUM missing", dict(path=path, fault="missing_checksum", times=1), None),
+        ("HTTP 403", dict(path=path, fault=403, times=10), None),
+        ("MarketStore refuses the write", None, dict(fail_write=1, error="injected: disk full")),
+        ("MarketStore closes the connection x2", None, dict(drop_write=1)),
+        ("MarketStore down at start", None, "down"),
+        ("MarketStore down for 3 s mid-run", None, "down_later"),
+    ]
+    for label, archive_fault, ms_fault in cases:
+        ms = Server("marketstore_server.py")
+        job = Job(work, archives.base, ms.url, "fault", ["BTCUSDT"], ["2024-01"], chunk_rows=100)
+        job.reset()
+        archives.control(reset=True)
+        if archive_fault:
+            archives.control(**archive_fault)
+        if isinstance(ms_fault, dict):
+            ms.control(**ms_fault)
+            if "drop_write" in ms_fault:
+                ms.control(drop_write=2)
+        if ms_fault == "down":
+            ms.control(down_for=2)
+        t0 = time.time()
+        if ms_fault == "down_later":
+            # Writes of 100 rows, 0.2 s each; the server goes away for 3 s after the second.
+            for n in range(1, 10):
+                ms.control(delay_write=n, delay=0.2)
+            p = start(binary, ["run", job.path])
+            time.sleep(0.8)
+            ms.control(down_for=3)
+            out, _ = p.communicate(timeout=120)
+            code = p.returncode
+        else:
+            code, out = run(binary, ["run", job.path])
+        units = job.manifest_units()
+        status = ",".join(sorted({u["status"] for u in units.values()})) or "nothing recorded"
+        message = ""
+        for line in out.splitlines():
+            if "error" in line.lower() or "failed:" in line or "WARNING" in line:
+                message = line.strip()
+                message = ("..." + message[-150:]) if len(message) > 150 else message
+                break
+        if ms_fault == "down":
+            time.sleep(2.5)
+        archives.control(reset=True)  # the fault is over; the same command again
+        code2, out2 = run(binary, ["run", job.path])
+        outcome = {0: "retried and succeeded", 1: "unit failed with a clear error",
+                   3: "job stopped: target unreachable or refused everything"}.get(code, f"exit {code}")
+        check(code2 == 0, f"re-run after {label}: {out2[-300:]}")
+        lines.append(f"| {label} | {outcome} ({status}, {time.time() - t0:.1f} s) | {code} | {message.replace('|', '/')} | {code2} |")
+        ms.stop()
+    lines.append("")
+
+
+def hostile_inputs(binary, work, lines):
+    lines += ["## 3. Hostile input", "", "Each input is refused with a specific error; none crashes the process.", "",
+              "| input | exit code | error (excerpt) |", "|---|---|---|"]
+    base = "1704067200000,42283.58000000,42312.65000000,42277.42000000,42304.80000000,1053.85857000,1704067259999,44583276.03213600,12103,84.30869000,3566662.26871200,0"
+    good = "\n".join(base.replace("1704067200000", str(1704067200000 + 60000 * i)).replace("1704067259999", str(1704067259999 + 60000 * i)) for i in range(5)) + "\n"
+
+    def zip_of(name, text, **kw):
+        p = os.path.join(work, name)
+        with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr(name[:-4] + ".csv", text)
+            for extra, content in kw.get("extra", {}).items():
+                z.writestr(extra, content)
+        return p
+
+    def corrupt(p, offset, value):
+        b = bytearray(open(p, "rb").read())
+        b[offset] = value
+        open(p, "wb").write(bytes(b))
+        return p
+
+    cases = []
+    p = zip_of("BTCUSDT-1m-2024-01-01.zip", good)
+    raw = open(p, "rb").read()
+    cases.append(("bad CRC", corrupt(zip_of("BTCUSDT-1m-2024-01-02.zip", good), raw.index(b"PK\x01\x02") + 16, 0)))
+    t = os.path.join(work, "BTCUSDT-1m-2024-01-03.zip")
+    open(t, "wb").write(raw[: len(raw) // 2])
+    cases.append(("truncated zip", t))
+    cases.append(("wrong method", corrupt(corrupt(zip_of("BTCUSDT-1m-2024-01-04.zip", good), 8, 12), raw.index(b"PK\x01\x02") + 10, 12)))
+    cases.append(("zip bomb (100 MB of rows in a daily 1m archive)", zip_of("BTCUSDT-1m-2024-01-05.zip", (base + "\n") * 700000)))
+    cases.append(("two members", zip_of("BTCUSDT-1m-2024-01-06.zip", good, extra={"README.txt": "x"})))
+    cases.append(("malformed number", zip_of("BTCUSDT-1m-2024-01-07.zip", good.replace("42312.65000000", "42x312.65", 1))))
+    cases.append(("wrong column count", zip_of("BTCUSDT-1m-2024-01-08.zip", good.replace(",0\n", ",0,9\n", 1))))
+    cases.append(("non-UTF8 bytes", zip_of("BTCUSDT-1m-2024-01-09.zip", good.replace("42277.42000000", "\udcff\udcfe", 1).encode("utf-8", "surrogateescape").decode("latin-1"))))
+    cases.append(("huge line", zip_of("BTCUSDT-1m-2024-01-10.zip", good + "9" * 100000 + "\n")))
+    cases.append(("timestamp out of range (14 digits)", zip_of("BTCUSDT-1m-2024-01-11.zip", good.replace("1704067200000", "17040672000000", 1))))
+    cases.append(("mixed ms/us", zip_of("BTCUSDT-1m-2024-01-12.zip", good + base.replace("1704067200000", "1704067500000000").replace("1704067259999", "1704067559999999") + "\n")))
+    for label, path in cases:
+        code, out = run(binary, ["inspect", path])
+        line = next((l for l in out.splitlines() if "rror" in l), out.strip()[:150])
+        check(code == 1 and "Fatal" not in out, f"hostile {label}: {out[-200:]}")
+        lines.append(f"| {label} | {code} | {line[:160].replace('|', '/')} |")
+    jobs = [("unknown key", "colour: blue\n"), ("bad date", "from: 2024-13\n"), ("symbol with a path separator", "symbols: [../../etc]\n"),
+            ("lower-case symbol", "symbols: [btcusdt]\n")]
+    template = "name: hostile\nmarket: spot\nsymbols: [BTCUSDT]\nintervals: [1h]\nfrom: 2024-01\nto: 2024-02\ntarget:\n  directory: x\n"
+    for label, line_text in jobs:
+        key = line_text.split(":")[0]
+        text = "\n".join(l for l in template.splitlines() if not l.startswith(key + ":")) + "\n" + line_text
+        p = os.path.join(work, "hostile.yml")
+        open(p, "w").write(text)
+        code, out = run(binary, ["run", p])
+        msg = next((l for l in out.splitlines() if "error" in l), out.strip()[:150])
+        check(code == 2, f"hostile job {label}: {out[-200:]}")
+        lines.append(f"| job file: {label} | {code} | {msg[:160].replace('|', '/')} |")
+    lines.append("")
+
+
+def load_trial(binary, work, archives, tree, lines):
+    symbols = [f"S{i:02d}USDT" for i in range(10)]
+    months = [f"{y}-{m:02d}" for y in (2023, 2024) for m in range(1, 13)][:20]
+    for s in symbols:
+        for mo in months:
+            y, m = map(int, mo.split("-"))
+            gen_archives.write_archive(os.path.join(tree, f"data/spot/monthly/klines/{s}/1h"), s, "1h", y, m)
+    ms = Server("marketstore_server.py", "--sink")
+    job = Job(work, archives.base, ms.url, "load", symbols, months, chunk_rows=50000, downloads=4)
+    job.reset()
+    t0 = time.time()
+    code, out = run(binary, ["run", job.path, "--log-format", "json"])
+    seconds = time.time() - t0
+    summary = json.loads(out[out.index("{"): out.rindex("}") + 1]) if "{" in out else {}
+    rss = summary.get("peak_rss_bytes", 0) / 2**20
+    small = Job(work, archives.base, ms.url, "load-small", symbols[:1], months[:2], chunk_rows=50000, downloads=4)
+    small.reset()
+    code_s, out_s = run(binary, ["run", small.path, "--log-format", "json"])
+    rss_small = json.loads(out_s[out_s.index("{"): out_s.rindex("}") + 1]).get("peak_rss_bytes", 0) / 2**20
+    check(code == 0 and summary.get("done") == 200 and rss < 150, f"load: exit {code}, {summary.get('done')} done, {rss:.1f} MB")
+    lines += ["## 5. Load", "",
+              f"A job of {len(symbols)} symbols x {len(months)} months = {len(symbols) * len(months)} units (hourly archives) into the "
+              "MarketStore test server in sink mode, against a job of 2 units, peak RSS of the importer (VmHWM):", "",
+              "| job | units done | rows | seconds | peak RSS MB |", "|---|---|---|---|---|",
+              f"| 200 units | {summary.get('done')} | {summary.get('rows')} | {seconds:.1f} | {rss:.1f} |",
+              f"| 2 units | 2 | - | - | {rss_small:.1f} |", "",
+              "Bound: the pipeline's queues hold at most 2 x downloads archives and 4 decoded pieces of at most chunk_rows rows, "
+              "whatever the number of units; the stated limit is 150 MB.", ""]
+    ms.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args()
+    binary = os.path.abspath(a.bin)
+    rng = random.Random(a.seed)
+    work = tempfile.mkdtemp(prefix="reliability-")
+    tree = os.path.join(work, "tree")
+    symbols, months = ["BTCUSDT", "ETHUSDT", "BNBUSDT"], ["2024-01", "2024-02", "2024-03", "2024-04"]
+    for s in symbols:
+        for mo in months:
+            y, m = map(int, mo.split("-"))
+            gen_archives.write_archive(os.path.join(tree, f"data/spot/monthly/klines/{s}/1h"), s, "1h", y, m)
+    archives = Server("archive_server.py", tree, "--page-size", "50")
+    lines = ["# Reliability (`make reliability`)", "",
+             f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `Tests/reliability/reliability.py` "
+             f"(seed {a.seed}, {a.trials} crash trials per target) on {os.cpu_count()} cores. Every row below is a run of the real "
+             "binance-import binary against the project's fixture archive server and MarketStore test server.", ""]
+    try:
+        crash_trials(binary, work, archives, symbols, months, a.trials, rng, lines)
+        signal_trials(binary, work, archives, symbols, months, rng, lines)
+        fault_trials(binary, work, archives, tree, lines)
+        hostile_inputs(binary, work, lines)
+        lines += ["## 4. Fuzzing", "",
+                  "`make fuzz` feeds 1,000,000 seeded inputs each to the CSV decoder, the zip reader and the msgpack decoder "
+                  "(FuzzTests, release build); `make test` runs 20,000 each. Results: see FUZZ below when produced by `make fuzz`.", ""]
+        load_trial(binary, work, archives, tree, lines)
+    finally:
+        archives.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    lines += ["## Result", "", "all trials ended as required" if not failures else "FAILURES:\n" + "\n".join("- " + f for f in failures), ""]
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    open(a.out, "w").write("\n".join(lines))
+    print("\n".join(lines))
+    print("reliability: %d passed, %d failed" % (0 if failures else 1, len(failures)))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
