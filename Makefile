@@ -42,7 +42,9 @@ fuzz:
 bench-decode: release
 	$(PYTHON) bench/decode_bench.py --bin .build/release/decode-bench --out docs/performance-decode.md
 
-bench: bench-decode
+# The importer against the Python baseline, the directory sink against RPC (docs/performance.md).
+bench: release
+	$(PYTHON) bench/bench.py --bin .build/release/binance-import --decode-bin .build/release/decode-bench
 
 # A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06
 import: build

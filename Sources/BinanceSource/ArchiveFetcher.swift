@@ -160,6 +160,13 @@ public final class ArchiveFetcher: Sendable {
     /// Downloads `url` into `target` through a temporary file, hashing the bytes as they arrive.
     /// Returns the final status, the SHA-256 of the body and the attempts made.
     private func download(_ url: String, to target: String, session: CurlSession) async throws -> (Int, String, Int) {
+        // Partial downloads of runs that were killed: their process is gone.
+        let dir = (target as NSString).deletingLastPathComponent, base = (target as NSString).lastPathComponent
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(base + ".part-") {
+            if let pid = Int32(name.dropFirst(base.count + 6).prefix { $0.isNumber }), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
+            }
+        }
         let temp = target + ".part-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: temp) }
         var digest = ""

@@ -1,4 +1,5 @@
 import Foundation
+import MarketStoreDirectory
 
 /// One unit of work: a market x symbol x interval x period archive.
 public struct UnitRecord: Codable, Equatable, Sendable {
@@ -39,6 +40,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     public init(job: String) { self.job = job }
 
     public static func load(path: String, job: String) throws -> Manifest {
+        let dir = (path as NSString).deletingLastPathComponent
+        removeStaleTemporaries(in: dir.isEmpty ? "." : dir)  // left by a run killed mid-save
         guard FileManager.default.fileExists(atPath: path) else { return Manifest(job: job) }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         do {

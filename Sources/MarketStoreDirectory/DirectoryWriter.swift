@@ -20,6 +20,7 @@ public final class DirectoryWriter: @unchecked Sendable {
         self.root = root
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         if !force, let evidence = Self.inUseEvidence(root: root) { throw DirectoryError.inUse(root: root, evidence: evidence) }
+        removeStaleTemporaries(in: root)
         try Self.ensureCategory(root, "Symbol")
     }
 
@@ -67,6 +68,7 @@ public final class DirectoryWriter: @unchecked Sendable {
         for (level, name) in zip(["Timeframe", "AttributeGroup", "Year"], parts) {
             dir = (dir as NSString).appendingPathComponent(name)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            removeStaleTemporaries(in: dir)
             try Self.ensureCategory(dir, level)
         }
         let schema = zip(names, columns).dropFirst().map { (name: $0, type: $1.wireType) }
@@ -158,6 +160,21 @@ public final class DirectoryWriter: @unchecked Sendable {
         guard fsync(fd) == 0 else { throw DirectoryError.io(path: path, reason: "fsync: \(String(cString: strerror(errno)))") }
     }
 
+}
+
+/// Removes `*.tmp-<pid>` files left by a writer that died between creating and renaming them (a
+/// crash leaves the old state plus such a file; the new state is written again by the re-run).
+public func removeStaleTemporaries(in dir: String) {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+    for name in names {
+        guard let range = name.range(of: ".tmp-", options: .backwards), let pid = Int32(name[range.upperBound...]) else { continue }
+        if pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH) {
+            try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
+        }
+    }
+}
+
+extension DirectoryWriter {
     static func ensureCategory(_ dir: String, _ name: String) throws {
         let path = (dir as NSString).appendingPathComponent("category_name")
         if FileManager.default.fileExists(atPath: path) { return }
