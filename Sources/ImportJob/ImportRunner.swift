@@ -174,6 +174,7 @@ public final class ImportRunner: @unchecked Sendable {
         summary.anomalies = counts.anomalies
         summary.downloads = counts.downloads
         summary.writeRequests = await writer.requests
+        summary.rowsNotServedByMarketStore = await writer.unservedRows
         summary.failures = counts.failures
         summary.seconds = Date().timeIntervalSince(started)
         summary.rowsPerSecond = summary.seconds > 0 ? Double(summary.rows) / summary.seconds : 0

@@ -15,6 +15,8 @@ public struct RunSummary: Codable, Sendable {
     public var anomalies = 0
     public var downloads = 0
     public var writeRequests = 0
+    /// Rows written that MarketStore will not serve back (the 1 January row of 1D buckets).
+    public var rowsNotServedByMarketStore = 0
     public var rowsPerSecond: Double = 0
     public var exitCode: Int32 = 0
     /// Peak resident memory of the importer process (VmHWM), bytes.
@@ -29,6 +31,7 @@ public struct RunSummary: Codable, Sendable {
             ("units", "\(units)"), ("done", "\(done)"), ("failed", "\(failed)"), ("skipped (already done)", "\(skipped)"),
             ("not published", "\(notPublished)"), ("superseded", "\(superseded)"), ("rows written", "\(rows)"),
             ("anomalies", "\(anomalies)"), ("downloads", "\(downloads)"), ("write requests", "\(writeRequests)"),
+            ("rows MarketStore will not serve (1 Jan, 1D)", "\(rowsNotServedByMarketStore)"),
             ("time", String(format: "%.1f s", seconds)), ("rows/s", String(format: "%.0f", rowsPerSecond)),
         ]
         let width = lines.map(\.0.count).max()!

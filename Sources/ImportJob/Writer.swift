@@ -40,6 +40,8 @@ actor Writer {
     private var units: [(unit: PlannedUnit, outcome: UnitOutcome?)] = []
     private var failedUnits: Set<String> = []
     private(set) var requests = 0
+    /// Rows written that MarketStore will not serve back (1 January of 1D buckets).
+    private(set) var unservedRows = 0
     private var acknowledged = 0
     private var refusals = 0
     var refusedEverything: Bool { acknowledged == 0 && refusals > 0 }
@@ -87,6 +89,15 @@ actor Writer {
             return
         }
         if dataset.length > 0 { acknowledged += 1 }
+        // MarketStore stores the 1 January row of a 1D bucket where it never reads it back.
+        for k in dataset.keys where k.key.split(separator: "/")[1] == "1D" {
+            guard case let .int64(epochs) = dataset.columns[0] else { continue }
+            let lost = epochs[k.start..<(k.start + k.count)].filter { UTCCalendar.iso8601($0).dropFirst(5).hasPrefix("01-01") }
+            if !lost.isEmpty {
+                unservedRows += lost.count
+                logger.warning("\(k.key): \(lost.count) row(s) of 1 January written; MarketStore will not serve them (its 1D buckets lose 1 January)")
+            }
+        }
         for (unit, outcome) in batchUnits {
             guard let outcome, !failedUnits.contains(unit.id) else { continue }
             let report = outcome.report

@@ -111,28 +111,40 @@ struct Nightly: AsyncParsableCommand {
     }
 }
 
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "What the manifest says: done, pending, failed, not published, superseded.")
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "What the manifest says: done, pending, failed, not published, superseded; with --check-remote, stale (re-published) units.")
     @OptionGroup var options: JobOptions
     @Flag(help: "Print JSON.") var json = false
+    @Flag(name: .customLong("check-remote"), help: "Ask the source for each done unit's CHECKSUM and count re-published archives as stale.") var checkRemote = false
 
-    func run() throws {
+    func run() async throws {
         let spec = try options.load()
         let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
         var counts: [String: Int] = [:]
         for record in manifest.units.values { counts[record.status.rawValue, default: 0] += 1 }
+        var stale: [String] = []
+        if checkRemote {
+            let fetcher = ArchiveFetcher(location: SourceLocation(spec.baseURL), cacheDirectory: spec.cacheDirectory)
+            for record in manifest.units.values where record.status == .done {
+                guard let sha = record.sha256, let name = KlineArchiveName(fileName: record.remotePath),
+                      let address = try? ArchiveAddress(market: spec.market, symbol: name.symbol, interval: name.interval, period: name.period) else { continue }
+                if let published = try await fetcher.publishedChecksum(address), published != sha { stale.append(record.id) }
+            }
+            counts["stale"] = stale.count
+        }
         let failed = manifest.units.values.filter { $0.status == .failed }.sorted { $0.id < $1.id }
         if json {
-            let object: [String: Any] = ["job": spec.name, "manifest": spec.manifest, "counts": counts,
+            let object: [String: Any] = ["job": spec.name, "manifest": spec.manifest, "counts": counts, "stale": stale.sorted(),
                                          "failed": Dictionary(uniqueKeysWithValues: failed.map { ($0.id, $0.error ?? "") })]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
             return
         }
         print("job \(spec.name) (\(spec.manifest)): \(manifest.units.count) units")
-        for status in ["done", "pending", "failed", "not_published", "superseded"] where counts[status] != nil {
+        for status in ["done", "pending", "failed", "not_published", "superseded", "stale"] where counts[status] != nil {
             print("  \(status): \(counts[status]!)")
         }
         for record in failed { print("  failed: \(record.id): \(record.error ?? "")") }
+        for id in stale.sorted() { print("  stale (re-published; the next run re-imports it): \(id)") }
         let rows = manifest.units.values.filter { $0.status == .done }.reduce(0) { $0 + ($1.rows ?? 0) }
         print("  rows done: \(rows)")
     }

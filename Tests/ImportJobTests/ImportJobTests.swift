@@ -227,7 +227,21 @@ final class ImportJobTests: XCTestCase {
         let zipsAfter = try await zipRequests()
         XCTAssertEqual(writesAfter, writesBefore)
         XCTAssertEqual(zipsAfter, zipsBefore)
-        XCTAssertTrue(third.output.contains("skipped (already done)  6"), third.output)
+        XCTAssertEqual(tableValue(third.output, "skipped (already done)"), "6", third.output)
+
+        // Binance re-publishes one archive: status says stale, and the next run re-imports it.
+        let republished = tree.appendingPathComponent("data/spot/monthly/klines/ETHUSDT/1h/ETHUSDT-1h-2024-02.zip")
+        try FileManager.default.removeItem(at: republished)
+        try FileManager.default.copyItem(at: tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip"), to: republished)
+        let sha = sha256Hex([UInt8](try Data(contentsOf: republished)))
+        try "\(sha)  ETHUSDT-1h-2024-02.zip\n".write(to: republished.appendingPathExtension("CHECKSUM"), atomically: true, encoding: .utf8)
+        let status = try importer(["status", path, "--check-remote"], today: "2024-06-01")
+        XCTAssertTrue(status.output.contains("stale: 1") && status.output.contains("ETHUSDT-1h-2024-02.zip"), status.output)
+        let fourth = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(fourth.status, 0, fourth.output)
+        XCTAssertTrue(fourth.output.contains("re-published archive"), fourth.output)
+        XCTAssertEqual(tableValue(fourth.output, "skipped (already done)"), "5", fourth.output)
+        XCTAssertEqual(try manifest("resume").units[republished.path.replacingOccurrences(of: tree.path + "/", with: "")]?.sha256, sha)
     }
 
     func testNightlyFollowsDailyFilesThenTheMonthlyArchive() async throws {
@@ -297,6 +311,8 @@ final class ImportJobTests: XCTestCase {
         let path = try job("dir", symbols: ["BTCUSDT"], intervals: ["1h", "1d"], from: "2024-01", to: "2024-01")
         let r = try importer(["run", path, "--target", dir], today: "2024-06-01")
         XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("BTCUSDT/1D/OHLCV: 1 row(s) of 1 January written; MarketStore will not serve them"), r.output)
+        XCTAssertEqual(tableValue(r.output, "rows MarketStore will not serve (1 Jan, 1D)"), "1", r.output)
         let hourly = try expected([tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").path])
         let back = try XCTUnwrap(try DirectoryReader(root: dir).read(key: "BTCUSDT/1H/OHLCV"))
         XCTAssertEqual(back.columns, [.int64(hourly.epochs)] + hourly.columns.map(\.values))
@@ -323,5 +339,10 @@ final class ImportJobTests: XCTestCase {
 }
 
 import Crypto
+
+/// The value of a row of the run summary table.
+func tableValue(_ output: String, _ label: String) -> String? {
+    output.split(separator: "\n").first { $0.hasPrefix(label + " ") }.map { String($0.dropFirst(label.count).trimmingCharacters(in: .whitespaces)) }
+}
 
 func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
