@@ -345,35 +345,10 @@ final class KlineCSVParser<F: KlineFloat> {
     /// line so that the 8-decimal path above stays small enough to inline into `parseRow`.
     @inline(never)
     private func loopFloatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
-        let start = p
-        var q = p
-        var m: UInt64 = 0
-        while q < e {
-            let d = q.pointee &- 48
-            if d > 9 { break }
-            m = m &* 10 &+ UInt64(d)
-            q += 1
-        }
-        let intDigits = q - start
-        var scale = 0
-        if q < e, q.pointee == UInt8(ascii: ".") {
-            q += 1
-            if e - q >= 8, let eight = DecimalParser.eightDigits(q) {
-                m = m &* 100_000_000 &+ eight
-                q += 8
-                scale = 8
-            }
-            while q < e {
-                let d = q.pointee &- 48
-                if d > 9 { break }
-                m = m &* 10 &+ UInt64(d)
-                q += 1
-                scale += 1
-            }
-        }
-        if intDigits > 0, intDigits <= 11, intDigits + scale <= 19, m < 1 << 53, q < e, q.pointee == UInt8(ascii: ","),
-           let v = F.exact(m, scale) {
-            p = q + 1
+        var s = DecimalParser.Scanned()
+        if let stop = DecimalParser.scanPlain(p, e, into: &s), stop < e, stop.pointee == UInt8(ascii: ","),
+           s.mantissa < 1 << 53, let v = F.exact(s.mantissa, s.scale) {
+            p = stop + 1
             return v
         }
         return try slowFloatField(&p, e, lineStart, column)
