@@ -205,7 +205,11 @@ public final class ArchiveFetcher: Sendable {
 
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
         let temp = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temp, contents: Data(bytes)) else { throw SourceError.io(path: temp, reason: "cannot write") }
+        do {
+            try Data(bytes).write(to: URL(fileURLWithPath: temp))  // not .atomic: no hidden temporary of Foundation's
+        } catch {
+            throw SourceError.io(path: temp, reason: "cannot write: \(error)")
+        }
         guard rename(temp, path) == 0 else { throw SourceError.io(path: path, reason: String(cString: strerror(errno))) }
     }
 }

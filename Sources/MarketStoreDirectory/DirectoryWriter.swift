@@ -178,9 +178,17 @@ extension DirectoryWriter {
     static func ensureCategory(_ dir: String, _ name: String) throws {
         let path = (dir as NSString).appendingPathComponent("category_name")
         if FileManager.default.fileExists(atPath: path) { return }
+        // POSIX calls on a temporary name of our own (removeStaleTemporaries knows it), not
+        // Foundation's atomic write, whose hidden temporary would survive a kill.
         let temp = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temp, contents: Data(name.utf8)), rename(temp, path) == 0 else {
-            throw DirectoryError.io(path: path, reason: "cannot write")
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw DirectoryError.io(path: temp, reason: String(cString: strerror(errno))) }
+        let bytes = Array(name.utf8)
+        let ok = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            unlink(temp)
+            throw DirectoryError.io(path: path, reason: "cannot write: \(String(cString: strerror(errno)))")
         }
         syncDirectory(dir)
     }
