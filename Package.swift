@@ -51,12 +51,12 @@ let package = Package(
         .target(name: "MsgPack"),
         // MarketStore client: datasets, RPC over HTTP, schema guard, timeframes.
         .target(name: "MarketStore", dependencies: ["Columnar", "CurlHTTP", "MsgPack"]),
-        .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib"]),
+        .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib", "TestSupport"]),
         .testTarget(name: "MsgPackTests", dependencies: ["MsgPack"]),
         // Helpers of the test targets: Python test servers on ephemeral ports.
         .target(name: "TestSupport", dependencies: ["CurlHTTP"], path: "Tests/TestSupport"),
         .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
-        .testTarget(name: "FuzzTests", dependencies: ["KlineArchive", "MsgPack"]),
+        .testTarget(name: "FuzzTests", dependencies: ["KlineArchive", "MsgPack", "TestSupport"]),
         .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "KlineArchive", "MarketStore", "TestSupport"]),
         .testTarget(name: "ImportJobTests", dependencies: ["ImportJob", "KlineArchive", "MarketStore", "MarketStoreDirectory", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "TestSupport"]),

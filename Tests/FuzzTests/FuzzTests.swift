@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import KlineArchive
 @testable import MsgPack
@@ -9,7 +10,7 @@ import XCTest
 /// sets the count (`make fuzz`: 1,000,000; `make test`: the default 20,000).
 final class FuzzTests: XCTestCase {
     let iterations = Int(ProcessInfo.processInfo.environment["FUZZ_ITERATIONS"] ?? "") ?? 20000
-    var rng = SplitMix(seed: UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 20_261_125)
+    var rng = SplitMix64(seed: UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 20_261_125)
 
     static let row = "1704067200000,42283.58000000,42312.65000000,42277.42000000,42304.80000000,1053.85857000,1704067259999,44583276.03213600,12103,84.30869000,3566662.26871200,0"
 
@@ -136,18 +137,6 @@ final class FuzzTests: XCTestCase {
         out += le(UInt16(name.count)) + [UInt8](repeating: 0, count: 12) + le(UInt32(0)) + name
         out += le(UInt32(0x0605_4b50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(out.count - cd)) + le(UInt32(cd)) + le(UInt16(0))
         return out
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -98,22 +98,9 @@ final class ImportJobTests: XCTestCase {
 
     @discardableResult
     func run(_ executable: String, _ args: [String], today: String? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = args
-        process.currentDirectoryURL = work
         var env = ProcessInfo.processInfo.environment
         if let today { env["BINANCE_IMPORT_TODAY"] = today }
-        process.environment = env
-        let log = work.appendingPathComponent("out-\(UUID().uuidString.prefix(6)).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        while process.isRunning { usleep(20_000) }
-        try handle.close()
-        return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+        return try runCommand(executable, args, directory: work, environment: env)
     }
 
     func importer(_ args: [String], today: String) throws -> (status: Int32, output: String) {

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+@_exported import TestSupport
 import XCTest
 @testable import KlineArchive
 
@@ -178,16 +179,4 @@ enum SyntheticKlines {
     static func fmt(_ v: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", v) }
     /// A price on a 0.01 tick, printed as Binance does with 8 decimals (7195.24000000).
     static func price8(_ v: Double) -> String { fmt((v * 100).rounded() / 100, 8) }
-}
-
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -1,6 +1,7 @@
 import Columnar
 import Foundation
 import MsgPack
+import TestSupport
 import XCTest
 @testable import MarketStore
 
@@ -31,18 +32,6 @@ final class PyMarketStoreContractTests: XCTestCase {
     }
 
     func runPython(_ args: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + args
-        process.currentDirectoryURL = MarketStoreTestServer.repoRoot
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("contract-\(getpid()).log")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: out)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        while process.isRunning { usleep(20_000) }
-        try handle.close()
-        return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+        try runCommand("/usr/bin/env", ["python3"] + args, directory: MarketStoreTestServer.repoRoot)
     }
 }

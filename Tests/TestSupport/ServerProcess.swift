@@ -61,3 +61,37 @@ public final class ServerProcess: @unchecked Sendable {
         return try JSONSerialization.jsonObject(with: Data(response.body)) as! [String: Any]
     }
 }
+
+/// Runs a command to completion with its output (stdout and stderr together) in a file, so that
+/// no pipe can fill up; polls instead of `waitUntilExit` (see `ServerProcess.stop`).
+public func runCommand(_ executable: String, _ arguments: [String], directory: URL? = nil,
+                       environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    if let environment { process.environment = environment }
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("command-\(getpid())-\(UUID().uuidString.prefix(8)).log")
+    FileManager.default.createFile(atPath: log.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: log) }
+    let handle = try FileHandle(forWritingTo: log)
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    while process.isRunning { usleep(20_000) }
+    try handle.close()
+    return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+}
+
+/// A small seeded generator (SplitMix64) for reproducible test data.
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
