@@ -66,7 +66,8 @@ final class ImportJobTests: XCTestCase {
     }
 
     func job(_ name: String, symbols: [String], intervals: [String], from: String, to: String, market: String = "spot",
-             columns: String = "[Open, High, Low, Close, Volume]", dtype: String = "float32", chunkRows: Int = 50000) throws -> String {
+             columns: String = "[Open, High, Low, Close, Volume]", dtype: String = "float32", chunkRows: Int = 50000,
+             deleteAfterWrite: Bool = false) throws -> String {
         let yaml = """
         name: \(name)
         source:
@@ -74,6 +75,7 @@ final class ImportJobTests: XCTestCase {
           listing_url: \(archives.base)/listing
           cache_dir: \(work.appendingPathComponent("cache").path)
           checksum: required
+          delete_after_write: \(deleteAfterWrite)
         market: \(market)
         symbols: [\(symbols.joined(separator: ", "))]
         intervals: [\(intervals.joined(separator: ", "))]
@@ -308,6 +310,20 @@ final class ImportJobTests: XCTestCase {
         XCTAssertTrue(verify.output.contains("BTCUSDT-1d-2024-01.zip: 30 rows in the target, 31 in the manifest"), verify.output)
         XCTAssertTrue(verify.output.contains("the 1 January row: MarketStore never serves it from 1D buckets"), verify.output)
         XCTAssertFalse(verify.output.contains("BTCUSDT-1h-2024-01.zip:"), verify.output)
+    }
+
+    func testDeleteAfterWriteKeepsTheCacheSmall() async throws {
+        for m in ["2024-01", "2024-02"] { try generate("spot", "ETHUSDT", "1h", m) }
+        let path = try job("small-cache", symbols: ["ETHUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02", deleteAfterWrite: true)
+        let r = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(r.status, 0, r.output)
+        let cached = FileManager.default.enumerator(atPath: work.appendingPathComponent("cache").path)!.compactMap { $0 as? String }
+        XCTAssertEqual(cached.filter { $0.hasSuffix(".zip") }, [], "archives deleted once written")
+        XCTAssertEqual(cached.filter { $0.hasSuffix(".CHECKSUM") }.count, 2, "their CHECKSUMs stay")
+        let again = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(tableValue(again.output, "skipped (already done)"), "2", again.output)
+        let paths = ["2024-01", "2024-02"].map { tree.appendingPathComponent("data/spot/monthly/klines/ETHUSDT/1h/ETHUSDT-1h-\($0).zip").path }
+        try await assertTargetHolds("ETHUSDT", "1H", try expected(paths))
     }
 
     func testTargetDownExitsWith3AndASecondRunIsLocked() async throws {
