@@ -209,10 +209,7 @@ public final class ImportRunner: @unchecked Sendable {
         let options = KlineDecodeOptions(interval: unit.address.interval, period: unit.address.period, columns: spec.columns,
                                          floatType: spec.floatType, policy: spec.validation)
         do {
-            let outcome = try await onThread { () throws -> UnitOutcome in
-                try self.decodeBlocking(unit, archive, options: options, into: pieces)
-            }
-            _ = outcome
+            try await onThread { try self.decodeBlocking(unit, archive, options: options, into: pieces) }
         } catch {
             await fail(unit, "\(error)", store: store, progress: progress)
         }
@@ -221,7 +218,7 @@ public final class ImportRunner: @unchecked Sendable {
     /// The decode itself, on a thread of its own (it blocks while the writer is behind: that is
     /// the backpressure). Sends the unit's pieces; the last one carries the outcome.
     func decodeBlocking(_ unit: PlannedUnit, _ archive: LocalArchive, options: KlineDecodeOptions,
-                        into pieces: BoundedQueue<DecodedPiece>) throws -> UnitOutcome {
+                        into pieces: BoundedQueue<DecodedPiece>) throws {
         func send(_ piece: DecodedPiece) {
             let done = DispatchSemaphore(value: 0)
             Task { await pieces.send(piece); done.signal() }
@@ -250,7 +247,6 @@ public final class ImportRunner: @unchecked Sendable {
         for (i, batch) in held.enumerated() {
             send(DecodedPiece(unit: unit, batch: batch, outcome: i == held.count - 1 ? outcome : nil))
         }
-        return outcome
     }
 
     func emptyBatch() -> KlineBatch {
