@@ -56,7 +56,7 @@ public struct JobVerifier {
         var day = first - ((first % 86400) + 86400) % 86400
         let have = Set(returned)
         while day <= last {
-            if UTCCalendar.iso8601(day).dropFirst(5).hasPrefix("01-01"), !have.contains(day) { return true }
+            if UTCCalendar.isFirstOfJanuary(day), !have.contains(day) { return true }
             day += 86400
         }
         return false

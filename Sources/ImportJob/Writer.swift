@@ -67,14 +67,19 @@ actor Writer {
         guard !units.isEmpty else { return }
         let batchUnits = units, batchKeys = keyOrder, batchParts = parts
         units = []; keyOrder = []; parts = [:]; rows = 0
+        // One copy of the rows into the request's columns: each key's batches, one key after another.
         let names = ["Epoch"] + spec.columns.map(\.rawValue)
-        var keyParts: [(key: String, names: [String], columns: [ColumnValues])] = []
+        var columns = [ColumnValues.int64([])] + batchParts[batchKeys[0]]![0].columns.map { $0.values.slice(0..<0) }
+        var ranges: [WriteDataSet.KeyRange] = []
         for key in batchKeys {
-            var merged = batchParts[key]![0]
-            for more in batchParts[key]!.dropFirst() { merged.append(more) }
-            if merged.count > 0 { keyParts.append((key, names, [ColumnValues.int64(merged.epochs)] + merged.columns.map(\.values))) }
+            let start = columns[0].count
+            for batch in batchParts[key]! {
+                columns[0].append(contentsOf: .int64(batch.epochs))
+                for (i, c) in batch.columns.enumerated() { columns[i + 1].append(contentsOf: c.values) }
+            }
+            if columns[0].count > start { ranges.append(.init(key: key, start: start, count: columns[0].count - start)) }
         }
-        let dataset = try WriteDataSet.concatenating(keyParts)
+        let dataset = try WriteDataSet(names: names, columns: columns, keys: ranges)
         do {
             if dataset.length > 0 { try await send(dataset) }
         } catch {
@@ -92,7 +97,7 @@ actor Writer {
         // MarketStore stores the 1 January row of a 1D bucket where it never reads it back.
         for k in dataset.keys where k.key.split(separator: "/")[1] == "1D" {
             guard case let .int64(epochs) = dataset.columns[0] else { continue }
-            let lost = epochs[k.start..<(k.start + k.count)].filter { UTCCalendar.iso8601($0).dropFirst(5).hasPrefix("01-01") }
+            let lost = epochs[k.start..<(k.start + k.count)].filter(UTCCalendar.isFirstOfJanuary)
             if !lost.isEmpty {
                 unservedRows += lost.count
                 logger.warning("\(k.key): \(lost.count) row(s) of 1 January written; MarketStore will not serve them (its 1D buckets lose 1 January)")

@@ -143,6 +143,11 @@ public enum UTCCalendar {
         return y
     }
 
+    /// Whether an epoch second falls on 1 January (UTC): the day MarketStore's 1D buckets lose.
+    public static func isFirstOfJanuary(_ epoch: Int64) -> Bool {
+        epoch - self.epoch(year: year(of: epoch), month: 1, day: 1) < 86400
+    }
+
     /// ISO 8601 UTC text of an epoch second, e.g. `2024-01-01T00:00:00Z`.
     public static func iso8601(_ epoch: Int64) -> String {
         var days = epoch / 86400

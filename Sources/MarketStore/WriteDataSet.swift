@@ -9,6 +9,11 @@ public struct WriteDataSet: Sendable {
         public var key: String
         public var start: Int
         public var count: Int
+        public init(key: String, start: Int, count: Int) {
+            self.key = key
+            self.start = start
+            self.count = count
+        }
     }
 
     public private(set) var names: [String]

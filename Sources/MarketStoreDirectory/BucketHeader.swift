@@ -98,6 +98,11 @@ public struct BucketHeader: Equatable, Sendable {
         return timeframeSeconds == 86400 ? slot : slot + 1
     }
 
+    /// The epoch of a slot index: the inverse of `index(of:yearStart:)`.
+    public func epoch(ofIndex index: Int64, yearStart: Int64) -> Int64 {
+        yearStart + (timeframeSeconds == 86400 ? index : index - 1) * timeframeSeconds
+    }
+
     public func offset(ofIndex index: Int64) -> Int64 { Int64(Self.size) + (index - 1) * Int64(recordLength) }
 }
 

@@ -231,7 +231,7 @@ public struct DirectoryReader: Sendable {
                 while at + length <= bytes.count {
                     let index = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: Int64.self))
                     if index != 0 {
-                        let epoch = yearStart + (header.timeframeSeconds == 86400 ? index : index - 1) * header.timeframeSeconds
+                        let epoch = header.epoch(ofIndex: index, yearStart: yearStart)
                         if epoch >= (from ?? .min) && epoch <= (to ?? .max) {
                             epochs.append(epoch)
                             for c in 0..<types.count {
