@@ -70,7 +70,7 @@ final class FuzzTests: XCTestCase {
 
     func testZipReader() throws {
         let csv = Array((Self.row + "\n").utf8)
-        let seeds = [Self.zip(csv, method: 8), Self.zip(csv, method: 0)]
+        let seeds = [oneMemberZip(csv, method: 8), oneMemberZip(csv, method: 0)]
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("BTCUSDT-1m-2024-01-01.zip").path
@@ -119,24 +119,6 @@ final class FuzzTests: XCTestCase {
         report("msgpack", ok, refused, started)
         XCTAssertEqual(ok + refused, iterations)
         XCTAssertLessThan(peakRSS(), 512 << 20)
-    }
-
-    /// A one-member zip of `data` (stored or deflated by the test's own small writer).
-    static func zip(_ data: [UInt8], method: UInt16) -> [UInt8] {
-        func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-        var crc: UInt32 = 0xFFFF_FFFF
-        for b in data { crc ^= UInt32(b); for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 } }
-        crc ^= 0xFFFF_FFFF
-        // Deflate "stored blocks" by hand: a final block of type 0 (valid raw deflate, method 8).
-        let payload = method == 8 ? [UInt8(1)] + le(UInt16(data.count)) + le(~UInt16(data.count)) + data : data
-        let name = Array("BTCUSDT-1m-2024-01-01.csv".utf8)
-        var out = le(UInt32(0x0403_4b50)) + le(UInt16(20)) + le(UInt16(0)) + le(method) + le(UInt32(0)) + le(crc) + le(UInt32(payload.count)) + le(UInt32(data.count))
-        out += le(UInt16(name.count)) + le(UInt16(0)) + name + payload
-        let cd = out.count
-        out += le(UInt32(0x0201_4b50)) + le(UInt16(20)) + le(UInt16(20)) + le(UInt16(0)) + le(method) + le(UInt32(0)) + le(crc) + le(UInt32(payload.count)) + le(UInt32(data.count))
-        out += le(UInt16(name.count)) + [UInt8](repeating: 0, count: 12) + le(UInt32(0)) + name
-        out += le(UInt32(0x0605_4b50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(out.count - cd)) + le(UInt32(cd)) + le(UInt16(0))
-        return out
     }
 }
 

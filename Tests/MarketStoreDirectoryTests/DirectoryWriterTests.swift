@@ -34,7 +34,7 @@ final class DirectoryWriterTests: XCTestCase {
         let csv = try Data(contentsOf: golden.appendingPathComponent(write.input_csv))
         let interval = String(write.input_csv.split(separator: "-").last!.dropLast(4))  // "1m" from BTCUSDT-1m.csv
         let zip = work.appendingPathComponent("\(UUID().uuidString).zip")
-        try Data(ZipFile.single(name: "data.csv", data: [UInt8](csv))).write(to: zip)
+        try Data(oneMemberZip([UInt8](csv), name: "data.csv")).write(to: zip)
         let columns = write.columns.dropFirst().map { KlineColumn(name: $0.name == "Trades" ? "Trades" : $0.name)! }
         let floatType: FloatType = write.columns.dropFirst().contains { $0.type == "f8" } ? .float64 : .float32
         let (batch, report) = try KlineArchiveDecoder.decode(path: zip.path, options: .init(interval: KlineInterval(interval)!, columns: columns, floatType: floatType))
@@ -125,26 +125,5 @@ final class DirectoryWriterTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("in use by a running MarketStore server"), "\($0)")
         }
         XCTAssertNoThrow(try DirectoryWriter(root: root, force: true))
-    }
-}
-
-/// A one-member zip (stored), enough to hand a CSV to the archive decoder.
-enum ZipFile {
-    static func single(name: String, data: [UInt8]) -> [UInt8] {
-        func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-        var crc: UInt32 = 0xFFFF_FFFF
-        for b in data {
-            crc ^= UInt32(b)
-            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        }
-        crc ^= 0xFFFF_FFFF
-        let n = Array(name.utf8), size = UInt32(data.count)
-        var out = le(UInt32(0x0403_4b50)) + le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(crc) + le(size) + le(size)
-        out += le(UInt16(n.count)) + le(UInt16(0)) + n + data
-        let cd = out.count
-        out += le(UInt32(0x0201_4b50)) + le(UInt16(20)) + le(UInt16(20)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt32(0)) + le(crc) + le(size) + le(size)
-        out += le(UInt16(n.count)) + [UInt8](repeating: 0, count: 12) + le(UInt32(0)) + n
-        out += le(UInt32(0x0605_4b50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(UInt32(out.count - cd))) + le(UInt32(UInt32(cd))) + le(UInt16(0))
-        return out
     }
 }

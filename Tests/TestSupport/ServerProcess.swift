@@ -95,3 +95,21 @@ public struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// A one-member zip of `data`, stored (method 0) or as a raw-deflate stored block (method 8).
+public func oneMemberZip(_ data: [UInt8], method: UInt16 = 0, name: String = "BTCUSDT-1m-2024-01-01.csv") -> [UInt8] {
+    func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    var crc: UInt32 = 0xFFFF_FFFF
+    for b in data { crc ^= UInt32(b); for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 } }
+    crc ^= 0xFFFF_FFFF
+    // Deflate "stored blocks" by hand: a final block of type 0 (valid raw deflate, method 8).
+    let payload = method == 8 ? [UInt8(1)] + le(UInt16(data.count)) + le(~UInt16(data.count)) + data : data
+    let name = Array(name.utf8)
+    var out = le(UInt32(0x0403_4b50)) + le(UInt16(20)) + le(UInt16(0)) + le(method) + le(UInt32(0)) + le(crc) + le(UInt32(payload.count)) + le(UInt32(data.count))
+    out += le(UInt16(name.count)) + le(UInt16(0)) + name + payload
+    let cd = out.count
+    out += le(UInt32(0x0201_4b50)) + le(UInt16(20)) + le(UInt16(20)) + le(UInt16(0)) + le(method) + le(UInt32(0)) + le(crc) + le(UInt32(payload.count)) + le(UInt32(data.count))
+    out += le(UInt16(name.count)) + [UInt8](repeating: 0, count: 12) + le(UInt32(0)) + name
+    out += le(UInt32(0x0605_4b50)) + le(UInt16(0)) + le(UInt16(0)) + le(UInt16(1)) + le(UInt16(1)) + le(UInt32(out.count - cd)) + le(UInt32(cd)) + le(UInt16(0))
+    return out
+}
