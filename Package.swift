@@ -15,13 +15,16 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
-        // zlib (raw inflate and CRC-32) through the system library: apt-get install zlib1g-dev.
+        // zlib (raw inflate and CRC-32, the reference inflater) through the system library: apt-get install zlib1g-dev.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // ISA-L's igzip (streaming raw inflate, fast CRC-32): apt-get install libisal-dev.
+        .systemLibrary(name: "CIsal", path: "Sources/CIsal", pkgConfig: "libisal",
+                       providers: [.apt(["libisal-dev"])]),
         // Typed contiguous columns, shared by the decoder and the MarketStore client.
         .target(name: "Columnar"),
         // Binance kline archive decoder: zip reader, exact number parser, CSV-to-columns, validation.
-        .target(name: "KlineArchive", dependencies: ["CZlib", "Columnar"],
+        .target(name: "KlineArchive", dependencies: ["CIsal", "CZlib", "Columnar"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
             "KlineArchive", "ImportJob", "MarketStore", "BinanceSource",
@@ -29,7 +32,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // `make bench-decode`: decode vs inflate-only timings on generated archives.
-        .executableTarget(name: "decode-bench", dependencies: ["KlineArchive", "CZlib"]),
+        .executableTarget(name: "decode-bench", dependencies: ["KlineArchive"]),
         // libcurl (apt-get install libcurl4-openssl-dev) through non-variadic C wrappers.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // HTTP over libcurl: one reused connection per session, timeouts, streaming bodies.

@@ -13,14 +13,16 @@ public struct KlineDecodeOptions: Sendable {
     public var columns: [KlineColumn]
     public var floatType: FloatType
     public var policy: ValidationPolicy
+    public var inflater: InflateEngine
 
     public init(interval: KlineInterval? = nil, period: ArchivePeriod? = nil, columns: [KlineColumn] = KlineColumn.ohlcv,
-                floatType: FloatType = .float32, policy: ValidationPolicy = .report) {
+                floatType: FloatType = .float32, policy: ValidationPolicy = .report, inflater: InflateEngine = .isal) {
         self.interval = interval
         self.period = period
         self.columns = columns
         self.floatType = floatType
         self.policy = policy
+        self.inflater = inflater
     }
 }
 
@@ -64,7 +66,8 @@ public enum KlineArchiveDecoder {
         let slots = expectedSlots(interval: interval, period: period)
         let reader: ZipEntryReader
         do {
-            reader = try ZipEntryReader(path: path, maxInflatedSize: max(1 << 20, UInt64(slots + 1) * maxBytesPerRow))
+            reader = try ZipEntryReader(path: path, maxInflatedSize: max(1 << 20, UInt64(slots + 1) * maxBytesPerRow),
+                                        engine: options.inflater)
         } catch let e as ZipError {
             throw KlineDecodeError.zip(e)
         }

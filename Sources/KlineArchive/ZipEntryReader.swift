@@ -1,4 +1,3 @@
-import CZlib
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -48,23 +47,25 @@ public final class ZipEntryReader {
     public let archivePath: String
     public let member: ZipMember
     public let maxInflatedSize: UInt64
+    public let engine: InflateEngine
 
     private let fd: Int32
     private let fileSize: UInt64
     private var dataOffset: UInt64 = 0
     private var compressedRead: UInt64 = 0
     private var produced: UInt64 = 0
-    private var crc: UInt = 0
+    private var crc: UInt32 = 0
     private var finished = false
-    private var stream = z_stream()
-    private var streamOpen = false
+    private var inflater: RawInflater?
+    private var streamEnded = false
     private let input: UnsafeMutablePointer<UInt8>
     private static let inputCapacity = 1 << 16
 
     /// Opens `path`, reads its central directory and checks that it holds exactly one `.csv` member.
-    public init(path: String, maxInflatedSize: UInt64 = .max) throws {
+    public init(path: String, maxInflatedSize: UInt64 = .max, engine: InflateEngine = .isal) throws {
         archivePath = path
         self.maxInflatedSize = maxInflatedSize
+        self.engine = engine
         fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw ZipError.cannotOpen(archive: path, reason: String(cString: strerror(errno))) }
         var st = stat()
@@ -80,12 +81,11 @@ public final class ZipEntryReader {
             throw error
         }
         input = .allocate(capacity: ZipEntryReader.inputCapacity)
-        // From here on, deinit releases the descriptor, the buffer and the zlib stream.
+        // From here on, deinit releases the descriptor, the buffer and the inflater.
         try openMember()
     }
 
     deinit {
-        if streamOpen { inflateEnd(&stream) }
         input.deallocate()
         close(fd)
     }
@@ -103,7 +103,7 @@ public final class ZipEntryReader {
         default: n = try readDeflated(into: buffer, capacity: capacity)
         }
         if n > 0 {
-            crc = crc32(crc, buffer, UInt32(n))
+            crc = engine.crc32(crc, buffer, count: n)
             produced += UInt64(n)
             if produced > maxInflatedSize {
                 throw ZipError.tooLarge(archive: archivePath, member: member.name, limit: maxInflatedSize, size: produced)
@@ -131,50 +131,46 @@ public final class ZipEntryReader {
     }
 
     private func readDeflated(into buffer: UnsafeMutablePointer<UInt8>, capacity: Int) throws -> Int {
-        stream.next_out = buffer
-        stream.avail_out = UInt32(min(capacity, Int(UInt32.max)))
-        while stream.avail_out > 0 {
-            if stream.avail_in == 0 {
+        guard let inflater else { return 0 }
+        var filled = 0
+        while filled < capacity && !streamEnded {
+            if inflater.availableInput == 0 {
                 let remaining = member.compressedSize - compressedRead
                 if remaining > 0 {
                     let want = Int(min(UInt64(ZipEntryReader.inputCapacity), remaining))
                     let got = try preadFully(input, want, dataOffset + compressedRead)
                     if got < want { throw corrupt("compressed data ends early (truncated archive)") }
                     compressedRead += UInt64(got)
-                    stream.next_in = input
-                    stream.avail_in = UInt32(got)
+                    inflater.setInput(input, count: got)
                 }
             }
-            let before = stream.avail_out
-            let rc = inflate(&stream, Z_NO_FLUSH)
-            if rc == Z_STREAM_END { break }
-            if rc == Z_BUF_ERROR && stream.avail_in == 0 && member.compressedSize == compressedRead {
-                throw corrupt("deflate stream ends before its end marker (truncated)")
+            let step: (produced: Int, ended: Bool)
+            do {
+                step = try inflater.inflate(into: buffer + filled, capacity: capacity - filled)
+            } catch {
+                throw corrupt("inflate failed: \(error.reason)")
             }
-            if rc != Z_OK && rc != Z_BUF_ERROR {
-                let msg = stream.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
-                throw corrupt("inflate failed: \(msg)")
-            }
-            if stream.avail_out == before && stream.avail_in == 0 && member.compressedSize == compressedRead {
+            filled += step.produced
+            streamEnded = step.ended
+            if !step.ended && step.produced == 0 && inflater.availableInput == 0 && member.compressedSize == compressedRead {
                 throw corrupt("deflate stream ends before its end marker (truncated)")
             }
         }
-        return capacity - Int(stream.avail_out)
+        return filled
     }
 
     private func verifyEnd() throws {
-        if member.method == 8 {
-            // The loop stops on Z_STREAM_END; make sure we really got there and used all the input.
-            let rc = inflate(&stream, Z_FINISH)
-            guard rc == Z_STREAM_END else { throw corrupt("deflate stream did not end cleanly") }
-            let unused = UInt64(stream.avail_in) + (member.compressedSize - compressedRead)
+        if let inflater {
+            // read() returns 0 only after the end-of-stream block; all the input must be used by then.
+            guard streamEnded else { throw corrupt("deflate stream did not end cleanly") }
+            let unused = UInt64(inflater.unusedInputAfterEnd) + (member.compressedSize - compressedRead)
             if unused != 0 { throw corrupt("\(unused) bytes of compressed data after the end of the stream") }
         }
         if produced != member.uncompressedSize {
             throw corrupt("inflated \(produced) bytes, the directory says \(member.uncompressedSize)")
         }
-        if UInt32(truncatingIfNeeded: crc) != member.crc32 {
-            throw corrupt("CRC-32 mismatch: computed \(hex32(UInt32(truncatingIfNeeded: crc))), the directory says \(hex32(member.crc32))")
+        if crc != member.crc32 {
+            throw corrupt("CRC-32 mismatch: computed \(hex32(crc)), the directory says \(hex32(member.crc32))")
         }
     }
 
@@ -196,9 +192,11 @@ public final class ZipEntryReader {
             throw ZipError.tooLarge(archive: archivePath, member: member.name, limit: maxInflatedSize, size: member.uncompressedSize)
         }
         if member.method == 8 {
-            let rc = inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
-            guard rc == Z_OK else { throw corrupt("inflateInit2 failed (\(rc))") }
-            streamOpen = true
+            do {
+                inflater = try RawInflater(engine: engine)
+            } catch {
+                throw corrupt(error.reason)
+            }
         }
     }
 

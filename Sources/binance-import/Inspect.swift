@@ -21,6 +21,9 @@ struct Inspect: ParsableCommand {
     @Option(help: "Columns, comma-separated (Open,High,Low,Close,Volume,QuoteVolume,Trades,TakerBuyBaseVolume,TakerBuyQuoteVolume).")
     var columns: String = "Open,High,Low,Close,Volume"
 
+    @Option(help: "Inflater: isal (default, fast) or zlib (the reference), to cross-check an archive.")
+    var inflater: String = "isal"
+
     @Option(help: "Print the first N rows as parsed.")
     var head: Int = 0
 
@@ -38,6 +41,7 @@ struct Inspect: ParsableCommand {
         for name in columns.split(separator: ",") where KlineColumn(name: String(name)) == nil {
             throw ValidationError("unknown column '\(name)'; expected \(KlineColumn.allCases.map(\.rawValue).joined(separator: ","))")
         }
+        guard InflateEngine(rawValue: inflater) != nil else { throw ValidationError("--inflater must be isal or zlib, not '\(inflater)'") }
         guard head >= 0 else { throw ValidationError("--head must be >= 0") }
     }
 
@@ -46,7 +50,8 @@ struct Inspect: ParsableCommand {
             interval: interval.flatMap(KlineInterval.init),
             columns: columns.split(separator: ",").compactMap { KlineColumn(name: String($0)) },
             floatType: FloatType(rawValue: dtype)!,
-            policy: strict ? .strict : .report)
+            policy: strict ? .strict : .report,
+            inflater: InflateEngine(rawValue: inflater)!)
         var report: KlineReport
         var batch: KlineBatch?
         do {

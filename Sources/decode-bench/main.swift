@@ -1,7 +1,7 @@
 // decode-bench: times the kline decoder against plain inflate of the same archive, alternating the
 // two in one process, and reports medians. Driven by bench/decode_bench.py (`make bench-decode`).
 //
-//   decode-bench compare ARCHIVE [--runs N] [--dtype float32|float64]   -> JSON timings
+//   decode-bench compare ARCHIVE [--runs N] [--dtype float32|float64]   -> JSON timings, both inflaters
 //   decode-bench rss ARCHIVE [--dtype ...]                              -> JSON peak RSS of one decode
 import Foundation
 import KlineArchive
@@ -28,8 +28,8 @@ func peakRSSBytes() -> Int {
 }
 
 /// Inflate only: the same reader and 1 MiB buffer as the decoder, no parsing.
-func inflateOnly(_ path: String) throws -> UInt64 {
-    let reader = try ZipEntryReader(path: path)
+func inflateOnly(_ path: String, _ engine: InflateEngine = .isal) throws -> UInt64 {
+    let reader = try ZipEntryReader(path: path, engine: engine)
     let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
     defer { buffer.deallocate() }
     while try reader.read(into: buffer, capacity: 1 << 20) > 0 {}
@@ -37,8 +37,8 @@ func inflateOnly(_ path: String) throws -> UInt64 {
 }
 
 /// The importer's decode path: streaming batches of 65,536 rows, all nine columns.
-func decode(_ path: String, _ floatType: FloatType) throws -> KlineReport {
-    try KlineArchiveDecoder.stream(path: path, options: .init(columns: KlineColumn.allCases, floatType: floatType),
+func decode(_ path: String, _ floatType: FloatType, _ engine: InflateEngine = .isal) throws -> KlineReport {
+    try KlineArchiveDecoder.stream(path: path, options: .init(columns: KlineColumn.allCases, floatType: floatType, inflater: engine),
                                    chunkRows: 65536) { _ in }
 }
 
@@ -80,23 +80,24 @@ do {
         let bytes = try inflateOnly(path)
         emit(["csv_bytes": bytes, "seconds": now() - t0, "peak_rss_bytes": peakRSSBytes()])
     case "compare":
+        // Per run, for each inflater: inflate only, then decode, back to back; the engines alternate.
         _ = try inflateOnly(path)  // warm the page cache
-        var decodeTimes: [Double] = [], inflateTimes: [Double] = [], ratios: [Double] = []
+        var times: [String: [Double]] = [:]
         var rows = 0, csvBytes: UInt64 = 0
         for _ in 0..<runs {
-            let t0 = now()
-            csvBytes = try inflateOnly(path)
-            let t1 = now()
-            rows = try decode(path, floatType).rowsInFile
-            let t2 = now()
-            inflateTimes.append(t1 - t0)
-            decodeTimes.append(t2 - t1)
-            ratios.append((t2 - t1) / (t1 - t0))
+            for engine in InflateEngine.allCases {
+                let t0 = now()
+                csvBytes = try inflateOnly(path, engine)
+                let t1 = now()
+                rows = try decode(path, floatType, engine).rowsInFile
+                let t2 = now()
+                times["inflate_\(engine)", default: []].append(t1 - t0)
+                times["decode_\(engine)", default: []].append(t2 - t1)
+            }
         }
-        emit(["rows": rows, "csv_bytes": csvBytes, "runs": runs, "dtype": floatType.rawValue,
-              "decode_seconds": decodeTimes, "inflate_seconds": inflateTimes, "ratios": ratios,
-              "decode_median": median(decodeTimes), "inflate_median": median(inflateTimes),
-              "ratio_median": median(ratios)])
+        var out: [String: Any] = ["rows": rows, "csv_bytes": csvBytes, "runs": runs, "dtype": floatType.rawValue]
+        for (key, values) in times { out[key + "_seconds"] = values }
+        emit(out)
     default:
         FileHandle.standardError.write(Data("unknown command \(command)\n".utf8))
         exit(2)

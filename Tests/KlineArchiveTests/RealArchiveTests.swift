@@ -31,6 +31,8 @@ final class RealArchiveTests: XCTestCase {
             let expected = try reference(path)
             for floatType in [FloatType.float32, .float64] {
                 let (batch, report) = try KlineArchiveDecoder.decode(path: path, options: .init(columns: KlineColumn.allCases, floatType: floatType))
+                let zlibDecode = try KlineArchiveDecoder.decode(path: path, options: .init(columns: KlineColumn.allCases, floatType: floatType, inflater: .zlib))
+                XCTAssertEqual(zlibDecode.batch, batch, "\(file): zlib and ISA-L give the same rows")
                 XCTAssertEqual(report.rows, expected.rows, file)
                 XCTAssertEqual(report.rowsInFile, expected.rows, file)
                 XCTAssertEqual(report.timeUnit, expected.time_unit, file)

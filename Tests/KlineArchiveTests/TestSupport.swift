@@ -67,6 +67,8 @@ struct ZipBuilder {
         var zip64 = false
         var crcOverride: UInt32?
         var declaredSizeOverride: UInt64?
+        /// Bytes appended to the member's data after the deflate stream's end.
+        var trailingBytes: [UInt8] = []
     }
 
     var members: [Member] = []
@@ -80,7 +82,7 @@ struct ZipBuilder {
         var central: [UInt8] = []
         for m in members {
             let crc = m.crcOverride ?? UInt32(m.data.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) })
-            let payload = m.method == 8 ? deflateRaw(m.data) : m.data
+            let payload = (m.method == 8 ? deflateRaw(m.data) : m.data) + m.trailingBytes
             let usize = m.declaredSizeOverride ?? UInt64(m.data.count)
             let csize = UInt64(payload.count)
             let offset = UInt64(out.count)

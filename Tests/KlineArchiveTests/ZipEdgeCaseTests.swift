@@ -2,22 +2,24 @@ import XCTest
 @testable import KlineArchive
 
 /// Zip shapes the decoder must read (stored, data descriptor, zip64) or refuse with a clear error
-/// (two members, bad CRC, truncation, zip bomb, unsupported method).
+/// (two members, bad CRC, truncation, zip bomb, unsupported method), with both inflaters.
 final class ZipEdgeCaseTests: XCTestCase {
     let day = ArchivePeriod(year: 2024, month: 3, day: 5)!
     let archiveName = "ETHUSDT-1m-2024-03-05"
     var csv: String { SyntheticKlines.rows(start: day.start, interval: 60, count: 1440).joined(separator: "\n") + "\n" }
 
-    func decode(_ bytes: [UInt8], name: String? = nil) throws -> (KlineBatch, KlineReport) {
+    func decode(_ bytes: [UInt8], name: String? = nil, engine: InflateEngine = .isal) throws -> (KlineBatch, KlineReport) {
         let dir = try TestPaths.temporaryDirectory()
         let path = try writeFile(dir, (name ?? archiveName) + ".zip", bytes)
-        return try KlineArchiveDecoder.decode(path: path, options: .init(columns: KlineColumn.allCases, floatType: .float64))
+        return try KlineArchiveDecoder.decode(path: path, options: .init(columns: KlineColumn.allCases, floatType: .float64, inflater: engine))
     }
 
     func assertZipError(_ bytes: [UInt8], _ message: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try decode(bytes), file: file, line: line) { error in
-            XCTAssertTrue("\(error)".contains(message), "\(error)", file: file, line: line)
-            XCTAssertTrue("\(error)".contains(self.archiveName + ".zip"), "error names the archive: \(error)", file: file, line: line)
+        for engine in InflateEngine.allCases {
+            XCTAssertThrowsError(try decode(bytes, engine: engine), "\(engine)", file: file, line: line) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(engine): \(error)", file: file, line: line)
+                XCTAssertTrue("\(error)".contains(self.archiveName + ".zip"), "error names the archive: \(error)", file: file, line: line)
+            }
         }
     }
 
@@ -25,10 +27,44 @@ final class ZipEdgeCaseTests: XCTestCase {
         let (reference, report) = try decode(ZipBuilder.single(archiveName + ".csv", csv))
         XCTAssertEqual(report.rows, 1440)
         XCTAssertEqual(report.anomalies, [])
-        for (method, descriptor, zip64) in [(UInt16(0), false, false), (8, true, false), (8, false, true), (0, true, true), (8, true, true)] {
-            let (batch, r) = try decode(ZipBuilder.single(archiveName + ".csv", csv, method: method, dataDescriptor: descriptor, zip64: zip64))
-            XCTAssertEqual(batch, reference, "method \(method) descriptor \(descriptor) zip64 \(zip64)")
-            XCTAssertEqual(r.csvBytes, UInt64(csv.utf8.count))
+        for engine in InflateEngine.allCases {
+            for (method, descriptor, zip64) in [(UInt16(0), false, false), (8, false, false), (8, true, false), (8, false, true), (0, true, true), (8, true, true)] {
+                let (batch, r) = try decode(ZipBuilder.single(archiveName + ".csv", csv, method: method, dataDescriptor: descriptor, zip64: zip64), engine: engine)
+                XCTAssertEqual(batch, reference, "\(engine) method \(method) descriptor \(descriptor) zip64 \(zip64)")
+                XCTAssertEqual(r.csvBytes, UInt64(csv.utf8.count))
+            }
+        }
+    }
+
+    /// Both inflaters give the member's exact bytes whatever the caller's buffer size, across
+    /// several 64 KiB input refills (odd sizes end reads in the middle of deflate blocks).
+    func testBothInflatersStreamTheExactBytesThroughAnyBufferSize() throws {
+        let big = SyntheticKlines.rows(start: day.start, interval: 60, count: 1440, seed: 7).joined(separator: "\n") + "\n"
+        let text = String(repeating: big, count: 3)  // about 600 kB of CSV, about 3 input refills
+        let dir = try TestPaths.temporaryDirectory()
+        let path = try writeFile(dir, archiveName + ".zip", ZipBuilder.single(archiveName + ".csv", text))
+        for engine in InflateEngine.allCases {
+            for capacity in [3, 777, 65536, 1 << 20] {
+                let reader = try ZipEntryReader(path: path, engine: engine)
+                var out: [UInt8] = []
+                let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+                defer { buffer.deallocate() }
+                while true {
+                    let n = try reader.read(into: buffer, capacity: capacity)
+                    if n == 0 { break }
+                    out.append(contentsOf: UnsafeBufferPointer(start: buffer, count: n))
+                }
+                XCTAssertEqual(out, Array(text.utf8), "\(engine), buffer of \(capacity) bytes")
+            }
+        }
+    }
+
+    func testBytesAfterTheDeflateStreamAreRefused() {
+        // igzip reads ahead up to 8 bytes: counts below, at and beyond that all show.
+        for count in [1, 5, 8, 9, 100] {
+            var m = ZipBuilder.Member(name: archiveName + ".csv", data: Array(csv.utf8))
+            m.trailingBytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 1) }
+            assertZipError(ZipBuilder(members: [m]).bytes(), "\(count) bytes of compressed data after the end of the stream")
         }
     }
 
