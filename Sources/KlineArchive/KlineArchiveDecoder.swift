@@ -77,11 +77,11 @@ public enum KlineArchiveDecoder {
         switch options.floatType {
         case .float32:
             let parser = KlineCSVParser<Float>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve)
-            try run(reader, parser, chunkRows: chunkRows, onBatch)
+            try run(archive: path, parser, chunkRows: chunkRows, read: reader.read, onBatch)
             parser.finishReport(into: &report)
         case .float64:
             let parser = KlineCSVParser<Double>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve)
-            try run(reader, parser, chunkRows: chunkRows, onBatch)
+            try run(archive: path, parser, chunkRows: chunkRows, read: reader.read, onBatch)
             parser.finishReport(into: &report)
         }
         report.csvBytes = reader.bytesProduced
@@ -102,10 +102,13 @@ public enum KlineArchiveDecoder {
         c == .trades ? .int64([]) : t == .float32 ? .float32([]) : .float64([])
     }
 
-    /// The inflate-and-parse loop: complete lines are parsed in place; the partial last line is
-    /// moved to the front of the buffer before the next inflate.
-    private static func run<F>(_ reader: ZipEntryReader, _ parser: KlineCSVParser<F>, chunkRows: Int,
-                               _ onBatch: (KlineBatch) throws -> Void) throws {
+    /// The inflate-and-parse loop: complete lines are parsed in place (common rows in one sweep,
+    /// others one by one); the partial last line is moved to the front of the buffer before the
+    /// next inflate.
+    /// `read` fills a buffer with the next CSV bytes (0 at the end): the zip reader, or a test's bytes.
+    static func run<F>(archive: String, _ parser: KlineCSVParser<F>, chunkRows: Int, bufferSize: Int = bufferSize,
+                       read: (UnsafeMutablePointer<UInt8>, Int) throws -> Int,
+                       _ onBatch: (KlineBatch) throws -> Void) throws {
         // 64 bytes of padding: the field parser reads 8-byte words that may run past a line's end.
         let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: bufferSize + 64)
         buffer.initialize(repeating: 0, count: bufferSize + 64)
@@ -113,16 +116,23 @@ public enum KlineArchiveDecoder {
         var filled = 0
         do {
             while true {
-                let n = try reader.read(into: buffer + filled, capacity: bufferSize - filled)
+                let n = try read(buffer + filled, bufferSize - filled)
                 if n == 0 { break }
                 filled += n
                 var p = UnsafePointer(buffer)
                 let end = UnsafePointer(buffer) + filled
-                while let nl = memchr(p, 0x0A, end - p) {
+                while true {
+                    p = parser.parseCommonRows(p, end, rowLimit: chunkRows)
+                    if parser.bufferedRows >= chunkRows {
+                        try onBatch(parser.takeBatch())
+                        continue
+                    }
+                    // Any other line (the first, a header, odd shapes, errors) goes through parseLine.
+                    guard let nl = memchr(p, 0x0A, end - p) else { break }
                     let lineEnd = UnsafePointer(nl.assumingMemoryBound(to: UInt8.self))
                     let contentEnd = lineEnd > p && (lineEnd - 1).pointee == 0x0D ? lineEnd - 1 : lineEnd
                     if contentEnd - p > maxLineLength {
-                        throw KlineDecodeError.lineTooLong(archive: reader.archivePath, line: parser.line + 1, limit: maxLineLength)
+                        throw KlineDecodeError.lineTooLong(archive: archive, line: parser.line + 1, limit: maxLineLength)
                     }
                     try parser.parseLine(p, contentEnd)
                     p = lineEnd + 1
@@ -130,7 +140,7 @@ public enum KlineArchiveDecoder {
                 }
                 let rest = end - p
                 if rest > maxLineLength {
-                    throw KlineDecodeError.lineTooLong(archive: reader.archivePath, line: parser.line + 1, limit: maxLineLength)
+                    throw KlineDecodeError.lineTooLong(archive: archive, line: parser.line + 1, limit: maxLineLength)
                 }
                 if rest > 0 { memmove(buffer, p, rest) }
                 filled = rest

@@ -28,6 +28,11 @@ final class KlineCSVParser<F: KlineFloat> {
     private(set) var unitDigits = 0
     private var unitDivisor: Int64 = 1
     private var intervalUnits: Int64 = 0  // interval in the file's unit; 0 when not fixed (1mo)
+    private let intervalStep: Int64
+    // The open time that would continue the grid from the previous row, and its epoch: such a row
+    // needs no division to convert or to check (.min: not predicted).
+    private var nextOpenTime: Int64 = .min
+    private var nextEpoch: Int64 = 0
 
     private(set) var line = 0
     private(set) var header = false
@@ -45,6 +50,7 @@ final class KlineCSVParser<F: KlineFloat> {
         self.archive = archive
         self.columns = columns
         self.intervalSeconds = intervalSeconds
+        self.intervalStep = intervalSeconds ?? 0
         self.period = period
         periodStart = period?.start ?? .min
         periodEnd = period?.end ?? .max
@@ -148,6 +154,36 @@ final class KlineCSVParser<F: KlineFloat> {
         throw KlineDecodeError.notKline(archive: archive, reason: "line \(line) is neither a kline header nor a kline row: \(text.prefix(120))")
     }
 
+    /// Parses, from `start`, complete lines of the common shape (numbers Binance writes, the file's
+    /// time unit, `ignore` = 0, LF or CRLF) until `rowLimit` rows are buffered; returns the start of
+    /// the first line it left, for `parseLine`. This skips a separate search for each line's end:
+    /// the fields' own separator checks bound them, and `end` bounds every byte that counts.
+    func parseCommonRows(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, rowLimit: Int) -> UnsafePointer<UInt8> {
+        guard unitDigits != 0, pendingBlankLine == 0 else { return start }  // the first row takes the careful path
+        var p = start
+        while rowCount < rowLimit {
+            var q = p
+            guard let openTime = quickIntField(&q, end), openTime.digits == unitDigits,
+                  let o = quickFloatField(&q, end), let h = quickFloatField(&q, end),
+                  let l = quickFloatField(&q, end), let c = quickFloatField(&q, end),
+                  let v = quickFloatField(&q, end),
+                  let closeTime = quickIntField(&q, end), closeTime.digits == unitDigits,
+                  let qv = quickFloatField(&q, end), let count = quickIntField(&q, end),
+                  let tb = quickFloatField(&q, end), let tq = quickFloatField(&q, end),
+                  q + 1 < end, q.pointee == UInt8(ascii: "0") else { return p }
+            if q[1] == 0x0A {
+                p = q + 2
+            } else if q[1] == 0x0D && q + 2 < end && q[2] == 0x0A {
+                p = q + 3
+            } else {
+                return p
+            }
+            line += 1
+            addRow(openTime.value, closeTime.value, count.value, o, h, l, c, v, qv, tb, tq)
+        }
+        return p
+    }
+
     @inline(__always)
     private func parseRow(_ s: UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) throws {
         var p = s
@@ -164,20 +200,36 @@ final class KlineCSVParser<F: KlineFloat> {
         let tq = try floatField(&p, e, s, 10)
         // Field 12 (`ignore`) is not read, but there must be no 13th.
         if memchr(p, Int32(UInt8(ascii: ",")), e - p) != nil { throw rowError(s, e, column: 11) }
-        rowsInFile += 1
-
         try checkTimeUnit(openTime.digits, column: 0)
         if closeTime.digits != unitDigits { try checkTimeUnit(closeTime.digits, column: 6) }
-        let epoch = floorDiv(openTime.value, unitDivisor)
+        addRow(openTime.value, closeTime.value, count.value, o, h, l, c, v, qv, tb, tq)
+    }
 
-        if intervalUnits != 0 {
-            if openTime.value % intervalUnits != 0 {
-                log.add(.offGrid, line: line, openTime: epoch, "open_time \(openTime.value) is not on the \(intervalSeconds!)s grid")
+    /// Validates a parsed row (times in the file's unit) and appends it to the batch.
+    @inline(__always)
+    private func addRow(_ openTime: Int64, _ closeTime: Int64, _ tradeCount: Int64,
+                        _ o: F, _ h: F, _ l: F, _ c: F, _ v: F, _ qv: F, _ tb: F, _ tq: F) {
+        rowsInFile += 1
+        let epoch: Int64
+        if openTime == nextOpenTime {  // one interval after an on-grid row: on the grid too
+            epoch = nextEpoch
+            nextOpenTime = openTime &+ intervalUnits
+            nextEpoch = epoch &+ intervalStep
+        } else {
+            epoch = floorDiv(openTime, unitDivisor)
+            if intervalUnits != 0 {
+                if openTime % intervalUnits != 0 {
+                    log.add(.offGrid, line: line, openTime: epoch, "open_time \(openTime) is not on the \(intervalStep)s grid")
+                    nextOpenTime = .min
+                } else {
+                    nextOpenTime = openTime &+ intervalUnits
+                    nextEpoch = epoch &+ intervalStep
+                }
             }
-            if closeTime.value != openTime.value + intervalUnits - 1 {
-                log.add(.closeTimeMismatch, line: line, openTime: epoch,
-                        "close_time \(closeTime.value), expected \(openTime.value + intervalUnits - 1)")
-            }
+        }
+        if intervalUnits != 0 && closeTime != openTime &+ intervalUnits &- 1 {
+            log.add(.closeTimeMismatch, line: line, openTime: epoch,
+                    "close_time \(closeTime), expected \(openTime + intervalUnits - 1)")
         }
         if !(l <= o && l <= c && o <= h && c <= h && l > 0 && h < F.infinity
             && v >= 0 && qv >= 0 && tb >= 0 && tq >= 0
@@ -195,7 +247,7 @@ final class KlineCSVParser<F: KlineFloat> {
         if keepClose { close.base[i] = c }
         if keepVolume { volume.base[i] = v }
         if keepQuote { quote.base[i] = qv }
-        if keepTrades { trades.base[i] = count.value }
+        if keepTrades { trades.base[i] = tradeCount }
         if keepTakerBase { takerBase.base[i] = tb }
         if keepTakerQuote { takerQuote.base[i] = tq }
         rowCount = i + 1
@@ -269,10 +321,11 @@ final class KlineCSVParser<F: KlineFloat> {
 
     // MARK: - Fields
 
-    /// An unsigned integer field followed by a comma; the value and its digit count. Up to 15
-    /// digits take two 8-byte loads (the line buffer is padded, and only bytes before `e` count).
+    /// An unsigned integer field followed by a comma: the value and its digit count, or nil (and
+    /// `p` unmoved) when it is not 1-16 plain digits. Up to 16 digits take two 8-byte loads (the
+    /// buffer is padded, and only bytes before `e` count).
     @inline(__always)
-    private func intField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> (value: Int64, digits: Int) {
+    private func quickIntField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) -> (value: Int64, digits: Int)? {
         let start = p
         var v: Int64 = 0
         var q = start
@@ -283,10 +336,14 @@ final class KlineCSVParser<F: KlineFloat> {
         let (more, tail) = DecimalParser.leadingDigits(q)  // the rest, or a short count
         q += tail
         let n = q - start
-        if n > 0, n <= 16, q < e, q.pointee == UInt8(ascii: ",") {
-            p = q + 1
-            return (tail == 8 ? v &* 100_000_000 &+ Int64(more) : v &* powerOfTen(tail) &+ Int64(more), n)
-        }
+        guard n > 0, n <= 16, q < e, q.pointee == UInt8(ascii: ",") else { return nil }
+        p = q + 1
+        return (tail == 8 ? v &* 100_000_000 &+ Int64(more) : v &* powerOfTen(tail) &+ Int64(more), n)
+    }
+
+    @inline(__always)
+    private func intField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> (value: Int64, digits: Int) {
+        if let field = quickIntField(&p, e) { return field }
         return try slowIntField(&p, e, lineStart, column)
     }
 
@@ -322,35 +379,42 @@ final class KlineCSVParser<F: KlineFloat> {
         return (v, n)
     }
 
-    /// A decimal field followed by a comma, converted to the correctly rounded F. The common shape
-    /// (`digits[.digits]`, at most 19 digits, mantissa < 2^53) is handled inline; anything else
-    /// (signs, exponents, long mantissas, float32 halfway cases, errors) goes to `slowFloatField`.
+    /// A decimal field followed by a comma, converted to the correctly rounded F; nil (and `p`
+    /// unmoved) for anything but plain `digits[.digits]` with at most 19 digits and a mantissa
+    /// < 2^53 that converts exactly. Binance's own shape, 1-7 integer digits and exactly 8
+    /// decimals, takes two 8-byte loads inline. (The buffer has padding, so loads may run past
+    /// `e`; only bytes before `e` are used.)
     @inline(__always)
-    private func floatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
-        // Binance's own shape, 1-7 integer digits and exactly 8 decimals, in two 8-byte loads.
-        // (The line buffer has padding, so loads may run past `e`; only bytes before `e` are used.)
+    private func quickFloatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) -> F? {
         let start = p
         let (intValue, intDigits) = DecimalParser.leadingDigits(start)
         let comma = start + intDigits + 9
         if intDigits > 0, intDigits < 8, comma < e, (start + intDigits).pointee == UInt8(ascii: "."),
            comma.pointee == UInt8(ascii: ","), let eight = DecimalParser.eightDigits(start + intDigits + 1),
-           let v = F.exact(intValue &* 100_000_000 &+ eight, 8) {
+           let v = F.exactEightDecimals(intValue &* 100_000_000 &+ eight) {
             p = comma + 1
             return v
         }
-        return try loopFloatField(&p, e, lineStart, column)
+        return plainFloatField(&p, e)
     }
 
-    /// Other plain decimals (`digits[.digits]`, at most 19 digits, mantissa < 2^53). Kept out of
-    /// line so that the 8-decimal path above stays small enough to inline into `parseRow`.
+    /// Other plain decimals. Kept out of line so that the 8-decimal path above stays small enough
+    /// to inline.
     @inline(never)
-    private func loopFloatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
+    private func plainFloatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) -> F? {
         var s = DecimalParser.Scanned()
         if let stop = DecimalParser.scanPlain(p, e, into: &s), stop < e, stop.pointee == UInt8(ascii: ","),
            s.mantissa < 1 << 53, let v = F.exact(s.mantissa, s.scale) {
             p = stop + 1
             return v
         }
+        return nil
+    }
+
+    /// Any decimal field (signs, exponents, long mantissas, float32 halfway cases), or an error.
+    @inline(__always)
+    private func floatField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> F {
+        if let v = quickFloatField(&p, e) { return v }
         return try slowFloatField(&p, e, lineStart, column)
     }
 

@@ -1,28 +1,40 @@
 /// The interval slots seen so far, as a bitmap over a fixed range (the archive's period), with a
 /// set for the rare rows outside it. Finds duplicate open times and gaps without sorting, in
 /// memory proportional to the period (a month of 1s slots is 330 kB), not to the row count.
-struct SlotSet {
+/// A class over a raw bitmap: marking a slot is then one load and one store per row, with no
+/// copy-on-write check.
+final class SlotSet {
     let anchor: Int64
     let step: Int64
     let slotCount: Int
-    private var bits: [UInt64]
+    private let bits: UnsafeMutablePointer<UInt64>
     private var outside: Set<Int64> = []
     private(set) var distinct = 0
+    // The last slot marked in the bitmap and the epoch that marked it: the next interval's epoch
+    // then finds its slot without a division.
+    private var lastEpoch: Int64 = .min
+    private var lastSlot: Int64 = -1
 
     init(anchor: Int64, step: Int64, slotCount: Int) {
         self.anchor = anchor
         self.step = max(1, step)
         self.slotCount = max(0, slotCount)
-        bits = [UInt64](repeating: 0, count: (self.slotCount + 63) / 64)
+        let words = max(1, (self.slotCount + 63) / 64)
+        bits = .allocate(capacity: words)
+        bits.initialize(repeating: 0, count: words)
     }
+
+    deinit { bits.deallocate() }
 
     /// Marks the slot of `epoch`; false when it was already marked (a duplicate).
     @inline(__always)
-    mutating func insert(_ epoch: Int64) -> Bool {
-        let offset = epoch - anchor
+    func insert(_ epoch: Int64) -> Bool {
+        let offset = epoch &- anchor
         if offset >= 0 {
-            let slot = offset / step
+            let slot = lastSlot >= 0 && epoch == lastEpoch &+ step ? lastSlot + 1 : offset / step
             if slot < Int64(slotCount) {
+                lastEpoch = epoch
+                lastSlot = slot
                 let word = Int(slot >> 6), mask = UInt64(1) << UInt64(slot & 63)
                 if bits[word] & mask != 0 { return false }
                 bits[word] |= mask

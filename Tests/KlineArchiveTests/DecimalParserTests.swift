@@ -50,6 +50,30 @@ final class DecimalParserTests: XCTestCase {
         XCTAssertEqual(mismatches, [])
     }
 
+    /// The 8-decimal float32 path multiplies instead of dividing: it must still round exactly,
+    /// above all next to float32 halfway points, where it has to hand over to the division.
+    func testEightDecimalFloat32PathMatchesStrtof() {
+        var rng = SplitMix64(seed: 88)
+        var mismatches: [String] = []
+        func check(_ m: UInt64) {
+            let text = String(m / 100_000_000) + "." + String(String(m % 100_000_000 + 100_000_000).dropFirst())
+            // nil hands the field to the general parser, as the CSV parser does.
+            let value = Float.exactEightDecimals(m) ?? parse(text, DecimalParser.parseFloat)
+            if value?.bitPattern != strtof(text, nil).bitPattern, mismatches.count < 10 { mismatches.append(text) }
+        }
+        for _ in 0..<200_000 {
+            check(rng.next() % 1_000_000_000_000_000)  // up to 10 integer digits
+            // Float32 halfway points that 8 decimals can write (values of 2^20 ... 2^26, where the
+            // halfway step is a multiple of 2^-4), and their neighbours 1e-8 apart, which lie a few
+            // double ulps away: about a third of these go to the division.
+            let e = Int(rng.next() % 6) + 20
+            let halfway = (Double((1 << 23) | (rng.next() % (1 << 23))) + 0.5) * pow(2.0, Double(e - 23))
+            let center = UInt64(halfway * 1e8)  // exact: below 2^53 and a multiple of 10^8 / 2^4
+            for k in 0...4 { check(center + UInt64(k) - 2) }
+        }
+        XCTAssertEqual(mismatches, [])
+    }
+
     func testKnownHardCases() {
         let cases = [
             "0", "0.00000000", "-0.0", "1", "16777216", "16777217", "16777219", "0.1", "0.3", "7195.24000000",
