@@ -37,7 +37,9 @@ public struct JobVerifier {
             if digest.rows != record.rows {
                 problems.append("\(digest.rows) rows in the target, \(record.rows ?? 0) in the manifest")
             }
-            for (column, expected) in (record.digests ?? [:]).sorted(by: { $0.key < $1.key }) where digest.hex[column] != expected {
+            // Digests without the current tag were written by an earlier version: rows still count.
+            for (column, expected) in (record.digests ?? [:]).sorted(by: { $0.key < $1.key })
+            where expected.hasPrefix(ColumnDigest.tag) && digest.hex[column] != expected {
                 problems.append("column \(column) differs")
             }
             if !problems.isEmpty {

@@ -310,6 +310,45 @@ final class ImportJobTests: XCTestCase {
         XCTAssertTrue(verify.output.contains("BTCUSDT-1d-2024-01.zip: 30 rows in the target, 31 in the manifest"), verify.output)
         XCTAssertTrue(verify.output.contains("the 1 January row: MarketStore never serves it from 1D buckets"), verify.output)
         XCTAssertFalse(verify.output.contains("BTCUSDT-1h-2024-01.zip:"), verify.output)
+
+        // One Close value changed by one bit in the target: verify names the unit and the column.
+        guard case var .float32(close) = back.columns[4], back.names[4] == "Close" else { return XCTFail("\(back.names)") }
+        close[100] = Float(bitPattern: close[100].bitPattern ^ 1)
+        var columns = back.columns
+        columns[4] = .float32(close)
+        try DirectoryWriter(root: dir).write(key: "BTCUSDT/1H/OHLCV", names: back.names, columns: columns)
+        let changed = try importer(["verify", path, "--target", dir], today: "2024-06-01")
+        XCTAssertEqual(changed.status, 1, changed.output)
+        let hourLine = changed.output.split(separator: "\n").first { $0.contains("BTCUSDT-1h-2024-01.zip:") }
+        XCTAssertEqual(hourLine.map { String($0.split(separator: ":").last!) }, " column Close differs", changed.output)
+    }
+
+    /// The manifest's digest: independent of row order and batching, changed by any one bit, by a
+    /// value moved to another row, and by a lost row.
+    func testColumnDigestSeesOneBitAndIgnoresOrder() {
+        let epochs: [Int64] = (0..<50).map { 1_704_067_200 + 60 * $0 }
+        let close: [Float] = (0..<50).map { 40000 + Float($0) * 0.25 }
+        let trades: [Int64] = (0..<50).map { 1000 + $0 }
+        func digest(_ e: [Int64], _ c: [Float], _ t: [Int64]) -> ColumnDigest {
+            var d = ColumnDigest()
+            d.add(epochs: e, columns: [("Close", .float32(c)), ("Trades", .int64(t))])
+            return d
+        }
+        let reference = digest(epochs, close, trades)
+        XCTAssertEqual(reference.rows, 50)
+        XCTAssertEqual(digest(epochs.reversed(), close.reversed(), trades.reversed()), reference)
+        var split = digest(Array(epochs[..<20]), Array(close[..<20]), Array(trades[..<20]))
+        split.add(epochs: Array(epochs[20...]), columns: [("Close", .float32(Array(close[20...]))), ("Trades", .int64(Array(trades[20...])))])
+        XCTAssertEqual(split, reference)
+        var flipped = close
+        flipped[7] = Float(bitPattern: flipped[7].bitPattern ^ 1)
+        XCTAssertNotEqual(digest(epochs, flipped, trades).hex["Close"], reference.hex["Close"])
+        XCTAssertEqual(digest(epochs, flipped, trades).hex["Trades"], reference.hex["Trades"])
+        var swapped = close
+        swapped.swapAt(3, 4)
+        XCTAssertNotEqual(digest(epochs, swapped, trades).hex["Close"], reference.hex["Close"])
+        XCTAssertNotEqual(digest(Array(epochs.dropLast()), Array(close.dropLast()), Array(trades.dropLast())).hex["Epoch"], reference.hex["Epoch"])
+        XCTAssertTrue(reference.hex.values.allSatisfy { $0.hasPrefix(ColumnDigest.tag) })
     }
 
     func testDeleteAfterWriteKeepsTheCacheSmall() async throws {
