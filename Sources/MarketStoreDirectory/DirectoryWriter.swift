@@ -72,9 +72,7 @@ public final class DirectoryWriter: @unchecked Sendable {
             try Self.ensureCategory(dir, level)
         }
         let schema = zip(names, columns).dropFirst().map { (name: $0, type: $1.wireType) }
-        var byYear: [Int: [Int]] = [:]
-        for (i, e) in epochs.enumerated() { byYear[UTCCalendar.year(of: e), default: []].append(i) }
-        for (year, rows) in byYear.sorted(by: { $0.key < $1.key }) {
+        for (year, rows) in Self.rowsByYear(epochs) {
             let path = (dir as NSString).appendingPathComponent("\(year).bin")
             let header = try openHeader(path: path, key: key, year: year, timeframe: tf, schema: schema)
             try writeRows(rows, epochs: epochs, names: names, columns: columns, header: header, path: path)
@@ -120,13 +118,32 @@ public final class DirectoryWriter: @unchecked Sendable {
         return header
     }
 
+    /// Row numbers grouped by UTC year, years ascending. The calendar is consulted only when an
+    /// epoch leaves the current year (rows usually come sorted, a year at a time).
+    static func rowsByYear(_ epochs: [Int64]) -> [(year: Int, rows: [Int])] {
+        var byYear: [Int: [Int]] = [:]
+        var year = 0, start = Int64.max, end = Int64.min
+        for (i, e) in epochs.enumerated() {
+            if e < start || e >= end {
+                year = UTCCalendar.year(of: e)
+                start = UTCCalendar.epoch(year: year, month: 1, day: 1)
+                end = UTCCalendar.epoch(year: year + 1, month: 1, day: 1)
+            }
+            byYear[year, default: []].append(i)
+        }
+        return byYear.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
     /// Writes the rows' records: runs of adjacent slots in one pwrite each, then fsync.
     private func writeRows(_ rows: [Int], epochs: [Int64], names: [String], columns: [ColumnValues], header: BucketHeader, path: String) throws {
         let yearStart = UTCCalendar.epoch(year: header.year, month: 1, day: 1)
         // Slot index per row; for a repeated slot the last row wins.
         var slots = rows.map { (index: header.index(of: epochs[$0], yearStart: yearStart), row: $0) }
-        slots.sort { $0.index != $1.index ? $0.index < $1.index : $0.row < $1.row }
-        slots = slots.enumerated().filter { k, s in k + 1 == slots.count || slots[k + 1].index != s.index }.map(\.element)
+        let inOrder = zip(slots, slots.dropFirst()).allSatisfy { $0.index < $1.index }
+        if !inOrder {
+            slots.sort { $0.index != $1.index ? $0.index < $1.index : $0.row < $1.row }
+            slots = slots.enumerated().filter { k, s in k + 1 == slots.count || slots[k + 1].index != s.index }.map(\.element)
+        }
         // The dataset's column feeding each of the file's columns.
         let position = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
         let sources = header.columns.map { position[$0.name]! }
@@ -141,13 +158,16 @@ public final class DirectoryWriter: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: (end - start) * length)
             buffer.withUnsafeMutableBytes { out in
                 for k in start..<end {
-                    let base = (k - start) * length
-                    out.storeBytes(of: slots[k].index.littleEndian, toByteOffset: base, as: Int64.self)
-                    for (c, source) in sources.enumerated() {
-                        columns[source].withUnsafeBytes { raw in
-                            let width = raw.count / max(1, epochs.count)
-                            let from = raw.baseAddress! + slots[k].row * width
-                            (out.baseAddress! + base + offsets[c]).copyMemory(from: from, byteCount: width)
+                    out.storeBytes(of: slots[k].index.littleEndian, toByteOffset: (k - start) * length, as: Int64.self)
+                }
+                // Column by column: one look at each column's bytes per run, not per value.
+                for (c, source) in sources.enumerated() {
+                    columns[source].withUnsafeBytes { raw in
+                        let width = raw.count / max(1, epochs.count)
+                        var to = out.baseAddress! + offsets[c]
+                        for k in start..<end {
+                            to.copyMemory(from: raw.baseAddress! + slots[k].row * width, byteCount: width)
+                            to += length
                         }
                     }
                 }

@@ -93,6 +93,13 @@ final class DirectoryWriterTests: XCTestCase {
         try writer.write(key: "ETHUSDT/1H/OHLCV", names: names,
                          columns: [.int64([t0 - 3600, t0]), col([1, 2]), col([1, 2]), col([1, 2]), col([1, 2]), col([1, 2])])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/ETHUSDT/1H/OHLCV").sorted(), ["2023.bin", "2024.bin", "category_name"])
+        // Rows out of order, across the year boundary, one slot twice: sorted, the last row wins.
+        try writer.write(key: "XRPUSDT/1H/OHLCV", names: names,
+                         columns: [.int64([t0 + 3600, t0 - 3600, t0 + 3600, t0]), col([1, 2, 3, 4]), col([1, 2, 3, 4]), col([1, 2, 3, 4]), col([1, 2, 3, 4]), col([5, 6, 7, 8])])
+        let xrp = try XCTUnwrap(try DirectoryReader(root: root).read(key: "XRPUSDT/1H/OHLCV"))
+        XCTAssertEqual(xrp.columns[0], .int64([t0 - 3600, t0, t0 + 3600]))
+        XCTAssertEqual(xrp.columns[1], .float32([2, 4, 3]))
+        XCTAssertEqual(xrp.columns[5], .float32([6, 8, 7]))
     }
 
     func testSchemaMismatchesAreRefused() throws {
