@@ -21,10 +21,11 @@ given error, {"drop_write": N} closes the connection without a response, {"delay
 with bytes that are not msgpack; {"down_for": seconds} refuses RPCs with a closed connection for
 that long (a server that is down, then back); {"reset": true} clears data and counters. GET /_stats returns the
 number of write calls and the keys of each write. `--sink` decodes and acknowledges writes
-without storing them (for benchmarks).
+without storing them (for benchmarks); `--record DIR` also saves their bodies, for `bench/replay.py`.
 """
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -369,6 +370,9 @@ class Handler(BaseHTTPRequestHandler):
                 elif self.server.sink:
                     store.write_keys.append([])
                     reply["result"] = {"responses": None}
+                    if self.server.record:  # keep the encoded request for bench/replay.py
+                        with open(os.path.join(self.server.record, "%06d.msgpack" % n), "wb") as f:
+                            f.write(body)
                 else:
                     reply["result"] = store.write(params)
             elif method == "DataService.Query":
@@ -410,6 +414,7 @@ def main():
     ap.add_argument("--port", type=int, default=5993, help="0 picks a free port")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--sink", action="store_true", help="acknowledge writes without storing them")
+    ap.add_argument("--record", metavar="DIR", help="with --sink: save each Write request body in DIR (for bench/replay.py)")
     a = ap.parse_args()
     # A parent (a test runner) may have blocked or ignored SIGTERM; this server must stop on it.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
@@ -418,6 +423,9 @@ def main():
     server = Server((a.host, a.port), Handler)
     server.store = Store()
     server.sink = a.sink
+    server.record = a.record
+    if a.record:
+        os.makedirs(a.record, exist_ok=True)
     print("listening on http://%s:%d/rpc" % server.server_address, flush=True)
     try:
         server.serve_forever()
