@@ -160,8 +160,9 @@ def main():
     recorder.stop()
     sinks = [("test server, --sink", None)]
     if os.environ.get("MKTS_URL"):
-        sinks.append(("real MarketStore at $MKTS_URL", os.environ["MKTS_URL"]))
-    for label, url in sinks:
+        # MKTS_LABEL says which server it is (its build), for the reader of docs/performance.md.
+        sinks.append((f"real MarketStore at $MKTS_URL ({os.environ.get('MKTS_LABEL', 'unlabelled')})", os.environ["MKTS_URL"]))
+    for number, (label, url) in enumerate(sinks):
         server = Server("--sink") if url is None else None
         target = url or server.url
         job = job_file(work, mirror, target, symbols, months, "e2e", dtype)
@@ -174,7 +175,7 @@ def main():
         cpu_ratio = statistics.median(i["cpu"] / b["cpu"] for i, b in zip(imp, base))
         wall_ratio = statistics.median(i["wall"] / b["wall"] for i, b in zip(imp, base))
         of_ceiling = statistics.median(r["wall"] / i["wall"] for i, r in zip(imp, ceiling))
-        lines += [f"## 2. End to end into {label}", ""] + header + [
+        lines += [f"## 2{'ab'[number] if len(sinks) > 1 else ''}. End to end into {label}", ""] + header + [
             row("binance-import", imp), row("Python baseline (pandas + pymarketstore)", base),
             f"| ceiling: the importer's requests replayed | {ceiling[0]['rows']:,} | {fmt([r['wall'] for r in ceiling])} | - | "
             f"{ceiling[0]['rows'] / statistics.median(r['wall'] for r in ceiling):,.0f} | - | - |", "",
