@@ -55,12 +55,17 @@ public final class DirectoryWriter: @unchecked Sendable {
     /// Writes every key range of a dataset.
     public func write(_ dataset: WriteDataSet) throws {
         for k in dataset.keys {
-            try write(key: k.key, names: dataset.names, columns: dataset.columns.map { $0.slice(k.start..<(k.start + k.count)) })
+            try write(key: k.key, names: dataset.names, columns: dataset.columns, rows: k.start..<(k.start + k.count))
         }
     }
 
     /// Writes rows of one key. `names[0]` is Epoch (i8); duplicates of a slot: the last row wins.
     public func write(key: String, names: [String], columns: [ColumnValues]) throws {
+        try write(key: key, names: names, columns: columns, rows: 0..<(columns.first?.count ?? 0))
+    }
+
+    /// Writes `rows` of the columns (a key's range in a multi-key dataset, without copying it out).
+    func write(key: String, names: [String], columns: [ColumnValues], rows range: Range<Int>) throws {
         let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && !$0.contains("..") }),
               let tf = Timeframe.seconds(parts[1]), case let .int64(epochs)? = columns.first else { throw DirectoryError.badKey(key) }
@@ -72,7 +77,7 @@ public final class DirectoryWriter: @unchecked Sendable {
             try Self.ensureCategory(dir, level)
         }
         let schema = zip(names, columns).dropFirst().map { (name: $0, type: $1.wireType) }
-        for (year, rows) in Self.rowsByYear(epochs) {
+        for (year, rows) in Self.rowsByYear(epochs, range) {
             let path = (dir as NSString).appendingPathComponent("\(year).bin")
             let header = try openHeader(path: path, key: key, year: year, timeframe: tf, schema: schema)
             try writeRows(rows, epochs: epochs, names: names, columns: columns, header: header, path: path)
@@ -120,17 +125,22 @@ public final class DirectoryWriter: @unchecked Sendable {
 
     /// Row numbers grouped by UTC year, years ascending. The calendar is consulted only when an
     /// epoch leaves the current year (rows usually come sorted, a year at a time).
-    static func rowsByYear(_ epochs: [Int64]) -> [(year: Int, rows: [Int])] {
+    static func rowsByYear(_ epochs: [Int64], _ range: Range<Int>) -> [(year: Int, rows: [Int])] {
         var byYear: [Int: [Int]] = [:]
         var year = 0, start = Int64.max, end = Int64.min
-        for (i, e) in epochs.enumerated() {
+        var run: [Int] = []  // rows of `year` since the last change of year
+        for i in range {
+            let e = epochs[i]
             if e < start || e >= end {
+                if !run.isEmpty { byYear[year, default: []].append(contentsOf: run) }
+                run.removeAll(keepingCapacity: true)
                 year = UTCCalendar.year(of: e)
                 start = UTCCalendar.epoch(year: year, month: 1, day: 1)
                 end = UTCCalendar.epoch(year: year + 1, month: 1, day: 1)
             }
-            byYear[year, default: []].append(i)
+            run.append(i)
         }
+        if !run.isEmpty { byYear[year, default: []].append(contentsOf: run) }
         return byYear.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 

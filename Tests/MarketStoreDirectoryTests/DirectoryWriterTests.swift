@@ -100,6 +100,14 @@ final class DirectoryWriterTests: XCTestCase {
         XCTAssertEqual(xrp.columns[0], .int64([t0 - 3600, t0, t0 + 3600]))
         XCTAssertEqual(xrp.columns[1], .float32([2, 4, 3]))
         XCTAssertEqual(xrp.columns[5], .float32([6, 8, 7]))
+        // A multi-key request: each key gets its own range of the shared columns.
+        let two = try WriteDataSet(names: names, columns: [.int64([t0, t0 + 60, t0, t0 + 60, t0 + 120]), col([1, 2, 3, 4, 5]), col([1, 2, 3, 4, 5]),
+                                                           col([1, 2, 3, 4, 5]), col([1, 2, 3, 4, 5]), col([1, 2, 3, 4, 5])],
+                                   keys: [.init(key: "AAAUSDT/1Min/OHLCV", start: 0, count: 2), .init(key: "BBBUSDT/1Min/OHLCV", start: 2, count: 3)])
+        try writer.write(two)
+        XCTAssertEqual(try DirectoryReader(root: root).read(key: "AAAUSDT/1Min/OHLCV")?.columns[1], .float32([1, 2]))
+        XCTAssertEqual(try DirectoryReader(root: root).read(key: "BBBUSDT/1Min/OHLCV")?.columns[0], .int64([t0, t0 + 60, t0 + 120]))
+        XCTAssertEqual(try DirectoryReader(root: root).read(key: "BBBUSDT/1Min/OHLCV")?.columns[1], .float32([3, 4, 5]))
     }
 
     func testSchemaMismatchesAreRefused() throws {
