@@ -87,11 +87,9 @@ public enum DecimalParser {
         return (y, n)
     }
 
-    /// The common Binance shape, `digits[.digits]` with at most 19 digits, scanned quickly (eight
-    /// fraction digits at a time); returns where it stopped, or nil for any other shape (the caller
-    /// then uses `scanPrefix`).
+    /// The value of the decimal digits from `start` (wrapping past 19 digits) and where they stop.
     @inline(__always)
-    public static func scanPlain(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, into s: inout Scanned) -> UnsafePointer<UInt8>? {
+    static func digitRun(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> (value: UInt64, stop: UnsafePointer<UInt8>) {
         var p = start
         var m: UInt64 = 0
         while p < end {
@@ -100,6 +98,15 @@ public enum DecimalParser {
             m = m &* 10 &+ UInt64(d)
             p += 1
         }
+        return (m, p)
+    }
+
+    /// The common Binance shape, `digits[.digits]` with at most 19 digits, scanned quickly (eight
+    /// fraction digits at a time); returns where it stopped, or nil for any other shape (the caller
+    /// then uses `scanPrefix`).
+    @inline(__always)
+    public static func scanPlain(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, into s: inout Scanned) -> UnsafePointer<UInt8>? {
+        var (m, p) = digitRun(start, end)
         let intDigits = p - start
         guard intDigits > 0, intDigits <= 11 else { return nil }
         var scale = 0

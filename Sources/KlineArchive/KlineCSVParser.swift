@@ -364,19 +364,11 @@ final class KlineCSVParser<F: KlineFloat> {
     /// Integers of 17 or 18 digits, and errors.
     @inline(never)
     private func slowIntField(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, _ lineStart: UnsafePointer<UInt8>, _ column: Int) throws -> (value: Int64, digits: Int) {
-        let start = p
-        var v: Int64 = 0
-        var q = p
-        while q < e {
-            let d = q.pointee &- 48
-            if d > 9 { break }
-            v = v &* 10 &+ Int64(d)
-            q += 1
-        }
-        let n = q - start
+        let (v, q) = DecimalParser.digitRun(p, e)
+        let n = q - p
         guard n > 0, n <= 18, q < e, q.pointee == UInt8(ascii: ",") else { throw rowError(lineStart, e, column: column) }
         p = q + 1
-        return (v, n)
+        return (Int64(v), n)
     }
 
     /// A decimal field followed by a comma, converted to the correctly rounded F; nil (and `p`

@@ -23,8 +23,10 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from xml.sax.saxutils import escape
+
+from quiet_http import QuietThreadingServer
 
 
 class State:
@@ -147,17 +149,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, "".join(parts).encode(), "application/xml")
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        # A client that was killed or hung up mid-request is part of the tests, not an error.
-        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("root")
@@ -167,7 +158,7 @@ def main():
     a = ap.parse_args()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = Server(("127.0.0.1", a.port), Handler)
+    server = QuietThreadingServer(("127.0.0.1", a.port), Handler)
     server.root = os.path.realpath(a.root)
     server.page_size = a.page_size
     server.next_marker = not a.no_next_marker

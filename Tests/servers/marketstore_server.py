@@ -31,10 +31,12 @@ import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import msgpack
 import numpy as np
+
+from quiet_http import QuietThreadingServer
 
 VERSION = "007586568aa92a1c83189b3c06843dc27a23e5b3"
 TYPE_CODES = {"f4": 0, "i4": 1, "f8": 2, "i8": 3, "i1": 5, "i2": 9, "u1": 10, "u2": 11, "u4": 12, "u8": 13}
@@ -398,17 +400,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_body(200, out, content_type)
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        # A client that was killed or hung up mid-request is part of the tests, not an error.
-        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=5993, help="0 picks a free port")
@@ -420,7 +411,7 @@ def main():
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    server = Server((a.host, a.port), Handler)
+    server = QuietThreadingServer((a.host, a.port), Handler)
     server.store = Store()
     server.sink = a.sink
     server.record = a.record
