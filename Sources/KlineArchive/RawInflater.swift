@@ -23,61 +23,68 @@ extension InflateEngine {
 /// One raw deflate stream (no zlib/gzip wrapper), fed compressed bytes and drained into the
 /// caller's buffer, behind the same small interface for both engines.
 final class RawInflater {
-    let engine: InflateEngine
-    private var isal: UnsafeMutablePointer<inflate_state>?
-    private var zlib: UnsafeMutablePointer<z_stream>?
+    private enum Stream {
+        case isal(UnsafeMutablePointer<inflate_state>)
+        case zlib(UnsafeMutablePointer<z_stream>)
+    }
+    private let stream: Stream
 
     init(engine: InflateEngine) throws(RawInflateError) {
-        self.engine = engine
         switch engine {
         case .isal:
             let state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
             isal_inflate_init(state)
             state.pointee.crc_flag = UInt32(ISAL_DEFLATE)
             state.pointee.hist_bits = 0  // the full 32 KiB window
-            isal = state
+            stream = .isal(state)
         case .zlib:
-            let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-            stream.initialize(to: z_stream())
-            let rc = inflateInit2_(stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+            let z = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+            z.initialize(to: z_stream())
+            let rc = inflateInit2_(z, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
             guard rc == Z_OK else {
-                stream.deallocate()
+                z.deallocate()
                 throw RawInflateError(reason: "inflateInit2 failed (\(rc))")
             }
-            zlib = stream
+            stream = .zlib(z)
         }
     }
 
     deinit {
-        if let isal { isal.deallocate() }
-        if let zlib {
-            inflateEnd(zlib)
-            zlib.deallocate()
+        switch stream {
+        case let .isal(state): state.deallocate()
+        case let .zlib(z):
+            inflateEnd(z)
+            z.deallocate()
         }
     }
 
     /// Compressed bytes handed in and not consumed yet.
     var availableInput: Int {
-        if let isal { return Int(isal.pointee.avail_in) }
-        return Int(zlib!.pointee.avail_in)
+        switch stream {
+        case let .isal(state): return Int(state.pointee.avail_in)
+        case let .zlib(z): return Int(z.pointee.avail_in)
+        }
     }
 
     /// After the end of the stream: compressed bytes that were not part of it. igzip reads ahead
     /// into a 64-bit bit buffer, so whole bytes still there count as unused too (the bits short of
     /// a byte are the last byte's padding).
     var unusedInputAfterEnd: Int {
-        if let isal { return Int(isal.pointee.avail_in) + Int(max(0, isal.pointee.read_in_length)) / 8 }
-        return Int(zlib!.pointee.avail_in)
+        switch stream {
+        case let .isal(state): return Int(state.pointee.avail_in) + Int(max(0, state.pointee.read_in_length)) / 8
+        case let .zlib(z): return Int(z.pointee.avail_in)
+        }
     }
 
     /// Hands in the next compressed bytes; call only when `availableInput` is 0.
     func setInput(_ bytes: UnsafeMutablePointer<UInt8>, count: Int) {
-        if let isal {
-            isal.pointee.next_in = bytes
-            isal.pointee.avail_in = UInt32(count)
-        } else {
-            zlib!.pointee.next_in = bytes
-            zlib!.pointee.avail_in = UInt32(count)
+        switch stream {
+        case let .isal(state):
+            state.pointee.next_in = bytes
+            state.pointee.avail_in = UInt32(count)
+        case let .zlib(z):
+            z.pointee.next_in = bytes
+            z.pointee.avail_in = UInt32(count)
         }
     }
 
@@ -85,22 +92,23 @@ final class RawInflater {
     /// bytes produced and whether the end-of-stream block was reached (and everything flushed).
     func inflate(into out: UnsafeMutablePointer<UInt8>, capacity: Int) throws(RawInflateError) -> (produced: Int, ended: Bool) {
         let room = UInt32(min(capacity, Int(UInt32.max)))
-        if let isal {
-            isal.pointee.next_out = out
-            isal.pointee.avail_out = room
-            let rc = isal_inflate(isal)
+        switch stream {
+        case let .isal(state):
+            state.pointee.next_out = out
+            state.pointee.avail_out = room
+            let rc = isal_inflate(state)
             guard rc >= 0 else { throw RawInflateError(reason: RawInflater.isalMessage(rc)) }
-            return (Int(room - isal.pointee.avail_out), isal.pointee.block_state == ISAL_BLOCK_FINISH)
+            return (Int(room - state.pointee.avail_out), state.pointee.block_state == ISAL_BLOCK_FINISH)
+        case let .zlib(z):
+            z.pointee.next_out = out
+            z.pointee.avail_out = room
+            let rc = CZlib.inflate(z, Z_NO_FLUSH)
+            // Z_BUF_ERROR only says that no progress was possible; the caller decides if that is a truncation.
+            guard rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR else {
+                throw RawInflateError(reason: z.pointee.msg.map { String(cString: $0) } ?? "zlib error \(rc)")
+            }
+            return (Int(room - z.pointee.avail_out), rc == Z_STREAM_END)
         }
-        let stream = zlib!
-        stream.pointee.next_out = out
-        stream.pointee.avail_out = room
-        let rc = CZlib.inflate(stream, Z_NO_FLUSH)
-        // Z_BUF_ERROR only says that no progress was possible; the caller decides if that is a truncation.
-        guard rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR else {
-            throw RawInflateError(reason: stream.pointee.msg.map { String(cString: $0) } ?? "zlib error \(rc)")
-        }
-        return (Int(room - stream.pointee.avail_out), rc == Z_STREAM_END)
     }
 
     private static func isalMessage(_ rc: Int32) -> String {
