@@ -31,8 +31,18 @@ final class FuzzTests: XCTestCase {
         return b
     }
 
-    func report(_ name: String, _ ok: Int, _ refused: Int, _ started: Date) {
+    /// Runs `iterations` inputs: `attempt(i)` says whether input i decoded (true) or was refused
+    /// with the decoder's own error (false); anything else it throws fails the test. Prints the
+    /// counts and checks the memory bound.
+    func fuzz(_ name: String, _ attempt: (Int) throws -> Bool) rethrows {
+        var ok = 0, refused = 0
+        let started = Date()
+        for i in 0..<iterations {
+            if try attempt(i) { ok += 1 } else { refused += 1 }
+        }
         print("FUZZ \(name): \(ok + refused) inputs, \(ok) decoded, \(refused) refused with an error, \(String(format: "%.1f", Date().timeIntervalSince(started))) s, peak RSS \(peakRSS() / 1_048_576) MB")
+        XCTAssertEqual(ok + refused, iterations)
+        XCTAssertLessThan(peakRSS(), 512 << 20)
     }
 
     /// Each input is decoded twice: through the decoder's loop (fed in random small pieces, so lines
@@ -41,8 +51,6 @@ final class FuzzTests: XCTestCase {
     func testCSVParser() throws {
         let alphabet = Array("0123456789.,-+eE\r\n ".utf8) + [0, 0xFF, 0x80, UInt8(ascii: "a")]
         let seed = Array((0..<4).map { i in Self.row.replacingOccurrences(of: "1704067200000", with: String(1_704_067_200_000 + 60000 * i)) }.joined(separator: "\n").utf8)
-        var ok = 0, refused = 0
-        let started = Date()
         func newParser() -> KlineCSVParser<Float> {
             KlineCSVParser<Float>(archive: "fuzz", columns: KlineColumn.allCases, intervalSeconds: 60,
                                   period: ArchivePeriod(year: 2024, month: 1, day: 1), reserve: 16)
@@ -62,7 +70,7 @@ final class FuzzTests: XCTestCase {
                 return Outcome(error: "\(error)")
             }
         }
-        for _ in 0..<iterations {
+        fuzz("csv") { _ in
             let input = mutate(seed, alphabet: alphabet)
             let pieces = Int(rng.next() % 64) + 1
             let swept = outcome(newParser()) { parser in
@@ -91,11 +99,8 @@ final class FuzzTests: XCTestCase {
                 return parser.bufferedRows > 0 ? [parser.takeBatch()] : []
             }
             XCTAssertEqual(swept, careful, "input: \(String(decoding: input, as: UTF8.self))")
-            if swept.error == nil { ok += 1 } else { refused += 1 }
+            return swept.error == nil
         }
-        report("csv", ok, refused, started)
-        XCTAssertEqual(ok + refused, iterations)
-        XCTAssertLessThan(peakRSS(), 512 << 20)
     }
 
     func testZipReader() throws {
@@ -109,22 +114,17 @@ final class FuzzTests: XCTestCase {
             FileManager.default.createFile(atPath: path, contents: Data(seed))
             XCTAssertEqual(try KlineArchiveDecoder.decode(path: path).report.rows, 1)
         }
-        var ok = 0, refused = 0
-        let started = Date()
         let alphabet: [UInt8] = Array(0...255)
-        for i in 0..<iterations {
+        try fuzz("zip") { i in
             let input = mutate(seeds[i % 2], alphabet: alphabet)
             FileManager.default.createFile(atPath: path, contents: Data(input))
             do {  // both inflaters, in turn
                 _ = try KlineArchiveDecoder.decode(path: path, options: .init(inflater: i % 4 < 2 ? .isal : .zlib))
-                ok += 1
+                return true
             } catch is KlineDecodeError {
-                refused += 1
+                return false
             }
         }
-        report("zip", ok, refused, started)
-        XCTAssertEqual(ok + refused, iterations)
-        XCTAssertLessThan(peakRSS(), 512 << 20)
     }
 
     func testMsgPackDecoder() throws {
@@ -135,20 +135,15 @@ final class FuzzTests: XCTestCase {
         ])])]])]))
         let seed = w.bytes
         let alphabet: [UInt8] = [0xC0, 0xC1, 0xC4, 0xC5, 0xC6, 0xCA, 0xCB, 0xCF, 0xD3, 0xD9, 0xDB, 0xDC, 0xDD, 0xDE, 0xDF, 0x91, 0x81, 0xFF, 0x7F, 0x00, 0xA5]
-        var ok = 0, refused = 0
-        let started = Date()
-        for i in 0..<iterations {
+        try fuzz("msgpack") { i in
             let input = i % 10 == 9 ? (0..<Int(rng.next() % 48)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } : mutate(seed, alphabet: alphabet)
             do {
                 _ = try MsgPackReader.decode(input)
-                ok += 1
+                return true
             } catch is MsgPackDecodeError {
-                refused += 1
+                return false
             }
         }
-        report("msgpack", ok, refused, started)
-        XCTAssertEqual(ok + refused, iterations)
-        XCTAssertLessThan(peakRSS(), 512 << 20)
     }
 }
 
