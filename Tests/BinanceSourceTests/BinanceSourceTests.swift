@@ -56,6 +56,20 @@ final class BinanceSourceTests: XCTestCase {
         ((try await server.stats())["requests"] as! [String: Int])[path] ?? 0
     }
 
+    /// `fetch` fails with an HTTP error of `status` (after `attempts` requests, when given).
+    func assertHTTPError(_ fetch: @autoclosure () async throws -> FetchResult, status: Int, attempts: Int? = nil,
+                         file: StaticString = #filePath, line: UInt = #line) async {
+        do {
+            _ = try await fetch()
+            XCTFail("expected HTTP \(status)", file: file, line: line)
+        } catch let SourceError.http(_, got, tries) {
+            XCTAssertEqual(got, status, file: file, line: line)
+            if let attempts { XCTAssertEqual(tries, attempts, file: file, line: line) }
+        } catch {
+            XCTFail("expected HTTP \(status), got \(error)", file: file, line: line)
+        }
+    }
+
     func ready(_ result: FetchResult, file: StaticString = #filePath, line: UInt = #line) throws -> LocalArchive {
         guard case let .ready(archive) = result else { XCTFail("not ready: \(result)", file: file, line: line); throw XCTSkip() }
         return archive
@@ -177,13 +191,7 @@ final class BinanceSourceTests: XCTestCase {
         try await server.control(["path": a.remotePath, "fault": 500, "times": 10])
         let f = fetcher()
         try? FileManager.default.removeItem(atPath: f.cachedPath(a))
-        do {
-            _ = try await f.fetch(a)
-            XCTFail()
-        } catch let SourceError.http(_, status, attempts) {
-            XCTAssertEqual(status, 500)
-            XCTAssertEqual(attempts, 4, "maxAttempts")
-        }
+        await assertHTTPError(try await f.fetch(a), status: 500, attempts: 4)  // maxAttempts
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.cachedPath(a)), "nothing half-written in the cache")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: (f.cachedPath(a) as NSString).deletingLastPathComponent).filter { $0.contains(".part-") }
         XCTAssertEqual(leftovers, [])
@@ -206,13 +214,7 @@ final class BinanceSourceTests: XCTestCase {
         try await server.control(["path": a.remotePath, "fault": 429, "times": 1, "retry_after": 3600])
         let f = fetcher(retry: RetryPolicy(maxAttempts: 4, baseDelay: 0.05, maxRetryAfter: 60))
         try? FileManager.default.removeItem(atPath: f.cachedPath(a))
-        do {
-            _ = try await f.fetch(a)
-            XCTFail()
-        } catch let SourceError.http(_, status, attempts) {
-            XCTAssertEqual(status, 429)
-            XCTAssertEqual(attempts, 1)
-        }
+        await assertHTTPError(try await f.fetch(a), status: 429, attempts: 1)
     }
 
     func testStalledBodyTimesOutAndIsRetried() async throws {
@@ -262,12 +264,7 @@ final class BinanceSourceTests: XCTestCase {
         XCTAssertEqual(zips, 1, "404 is not retried")
         let a = try address("2020-01-01")
         try await server.control(["path": a.remotePath, "fault": 403, "times": 5])
-        do {
-            _ = try await fetcher().fetch(a)
-            XCTFail()
-        } catch let SourceError.http(_, status, _) {
-            XCTAssertEqual(status, 403)
-        }
+        await assertHTTPError(try await fetcher().fetch(a), status: 403)
     }
 
     func testLocalMirrorsNeedNoHTTP() async throws {
