@@ -28,7 +28,7 @@ final class KlineCSVParser<F: KlineFloat> {
     private(set) var unitDigits = 0
     private var unitDivisor: Int64 = 1
     private var intervalUnits: Int64 = 0  // interval in the file's unit; 0 when not fixed (1mo)
-    private let intervalStep: Int64
+    private let intervalStep: Int64  // intervalSeconds, 0 when not fixed: the hot path's non-optional copy
     // The open time that would continue the grid from the previous row, and its epoch: such a row
     // needs no division to convert or to check (.min: not predicted).
     private var nextOpenTime: Int64 = .min
