@@ -1,10 +1,6 @@
 import KlineArchive
 
-/// Which archives cover a range of months, given what is published and today's date (UTC):
-/// a month whose monthly archive is published uses it; the current month, and a past month
-/// whose monthly archive is not out yet (it can lag by days), use the daily archives (up to
-/// yesterday for the current month). When the monthly archive appears later, the plan switches
-/// to it, and re-importing it overwrites the same slots.
+/// Calendar arithmetic of the plan (UTC): months of a range, days of a month, today.
 public enum PeriodPlanner {
     /// Months `from` through `to`, inclusive.
     public static func months(from: ArchivePeriod, to: ArchivePeriod) -> [ArchivePeriod] {
@@ -17,14 +13,15 @@ public enum PeriodPlanner {
         return out
     }
 
-    /// The periods to fetch for `month`: the month itself, or its days (those before `today`).
-    /// `monthlyPublished` says whether the monthly archive exists.
-    public static func periods(for month: ArchivePeriod, today: ArchivePeriod, monthlyPublished: Bool) -> [ArchivePeriod] {
-        let isCurrentOrFuture = (month.year, month.month) >= (today.year, today.month)
-        if !isCurrentOrFuture && monthlyPublished { return [month] }
-        let days = UTCCalendar.daysInMonth(year: month.year, month: month.month)
-        return (1...days).compactMap { ArchivePeriod(year: month.year, month: month.month, day: $0) }
-            .filter { $0.start < today.start }
+    /// The month `count` months before `month`.
+    public static func months(back count: Int, from month: ArchivePeriod) -> ArchivePeriod {
+        let index = month.year * 12 + (month.month - 1) - count
+        return ArchivePeriod(year: index / 12, month: index % 12 + 1)!
+    }
+
+    /// The days of a month, as day periods.
+    public static func days(of month: ArchivePeriod) -> [ArchivePeriod] {
+        (1...UTCCalendar.daysInMonth(year: month.year, month: month.month)).map { ArchivePeriod(year: month.year, month: month.month, day: $0)! }
     }
 
     /// Today's UTC date as a day period.

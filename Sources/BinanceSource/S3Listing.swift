@@ -2,10 +2,30 @@ import CurlHTTP
 import KlineArchive
 import Foundation
 
+/// A file of a listing, with what tells one version of it from the next.
+public struct ListedFile: Equatable, Sendable {
+    public var key: String
+    public var size: Int64?
+    public var etag: String?
+    public var lastModified: String?
+
+    public init(key: String, size: Int64? = nil, etag: String? = nil, lastModified: String? = nil) {
+        self.key = key
+        self.size = size
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+
+    /// Size, ETag and modification time together: a re-published archive changes it, so a re-run
+    /// asks for the CHECKSUM of a done unit only when this differs from what was recorded.
+    public var fingerprint: String { "\(size.map(String.init) ?? "?") \(etag ?? "-") \(lastModified ?? "-")" }
+}
+
 /// One page of an S3 ListBucket answer.
 public struct ListingPage: Equatable, Sendable {
     public var prefixes: [String] = []
-    public var keys: [String] = []
+    public var files: [ListedFile] = []
+    public var keys: [String] { files.map(\.key) }
     public var isTruncated = false
     public var nextMarker: String?
 
@@ -14,7 +34,11 @@ public struct ListingPage: Equatable, Sendable {
     public init(xml: String) throws {
         guard xml.contains("<ListBucketResult") else { throw SourceError.listing(url: "", reason: "not a ListBucketResult: \(xml.prefix(80))") }
         for block in Self.elements("CommonPrefixes", in: xml) { prefixes += Self.elements("Prefix", in: block) }
-        for block in Self.elements("Contents", in: xml) { keys += Self.elements("Key", in: block) }
+        for block in Self.elements("Contents", in: xml) {
+            guard let key = Self.elements("Key", in: block).first else { continue }
+            files.append(ListedFile(key: key, size: Self.elements("Size", in: block).first.flatMap { Int64($0) },
+                                    etag: Self.elements("ETag", in: block).first, lastModified: Self.elements("LastModified", in: block).first))
+        }
         isTruncated = Self.elements("IsTruncated", in: xml).first == "true"
         nextMarker = Self.elements("NextMarker", in: xml).first
     }
@@ -55,21 +79,39 @@ public struct ArchiveLister: Sendable {
         session = CurlSession(timeouts: timeouts)
     }
 
-    /// Sub-folders (full prefixes ending in `/`) and files (full keys) directly under `prefix`.
-    public func list(prefix: String) async throws -> (folders: [String], files: [String]) {
+    /// Sub-folders (full prefixes ending in `/`) and files (with size, ETag, modification time)
+    /// directly under `prefix`. As in S3, the prefix may end inside a name
+    /// (`.../BTCUSDT-1m-2024-02-` lists one month of daily archives), and a prefix that names
+    /// nothing lists as empty.
+    public func list(prefix: String) async throws -> (folders: [String], files: [ListedFile]) {
         switch location {
         case let .directory(root):
-            let dir = (root as NSString).appendingPathComponent(prefix)
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return ([], []) }
-            var folders: [String] = [], files: [String] = []
-            for name in names.sorted() {
-                var isDir: ObjCBool = false
-                FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(name), isDirectory: &isDir)
-                if isDir.boolValue { folders.append(prefix + name + "/") } else { files.append(prefix + name) }
+            let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : String(prefix[..<(prefix.lastIndex(of: "/").map { prefix.index(after: $0) } ?? prefix.startIndex)])
+            let namePrefix = prefix.dropFirst(folder.count)
+            let dir = (root as NSString).appendingPathComponent(folder)
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: dir)
+            } catch CocoaError.fileReadNoSuchFile {
+                return ([], [])
+            } catch {
+                throw SourceError.io(path: dir, reason: "cannot list the mirror folder: \(error.localizedDescription)")
+            }
+            var folders: [String] = [], files: [ListedFile] = []
+            for name in names.sorted() where name.hasPrefix(namePrefix) {
+                let path = (dir as NSString).appendingPathComponent(name)
+                var info = stat()
+                guard stat(path, &info) == 0 else { continue }  // vanished since the listing
+                if (info.st_mode & S_IFMT) == S_IFDIR {
+                    folders.append(folder + name + "/")
+                } else {
+                    let modified = "\(info.st_mtim.tv_sec).\(String(format: "%09d", info.st_mtim.tv_nsec))"
+                    files.append(ListedFile(key: folder + name, size: Int64(info.st_size), lastModified: modified))
+                }
             }
             return (folders, files)
         case .http:
-            var folders: [String] = [], files: [String] = []
+            var folders: [String] = [], files: [ListedFile] = []
             var marker: String?
             repeat {
                 var url = listingURL + "?delimiter=/&prefix=" + Self.escape(prefix)
@@ -83,7 +125,7 @@ public struct ArchiveLister: Sendable {
                     throw SourceError.listing(url: url, reason: "\(error)")
                 }
                 folders += page.prefixes
-                files += page.keys
+                files += page.files
                 // Continue after NextMarker, or after the last key or prefix when it is absent.
                 marker = page.isTruncated ? (page.nextMarker ?? [page.keys.last, page.prefixes.last].compactMap { $0 }.max()) : nil
                 if page.isTruncated && marker == nil { throw SourceError.listing(url: url, reason: "truncated page without a marker") }
@@ -103,14 +145,25 @@ public struct ArchiveLister: Sendable {
         }.sorted()
     }
 
-    /// The periods with a published archive for a symbol and interval (`monthly` or daily).
-    public func periods(market: Market, symbol: String, interval: KlineInterval, daily: Bool) async throws -> [ArchivePeriod] {
+    /// The published archives of a symbol and interval, monthly or daily, by period; `month`
+    /// narrows a daily listing to that month's files (one request instead of the whole folder).
+    public func published(market: Market, symbol: String, interval: KlineInterval, daily: Bool,
+                          month: ArchivePeriod? = nil) async throws -> [ArchivePeriod: ListedFile] {
         try validateSymbol(symbol)
-        let prefix = "data/\(market.rawValue)/\(daily ? "daily" : "monthly")/klines/\(symbol)/\(interval.name)/"
-        return try await list(prefix: prefix).files.compactMap { key in
-            guard key.hasSuffix(".zip") else { return nil }
-            return KlineArchiveName(fileName: key).flatMap { $0.symbol == symbol && $0.interval == interval ? $0.period : nil }
-        }.sorted { $0.start < $1.start }
+        var prefix = "data/\(market.rawValue)/\(daily ? "daily" : "monthly")/klines/\(symbol)/\(interval.name)/"
+        if let month { prefix += "\(symbol)-\(interval.name)-\(month)-" }
+        var out: [ArchivePeriod: ListedFile] = [:]
+        for file in try await list(prefix: prefix).files where file.key.hasSuffix(".zip") {
+            guard let name = KlineArchiveName(fileName: file.key), name.symbol == symbol, name.interval == interval,
+                  (name.period.kind == .day) == daily else { continue }
+            out[name.period] = file
+        }
+        return out
+    }
+
+    /// The periods with a published archive, in order.
+    public func periods(market: Market, symbol: String, interval: KlineInterval, daily: Bool) async throws -> [ArchivePeriod] {
+        try await published(market: market, symbol: symbol, interval: interval, daily: daily).keys.sorted { $0.start < $1.start }
     }
 
     static func escape(_ s: String) -> String {

@@ -92,8 +92,12 @@ final class BinanceSourceTests: XCTestCase {
     func testListingPagesSymbolDiscoveryAndAvailability() async throws {
         for location in [SourceLocation.http(base: server.base + "/"), .directory(path: tree.path)] {
             let lister = ArchiveLister(location: location, listingURL: server.base + "/listing", retry: fast)
+            try await server.control(["reset": true])
             let all = try await lister.symbols(market: .spot)
             XCTAssertEqual(all, ["BNBUSDT", "ETHBTC", "ETHUSDT", "SOLUSDT", "XRPUSDT"], "\(location)")
+            // 5 symbols at 2 a page: 3 listing requests over HTTP, none from a mirror.
+            let listings = try await server.stats()["listings"] as! [String]
+            XCTAssertEqual(listings, location == .directory(path: tree.path) ? [] : Array(repeating: "data/spot/monthly/klines/", count: 3), "\(location)")
             let usdt = try await lister.symbols(market: .spot, quote: "USDT")
             XCTAssertEqual(usdt, ["BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"])
             let glob = try await lister.symbols(market: .spot, match: "?THU*")
@@ -102,10 +106,42 @@ final class BinanceSourceTests: XCTestCase {
             XCTAssertEqual(days.map(\.description), ["2020-01-01", "2020-01-02", "2020-01-03"])
             let months = try await lister.periods(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1m")!, daily: false)
             XCTAssertEqual(months, [])
+            // One month of daily files through a prefix that ends inside the file names.
+            let may = try await lister.published(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1h")!, daily: true,
+                                                 month: ArchivePeriod(year: 2026, month: 5)!)
+            XCTAssertEqual(may.keys.sorted().map(\.description), ["2026-05-08", "2026-05-09"], "\(location)")
+            let april = try await lister.published(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1h")!, daily: true,
+                                                   month: ArchivePeriod(year: 2026, month: 4)!)
+            XCTAssertEqual(april.count, 0)
+            XCTAssertTrue(may.values.allSatisfy { $0.size != nil && $0.lastModified != nil }, "\(may)")
+            if case .http = location {
+                let listings = try await server.stats()["listings"] as! [String]
+                XCTAssertTrue(listings.contains("data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2026-05-"), "\(listings)")
+            }
         }
-        // 5 symbols at 2 a page: 3 pages.
-        let stats = try await server.stats()
-        XCTAssertNotNil(stats)
+    }
+
+    /// A replaced archive lists with another fingerprint, over HTTP (ETag, size, time) and from a
+    /// mirror (size, modification time): that is how a re-run notices a re-published archive
+    /// without asking for every CHECKSUM.
+    func testAReplacedArchiveListsWithAnotherFingerprint() async throws {
+        let path = tree.appendingPathComponent(try address("2020-01-02").remotePath)
+        for location in [SourceLocation.http(base: server.base + "/"), .directory(path: tree.path)] {
+            let lister = ArchiveLister(location: location, listingURL: server.base + "/listing", retry: fast)
+            func fingerprints() async throws -> [String: String] {
+                let files = try await lister.published(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1m")!, daily: true)
+                return Dictionary(uniqueKeysWithValues: files.map { ($0.key.description, $0.value.fingerprint) })
+            }
+            let before = try await fingerprints()
+            let again = try await fingerprints()
+            XCTAssertEqual(again, before, "stable while nothing changes")
+            var bytes = try Data(contentsOf: path)
+            bytes[bytes.count / 2] ^= 1
+            try bytes.write(to: path)
+            let after = try await fingerprints()
+            XCTAssertNotEqual(after["2020-01-02"], before["2020-01-02"], "\(location)")
+            XCTAssertEqual(after["2020-01-01"], before["2020-01-01"])
+        }
     }
 
     func testListingWithoutNextMarkerContinuesAfterTheLastEntry() async throws {
@@ -283,37 +319,12 @@ final class BinanceSourceTests: XCTestCase {
 
     // MARK: - Stitching
 
-    func testMonthWithoutMonthlyArchiveUsesDailiesThenTheMonthlyReplacesThem() async throws {
-        let lister = ArchiveLister(location: .http(base: server.base + "/"), listingURL: server.base + "/listing", retry: fast)
-        let month = ArchivePeriod(year: 2020, month: 1)!
-        let today = ArchivePeriod(year: 2020, month: 3, day: 10)!
-        func plan() async throws -> [String] {
-            let monthly = try await lister.periods(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1m")!, daily: false)
-            return PeriodPlanner.periods(for: month, today: today, monthlyPublished: monthly.contains(month)).map(\.description)
-        }
-        let before = try await plan()
-        XCTAssertEqual(before.count, 31)
-        XCTAssertEqual(before.first, "2020-01-01")
-        // The fetcher takes the dailies that exist and reports the rest as not published.
-        let f = fetcher()
-        var ready = 0, notPublished = 0
-        for day in before.prefix(5) {
-            switch try await f.fetch(try address(day)) {
-            case .ready: ready += 1
-            case .notPublished: notPublished += 1
-            }
-        }
-        XCTAssertEqual([ready, notPublished], [3, 2])
-        // The monthly archive appears: the plan switches to it.
-        let dir = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1m")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: tree.appendingPathComponent(try address("2020-01-01").remotePath), to: dir.appendingPathComponent("BTCUSDT-1m-2020-01.zip"))
-        let after = try await plan()
-        XCTAssertEqual(after, ["2020-01"])
-        // The current month always comes from daily archives, up to yesterday.
-        XCTAssertEqual(PeriodPlanner.periods(for: ArchivePeriod(year: 2020, month: 3)!, today: today, monthlyPublished: true).map(\.description).last, "2020-03-09")
+    func testCalendarOfThePlan() {
         XCTAssertEqual(PeriodPlanner.months(from: ArchivePeriod(year: 2023, month: 11)!, to: ArchivePeriod(year: 2024, month: 2)!).map(\.description),
                        ["2023-11", "2023-12", "2024-01", "2024-02"])
+        XCTAssertEqual(PeriodPlanner.months(back: 2, from: ArchivePeriod(year: 2024, month: 1)!).description, "2023-11")
+        XCTAssertEqual(PeriodPlanner.months(back: 0, from: ArchivePeriod(year: 2024, month: 12)!).description, "2024-12")
+        XCTAssertEqual(PeriodPlanner.days(of: ArchivePeriod(year: 2024, month: 2)!).map(\.description).last, "2024-02-29")
         XCTAssertEqual(PeriodPlanner.today(now: 1_704_067_200 + 86399).description, "2024-01-01")
     }
 }

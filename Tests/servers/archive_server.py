@@ -11,9 +11,13 @@ POST /_control {"path": P, "fault": F, "times": N, "retry_after": S}
     Content-Length larger than the body, then close), "wrong_checksum" (a CHECKSUM with another
     hash), "missing_checksum" (404 for the CHECKSUM). The fault applies to the next N requests of P.
 POST /_control {"reset": true}     clears faults and counters
-GET /_stats                        {"requests": {path: count}, "times": {path: [unix times]}}
+GET /_stats                        {"requests": {path: count}, "times": {path: [unix times]},
+                                    "listings": [prefix of each listing request, in order]}
+Listing entries carry Size, an ETag (the MD5 of the file, as S3 gives for a plain upload) and
+LastModified (the file's modification time), so a replaced file lists differently.
 """
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -35,6 +39,7 @@ class State:
         self.faults = {}  # path -> list of fault dicts
         self.requests = {}
         self.times = {}
+        self.listings = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -62,6 +67,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.faults.clear()
                 st.requests.clear()
                 st.times.clear()
+                st.listings.clear()
             if "path" in cmd:
                 st.faults.setdefault(cmd["path"].lstrip("/"), []).extend([cmd] * int(cmd.get("times", 1)))
         self.send(200, b"{}", "application/json")
@@ -74,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         if url.path == "/_stats":
             with st.lock:
-                return self.send(200, json.dumps({"requests": st.requests, "times": st.times}).encode(), "application/json")
+                return self.send(200, json.dumps({"requests": st.requests, "times": st.times, "listings": st.listings}).encode(), "application/json")
         if url.path == "/listing":
             return self.listing(urllib.parse.parse_qs(url.query))
         path = urllib.parse.unquote(url.path).lstrip("/")
@@ -120,6 +126,8 @@ class Handler(BaseHTTPRequestHandler):
     def listing(self, q):
         prefix = (q.get("prefix") or [""])[0]
         marker = (q.get("marker") or [""])[0]
+        with self.server.state.lock:
+            self.server.state.listings.append(prefix)
         base = os.path.join(self.server.root, prefix)
         entries = []
         folder = base if prefix.endswith("/") or not prefix else os.path.dirname(base)
@@ -142,9 +150,13 @@ class Handler(BaseHTTPRequestHandler):
             if is_dir:
                 parts.append("<CommonPrefixes><Prefix>%s</Prefix></CommonPrefixes>" % escape(key))
             else:
-                size = os.path.getsize(os.path.join(self.server.root, key))
-                parts.append("<Contents><Key>%s</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified>"
-                             "<ETag>\"x\"</ETag><Size>%d</Size><StorageClass>STANDARD</StorageClass></Contents>" % (escape(key), size))
+                path = os.path.join(self.server.root, key)
+                info = os.stat(path)
+                with open(path, "rb") as f:
+                    etag = hashlib.md5(f.read()).hexdigest()
+                modified = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(info.st_mtime)) + ".%03dZ" % (info.st_mtime_ns // 1_000_000 % 1000)
+                parts.append("<Contents><Key>%s</Key><LastModified>%s</LastModified><ETag>&quot;%s&quot;</ETag><Size>%d</Size>"
+                             "<StorageClass>STANDARD</StorageClass></Contents>" % (escape(key), modified, etag, info.st_size))
         parts.append("</ListBucketResult>")
         self.send(200, "".join(parts).encode(), "application/xml")
 
