@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
         .testTarget(name: "FuzzTests", dependencies: ["KlineArchive", "MsgPack", "TestSupport"]),
         .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "KlineArchive", "MarketStore", "TestSupport"]),
-        .testTarget(name: "ImportJobTests", dependencies: ["ImportJob", "KlineArchive", "MarketStore", "MarketStoreDirectory", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "ImportJobTests", dependencies: ["ImportJob", "KlineArchive", "MarketStore", "MarketStoreDirectory", "TestSupport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "TestSupport"]),
     ]
 )

@@ -70,8 +70,14 @@ if __name__ == "__main__":
     ap.add_argument("--interval", default="1m")
     ap.add_argument("--month", default="2024-01")
     ap.add_argument("--day", type=int, help="a daily archive of this day of the month")
+    ap.add_argument("--days", help="daily archives of these days of the month: FIRST-LAST")
     ap.add_argument("--header", action="store_true", help="a header line, as USD-M files have")
     ap.add_argument("--micro", action="store_true")
     a = ap.parse_args()
     y, m = map(int, a.month.split("-"))
-    print(write_archive(a.out, a.symbol, a.interval, y, m, a.micro, day=a.day, header=a.header))
+    if a.days:
+        first, last = map(int, a.days.split("-"))
+        for d in range(first, last + 1):
+            print(write_archive(a.out, a.symbol, a.interval, y, m, a.micro, day=d, header=a.header))
+    else:
+        print(write_archive(a.out, a.symbol, a.interval, y, m, a.micro, day=a.day, header=a.header))

@@ -7,46 +7,126 @@ import MarketStore
 public struct PlannedUnit: Sendable, Equatable {
     public var address: ArchiveAddress
     public var key: String
+    /// The listing's fingerprint of the archive (size, ETag, modification time); nil for a
+    /// period known not to be published.
+    public var listing: String?
     public var id: String { address.remotePath }
 }
 
-/// The units of a job: market x symbol x interval x period, where a period is a month when its
-/// monthly archive is published and a day otherwise (the current month, and months whose monthly
-/// archive is late). Daily units of months now covered by a monthly unit are listed as superseded.
+/// What the listing shows of one key over the job's range: months with no archive before the
+/// first one or after the last (a listing, a delisting), or none at all (a wrong symbol).
+public struct KeyCoverage: Sendable {
+    public var key: String
+    public var symbol: String
+    public var interval: KlineInterval
+    public var range: (from: ArchivePeriod, to: ArchivePeriod)?
+    public var missingBefore: [ArchivePeriod] = []
+    public var missingAfter: [ArchivePeriod] = []
+    public var noArchive: Bool { found == 0 && range != nil }
+    var found = 0
+
+    /// "2023-01..2023-06 (before its first archive); 2024-09 (after its last archive)", or nil.
+    public var gaps: String? {
+        var parts: [String] = []
+        if !missingBefore.isEmpty { parts.append("\(Self.span(missingBefore)) (before its first archive)") }
+        if !missingAfter.isEmpty { parts.append("\(Self.span(missingAfter)) (after its last archive)") }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
+
+    public var noArchiveMessage: String {
+        let r = range.map { "\($0.from)..\($0.to)" } ?? ""
+        return "no archive published for \(symbol) \(interval.name) in \(r); check the symbol"
+    }
+
+    static func span(_ months: [ArchivePeriod]) -> String {
+        months.count == 1 ? "\(months[0])" : "\(months.first!)..\(months.last!)"
+    }
+}
+
+/// The units of a job: market x symbol x interval x period over the job's whole range, every
+/// run. A past month whose monthly archive is listed is one unit; the current month, and a
+/// recent month whose monthly archive is late, are their listed daily archives; older months
+/// with nothing listed are not published. Re-runs skip settled units cheaply (see ImportRunner),
+/// so a nightly converges: late monthlies replace their dailies, months published late and
+/// symbols added to the job get their history, failed units are tried again.
+///
+/// Requests: one listing of the monthly folder per symbol x interval, and one listing of a
+/// month's daily files for each month that needs them (the current month, months within
+/// `recentMonths` of it without their monthly archive, and rare holes between two monthlies).
 public struct ImportPlan: Sendable {
+    /// Archives that are listed: imported, or skipped when done and unchanged.
     public var units: [PlannedUnit]
+    /// Periods with no archive in the listing: recorded as not published without a request.
+    public var notPublished: [PlannedUnit]
     /// Manifest ids of daily units replaced by a monthly unit of this plan.
     public var superseded: [String: String]  // daily id -> monthly id
+    /// Per key: gaps as ranges, or no archive at all.
+    public var coverage: [KeyCoverage]
+    /// Keys with no archive at all in the range (a wrong symbol, most likely): each month of the
+    /// range as a failed unit, with the coverage's message.
+    public var unpublishedKeys: [(coverage: KeyCoverage, months: [PlannedUnit])]
+
+    /// How many months before the current one are still looked at through their daily files while
+    /// their monthly archive is missing (Binance publishes monthlies days, sometimes weeks, late).
+    public static let recentMonths = 2
 
     public static func make(spec: JobSpec, symbols: [String], today: ArchivePeriod, lister: ArchiveLister,
-                            from: ArchivePeriod? = nil, manifest: Manifest) async throws -> ImportPlan {
-        let last = spec.to ?? ArchivePeriod(year: today.year, month: today.month)!
-        let months = PeriodPlanner.months(from: from ?? spec.from, to: last)
-        var units: [PlannedUnit] = []
-        var superseded: [String: String] = [:]
+                            manifest: Manifest) async throws -> ImportPlan {
+        let current = ArchivePeriod(year: today.year, month: today.month)!
+        let months = spec.months(today: today)
+        let recentStart = PeriodPlanner.months(back: recentMonths, from: current)
+        var plan = ImportPlan(units: [], notPublished: [], superseded: [:], coverage: [], unpublishedKeys: [])
         for symbol in symbols {
             for interval in spec.intervals {
-                let timeframe = try Timeframe.forBinanceInterval(interval.name)
-                let key = "\(symbol)/\(timeframe)/\(spec.attributeGroup)"
-                let published = Set(try await lister.periods(market: spec.market, symbol: symbol, interval: interval, daily: false))
-                for month in months {
-                    for period in PeriodPlanner.periods(for: month, today: today, monthlyPublished: published.contains(month)) {
-                        let address = try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: period)
-                        units.append(PlannedUnit(address: address, key: key))
-                        if period.kind == .month {
-                            // Daily units of this month imported earlier are replaced by it.
-                            for day in 1...UTCCalendar.daysInMonth(year: month.year, month: month.month) {
-                                let daily = try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval,
-                                                               period: ArchivePeriod(year: month.year, month: month.month, day: day)!)
-                                if let record = manifest.units[daily.remotePath], record.status != .superseded {
-                                    superseded[daily.remotePath] = address.remotePath
-                                }
-                            }
-                        }
-                    }
+                let key = try spec.key(symbol: symbol, interval: interval)
+                func unit(_ period: ArchivePeriod, _ file: ListedFile?) throws -> PlannedUnit {
+                    PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: period),
+                                key: key, listing: file?.fingerprint)
                 }
+                let monthly = try await lister.published(market: spec.market, symbol: symbol, interval: interval, daily: false)
+                let listedMonths = months.filter { $0 < current && monthly[$0] != nil }
+                var coverage = KeyCoverage(key: key, symbol: symbol, interval: interval)
+                var missing: [ArchivePeriod] = [], found: [ArchivePeriod] = []
+                for month in months {
+                    if month < current, let file = monthly[month] {
+                        let u = try unit(month, file)
+                        plan.units.append(u)
+                        found.append(month)
+                        for day in PeriodPlanner.days(of: month) {
+                            let daily = try unit(day, nil).id
+                            if let record = manifest.units[daily], record.status != .superseded { plan.superseded[daily] = u.id }
+                        }
+                        continue
+                    }
+                    let betweenMonthlies = listedMonths.first.map { month > $0 } == true && listedMonths.last.map { month < $0 } == true
+                    guard month >= recentStart || betweenMonthlies else {
+                        plan.notPublished.append(try unit(month, nil))
+                        missing.append(month)
+                        continue
+                    }
+                    let days = PeriodPlanner.days(of: month).filter { $0 < today }
+                    if days.isEmpty { continue }  // the first day of the current month: nothing can be out yet
+                    let dailies = try await lister.published(market: spec.market, symbol: symbol, interval: interval, daily: true, month: month)
+                    for day in days {
+                        if let file = dailies[day] { plan.units.append(try unit(day, file)) } else { plan.notPublished.append(try unit(day, nil)) }
+                    }
+                    if dailies.keys.contains(where: { days.contains($0) }) { found.append(month) } else { missing.append(month) }
+                }
+                if let first = months.first, let lastMonth = months.last, !(months.count == 1 && PeriodPlanner.days(of: first).allSatisfy { $0 >= today }) {
+                    coverage.range = (first, lastMonth)
+                }
+                coverage.found = found.count
+                if coverage.noArchive {
+                    plan.notPublished.removeAll { $0.key == key }
+                    plan.unpublishedKeys.append((coverage, try months.map { try unit($0, nil) }))
+                }
+                if let firstFound = found.min(), let lastFound = found.max() {
+                    coverage.missingBefore = missing.filter { $0 < firstFound }
+                    coverage.missingAfter = missing.filter { $0 > lastFound }
+                }
+                plan.coverage.append(coverage)
             }
         }
-        return ImportPlan(units: units, superseded: superseded)
+        return plan
     }
 }

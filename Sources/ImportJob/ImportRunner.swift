@@ -13,8 +13,6 @@ public struct RunOptions: Sendable {
     public var force = false
     /// Today's UTC date; the current month is imported from daily archives up to yesterday.
     public var today: ArchivePeriod
-    /// Nightly: start at the month of the newest unit done (earlier months are settled).
-    public var nightly = false
     /// Write into a data directory even if a running server seems to use it.
     public var forceDirectory = false
     /// Show a live progress line (on a TTY); otherwise log progress every few seconds.
@@ -62,31 +60,24 @@ public final class ImportRunner: @unchecked Sendable {
         let started = Date()
         var summary = RunSummary(job: spec.name, startedAt: isoNow())
         summary.manifest = spec.manifest
+        try checkSource()
         let lock = try JobLock(manifest: spec.manifest)
         defer { _ = lock }
         let store = ManifestStore(path: spec.manifest, manifest: try Manifest.load(path: spec.manifest, job: spec.name))
 
         let symbols = try await symbols()
-        var from: ArchivePeriod?
-        if options.nightly, let newest = await store.newestDoneMonth() { from = max(newest, spec.from) }
-        let plan = try await ImportPlan.make(spec: spec, symbols: symbols, today: options.today, lister: makeLister(),
-                                             from: from, manifest: await store.snapshot())
+        let plan = try await makePlan(symbols: symbols, today: options.today, manifest: await store.snapshot())
         summary.units = plan.units.count
+        for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
 
         // Decide what to do with each unit.
         let fetcher = makeFetcher()
         var work: [PlannedUnit] = []
         for unit in plan.units {
-            let record = await store.record(unit.id)
-            if record?.status == .done && !options.force {
-                if let sha = record?.sha256 {
-                    let published = try? await fetcher.publishedChecksum(unit.address)
-                    if published == sha || published == nil { summary.skipped += 1; continue }
-                    logger.info("re-published archive: \(unit.id) (\(sha.prefix(12)) -> \(published!.prefix(12)))")
-                } else {
-                    summary.skipped += 1
-                    continue
-                }
+            if !options.force, let record = await store.record(unit.id), record.status == .done,
+               try await isUnchanged(unit, record, fetcher: fetcher, store: store) {
+                summary.skipped += 1
+                continue
             }
             work.append(unit)
         }
@@ -96,8 +87,31 @@ public final class ImportRunner: @unchecked Sendable {
             for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
             if work.count > 200 { print("  ... and \(work.count - 200) more") }
             for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }
+            for (key, gaps) in summary.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(gaps)") }
+            for (coverage, _) in plan.unpublishedKeys { print("  fails: \(coverage.key): \(coverage.noArchiveMessage)") }
             summary.seconds = Date().timeIntervalSince(started)
             return summary
+        }
+
+        // What the listing shows without a request: periods not published, keys with no archive.
+        for unit in plan.notPublished {
+            let status = await store.record(unit.id)?.status
+            guard status != .done && status != .superseded else { continue }
+            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.error = nil; $0.updatedAt = isoNow() }
+        }
+        summary.notPublished = plan.notPublished.count
+        for (coverage, months) in plan.unpublishedKeys {
+            logger.error("\(coverage.key): \(coverage.noArchiveMessage)")
+            for unit in months {
+                await store.update(unit.id, key: unit.key) {
+                    $0.status = .failed
+                    $0.error = coverage.noArchiveMessage
+                    $0.attempts += 1
+                    $0.updatedAt = isoNow()
+                }
+            }
+            summary.failed += months.count
+            summary.failures[coverage.key] = coverage.noArchiveMessage
         }
 
         let sink: RowSink
@@ -168,14 +182,14 @@ public final class ImportRunner: @unchecked Sendable {
         try await store.save()
         let counts = await progress.counts()
         summary.done = counts.done
-        summary.failed = counts.failed
-        summary.notPublished = counts.notPublished
+        summary.failed += counts.failed
+        summary.notPublished += counts.notPublished
         summary.rows = counts.rows
         summary.anomalies = counts.anomalies
         summary.downloads = counts.downloads
         summary.writeRequests = await writer.requests
         summary.rowsNotServedByMarketStore = await writer.unservedRows
-        summary.failures = counts.failures
+        summary.failures.merge(counts.failures) { old, _ in old }
         summary.seconds = Date().timeIntervalSince(started)
         summary.rowsPerSecond = summary.seconds > 0 ? Double(summary.rows) / summary.seconds : 0
         summary.exitCode = summary.failed > 0 ? 1 : 0
@@ -190,6 +204,60 @@ public final class ImportRunner: @unchecked Sendable {
         return summary
     }
 
+    /// A local mirror that does not exist, or is not a mirror of the data tree, is a job file
+    /// error: it would list as empty and every unit would look unpublished.
+    func checkSource() throws {
+        guard case let .directory(root) = location else { return }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw JobFileError(file: spec.file, key: "source.base_url", reason: "the mirror directory \(root) does not exist")
+        }
+        let data = (root as NSString).appendingPathComponent("data")
+        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw JobFileError(file: spec.file, key: "source.base_url", reason: "\(root) is not a mirror of data.binance.vision: it has no data/ folder")
+        }
+    }
+
+    /// The plan; a listing endpoint that answers with something other than a listing is a job
+    /// file error (a wrong `listing_url` or `base_url`), not an empty source.
+    func makePlan(symbols: [String], today: ArchivePeriod, manifest: Manifest) async throws -> ImportPlan {
+        do {
+            return try await ImportPlan.make(spec: spec, symbols: symbols, today: today, lister: makeLister(), manifest: manifest)
+        } catch let error as SourceError {
+            switch error {
+            case .listing, .http(_, 400..<500, _):
+                throw JobFileError(file: spec.file, key: "source.listing_url", reason: "\(error)")
+            default: throw error
+            }
+        }
+    }
+
+    /// A done unit is skipped while its archive is unchanged: the same listing fingerprint as when
+    /// it was imported (no request at all), or, when the fingerprint changed or was never
+    /// recorded, the same published CHECKSUM (one small request; the new fingerprint is kept).
+    func isUnchanged(_ unit: PlannedUnit, _ record: UnitRecord, fetcher: ArchiveFetcher, store: ManifestStore) async throws -> Bool {
+        if let listing = unit.listing, record.listing == listing { return true }
+        let published: String?
+        do {
+            published = try await fetcher.publishedChecksum(unit.address)
+        } catch {
+            logger.warning("\(unit.id): its listing changed and its CHECKSUM could not be read (\(error)); kept as done, checked again next run")
+            return true
+        }
+        let unchanged: Bool
+        switch (record.sha256, published) {
+        case let (sha?, published?): unchanged = sha == published
+        case (_?, nil): unchanged = true  // no CHECKSUM to compare with any more: keep what was verified
+        case (nil, _): unchanged = record.listing == nil  // unverified: only a changed fingerprint tells
+        }
+        if unchanged {
+            await store.update(unit.id) { $0.listing = unit.listing }
+        } else {
+            logger.info("re-published archive: \(unit.id) (\(record.sha256?.prefix(12) ?? "unverified") -> \(published?.prefix(12) ?? "unverified"))")
+        }
+        return unchanged
+    }
+
     /// Decodes one fetched archive into pieces for the writer; records failures in the manifest.
     func decode(_ unit: PlannedUnit, _ result: Result<FetchResult, Error>, store: ManifestStore, progress: Progress,
                 into pieces: BoundedQueue<DecodedPiece>) async {
@@ -199,7 +267,7 @@ public final class ImportRunner: @unchecked Sendable {
             await fail(unit, "download: \(error)", store: store, progress: progress)
             return
         case .success(.notPublished):
-            await store.update(unit.id) { $0.status = .notPublished; $0.error = nil; $0.updatedAt = isoNow() }
+            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.error = nil; $0.updatedAt = isoNow() }
             await progress.notPublished()
             return
         case let .success(.ready(a)):
@@ -257,7 +325,7 @@ public final class ImportRunner: @unchecked Sendable {
 
     func fail(_ unit: PlannedUnit, _ message: String, store: ManifestStore, progress: Progress) async {
         logger.error("\(unit.id): \(message)")
-        await store.update(unit.id) {
+        await store.update(unit.id, key: unit.key) {
             $0.status = .failed
             $0.error = message
             $0.attempts += 1
@@ -321,11 +389,4 @@ actor ManifestStore {
     }
 
     func save() throws { try manifest.save(path: path) }
-
-    /// The month of the newest done unit (nightly runs start there).
-    func newestDoneMonth() -> ArchivePeriod? {
-        manifest.units.values.filter { $0.status == .done }.compactMap { record -> ArchivePeriod? in
-            KlineArchiveName(fileName: record.remotePath).map { ArchivePeriod(year: $0.period.year, month: $0.period.month)! }
-        }.max { $0.start < $1.start }
-    }
 }

@@ -193,6 +193,17 @@ public struct JobSpec: Equatable, Sendable {
             manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.json"))
     }
 
+    /// The MarketStore key of a symbol's interval: `BTCUSDT/1Min/OHLCV`.
+    public func key(symbol: String, interval: KlineInterval) throws -> String {
+        "\(symbol)/\(try Timeframe.forBinanceInterval(interval.name))/\(attributeGroup)"
+    }
+
+    /// The months of the job up to `today`'s month (`to: latest` ends there).
+    public func months(today: ArchivePeriod) -> [ArchivePeriod] {
+        let current = ArchivePeriod(year: today.year, month: today.month)!
+        return PeriodPlanner.months(from: from, to: min(to ?? current, current))
+    }
+
     static func checkKeys(_ dict: [String: Any], allowed: Set<String>, prefix: String, _ fail: (String, String) -> JobFileError) throws {
         for key in dict.keys.sorted() where !allowed.contains(key) {
             throw fail(prefix + key, "unknown key (known: \(allowed.sorted().joined(separator: ", ")))")

@@ -17,6 +17,9 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     public var remotePath: String
     public var archivePath: String?
     public var sha256: String?
+    /// The listing's fingerprint of the archive when it was imported (size, ETag, modification
+    /// time): while it is unchanged, a re-run skips the unit without asking for its CHECKSUM.
+    public var listing: String?
     public var verified: Bool = false
     public var rows: Int?
     public var firstEpoch: Int64?

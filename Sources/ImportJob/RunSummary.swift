@@ -23,7 +23,10 @@ public struct RunSummary: Codable, Sendable {
     public var peakRssBytes: Int = 0
     /// Stopped by SIGINT/SIGTERM before the end; a re-run resumes.
     public var interrupted = false
+    /// Failed units (or keys, for a symbol with no archive at all) and why.
     public var failures: [String: String] = [:]
+    /// Per key, the months of the range with no archive before its first one or after its last.
+    public var notPublishedRanges: [String: String] = [:]
     public var manifest: String = ""
 
     public var table: String {
@@ -36,6 +39,8 @@ public struct RunSummary: Codable, Sendable {
         ]
         let width = lines.map(\.0.count).max()!
         var out = lines.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
+        for (key, gaps) in notPublishedRanges.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("not published: \(key): \(gaps)") }
+        if notPublishedRanges.count > 50 { out.append("... and \(notPublishedRanges.count - 50) more keys with months not published (see the report)") }
         for (id, error) in failures.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("failed: \(id): \(error)") }
         if failures.count > 20 { out.append("... and \(failures.count - 20) more failures (see the manifest)") }
         return out.joined(separator: "\n")
@@ -43,7 +48,7 @@ public struct RunSummary: Codable, Sendable {
 
     public func json() -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return (try? encoder.encode(self)) ?? Data()
     }

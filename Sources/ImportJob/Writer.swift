@@ -110,6 +110,7 @@ actor Writer {
                 $0.status = .done
                 $0.archivePath = outcome.archive.path
                 $0.sha256 = outcome.archive.sha256
+                $0.listing = unit.listing
                 $0.verified = outcome.archive.verified
                 $0.rows = report.rows
                 $0.firstEpoch = report.firstOpenTime

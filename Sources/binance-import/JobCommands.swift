@@ -63,7 +63,6 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
     var run = RunOptions(today: try today())
     run.dryRun = dryRun
     run.force = force
-    run.nightly = nightly
     run.forceDirectory = forceDirectory
     run.liveProgress = isatty(2) == 1 && options.logFormat == "human" && !nightly
     if !dryRun {
@@ -112,7 +111,9 @@ struct Nightly: AsyncParsableCommand {
 }
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "What the manifest says: done, pending, failed, not published, superseded; with --check-remote, stale (re-published) units.")
+    static let configuration = CommandConfiguration(
+        abstract: "What the manifest says: counts, a grid of keys x months, failed units; with --check-remote, stale (re-published) units.",
+        discussion: "Exit code 1 when any unit failed.")
     @OptionGroup var options: JobOptions
     @Flag(help: "Print JSON.") var json = false
     @Flag(name: .customLong("check-remote"), help: "Ask the source for each done unit's CHECKSUM and count re-published archives as stale.") var checkRemote = false
@@ -133,20 +134,29 @@ struct Status: AsyncParsableCommand {
             counts["stale"] = stale.count
         }
         let failed = manifest.units.values.filter { $0.status == .failed }.sorted { $0.id < $1.id }
+        let keys = try (spec.symbols ?? []).flatMap { symbol in try spec.intervals.map { try spec.key(symbol: symbol, interval: $0) } }
+        let grid = CoverageGrid(manifest: manifest, months: spec.months(today: try today()), keys: keys)
         if json {
             let object: [String: Any] = ["job": spec.name, "manifest": spec.manifest, "counts": counts, "stale": stale.sorted(),
-                                         "failed": Dictionary(uniqueKeysWithValues: failed.map { ($0.id, $0.error ?? "") })]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
-            return
+                                         "failed": Dictionary(uniqueKeysWithValues: failed.map { ($0.id, $0.error ?? "") }),
+                                         "months": grid.months.map(\.description),
+                                         "grid": grid.rows.mapValues { $0.map(\.rawValue) }]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+        } else {
+            print("job \(spec.name) (\(spec.manifest)): \(manifest.units.count) units")
+            for status in ["done", "pending", "failed", "not_published", "superseded", "stale"] where counts[status] != nil {
+                print("  \(status): \(counts[status]!)")
+            }
+            let rows = manifest.units.values.filter { $0.status == .done }.reduce(0) { $0 + ($1.rows ?? 0) }
+            print("  rows done: \(rows)")
+            print()
+            print(grid.text)
+            print()
+            for record in failed.prefix(50) { print("failed: \(record.id): \(record.error ?? "")") }
+            if failed.count > 50 { print("... and \(failed.count - 50) more failed units (status --json lists them all)") }
+            for id in stale.sorted() { print("stale (re-published; the next run re-imports it): \(id)") }
         }
-        print("job \(spec.name) (\(spec.manifest)): \(manifest.units.count) units")
-        for status in ["done", "pending", "failed", "not_published", "superseded", "stale"] where counts[status] != nil {
-            print("  \(status): \(counts[status]!)")
-        }
-        for record in failed { print("  failed: \(record.id): \(record.error ?? "")") }
-        for id in stale.sorted() { print("  stale (re-published; the next run re-imports it): \(id)") }
-        let rows = manifest.units.values.filter { $0.status == .done }.reduce(0) { $0 + ($1.rows ?? 0) }
-        print("  rows done: \(rows)")
+        if !failed.isEmpty { throw ExitCode(1) }
     }
 }
 

@@ -4,6 +4,7 @@ import MarketStore
 import MarketStoreDirectory
 import TestSupport
 import XCTest
+import Yams
 @testable import ImportJob
 
 /// The binance-import command end to end, against the fixture archive server and the MarketStore
@@ -14,7 +15,9 @@ final class ImportJobTests: XCTestCase {
     var archives: ServerProcess!
     var marketstore: ServerProcess!
 
+    /// The binary under test: BINANCE_IMPORT_BIN, or the one built beside the tests.
     static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["BINANCE_IMPORT_BIN"] { return path }
         for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
             return bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("binance-import").path
         }
@@ -40,12 +43,15 @@ final class ImportJobTests: XCTestCase {
         if let work { try? FileManager.default.removeItem(at: work) }
     }
 
-    /// A synthetic archive in the tree (bench/gen_archives.py), optionally daily.
-    func generate(_ market: String, _ symbol: String, _ interval: String, _ month: String, day: Int? = nil, header: Bool = false) throws {
-        let dir = tree.appendingPathComponent("data/\(market)/\(day == nil ? "monthly" : "daily")/klines/\(symbol)/\(interval)")
+    /// A synthetic archive in the tree (bench/gen_archives.py), or daily archives of `days`.
+    func generate(_ market: String, _ symbol: String, _ interval: String, _ month: String, day: Int? = nil,
+                  days: ClosedRange<Int>? = nil, header: Bool = false) throws {
+        let daily = day != nil || days != nil
+        let dir = tree.appendingPathComponent("data/\(market)/\(daily ? "daily" : "monthly")/klines/\(symbol)/\(interval)")
         var args = [ServerProcess.repoRoot.appendingPathComponent("bench/gen_archives.py").path, "--out", dir.path,
                     "--symbol", symbol, "--interval", interval, "--month", month]
         if let day { args += ["--day", String(day)] }
+        if let days { args += ["--days", "\(days.lowerBound)-\(days.upperBound)"] }
         if header { args.append("--header") }
         let r = try run("/usr/bin/env", ["python3"] + args)
         XCTAssertEqual(r.status, 0, r.output)
@@ -121,6 +127,16 @@ final class ImportJobTests: XCTestCase {
     func zipRequests() async throws -> Int {
         let s = try await archives.stats()
         return (s["requests"] as! [String: Int]).filter { $0.key.hasSuffix(".zip") }.values.reduce(0, +)
+    }
+
+    func checksumRequests() async throws -> Int {
+        let s = try await archives.stats()
+        return (s["requests"] as! [String: Int]).filter { $0.key.hasSuffix(".CHECKSUM") }.values.reduce(0, +)
+    }
+
+    func archivePaths(_ symbol: String, _ interval: String, months: [String] = [], days: (month: String, ClosedRange<Int>)? = nil) -> [String] {
+        months.map { tree.appendingPathComponent("data/spot/monthly/klines/\(symbol)/\(interval)/\(symbol)-\(interval)-\($0).zip").path }
+            + (days.map { d in d.1.map { tree.appendingPathComponent("data/spot/daily/klines/\(symbol)/\(interval)/\(symbol)-\(interval)-\(d.month)-\(String(format: "%02d", $0)).zip").path } } ?? [])
     }
 
     /// The rows the target must hold for `key`: the archives decoded independently.
@@ -258,6 +274,134 @@ final class ImportJobTests: XCTestCase {
         let feb = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip").path
         let jan = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").path
         try await assertTargetHolds("BTCUSDT", "1H", try expected([jan, feb]))
+    }
+
+    /// Several simulated nights converge to the job's whole state: a late monthly, a month missing
+    /// at first and published later, a symbol added, a unit that failed once, dailies replaced by
+    /// their monthly; then a night with nothing new makes no download, no CHECKSUM request and no
+    /// write.
+    func testNightsConvergeToTheWholeJob() async throws {
+        // Night 1, 4 February. AAA: January's monthly and three February days. BBB: nothing for
+        // January yet. DDD: January's monthly is late, its dailies are out.
+        try generate("spot", "AAAUSDT", "1h", "2024-01")
+        try generate("spot", "DDDUSDT", "1h", "2024-01", days: 1...31)
+        for s in ["AAAUSDT", "BBBUSDT", "DDDUSDT"] { try generate("spot", s, "1h", "2024-02", days: 1...3) }
+        var path = try job("nights", symbols: ["AAAUSDT", "BBBUSDT", "DDDUSDT"], intervals: ["1h"], from: "2024-01", to: "latest")
+        try await archives.control(["path": "data/spot/daily/klines/AAAUSDT/1h/AAAUSDT-1h-2024-02-02.zip", "fault": 403, "times": 1])
+        let n1 = try importer(["nightly", path], today: "2024-02-04")
+        XCTAssertEqual(n1.status, 1, n1.output)
+        XCTAssertTrue(n1.output.contains("AAAUSDT-1h-2024-02-02.zip"), n1.output)
+        XCTAssertTrue(n1.output.contains("\"BBBUSDT/1H/OHLCV\" : \"2024-01 (before its first archive)\""), n1.output)
+        var m = try manifest("nights")
+        XCTAssertEqual(m.units.values.filter { $0.id.contains("/DDDUSDT/") && $0.status == .done }.count, 34)
+
+        // Night 2, 6 February: BBB's and DDD's January monthlies are out, CCC joins the job, two
+        // more February days everywhere.
+        try generate("spot", "BBBUSDT", "1h", "2024-01")
+        try generate("spot", "DDDUSDT", "1h", "2024-01")
+        try generate("spot", "CCCUSDT", "1h", "2024-01")
+        for s in ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"] { try generate("spot", s, "1h", "2024-02", days: 1...5) }
+        path = try job("nights", symbols: ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"], intervals: ["1h"], from: "2024-01", to: "latest")
+        let n2 = try importer(["nightly", path], today: "2024-02-06")
+        XCTAssertEqual(n2.status, 0, n2.output)
+        m = try manifest("nights")
+        for s in ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"] {
+            XCTAssertEqual(m.units["data/spot/monthly/klines/\(s)/1h/\(s)-1h-2024-01.zip"]?.status, .done, s)
+            for day in 1...5 { XCTAssertEqual(m.units["data/spot/daily/klines/\(s)/1h/\(s)-1h-2024-02-0\(day).zip"]?.status, .done, "\(s) \(day)") }
+            let januaryDays = m.units.values.filter { $0.id.contains("/\(s)-1h-2024-01-") }
+            XCTAssertTrue(januaryDays.allSatisfy { $0.status == .superseded }, "\(s): \(januaryDays.map { "\($0.id) \($0.status)" })")
+            try await assertTargetHolds(s, "1H", try expected(archivePaths(s, "1h", months: ["2024-01"], days: ("2024-02", 1...5))))
+        }
+        XCTAssertEqual(m.units.values.filter { $0.id.contains("/DDDUSDT-1h-2024-01-") }.count, 31)
+
+        // Night 3, the same day: nothing new. Listings only (two folders per key: the monthly
+        // folder and February's dailies), no download, no CHECKSUM, no write.
+        try await archives.control(["reset": true])
+        let (writesBefore, _) = try await writeCalls()
+        let n3 = try importer(["nightly", path], today: "2024-02-06")
+        XCTAssertEqual(n3.status, 0, n3.output)
+        let (writesAfter, _) = try await writeCalls()
+        XCTAssertEqual(writesAfter, writesBefore)
+        let (zips, checksums) = (try await zipRequests(), try await checksumRequests())
+        XCTAssertEqual([zips, checksums], [0, 0])
+        let listed = Set(try await archives.stats()["listings"] as! [String])
+        XCTAssertEqual(listed.count, 8, "\(listed)")
+        XCTAssertTrue(n3.output.contains("\"skipped\" : 24"), n3.output)
+
+        // Status: every key done from its monthly in January and from dailies in February.
+        let status = try importer(["status", path, "--json"], today: "2024-02-06")
+        XCTAssertEqual(status.status, 0, status.output)
+        let object = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as! [String: Any]
+        XCTAssertEqual(object["months"] as? [String], ["2024-01", "2024-02"])
+        let grid = object["grid"] as! [String: [String]]
+        XCTAssertEqual(grid.keys.sorted(), ["AAAUSDT/1H/OHLCV", "BBBUSDT/1H/OHLCV", "CCCUSDT/1H/OHLCV", "DDDUSDT/1H/OHLCV"])
+        XCTAssertTrue(grid.values.allSatisfy { $0 == ["monthly", "daily"] }, "\(grid)")
+        let text = try importer(["status", path], today: "2024-02-06")
+        XCTAssertEqual(text.status, 0, text.output)
+        XCTAssertTrue(text.output.contains("AAAUSDT/1H/OHLCV  Md"), text.output)
+        XCTAssertTrue(text.output.contains("M done from the monthly archive"), text.output)
+    }
+
+    /// Typos fail visibly: a mirror that does not exist, a listing URL that is not a listing, a
+    /// symbol with no archive in the range. The good symbols are still imported, and months
+    /// missing before a symbol's first archive are one range in the summary.
+    func testTyposFailVisiblyAndTheGoodSymbolsStillLand() async throws {
+        for m in ["2024-01", "2024-02"] { try generate("spot", "AAAUSDT", "1h", m) }
+        let path = try job("typos", symbols: ["AAAUSDT", "BTCUSDX"], intervals: ["1h"], from: "2023-10", to: "2024-02")
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+
+        let noMirror = work.appendingPathComponent("no-mirror.yml").path
+        try text.replacingOccurrences(of: "base_url: \(archives.base)/", with: "base_url: file:///wrong/path/")
+            .write(toFile: noMirror, atomically: true, encoding: .utf8)
+        let r1 = try importer(["run", noMirror], today: "2024-06-01")
+        XCTAssertEqual(r1.status, 2, r1.output)
+        XCTAssertTrue(r1.output.contains("key 'source.base_url': the mirror directory /wrong/path/ does not exist"), r1.output)
+        let notMirror = work.appendingPathComponent("not-mirror.yml").path
+        try text.replacingOccurrences(of: "base_url: \(archives.base)/", with: "base_url: \(work.path)")
+            .write(toFile: notMirror, atomically: true, encoding: .utf8)
+        let r2 = try importer(["run", notMirror], today: "2024-06-01")
+        XCTAssertEqual(r2.status, 2, r2.output)
+        XCTAssertTrue(r2.output.contains("is not a mirror of data.binance.vision: it has no data/ folder"), r2.output)
+        let badListing = work.appendingPathComponent("bad-listing.yml").path
+        try text.replacingOccurrences(of: "listing_url: \(archives.base)/listing", with: "listing_url: \(archives.base)/nothing-here")
+            .write(toFile: badListing, atomically: true, encoding: .utf8)
+        let r3 = try importer(["run", badListing], today: "2024-06-01")
+        XCTAssertEqual(r3.status, 2, r3.output)
+        XCTAssertTrue(r3.output.contains("key 'source.listing_url'") && r3.output.contains("HTTP 404"), r3.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("state/typos.manifest.json").path), "nothing was done")
+
+        let r4 = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(r4.status, 1, r4.output)
+        XCTAssertTrue(r4.output.contains("no archive published for BTCUSDX 1h in 2023-10..2024-02; check the symbol"), r4.output)
+        XCTAssertTrue(r4.output.contains("not published: AAAUSDT/1H/OHLCV: 2023-10..2023-12 (before its first archive)"), r4.output)
+        XCTAssertEqual(tableValue(r4.output, "failed"), "5", r4.output)
+        try await assertTargetHolds("AAAUSDT", "1H", try expected(archivePaths("AAAUSDT", "1h", months: ["2024-01", "2024-02"])))
+        let status = try importer(["status", path, "--json"], today: "2024-06-01")
+        XCTAssertEqual(status.status, 1, status.output)
+        let grid = (try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as! [String: Any])["grid"] as! [String: [String]]
+        XCTAssertEqual(grid["BTCUSDX/1H/OHLCV"], Array(repeating: "failed", count: 5))
+        XCTAssertEqual(grid["AAAUSDT/1H/OHLCV"], ["not_published", "not_published", "not_published", "monthly", "monthly"])
+    }
+
+    /// The example nightly workflow can work as written: it writes to the MarketStore named by
+    /// MARKETSTORE_URL (not to a loopback address where no server runs on a hosted runner), runs
+    /// `make nightly`, and its job goes up to the latest day; `make nightly` turns that into the
+    /// CLI's own arguments.
+    func testTheNightlyWorkflowNamesItsTargetAndRunsMakeNightly() throws {
+        let root = ServerProcess.repoRoot
+        let text = try String(contentsOf: root.appendingPathComponent(".github/workflows/nightly-import.yml"), encoding: .utf8)
+        let workflow = try XCTUnwrap(try Yams.load(yaml: text) as? [String: Any])
+        let job = try XCTUnwrap((workflow["jobs"] as? [String: Any])?["import"] as? [String: Any])
+        let env = try XCTUnwrap(job["env"] as? [String: String])
+        XCTAssertEqual(env["MARKETSTORE_URL"], "${{ vars.MARKETSTORE_URL || secrets.MARKETSTORE_URL }}")
+        let runs = (job["steps"] as? [[String: Any]] ?? []).compactMap { $0["run"] as? String }
+        XCTAssertTrue(runs.contains("make nightly JOB=\"$JOB\" TARGET=\"$MARKETSTORE_URL\""), "\(runs)")
+        let spec = try JobSpec.load(path: root.appendingPathComponent(try XCTUnwrap(env["JOB"])).path)
+        XCTAssertNil(spec.to, "the nightly job goes up to the latest day (to: latest)")
+        // What make runs: the release binary's nightly with the target from the workflow.
+        let dry = try runCommand("/usr/bin/env", ["make", "-n", "nightly", "JOB=\(env["JOB"]!)", "TARGET=http://mkts.example:5993/rpc"], directory: root)
+        XCTAssertEqual(dry.status, 0, dry.output)
+        XCTAssertTrue(dry.output.contains(".build/release/binance-import nightly jobs/spot-majors-1m.yml --log-format json --target http://mkts.example:5993/rpc"), dry.output)
     }
 
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
