@@ -5,22 +5,33 @@ ARCHIVE ?= ../shared/binance/BTCUSDT-1m-2020-01-01.zip
 
 PORT ?= 5993
 JOB ?= jobs/demo.yml
+# The tests run the debug build; the commands people run (import, nightly, demo) the release build.
 BIN = .build/debug/binance-import
+RELEASE_BIN = .build/release/binance-import
+export SWIFT PYTHON
 
-.PHONY: all build release test test-server bench bench-decode inspect import nightly demo demo-server samples reliability fuzz clean
+.PHONY: all deps test-deps build release test test-server bench bench-decode inspect import nightly demo demo-server samples reliability fuzz clean
 
 all: build
 
-build:
+# What a fresh Debian machine lacks (system libraries; for tests, the Python packages) is
+# installed first, as root or through sudo; otherwise the exact command to run is printed.
+deps:
+	@scripts/ensure-deps run
+
+test-deps:
+	@scripts/ensure-deps test
+
+build: deps
 	$(SWIFT) build
 
-release:
+release: deps
 	$(SWIFT) build -c release
 
 # Builds everything (the CLI too: the tests run it), then runs every test, then the reliability
 # trials (figures to a temporary file; `make reliability` writes docs/reliability.md). Fails on
 # any failure.
-test:
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(PYTHON) Tests/reliability/reliability.py --bin $(BIN) --out $${TMPDIR:-/tmp}/binance-import-reliability.md --trials 20
@@ -48,23 +59,24 @@ bench-decode: release
 bench: release
 	$(PYTHON) bench/bench.py --bin .build/release/binance-import --decode-bin .build/release/decode-bench
 
-# A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06
-import: build
-	$(BIN) run $(JOB) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO))
+# A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06 [TARGET=http://host:5993/rpc]
+import: release
+	$(RELEASE_BIN) run $(JOB) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(TARGET),--target $(TARGET))
 
-# The nightly incremental import (CI): up to yesterday, JSON summary, meaningful exit code.
-nightly: build
-	$(BIN) nightly $(JOB) --log-format json
+# The nightly incremental import (CI): the job's whole range up to yesterday, settled units
+# skipped; JSON summary, meaningful exit code. TARGET overrides the job's MarketStore.
+nightly: release
+	$(RELEASE_BIN) nightly $(JOB) --log-format json $(if $(TARGET),--target $(TARGET))
 
 # The demo: the synthetic samples/ archives into ./data/mktsdb, MarketStore's own on-disk format
 # (no server, no network), then a few rows read back and a verification.
-demo: build
-	$(BIN) run jobs/demo.yml
-	$(BIN) show BTCUSDT/1H/OHLCV --target data/mktsdb --limit 5
-	$(BIN) verify jobs/demo.yml
+demo: release
+	$(RELEASE_BIN) run jobs/demo.yml
+	$(RELEASE_BIN) show BTCUSDT/1H/OHLCV --target data/mktsdb --limit 5
+	$(RELEASE_BIN) verify jobs/demo.yml
 
 # The demo job into the MarketStore test server instead (a server protocol round trip).
-demo-server: build
+demo-server: build test-deps
 	@$(PYTHON) Tests/servers/marketstore_server.py --port $(PORT) > /dev/null & echo $$! > .demo-server.pid; sleep 1; \
 	$(BIN) run jobs/demo.yml --force --target http://127.0.0.1:$(PORT)/rpc && \
 	$(BIN) verify jobs/demo.yml --target http://127.0.0.1:$(PORT)/rpc; status=$$?; \
