@@ -331,9 +331,9 @@ final class ImportJobTests: XCTestCase {
         // Status: every key done from its monthly in January and from dailies in February.
         let status = try importer(["status", path, "--json"], today: "2024-02-06")
         XCTAssertEqual(status.status, 0, status.output)
-        let object = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as! [String: Any]
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any])
         XCTAssertEqual(object["months"] as? [String], ["2024-01", "2024-02"])
-        let grid = object["grid"] as! [String: [String]]
+        let grid = try XCTUnwrap(object["grid"] as? [String: [String]])
         XCTAssertEqual(grid.keys.sorted(), ["AAAUSDT/1H/OHLCV", "BBBUSDT/1H/OHLCV", "CCCUSDT/1H/OHLCV", "DDDUSDT/1H/OHLCV"])
         XCTAssertTrue(grid.values.allSatisfy { $0 == ["monthly", "daily"] }, "\(grid)")
         let text = try importer(["status", path], today: "2024-02-06")
@@ -378,7 +378,8 @@ final class ImportJobTests: XCTestCase {
         try await assertTargetHolds("AAAUSDT", "1H", try expected(archivePaths("AAAUSDT", "1h", months: ["2024-01", "2024-02"])))
         let status = try importer(["status", path, "--json"], today: "2024-06-01")
         XCTAssertEqual(status.status, 1, status.output)
-        let grid = (try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as! [String: Any])["grid"] as! [String: [String]]
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any])
+        let grid = try XCTUnwrap(object["grid"] as? [String: [String]])
         XCTAssertEqual(grid["BTCUSDX/1H/OHLCV"], Array(repeating: "failed", count: 5))
         XCTAssertEqual(grid["AAAUSDT/1H/OHLCV"], ["not_published", "not_published", "not_published", "monthly", "monthly"])
     }
