@@ -80,22 +80,17 @@ actor Writer {
             if columns[0].count > start { ranges.append(.init(key: key, start: start, count: columns[0].count - start)) }
         }
         let dataset = try WriteDataSet(names: names, columns: columns, keys: ranges)
+        let refused: [String: String]
         do {
-            if dataset.length > 0 { try await send(dataset) }
+            refused = dataset.length > 0 ? try await sendIsolatingKeys(dataset) : [:]
         } catch {
-            if case MarketStoreError.transport = error {
-                for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
-                try? await store.save()
-                throw TargetUnavailable(description: "MarketStore stopped answering: \(error)")
-            }
-            refusals += 1
             for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
-            try await store.save()
-            return
+            try? await store.save()
+            throw TargetUnavailable(description: "MarketStore stopped answering: \(error)")
         }
-        if dataset.length > 0 { acknowledged += 1 }
+        for (unit, _) in batchUnits { if let reason = refused[unit.key] { await fail(unit, "write: \(reason)") } }
         // MarketStore stores the 1 January row of a 1D bucket where it never reads it back.
-        for k in dataset.keys where k.key.split(separator: "/")[1] == "1D" {
+        for k in dataset.keys where k.key.split(separator: "/")[1] == "1D" && refused[k.key] == nil {
             guard case let .int64(epochs) = dataset.columns[0] else { continue }
             let lost = epochs[k.start..<(k.start + k.count)].filter(UTCCalendar.isFirstOfJanuary)
             if !lost.isEmpty {
@@ -128,6 +123,54 @@ actor Writer {
             }
         }
         try await store.save()
+    }
+
+    /// Sends a request so that one key's failure stays that key's: a key refused for its own
+    /// reasons (its bucket's schema, its timeframe) is taken out and the rest sent again; a
+    /// refusal that names no key is narrowed by sending each key alone (writes to fixed-length
+    /// buckets are idempotent, so keys the server had already written are simply written again).
+    /// Returns the refused keys with why; throws only when the target stops answering.
+    private func sendIsolatingKeys(_ dataset: WriteDataSet) async throws -> [String: String] {
+        var refused: [String: String] = [:]
+        var pending = dataset
+        while !pending.keys.isEmpty {
+            do {
+                try await send(pending)
+                acknowledged += 1
+                return refused
+            } catch let error where Self.stoppedAnswering(error) {
+                throw error
+            } catch {
+                if let key = Self.refusedKey(error), pending.keys.contains(where: { $0.key == key }) {
+                    refused[key] = "\(error)"
+                    pending = pending.restricted(to: Set(pending.keys.map(\.key)).subtracting([key]))
+                } else if pending.keys.count == 1 {
+                    refused[pending.keys[0].key] = "\(error)"
+                    refusals += 1
+                    return refused
+                } else {
+                    for k in pending.keys { refused.merge(try await sendIsolatingKeys(pending.restricted(to: [k.key]))) { a, _ in a } }
+                    return refused
+                }
+            }
+        }
+        return refused
+    }
+
+    /// The key a refusal belongs to, when a key was refused for its own reasons.
+    static func refusedKey(_ error: Error) -> String? {
+        switch error {
+        case let MarketStoreError.schemaMismatch(key, _, _, _), let MarketStoreError.unservableTimeframe(key, _): return key
+        case let MarketStoreError.refused(_, keys, _) where keys.count == 1: return keys[0]
+        case let DirectoryError.schemaMismatch(key, _, _, _, _), let DirectoryError.badKey(key): return key
+        default: return nil
+        }
+    }
+
+    /// The target no longer answers (after the retries of `send`): nothing can be said per key.
+    static func stoppedAnswering(_ error: Error) -> Bool {
+        if case MarketStoreError.transport = error { return true }
+        return false
     }
 
     /// One request, retried on network errors with backoff (the write is idempotent).

@@ -77,15 +77,24 @@ public final class DirectoryWriter: @unchecked Sendable {
             try Self.ensureCategory(dir, level)
         }
         let schema = zip(names, columns).dropFirst().map { (name: $0, type: $1.wireType) }
-        for (year, rows) in Self.rowsByYear(epochs, range) {
+        let years = Self.rowsByYear(epochs, range)
+        // Every existing year file of the key is checked before any is written: a bucket that
+        // refuses the rows is left exactly as it was.
+        var headers: [Int: BucketHeader] = [:]
+        for (year, _) in years {
             let path = (dir as NSString).appendingPathComponent("\(year).bin")
-            let header = try openHeader(path: path, key: key, year: year, timeframe: tf, schema: schema)
+            headers[year] = try existingHeader(path: path, key: key, timeframe: tf, schema: schema)
+        }
+        for (year, rows) in years {
+            let path = (dir as NSString).appendingPathComponent("\(year).bin")
+            let header = try headers[year] ?? createHeader(path: path, year: year, timeframe: tf, schema: schema)
             try writeRows(rows, epochs: epochs, names: names, columns: columns, header: header, path: path)
         }
     }
 
-    /// The year file's header: created with the dataset's schema, or read and checked.
-    private func openHeader(path: String, key: String, year: Int, timeframe: Int64, schema: [(name: String, type: String)]) throws -> BucketHeader {
+    /// The header of an existing year file, checked against the dataset's schema; nil when there
+    /// is no such file.
+    private func existingHeader(path: String, key: String, timeframe: Int64, schema: [(name: String, type: String)]) throws -> BucketHeader? {
         if FileManager.default.fileExists(atPath: path) {
             guard let handle = FileHandle(forReadingAtPath: path), let data = try handle.read(upToCount: BucketHeader.size) else {
                 throw DirectoryError.io(path: path, reason: "cannot read the header")
@@ -108,6 +117,11 @@ public final class DirectoryWriter: @unchecked Sendable {
             }
             return header
         }
+        return nil
+    }
+
+    /// A new year file with the dataset's schema: created under a temporary name, then renamed.
+    private func createHeader(path: String, year: Int, timeframe: Int64, schema: [(name: String, type: String)]) throws -> BucketHeader {
         let header = BucketHeader(year: year, timeframeSeconds: timeframe, columns: schema)
         let temp = path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

@@ -25,7 +25,11 @@ final class ImportJobTests: XCTestCase {
     }
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw XCTSkip("binance-import is not built (\(Self.binary)); make test builds it") }
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            let why = "binance-import is not built (\(Self.binary)); make test builds it"
+            if ServerProcess.mustStart { throw ServerProcess.StartFailure(description: why) }
+            throw XCTSkip(why)
+        }
         work = FileManager.default.temporaryDirectory.appendingPathComponent("import-job-\(getpid())-\(UUID().uuidString.prefix(8))")
         tree = work.appendingPathComponent("tree")
         try FileManager.default.createDirectory(at: tree, withIntermediateDirectories: true)
@@ -33,6 +37,7 @@ final class ImportJobTests: XCTestCase {
             archives = try ServerProcess(script: "Tests/servers/archive_server.py", arguments: [tree.path, "--page-size", "3"])
             marketstore = try ServerProcess(script: "Tests/servers/marketstore_server.py")
         } catch let e as ServerProcess.StartFailure {
+            if ServerProcess.mustStart { throw e }
             throw XCTSkip(e.description)
         }
     }
@@ -206,15 +211,17 @@ final class ImportJobTests: XCTestCase {
     func testResumeAfterAFailedWriteLandsEverythingOnceAndASecondRunDoesNothing() async throws {
         for s in ["BTCUSDT", "ETHUSDT"] { for m in ["2024-01", "2024-02", "2024-03"] { try generate("spot", s, "1h", m) } }
         let path = try job("resume", symbols: ["BTCUSDT", "ETHUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-03", chunkRows: 700)
-        // The second write request is refused by the server.
-        try await marketstore.control(["fail_write": 2, "error": "injected: disk full"])
+        // The server refuses every write that carries ETHUSDT: its units fail, BTCUSDT's land.
+        try await marketstore.control(["fail_key": "ETHUSDT/1H/OHLCV", "error": "injected: disk full"])
         let first = try importer(["run", path], today: "2024-06-01")
         XCTAssertEqual(first.status, 1, first.output)
         let afterFailure = try manifest("resume")
         let failed = afterFailure.units.values.filter { $0.status == .failed }
         XCTAssertFalse(failed.isEmpty)
         XCTAssertTrue(failed.allSatisfy { $0.error?.contains("injected: disk full") == true })
-        XCTAssertGreaterThan(afterFailure.units.values.filter { $0.status == .done }.count, 0)
+        XCTAssertEqual(Set(failed.map(\.key)), ["ETHUSDT/1H/OHLCV"])
+        XCTAssertEqual(afterFailure.units.values.filter { $0.status == .done }.count, 3)
+        try await marketstore.control(["fail_key": "ETHUSDT/1H/OHLCV", "times": 0])
 
         let second = try importer(["run", path], today: "2024-06-01")
         XCTAssertEqual(second.status, 0, second.output)
@@ -403,6 +410,47 @@ final class ImportJobTests: XCTestCase {
         let dry = try runCommand("/usr/bin/env", ["make", "-n", "nightly", "JOB=\(env["JOB"]!)", "TARGET=http://mkts.example:5993/rpc"], directory: root)
         XCTAssertEqual(dry.status, 0, dry.output)
         XCTAssertTrue(dry.output.contains(".build/release/binance-import nightly jobs/spot-majors-1m.yml --log-format json --target http://mkts.example:5993/rpc"), dry.output)
+    }
+
+    /// One key whose bucket holds float64 columns while the job writes float32: that key's unit
+    /// fails with the schema message and its bucket keeps its rows; the two healthy keys of the
+    /// same requests land exactly; exit 1 (not 3). On the server and on the directory target.
+    func testAKeyWithAConflictingSchemaFailsAloneOnBothTargets() async throws {
+        let symbols = ["S00USDT", "S01USDT", "S02USDT"]
+        for s in symbols { try generate("spot", s, "1h", "2024-01") }
+        let epochs: [Int64] = (0..<10).map { 1_704_067_200 + 3600 * $0 }
+        let old = try WriteDataSet(names: ["Epoch", "Open", "High", "Low", "Close", "Volume"],
+                                   columns: [.int64(epochs)] + (1...5).map { c in .float64(epochs.map { Double($0 % 977) + Double(c) / 8 }) },
+                                   keys: [.init(key: "S01USDT/1H/OHLCV", start: 0, count: 10)])
+        let dir = work.appendingPathComponent("mktsdb").path
+        try await MarketStoreClient(url: marketstore.url).write(old)
+        try DirectoryWriter(root: dir).write(old)
+        let path = try job("isolate", symbols: symbols, intervals: ["1h"], from: "2024-01", to: "2024-01", chunkRows: 5000)
+        for target in [marketstore.url, dir] {
+            let r = try importer(["run", path, "--target", target], today: "2024-06-01")
+            XCTAssertEqual(r.status, 1, "\(target): \(r.output)")
+            XCTAssertTrue(r.output.contains("S01USDT-1h-2024-01.zip: write: S01USDT/1H/OHLCV:") && r.output.contains("type"), r.output)
+            let m = try manifest("isolate")
+            XCTAssertEqual(m.units.values.filter { $0.status == .done }.map(\.key).sorted(), ["S00USDT/1H/OHLCV", "S02USDT/1H/OHLCV"], target)
+            for s in ["S00USDT", "S02USDT"] {
+                let rows = try expected(archivePaths(s, "1h", months: ["2024-01"]))
+                if target == dir {
+                    let back = try XCTUnwrap(try DirectoryReader(root: dir).read(key: "\(s)/1H/OHLCV"))
+                    XCTAssertEqual(back.columns, [.int64(rows.epochs)] + rows.columns.map(\.values), s)
+                } else {
+                    try await assertTargetHolds(s, "1H", rows)
+                }
+            }
+            // The conflicting bucket is as it was.
+            if target == dir {
+                let back = try XCTUnwrap(try DirectoryReader(root: dir).read(key: "S01USDT/1H/OHLCV"))
+                XCTAssertEqual(back.columns, old.columns)
+            } else {
+                let back = try await MarketStoreClient(url: marketstore.url).query(symbols: ["S01USDT"], timeframe: "1H", attributeGroup: "OHLCV")
+                XCTAssertEqual(back.first?.columns, old.columns)
+            }
+            try FileManager.default.removeItem(at: work.appendingPathComponent("state"))
+        }
     }
 
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {

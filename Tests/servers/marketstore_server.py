@@ -16,7 +16,8 @@ Behaviour follows ../shared/reference/marketstore.md (observed on the real serve
 
 Test controls (not part of MarketStore): POST /_control with a JSON object sets faults on the
 Nth write call from now (1-based): {"fail_write": N, "error": "text"} answers that write with the
-given error, {"drop_write": N} closes the connection without a response, {"delay_write": N,
+given error, {"fail_key": KEY, "error": "text", "times": N} refuses the next N writes that carry
+KEY (every one when times is absent; times 0 clears it) with nothing written, {"drop_write": N} closes the connection without a response, {"delay_write": N,
 "delay": seconds} sleeps first; {"empty_write": N} answers with an empty body, {"garbage_write": N}
 with bytes that are not msgpack; {"down_for": seconds} refuses RPCs with a closed connection for
 that long (a server that is down, then back); {"reset": true} clears data and counters. GET /_stats returns the
@@ -81,6 +82,7 @@ class Store:
         self.write_calls = 0
         self.write_keys = []  # keys of each write call
         self.faults = {}
+        self.key_faults = {}  # key -> fault, for writes that carry that key
         self.down_until = 0
 
     # --- DataService.Write -------------------------------------------------------------
@@ -324,6 +326,9 @@ class Handler(BaseHTTPRequestHandler):
                     store.write_calls = 0
                     store.write_keys = []
                     store.faults = {}
+                    store.key_faults = {}
+                if "fail_key" in cmd:
+                    store.key_faults[cmd["fail_key"]] = dict(cmd, times=int(cmd.get("times", 1 << 30)))
                 if "down_for" in cmd:
                     store.down_until = time.time() + float(cmd["down_for"])
                 for kind in ("fail_write", "drop_write", "delay_write", "empty_write", "garbage_write"):
@@ -358,6 +363,7 @@ class Handler(BaseHTTPRequestHandler):
                     delay = store.faults.pop(("delay_write", n), None)
                     empty = store.faults.pop(("empty_write", n), None)
                     garbage = store.faults.pop(("garbage_write", n), None)
+                    fail = fail or self.key_fault(store, params)
                 if empty:
                     return self.send_body(200, b"", content_type)
                 if garbage:
@@ -398,6 +404,18 @@ class Handler(BaseHTTPRequestHandler):
             return
         out = json.dumps(reply).encode() if as_json else msgpack.packb(reply, use_bin_type=True)
         self.send_body(200, out, content_type)
+
+    @staticmethod
+    def key_fault(store, params):
+        """The fail_key fault that this write's keys trigger, if any (the caller holds the lock)."""
+        requests = (params[0] if isinstance(params, list) and params else params or {}).get("requests") or []
+        for request in requests:
+            for key in ((request or {}).get("dataset") or {}).get("startindex") or {}:
+                fault = store.key_faults.get(key)
+                if fault and fault["times"] > 0:
+                    fault["times"] -= 1
+                    return fault
+        return None
 
 
 def main():
