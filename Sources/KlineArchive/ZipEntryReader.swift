@@ -174,7 +174,15 @@ public final class ZipEntryReader {
         }
     }
 
+    /// Every offset and size here comes from the archive's bytes: sums are overflow-checked and
+    /// ranges checked against the file before anything is read.
     private func openMember() throws {
+        if member.uncompressedSize > maxInflatedSize {
+            throw ZipError.tooLarge(archive: archivePath, member: member.name, limit: maxInflatedSize, size: member.uncompressedSize)
+        }
+        guard let headerEnd = checkedSum(member.localHeaderOffset, 30), headerEnd <= fileSize else {
+            throw corrupt("local file header offset \(member.localHeaderOffset) lies outside the file's \(fileSize) bytes")
+        }
         var local = [UInt8](repeating: 0, count: 30)
         let got = try local.withUnsafeMutableBufferPointer { try preadFully($0.baseAddress!, 30, member.localHeaderOffset) }
         guard got == 30, le32(local, 0) == 0x0403_4b50 else {
@@ -184,12 +192,18 @@ public final class ZipEntryReader {
         guard localMethod == member.method else {
             throw corrupt("local header says method \(localMethod), the directory says \(member.method)")
         }
-        dataOffset = member.localHeaderOffset + 30 + UInt64(le16(local, 26)) + UInt64(le16(local, 28))
-        guard dataOffset + member.compressedSize <= fileSize else {
+        let nameLength = UInt64(le16(local, 26)), extraLength = UInt64(le16(local, 28))
+        guard let start = checkedSum(headerEnd, nameLength, extraLength), let end = checkedSum(start, member.compressedSize), end <= fileSize else {
             throw corrupt("data runs past the end of the file (truncated archive)")
         }
-        if member.uncompressedSize > maxInflatedSize {
-            throw ZipError.tooLarge(archive: archivePath, member: member.name, limit: maxInflatedSize, size: member.uncompressedSize)
+        dataOffset = start
+        if le16(local, 6) & 8 == 0 {  // without a data descriptor the local header carries the sizes too
+            var extra = [UInt8](repeating: 0, count: Int(extraLength))
+            _ = try extra.withUnsafeMutableBufferPointer { try preadFully($0.baseAddress!, Int(extraLength), headerEnd + nameLength) }
+            let sizes = Self.zip64Sizes(extra, usize: UInt64(le32(local, 22)), csize: UInt64(le32(local, 18)))
+            guard sizes.csize == member.compressedSize, sizes.usize == member.uncompressedSize else {
+                throw corrupt("local header says \(sizes.csize) compressed and \(sizes.usize) inflated bytes, the directory says \(member.compressedSize) and \(member.uncompressedSize)")
+            }
         }
         if member.method == 8 {
             do {
@@ -209,6 +223,9 @@ public final class ZipEntryReader {
     }
 
     private static func preadFully(fd: Int32, _ buf: UnsafeMutablePointer<UInt8>, _ count: Int, _ offset: UInt64, path: String) throws -> Int {
+        guard let end = checkedSum(offset, UInt64(count)), end <= UInt64(Int64.max) else {
+            throw ZipError.notAZip(archive: path, reason: "offset \(offset) lies outside any file")
+        }
         var done = 0
         while done < count {
             let n = pread(fd, buf + done, count - done, off_t(offset) + off_t(done))
@@ -248,6 +265,9 @@ public final class ZipEntryReader {
                 throw ZipError.notAZip(archive: path, reason: "zip64 end-of-central-directory locator missing")
             }
             let rec64Offset = le64(tail, loc + 8)
+            guard let rec64End = checkedSum(rec64Offset, 56), rec64End <= fileSize else {
+                throw ZipError.notAZip(archive: path, reason: "zip64 end-of-central-directory record at \(rec64Offset) lies outside the file")
+            }
             var rec = [UInt8](repeating: 0, count: 56)
             let got = try rec.withUnsafeMutableBufferPointer { try preadFully(fd: fd, $0.baseAddress!, 56, rec64Offset, path: path) }
             guard got == 56, le32(rec, 0) == 0x0606_4b50 else {
@@ -257,7 +277,7 @@ public final class ZipEntryReader {
             cdSize = le64(rec, 40)
             cdOffset = le64(rec, 48)
         }
-        guard cdOffset + cdSize <= fileSize, cdSize < 1 << 24 else {
+        guard let cdEnd = checkedSum(cdOffset, cdSize), cdEnd <= fileSize, cdSize < 1 << 24 else {
             throw ZipError.notAZip(archive: path, reason: "central directory at \(cdOffset)+\(cdSize) lies outside the file")
         }
         guard entries > 0 else { throw ZipError.notSingleCSV(archive: path, members: []) }
@@ -279,19 +299,8 @@ public final class ZipEntryReader {
                 throw ZipError.notAZip(archive: path, reason: "central directory entry overruns the directory")
             }
             let name = String(decoding: cd[(p + 46)..<(p + 46 + nameLen)], as: UTF8.self)
-            // Zip64 extra field (id 1): the 8-byte values present are those whose 32-bit field is all ones.
-            var e = p + 46 + nameLen
-            let extraEnd = e + extraLen
-            while e + 4 <= extraEnd {
-                let id = le16(cd, e), size = Int(le16(cd, e + 2))
-                var q = e + 4
-                if id == 1 {
-                    if usize == 0xFFFF_FFFF, q + 8 <= e + 4 + size { usize = le64(cd, q); q += 8 }
-                    if csize == 0xFFFF_FFFF, q + 8 <= e + 4 + size { csize = le64(cd, q); q += 8 }
-                    if offset == 0xFFFF_FFFF, q + 8 <= e + 4 + size { offset = le64(cd, q); q += 8 }
-                }
-                e += 4 + size
-            }
+            let extra = Array(cd[(p + 46 + nameLen)..<(p + 46 + nameLen + extraLen)])
+            (usize, csize, offset) = zip64Sizes(extra, usize: usize, csize: csize, offset: offset)
             members.append(ZipMember(name: name, method: method, flags: flags, crc32: crc,
                                      compressedSize: csize, uncompressedSize: usize, localHeaderOffset: offset))
             p += 46 + nameLen + extraLen + commentLen
@@ -306,6 +315,37 @@ public final class ZipEntryReader {
         }
         return m
     }
+}
+
+extension ZipEntryReader {
+    /// The sizes (and offset) of an entry with its zip64 extra field (id 1) applied: the 8-byte
+    /// values present are those whose 32-bit field is all ones, in this order.
+    static func zip64Sizes(_ extra: [UInt8], usize: UInt64, csize: UInt64, offset: UInt64 = 0) -> (usize: UInt64, csize: UInt64, offset: UInt64) {
+        var (usize, csize, offset) = (usize, csize, offset)
+        var e = 0
+        while e + 4 <= extra.count {
+            let id = le16(extra, e), end = min(extra.count, e + 4 + Int(le16(extra, e + 2)))
+            var q = e + 4
+            if id == 1 {
+                if usize == 0xFFFF_FFFF, q + 8 <= end { usize = le64(extra, q); q += 8 }
+                if csize == 0xFFFF_FFFF, q + 8 <= end { csize = le64(extra, q); q += 8 }
+                if offset == 0xFFFF_FFFF, q + 8 <= end { offset = le64(extra, q); q += 8 }
+            }
+            e = end
+        }
+        return (usize, csize, offset)
+    }
+}
+
+/// The sum of offsets and sizes read from untrusted bytes, or nil when it overflows.
+@inline(__always) func checkedSum(_ values: UInt64...) -> UInt64? {
+    var total: UInt64 = 0
+    for v in values {
+        let (sum, overflow) = total.addingReportingOverflow(v)
+        if overflow { return nil }
+        total = sum
+    }
+    return total
 }
 
 @inline(__always) func le16(_ b: [UInt8], _ i: Int) -> UInt16 { UInt16(b[i]) | UInt16(b[i + 1]) << 8 }

@@ -182,3 +182,40 @@ enum SyntheticKlines {
     /// A price on a 0.01 tick, printed as Binance does with 8 decimals (7195.24000000).
     static func price8(_ v: Double) -> String { fmt((v * 100).rounded() / 100, 8) }
 }
+
+/// Hostile zips: a valid zip64 (or plain) archive with one field overwritten, as an attacker or a
+/// broken writer would, with the message the reader must answer.
+enum CraftedZips {
+    static func cases(_ name: String, _ csv: String) -> [(label: String, bytes: [UInt8], message: String)] {
+        let zip64 = ZipBuilder.single(name, csv, zip64: true)
+        let plain = ZipBuilder.single(name, csv)
+        let nameLength = name.utf8.count
+        // zip64 layout from the end: EOCD (22), locator (20), zip64 record (56).
+        let record = zip64.count - 22 - 20 - 56, locator = zip64.count - 22 - 20
+        let cdOffset = Int(readLE64(zip64, record + 48))
+        let centralExtra = cdOffset + 46 + nameLength + 4  // usize, csize, offset
+        let localExtra = 30 + nameLength + 4  // usize, csize
+        func patched(_ base: [UInt8], _ edits: [(Int, UInt64)]) -> [UInt8] {
+            var b = base
+            for (at, value) in edits { b.replaceSubrange(at..<(at + 8), with: le(value)) }
+            return b
+        }
+        var plainLocal = plain
+        plainLocal.replaceSubrange(22..<26, with: le(UInt32(csv.utf8.count - 1)))  // local inflated size
+        return [
+            ("inflated size 2^64-1", patched(zip64, [(centralExtra, .max)]), "refused as a zip bomb"),
+            ("compressed size near 2^64", patched(zip64, [(centralExtra + 8, .max - 8)]), "data runs past the end of the file"),
+            ("local header offset past 2^63", patched(zip64, [(centralExtra + 16, 1 << 63 + 5)]), "lies outside the file"),
+            ("local header offset 2^64-1", patched(zip64, [(centralExtra + 16, .max)]), "lies outside the file"),
+            ("directory offset + size wraps", patched(zip64, [(record + 40, 100), (record + 48, .max - 10)]), "lies outside the file"),
+            ("directory offset 2^63", patched(zip64, [(record + 48, 1 << 63)]), "lies outside the file"),
+            ("directory size 2^64-1", patched(zip64, [(record + 40, .max)]), "lies outside the file"),
+            ("zip64 record offset 2^64-1", patched(zip64, [(locator + 8, .max)]), "lies outside the file"),
+            ("zip64 record offset 2^63", patched(zip64, [(locator + 8, 1 << 63)]), "lies outside the file"),
+            ("local compressed size differs (zip64)", patched(zip64, [(localExtra + 8, 5)]), "local header says 5 compressed"),
+            ("local inflated size differs", plainLocal, "local header says"),
+        ]
+    }
+
+    static func readLE64(_ b: [UInt8], _ i: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[i + $1]) << (8 * $1) } }
+}

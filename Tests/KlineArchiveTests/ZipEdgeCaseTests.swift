@@ -36,6 +36,21 @@ final class ZipEdgeCaseTests: XCTestCase {
         }
     }
 
+    /// Crafted zip64 fields: sizes and offsets near 2^63 and 2^64, sums that wrap, sizes that
+    /// disagree between the local and central headers. Each is a clean error naming the archive,
+    /// never a trap (this runs in the debug build, where overflow traps).
+    func testCraftedOffsetsAndSizesAreCleanErrors() throws {
+        for (label, bytes, message) in CraftedZips.cases(archiveName + ".csv", csv) {
+            for engine in InflateEngine.allCases {
+                XCTAssertThrowsError(try decode(bytes, engine: engine), label) { error in
+                    guard case .zip? = error as? KlineDecodeError else { return XCTFail("\(label): not a zip error: \(error)") }
+                    XCTAssertTrue("\(error)".contains(message), "\(label): \(error)")
+                    XCTAssertTrue("\(error)".contains(self.archiveName + ".zip"), "\(label): \(error)")
+                }
+            }
+        }
+    }
+
     /// Both inflaters give the member's exact bytes whatever the caller's buffer size, across
     /// several 64 KiB input refills (odd sizes end reads in the middle of deflate blocks).
     func testBothInflatersStreamTheExactBytesThroughAnyBufferSize() throws {
