@@ -24,8 +24,11 @@ let package = Package(
         // Typed contiguous columns, shared by the decoder and the MarketStore client.
         .target(name: "Columnar"),
         // Binance kline archive decoder: zip reader, exact number parser, CSV-to-columns, validation.
+        // Arithmetic stays checked in every build (it reads untrusted bytes). Only the dynamic
+        // exclusivity checks are off in release: measured side by side (decode-bench, 9 pairs), they
+        // cost 25-29% of decode time, while checked arithmetic against -Ounchecked costs 0-1%.
         .target(name: "KlineArchive", dependencies: ["CIsal", "CZlib", "Columnar"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
+                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
             "KlineArchive", "ImportJob", "MarketStore", "BinanceSource",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -80,10 +80,20 @@ public struct BucketHeader: Equatable, Sendable {
         var columns: [(String, String)] = []
         for k in 0..<n {
             let raw = b[(312 + 32 * k)..<(312 + 32 * k + 32)].prefix { $0 != 0 }
-            columns.append((String(decoding: raw, as: UTF8.self), codeToType[b[33080 + k]] ?? "type\(b[33080 + k])"))
+            let name = String(decoding: raw, as: UTF8.self)
+            guard let type = codeToType[b[33080 + k]] else {
+                throw DirectoryError.corrupt(path: path, reason: "column \(name) has type code \(b[33080 + k]), which this reader does not know")
+            }
+            columns.append((name, type))
         }
+        // Values that the slot arithmetic divides by or multiplies with are checked here, once.
+        guard (1970...9999).contains(get(264)) else { throw DirectoryError.corrupt(path: path, reason: "year \(get(264))") }
         year = Int(get(264))
-        timeframeSeconds = get(272) / 1_000_000_000
+        let timeframe = get(272)
+        guard timeframe >= 1_000_000_000, timeframe % 1_000_000_000 == 0, timeframe / 1_000_000_000 <= 366 * 86400 else {
+            throw DirectoryError.corrupt(path: path, reason: "timeframe of \(timeframe) ns")
+        }
+        timeframeSeconds = timeframe / 1_000_000_000
         variableLength = get(280) == 1
         self.columns = columns
         guard Int(get(296)) == recordLength else {

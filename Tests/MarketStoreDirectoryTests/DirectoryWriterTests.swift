@@ -124,21 +124,60 @@ final class DirectoryWriterTests: XCTestCase {
         XCTAssertThrowsError(try writer.write(key: "../x/1Min/OHLCV", names: ["Epoch"], columns: [e]))
     }
 
+    /// Both rules of the in-use check, each alone: a process holding a file under the root open
+    /// (the WAL is backdated, so the recent-WAL rule cannot fire), then a WAL modified just now
+    /// with no process holding it.
     func testADirectoryInUseIsRefusedUnlessForced() throws {
         let root = work.appendingPathComponent("busy").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let wal = root + "/WALFile.1700000000.walfile"
         FileManager.default.createFile(atPath: wal, contents: Data([1, 2, 3]))
+        let anHourAgo = Date().addingTimeInterval(-3600)
+        try FileManager.default.setAttributes([.modificationDate: anHourAgo], ofItemAtPath: wal)
+        XCTAssertNil(DirectoryWriter.inUseEvidence(root: root), "an old WAL nobody holds open")
         // Another process holding the write-ahead log open, as a running server does.
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/bin/sh")
-        holder.arguments = ["-c", "exec 3<\(wal); sleep 30"]
+        holder.arguments = ["-c", "exec 3<\(wal); exec sleep 30"]
         try holder.run()
         defer { holder.terminate() }
-        usleep(300_000)
+        var evidence: String?
+        for _ in 0..<50 where evidence == nil {  // until the shell has opened it
+            usleep(100_000)
+            evidence = DirectoryWriter.inUseEvidence(root: root)
+        }
+        XCTAssertEqual(evidence, "process \(holder.processIdentifier) has \(URL(fileURLWithPath: wal).resolvingSymlinksInPath().path) open")
         XCTAssertThrowsError(try DirectoryWriter(root: root)) {
             XCTAssertTrue("\($0)".contains("in use by a running MarketStore server"), "\($0)")
         }
         XCTAssertNoThrow(try DirectoryWriter(root: root, force: true))
+        holder.terminate()
+        holder.waitUntilExit()
+        XCTAssertNil(DirectoryWriter.inUseEvidence(root: root))
+        // Nobody holds it, but it was written a moment ago.
+        try FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: wal)
+        XCTAssertTrue(DirectoryWriter.inUseEvidence(root: root)?.hasPrefix("WALFile.1700000000.walfile was modified") == true)
+    }
+
+    /// A hostile year-file header (a timeframe of 0 ns, a year out of range, a type code this
+    /// reader does not know) is a clean error naming the file, not a division by zero or empty
+    /// columns.
+    func testAHostileYearFileHeaderIsACleanError() throws {
+        let good = BucketHeader(year: 2024, timeframeSeconds: 60, columns: [(name: "Open", type: "f4")]).encoded()
+        func patched(_ at: Int, _ bytes: [UInt8]) -> [UInt8] {
+            var b = good
+            b.replaceSubrange(at..<(at + bytes.count), with: bytes)
+            return b
+        }
+        let le64 = { (v: Int64) in withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        for (label, header, message) in [("timeframe 0", patched(272, le64(0)), "timeframe of 0 ns"),
+                                         ("year 2^62", patched(264, le64(1 << 62)), "year 4611686018427387904"),
+                                         ("unknown type", patched(33080, [77]), "column Open has type code 77")] {
+            XCTAssertThrowsError(try BucketHeader(decoding: header, path: "/x/2024.bin"), label) {
+                XCTAssertEqual("\($0)".hasPrefix("/x/2024.bin: not a MarketStore year file: "), true, "\($0)")
+                XCTAssertTrue("\($0)".contains(message), "\(label): \($0)")
+            }
+        }
+        XCTAssertNoThrow(try BucketHeader(decoding: good, path: "/x/2024.bin"))
     }
 }
