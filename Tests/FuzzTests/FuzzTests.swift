@@ -41,7 +41,9 @@ final class FuzzTests: XCTestCase {
             if try attempt(i) { ok += 1 } else { refused += 1 }
         }
         print("FUZZ \(name): \(ok + refused) inputs, \(ok) decoded, \(refused) refused with an error, \(String(format: "%.1f", Date().timeIntervalSince(started))) s, peak RSS \(peakRSS() / 1_048_576) MB")
-        XCTAssertEqual(ok + refused, iterations)
+        // The mutations must reach both outcomes, or the fuzz exercises one path only.
+        XCTAssertGreaterThan(ok, 0, "\(name): no input decoded")
+        XCTAssertGreaterThan(refused, 0, "\(name): no input refused")
         XCTAssertLessThan(peakRSS(), 512 << 20)
     }
 

@@ -182,11 +182,20 @@ final class MarketStoreClientTests: XCTestCase {
             XCTAssertEqual(keys, ["BTCUSDT/1Min/OHLCV"])
             XCTAssertEqual(message, "open /data/BTCUSDT/1Min/OHLCV/2024.bin: no space left on device")
         }
-        // The real server's own refusals.
+        // An Epoch column that is not Epoch (i8) never reaches the server (the real one answers
+        // "unexpected data type for Epoch column", or stores nonsense under another name).
         var names = c.names
-        names[0] = "Epoch"
-        let badEpoch = try WriteDataSet(names: names, columns: c.columns, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 5)])
-        try await client.write(badEpoch)  // fine: Epoch i8
+        names[0] = "Time"
+        XCTAssertThrowsError(try WriteDataSet(names: names, columns: c.columns, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 5)])) {
+            XCTAssertTrue("\($0)".contains("the first column must be Epoch (i8), not Time"), "\($0)")
+        }
+        var floatEpoch = c.columns
+        floatEpoch[0] = .float64([1, 2, 3, 4, 5])
+        XCTAssertThrowsError(try WriteDataSet(names: c.names, columns: floatEpoch, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 5)])) {
+            XCTAssertTrue("\($0)".contains("the first column must be Epoch (i8), not Epoch (f8)"), "\($0)")
+        }
+        // The real server's own refusals, against the bucket the first valid write creates.
+        try await client.write(ds)
         var extra = c
         extra.names.append("Extra")
         extra.columns.append(.float32([1, 2, 3, 4, 5]))

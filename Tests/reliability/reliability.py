@@ -138,8 +138,8 @@ def crash_trials(binary, work, archives, symbols, months, trials, rng, lines):
               "write requests of 500 rows), killed with SIGKILL at a seeded random time between its start and the end of a "
               "clean run, then re-run with the same command. Each trial starts from an empty target, manifest and cache, so "
               "kills land in downloads, decodes, writes and manifest updates alike.", "",
-              "| target | trials | killed before the end | re-run exit 0 | data equal to a clean run | manifest all done | units done at the kill (min-max) |",
-              "|---|---|---|---|---|---|---|"]
+              "| target | trials | killed while running (SIGKILL observed) | killed with some units done, not all | re-run exit 0 | data equal to a clean run | manifest all done | units done at the kill (min-max) |",
+              "|---|---|---|---|---|---|---|---|"]
     keys = [f"{s}/1H/OHLCV" for s in symbols]
     for target_kind in ("marketstore", "directory"):
         if target_kind == "marketstore":
@@ -159,25 +159,29 @@ def crash_trials(binary, work, archives, symbols, months, trials, rng, lines):
         clean_seconds = time.time() - t0
         check(code == 0, f"clean run ({target_kind}): {out[-300:]}")
         reference = snapshot()
-        killed, reran_ok, equal, all_done, done_at_kill = 0, 0, 0, 0, []
+        total = len(symbols) * len(months)
+        killed, mid_run, reran_ok, equal, all_done, done_at_kill = 0, 0, 0, 0, 0, []
         for _ in range(trials):
             reset_target()
             job.reset()
             p = start(binary, ["run", job.path])
-            time.sleep(rng.uniform(0.0, clean_seconds))
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                killed += 1
+            time.sleep(rng.uniform(0.1, 0.9) * clean_seconds)
+            p.send_signal(signal.SIGKILL)
             p.wait()
-            done_at_kill.append(sum(1 for u in job.manifest_units().values() if u["status"] == "done"))
+            killed += p.returncode == -signal.SIGKILL  # died of the kill, not finished before it
+            done = sum(1 for u in job.manifest_units().values() if u["status"] == "done")
+            mid_run += 0 < done < total
+            done_at_kill.append(done)
             code, out = run(binary, ["run", job.path])
             reran_ok += code == 0
             same = snapshot() == reference
             equal += same
             units = job.manifest_units()
             all_done += len(units) == len(symbols) * len(months) and all(u["status"] == "done" for u in units.values())
+        check(killed == trials, f"crash trials ({target_kind}): {trials - killed} run(s) ended before the kill")
+        check(mid_run >= trials // 2, f"crash trials ({target_kind}): only {mid_run} of {trials} kills landed with some units done and not all")
         check(reran_ok == trials and equal == trials and all_done == trials, f"crash trials ({target_kind})")
-        lines.append(f"| {target_kind} | {trials} | {killed} | {reran_ok} | {equal} | {all_done} | {min(done_at_kill)}-{max(done_at_kill)} |")
+        lines.append(f"| {target_kind} | {trials} | {killed} | {mid_run} | {reran_ok} | {equal} | {all_done} | {min(done_at_kill)}-{max(done_at_kill)} |")
         if ms:
             ms.stop()
     lines += ["", f"(A clean run of this job took {clean_seconds:.2f} s.)", ""]
