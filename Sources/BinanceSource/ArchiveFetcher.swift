@@ -60,7 +60,7 @@ public final class ArchiveFetcher: Sendable {
         switch location {
         case let .directory(root):
             let path = (root as NSString).appendingPathComponent(address.checksumPath)
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+            guard let text = try Self.readMirrorFile(path) else { return nil }
             return try Self.parseChecksum(text, url: path, fileName: address.fileName)
         case .http:
             let session = await pool.take()
@@ -99,7 +99,7 @@ public final class ArchiveFetcher: Sendable {
         let path = (root as NSString).appendingPathComponent(address.remotePath)
         guard FileManager.default.fileExists(atPath: path) else { return .notPublished(address) }
         var sha: String?
-        if let text = try? String(contentsOfFile: path + ".CHECKSUM", encoding: .utf8) {
+        if let text = try Self.readMirrorFile(path + ".CHECKSUM") {
             let expected = try Self.parseChecksum(text, url: path + ".CHECKSUM", fileName: address.fileName)
             let actual = try Self.sha256(ofFile: path)
             guard actual == expected else { throw SourceError.checksumMismatch(url: path, expected: expected, actual: actual) }
@@ -185,6 +185,17 @@ public final class ArchiveFetcher: Sendable {
 
     // MARK: - Helpers
 
+    /// A small file of a mirror as text, nil when there is none; a file that exists but cannot be
+    /// read is an error, not an absent CHECKSUM.
+    static func readMirrorFile(_ path: String) throws -> String? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            return String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self)
+        } catch {
+            throw SourceError.io(path: path, reason: "cannot read: \(error.localizedDescription)")
+        }
+    }
+
     /// `<64 hex>  <file name>`: the hash, after checking the name.
     static func parseChecksum(_ text: String, url: String, fileName: String) throws -> String {
         let parts = text.split(whereSeparator: \.isWhitespace).map(String.init)
@@ -215,31 +226,41 @@ public final class ArchiveFetcher: Sendable {
 }
 
 /// Writes a download to a file and hashes it on the way (one pass over the bytes).
+/// The descriptor is closed by `finish` or, when a transfer fails before it, by deinit (one
+/// sink per attempt: a failed attempt must not leak it). Used from one transfer at a time.
 final class HashingFileSink: @unchecked Sendable {
-    private let fd: Int32
+    private let path: String
+    private var fd: Int32
     private var hasher = SHA256()
-    private var failed = false
+    private var failure: String?
 
     init(path: String) throws {
+        self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw SourceError.io(path: path, reason: String(cString: strerror(errno))) }
     }
+
+    deinit { if fd >= 0 { close(fd) } }
 
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
         hasher.update(bufferPointer: chunk)
         var done = 0
         while done < chunk.count {
             let n = Glibc.write(fd, chunk.baseAddress! + done, chunk.count - done)
-            if n <= 0 { failed = true; return false }
+            if n <= 0 {
+                failure = "write: \(n < 0 ? String(cString: strerror(errno)) : "nothing written")"
+                return false
+            }
             done += n
         }
         return true
     }
 
     func finish() throws -> String {
-        let ok = fsync(fd) == 0 && !failed
+        if failure == nil, fsync(fd) != 0 { failure = "fsync: \(String(cString: strerror(errno)))" }
         close(fd)
-        if !ok { throw SourceError.io(path: "download", reason: "could not write the archive to disk") }
+        fd = -1
+        if let failure { throw SourceError.io(path: path, reason: "could not store the download: \(failure)") }
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -332,7 +332,11 @@ public final class ImportRunner: @unchecked Sendable {
             $0.updatedAt = isoNow()
         }
         await progress.failed(unit.id, message)
-        try? await store.save()
+        do {
+            try await store.save()
+        } catch {
+            logger.error("could not save the manifest after \(unit.id) failed: \(error) (the end of the run saves it again)")
+        }
     }
 }
 

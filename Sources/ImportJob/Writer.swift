@@ -85,7 +85,11 @@ actor Writer {
             refused = dataset.length > 0 ? try await sendIsolatingKeys(dataset) : [:]
         } catch {
             for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
-            try? await store.save()
+            do {
+                try await store.save()
+            } catch let saveError {
+                logger.error("could not save the manifest: \(saveError); the failed units stay pending and are retried")
+            }
             throw TargetUnavailable(description: "MarketStore stopped answering: \(error)")
         }
         for (unit, _) in batchUnits { if let reason = refused[unit.key] { await fail(unit, "write: \(reason)") } }

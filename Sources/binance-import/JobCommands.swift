@@ -73,7 +73,11 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
     let summary = try await ImportRunner(spec: spec, logger: logger).run(run)
     if dryRun { return }
     let report = ((spec.manifest as NSString).deletingPathExtension as NSString).deletingPathExtension + ".report.json"
-    try? summary.json().write(to: URL(fileURLWithPath: report))
+    do {
+        try summary.json().write(to: URL(fileURLWithPath: report))
+    } catch {
+        logger.warning("could not write the report \(report): \(error.localizedDescription)")
+    }
     if nightly || options.logFormat == "json" {
         print(String(decoding: summary.json(), as: UTF8.self))
     } else {

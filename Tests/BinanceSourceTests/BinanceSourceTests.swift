@@ -234,6 +234,25 @@ final class BinanceSourceTests: XCTestCase {
         XCTAssertEqual(leftovers, [])
     }
 
+    /// A failed attempt closes its file: after three failing fetches (4 attempts each) this
+    /// process holds no descriptor of a partial download (sockets come and go with libcurl's
+    /// connections, so only files under the cache are counted).
+    func testFailedDownloadAttemptsLeakNoDescriptor() async throws {
+        let a = try address("2020-01-01")
+        let f = fetcher()
+        try await server.control(["path": a.remotePath, "fault": "truncate", "times": 100])
+        for _ in 0..<3 {
+            do {
+                _ = try await f.fetch(a)
+                XCTFail("a truncated body was accepted")
+            } catch {}
+        }
+        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")
+            .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
+            .filter { $0.hasPrefix(tree.path + "-cache") }
+        XCTAssertEqual(open, [])
+    }
+
     func testRetryAfterIsHonouredFor429And418And503() async throws {
         let a = try address("2020-01-02")
         for status in [429, 418, 503] {
@@ -315,6 +334,22 @@ final class BinanceSourceTests: XCTestCase {
             let missing = try address("2021-01-01")
             let result = try await f.fetch(missing)
             XCTAssertEqual(result, .notPublished(missing))
+        }
+        // A CHECKSUM that exists but cannot be read is an error, not a missing CHECKSUM (which
+        // `checksum: optional` would accept).
+        let a = try address("2020-01-03")
+        let sum = tree.appendingPathComponent(a.checksumPath)
+        try FileManager.default.removeItem(at: sum)
+        try FileManager.default.createDirectory(at: sum, withIntermediateDirectories: false)
+        let lenient = ArchiveFetcher(location: .directory(path: tree.path), cacheDirectory: "/nonexistent", checksumRequired: false)
+        for attempt in [{ _ = try await lenient.fetch(a) }, { _ = try await lenient.publishedChecksum(a) }] as [() async throws -> Void] {
+            do {
+                try await attempt()
+                XCTFail("an unreadable CHECKSUM was taken as absent")
+            } catch let SourceError.io(path, reason) {
+                XCTAssertEqual(path, sum.path)
+                XCTAssertTrue(reason.hasPrefix("cannot read"), reason)
+            }
         }
     }
 

@@ -453,6 +453,16 @@ final class ImportJobTests: XCTestCase {
         }
     }
 
+    /// A report that cannot be written is said, not swallowed; the run itself still succeeds.
+    func testAReportThatCannotBeWrittenIsReported() throws {
+        try generate("spot", "BTCUSDT", "1h", "2024-01")
+        let path = try job("report", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01")
+        try FileManager.default.createDirectory(at: work.appendingPathComponent("state/report.report.json"), withIntermediateDirectories: true)
+        let r = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("could not write the report \(work.appendingPathComponent("state/report.report.json").path)"), r.output)
+    }
+
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
         let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let text = try String(contentsOfFile: good, encoding: .utf8)
