@@ -78,18 +78,6 @@ final class BinanceSourceTests: XCTestCase {
 
     // MARK: - Addresses and listing
 
-    func testAddressesAndTheirRules() throws {
-        let a = try ArchiveAddress(market: .futuresUM, symbol: "BTCUSDT", interval: KlineInterval("1h")!, period: ArchivePeriod(year: 2024, month: 1)!)
-        XCTAssertEqual(a.remotePath, "data/futures/um/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip")
-        XCTAssertEqual(try address("2020-01-02").remotePath, "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2020-01-02.zip")
-        XCTAssertThrowsError(try ArchiveAddress(market: .futuresCM, symbol: "BTCUSD_PERP", interval: KlineInterval("1s")!, period: ArchivePeriod(year: 2024, month: 1)!))
-        XCTAssertThrowsError(try ArchiveAddress(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1w")!, period: ArchivePeriod(year: 2024, month: 1, day: 1)!))
-        for bad in ["../etc", "btcusdt", "A", "BTC/USDT", "BTC USDT", String(repeating: "A", count: 41)] {
-            XCTAssertThrowsError(try validateSymbol(bad), bad) { XCTAssertTrue("\($0)".contains("invalid symbol"), "\($0)") }
-        }
-        XCTAssertNoThrow(try validateSymbol("BTCUSD_260925"))
-    }
-
     func testListingPagesSymbolDiscoveryAndAvailability() async throws {
         for location in [SourceLocation.http(base: server.base + "/"), .directory(path: tree.path)] {
             let lister = ArchiveLister(location: location, listingURL: server.base + "/listing", retry: fast)
@@ -151,21 +139,6 @@ final class BinanceSourceTests: XCTestCase {
         let lister = ArchiveLister(location: .http(base: other.base + "/"), listingURL: other.base + "/listing", retry: fast)
         let symbols = try await lister.symbols(market: .spot)
         XCTAssertEqual(symbols.count, 5)
-    }
-
-    func testListingPageParsing() throws {
-        let xml = """
-        <?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>data.binance.vision</Name>\
-        <Prefix>data/spot/monthly/klines/</Prefix><Marker></Marker><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>true</IsTruncated>\
-        <NextMarker>data/spot/monthly/klines/1INCHBTC/</NextMarker><CommonPrefixes><Prefix>data/spot/monthly/klines/1INCHBTC/</Prefix></CommonPrefixes>\
-        <Contents><Key>data/a&amp;b.zip</Key><Size>1</Size></Contents></ListBucketResult>
-        """
-        let page = try ListingPage(xml: xml)
-        XCTAssertEqual(page.prefixes, ["data/spot/monthly/klines/1INCHBTC/"])
-        XCTAssertEqual(page.keys, ["data/a&b.zip"])
-        XCTAssertTrue(page.isTruncated)
-        XCTAssertEqual(page.nextMarker, "data/spot/monthly/klines/1INCHBTC/")
-        XCTAssertThrowsError(try ListingPage(xml: "<html>not a listing</html>"))
     }
 
     // MARK: - Downloads
@@ -354,6 +327,43 @@ final class BinanceSourceTests: XCTestCase {
     }
 
     // MARK: - Stitching
+
+}
+
+/// The source's pure logic: addresses, listing pages, the plan's calendar. No server and no
+/// ../shared needed, so these run everywhere.
+final class BinanceSourceUnitTests: XCTestCase {
+    func address(_ day: String, _ interval: String = "1m") throws -> ArchiveAddress {
+        let p = day.split(separator: "-").map { Int($0)! }
+        return try ArchiveAddress(market: .spot, symbol: "BTCUSDT", interval: KlineInterval(interval)!, period: ArchivePeriod(year: p[0], month: p[1], day: p[2])!)
+    }
+
+    func testAddressesAndTheirRules() throws {
+        let a = try ArchiveAddress(market: .futuresUM, symbol: "BTCUSDT", interval: KlineInterval("1h")!, period: ArchivePeriod(year: 2024, month: 1)!)
+        XCTAssertEqual(a.remotePath, "data/futures/um/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip")
+        XCTAssertEqual(try address("2020-01-02").remotePath, "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2020-01-02.zip")
+        XCTAssertThrowsError(try ArchiveAddress(market: .futuresCM, symbol: "BTCUSD_PERP", interval: KlineInterval("1s")!, period: ArchivePeriod(year: 2024, month: 1)!))
+        XCTAssertThrowsError(try ArchiveAddress(market: .spot, symbol: "BTCUSDT", interval: KlineInterval("1w")!, period: ArchivePeriod(year: 2024, month: 1, day: 1)!))
+        for bad in ["../etc", "btcusdt", "A", "BTC/USDT", "BTC USDT", String(repeating: "A", count: 41)] {
+            XCTAssertThrowsError(try validateSymbol(bad), bad) { XCTAssertTrue("\($0)".contains("invalid symbol"), "\($0)") }
+        }
+        XCTAssertNoThrow(try validateSymbol("BTCUSD_260925"))
+    }
+
+    func testListingPageParsing() throws {
+        let xml = """
+        <?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>data.binance.vision</Name>\
+        <Prefix>data/spot/monthly/klines/</Prefix><Marker></Marker><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>true</IsTruncated>\
+        <NextMarker>data/spot/monthly/klines/1INCHBTC/</NextMarker><CommonPrefixes><Prefix>data/spot/monthly/klines/1INCHBTC/</Prefix></CommonPrefixes>\
+        <Contents><Key>data/a&amp;b.zip</Key><Size>1</Size></Contents></ListBucketResult>
+        """
+        let page = try ListingPage(xml: xml)
+        XCTAssertEqual(page.prefixes, ["data/spot/monthly/klines/1INCHBTC/"])
+        XCTAssertEqual(page.keys, ["data/a&b.zip"])
+        XCTAssertTrue(page.isTruncated)
+        XCTAssertEqual(page.nextMarker, "data/spot/monthly/klines/1INCHBTC/")
+        XCTAssertThrowsError(try ListingPage(xml: "<html>not a listing</html>"))
+    }
 
     func testCalendarOfThePlan() {
         XCTAssertEqual(PeriodPlanner.months(from: ArchivePeriod(year: 2023, month: 11)!, to: ArchivePeriod(year: 2024, month: 2)!).map(\.description),
