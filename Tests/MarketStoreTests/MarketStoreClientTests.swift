@@ -201,8 +201,9 @@ final class MarketStoreClientTests: XCTestCase {
         extra.columns.append(.float32([1, 2, 3, 4, 5]))
         await assertThrows(try await self.client.write(try WriteDataSet(names: extra.names, columns: extra.columns, keys: [.init(key: "BTCUSDT/1Min/OHLCV", start: 0, count: 5)])),
                            "unable to match data columns ([{Epoch INT64} {Open FLOAT32}")
+        // The real server's text (utils/io/keytypes.go) starts with "error: ".
         await assertThrows(try await self.client.write(try WriteDataSet(names: c.names, columns: c.columns, keys: [.init(key: "BTCUSDT/1min/OHLCV", start: 0, count: 5)])),
-                           "Unable to get timeframe from key")
+                           "refused for BTCUSDT/1min/OHLCV: error: Unable to get timeframe from key")
         await assertThrows(_ = try await self.client.query(symbols: ["BTCUSDT"], timeframe: "4H", attributeGroup: "OHLCV"), "no files returned from query parse")
         await assertThrows(_ = try await self.client.query(symbols: ["BTCUSDT"], timeframe: "1S", attributeGroup: "OHLCV"), "timeframe not found in \"1S\"")
         await assertThrows(_ = try await self.client.call("DataService.Nope", params: nil), "can't find method \"DataService.Nope\"")
@@ -216,6 +217,45 @@ final class MarketStoreClientTests: XCTestCase {
         XCTAssertEqual(symbols, ["BTCUSDT"])
         let keys = try await client.listSymbols(format: "tbk")
         XCTAssertEqual(keys, ["BTCUSDT/1Min/OHLCV"])
+    }
+
+    /// The answers as the real server (v4.1.23, frontend/write.go) shapes them, read raw: GetInfo
+    /// of a missing key carries zero values, a nil DSV and the error; a found key has an EMPTY
+    /// error string (not nil); Create and Destroy append one {"error": "", "version"} per
+    /// successful request (Write appends nothing on success).
+    func testRawAnswersHaveTheRealServersShape() async throws {
+        func responses(_ method: String, _ key: String, _ extra: KeyValuePairs<String, MsgPackValue> = [:]) async throws -> [MsgPackValue] {
+            let request = MsgPackValue.map([.init(.string("key"), .string(key))] + extra.map { .init(.string($0.key), $0.value) })
+            let result = try await client.call(method, params: .object(["requests": [request]]))
+            return try XCTUnwrap(result["responses"]?.arrayValue, "\(method): \(result)")
+        }
+        let missing = try await responses("DataService.GetInfo", "NOPE/1Min/OHLCV")
+        XCTAssertEqual(missing.count, 1)
+        XCTAssertEqual(missing[0]["LatestYear"]?.int64Value, 0)
+        XCTAssertEqual(missing[0]["TimeFrame"]?.int64Value, 0)
+        XCTAssertEqual(missing[0]["RecordType"]?.int64Value, 0)
+        XCTAssertEqual(missing[0]["DSV"]?.isNull, true)
+        let error = missing[0]["ServerResp"]?["error"]?.stringValue ?? ""
+        XCTAssertTrue(error.hasPrefix("unable to get info about key NOPE/1Min/OHLCV: directory path ") && error.hasSuffix("/NOPE/1Min/OHLCV/1970.bin not found in catalog"), error)
+        XCTAssertEqual(missing[0]["ServerResp"]?["version"]?.stringValue?.count, 40)
+
+        let created = try await responses("DataService.Create", "NEW/1Min/OHLCV:Symbol/Timeframe/AttributeGroup",
+                                          ["column_names": .array([.string("Close")]), "column_types": .array([.string("f4")]), "is_variable_length": .bool(false)])
+        XCTAssertEqual(created.map { $0["error"]?.stringValue }, [""])
+        let found = try await responses("DataService.GetInfo", "NEW/1Min/OHLCV")
+        XCTAssertEqual(found[0]["ServerResp"]?["error"]?.stringValue, "", "a found key's error is an empty string")
+        XCTAssertEqual(found[0]["DSV"]?.arrayValue?.count, 2)
+        let destroyed = try await responses("DataService.Destroy", "NEW/1Min/OHLCV")
+        XCTAssertEqual(destroyed.map { $0["error"]?.stringValue }, [""])
+        XCTAssertEqual(destroyed.first?["version"]?.stringValue?.count, 40)
+        let badTimeframe = try await responses("DataService.Create", "X/1min/OHLCV:Symbol/Timeframe/AttributeGroup",
+                                               ["column_names": .array([.string("Close")]), "column_types": .array([.string("f4")])])
+        XCTAssertEqual(badTimeframe.map { $0["error"]?.stringValue }, ["error: Unable to get timeframe from key"])
+        // The typed client reads all of these as they are meant.
+        try await client.create(key: "NEW/1Min/OHLCV", columns: [ColumnSchema("Close", "f4")])
+        try await client.destroy(key: "NEW/1Min/OHLCV")
+        let gone = try await client.getInfo("NEW/1Min/OHLCV")
+        XCTAssertNil(gone)
     }
 
     func testEmptyBodiesClosedConnectionsAndNoServerAreFailures() async throws {

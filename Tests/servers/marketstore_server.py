@@ -134,10 +134,10 @@ class Store:
     def write_key(self, key, names, types, columns, variable):
         parts = key.split("/")
         if len(parts) < 2:
-            return "Unable to get timeframe from key"
+            return "error: Unable to get timeframe from key"
         timeframe = write_timeframe_seconds(parts[1])
         if timeframe is None:
-            return "Unable to get timeframe from key"
+            return "error: Unable to get timeframe from key"
         if "Epoch" not in names or types[names.index("Epoch")] != "i8":
             return "unexpected data type for Epoch column"
         ei = names.index("Epoch")
@@ -241,7 +241,7 @@ class Store:
             years = [time.gmtime(e).tm_year for e in (bucket.rows or {e: 0 for e, _ in bucket.appended})]
             out.append({"LatestYear": max(years) if years else 0, "TimeFrame": bucket.timeframe * 10**9,
                         "DSV": [{"Name": "Epoch", "Type": 3}] + [{"Name": n, "Type": TYPE_CODES[t]} for n, t in zip(bucket.names, bucket.types)],
-                        "RecordType": 1 if bucket.variable else 0, "ServerResp": {"error": None, "version": VERSION}})
+                        "RecordType": 1 if bucket.variable else 0, "ServerResp": {"error": "", "version": VERSION}})
         return {"responses": out}
 
     def list_symbols(self, params):
@@ -254,13 +254,14 @@ class Store:
         out = []
         for req in (params or {}).get("requests") or []:
             key = req.get("key", "")
-            if ":" not in key:
-                out.append({"error": "key %s must be of the form Key:Category" % key, "version": VERSION})
+            if key.count(":") != 1 or key.split(":")[0].count("/") != 2:
+                out.append({"error": 'key "%s" is not in proper format, should be like: '
+                                     'TSLA/1Min/OHLCV:Symbol/TimeFrame/AttributeGroup' % key, "version": VERSION})
                 continue
             tbk = key.split(":")[0]
-            tf = write_timeframe_seconds(tbk.split("/")[1]) if tbk.count("/") == 2 else None
+            tf = write_timeframe_seconds(tbk.split("/")[1])
             if tf is None:
-                out.append({"error": "Unable to get timeframe from key", "version": VERSION})
+                out.append({"error": "error: Unable to get timeframe from key", "version": VERSION})
                 continue
             names = list(req.get("column_names") or [])
             types = list(req.get("column_types") or [])
@@ -271,6 +272,7 @@ class Store:
                     continue
                 pairs = [(n, t) for n, t in zip(names, types) if n != "Epoch"]
                 self.buckets[tbk] = Bucket([n for n, _ in pairs], [t for _, t in pairs], variable, tf)
+            out.append({"error": "", "version": VERSION})  # the real server answers each success so
         return {"responses": out or None}
 
     def destroy(self, params):
@@ -280,6 +282,7 @@ class Store:
             with self.lock:
                 if key in self.buckets:
                     del self.buckets[key]
+                    out.append({"error": "", "version": VERSION})  # the real server answers each success so
                 else:
                     out.append({"error": "removal of catalog entry failed: Unable to find level item: %s in directory"
                                 % key.split("/")[0], "version": VERSION})
