@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib", "TestSupport"]),
         .testTarget(name: "MsgPackTests", dependencies: ["MsgPack"]),
         // Helpers of the test targets: Python test servers on ephemeral ports.
-        .target(name: "TestSupport", dependencies: ["CurlHTTP"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CurlHTTP", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
         .testTarget(name: "FuzzTests", dependencies: ["KlineArchive", "MsgPack", "TestSupport"]),
         .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "KlineArchive", "MarketStore", "TestSupport"]),

@@ -463,6 +463,35 @@ final class ImportJobTests: XCTestCase {
         XCTAssertTrue(r.output.contains("could not write the report \(work.appendingPathComponent("state/report.report.json").path)"), r.output)
     }
 
+    /// Hostile archives (crafted zip64 offsets and sizes, sizes that disagree) fail their own unit
+    /// with a clean error inside a job, which goes on with the others; `inspect` says the same.
+    func testCraftedArchivesFailTheirUnitAndTheJobGoesOn() async throws {
+        try generate("spot", "BTCUSDT", "1h", "2024-01")
+        let crafted = ["2024-02": "directory offset + size wraps", "2024-03": "local header offset 2^64-1", "2024-04": "local compressed size differs (zip64)"]
+        let dir = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h")
+        for (month, label) in crafted {
+            let name = "BTCUSDT-1h-\(month)"
+            let csv = "1706745600000,1.0,1.0,1.0,1.0,1.0,1706749199999,1.0,1,1.0,1.0,0\n"
+            let bytes = try XCTUnwrap(CraftedZips.cases(name + ".csv", csv).first { $0.label == label }?.bytes, label)
+            try Data(bytes).write(to: dir.appendingPathComponent(name + ".zip"))
+            try "\(sha256Hex(bytes))  \(name).zip\n".write(to: dir.appendingPathComponent(name + ".zip.CHECKSUM"), atomically: true, encoding: .utf8)
+        }
+        let path = try job("crafted", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-04")
+        let r = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(r.status, 1, r.output)
+        let m = try manifest("crafted")
+        XCTAssertEqual(m.units["data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip"]?.status, .done)
+        for month in crafted.keys {
+            let record = m.units["data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-\(month).zip"]
+            XCTAssertEqual(record?.status, .failed, month)
+            XCTAssertTrue(record?.error?.contains("BTCUSDT-1h-\(month).zip") == true, "\(month): \(record?.error ?? "")")
+        }
+        try await assertTargetHolds("BTCUSDT", "1H", try expected(archivePaths("BTCUSDT", "1h", months: ["2024-01"])))
+        let inspect = try importer(["inspect", dir.appendingPathComponent("BTCUSDT-1h-2024-03.zip").path], today: "2024-06-01")
+        XCTAssertEqual(inspect.status, 1, inspect.output)
+        XCTAssertTrue(inspect.output.contains("error: ") && inspect.output.contains("lies outside the file"), inspect.output)
+    }
+
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
         let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let text = try String(contentsOfFile: good, encoding: .utf8)
