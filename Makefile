@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps build release test test-server bench bench-decode inspect import nightly demo demo-server samples reliability fuzz clean
+.PHONY: all deps test-deps build release test test-server bench bench-decode inspect import nightly demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -50,6 +50,11 @@ fuzz:
 	(echo "# make fuzz ($$(date -u +%Y-%m-%d)): 1,000,000 seeded inputs per decoder, release build"; echo; \
 	 echo "Each CSV input is decoded by the one-pass row parser and by the careful line-by-line path, which must agree; zip inputs alternate the ISA-L and zlib inflaters."; \
 	 echo; grep "^FUZZ" .fuzz.log) > docs/fuzz.md; rm -f .fuzz.log
+
+# Coverage-guided fuzzing with libFuzzer (not in CI): the zip reader, the CSV parser and the msgpack
+# decoder, FUZZ_SECONDS each (default 600), figures appended to docs/fuzz.md.
+fuzz-coverage:
+	Tests/fuzz/run.sh
 
 # Decoder speed: full decode vs inflate-only vs pandas, on generated archives (see docs/performance.md).
 bench-decode: release

@@ -135,13 +135,35 @@ public final class ImportRunner: @unchecked Sendable {
         let ticker = Task { await progress.tick() }
         defer { ticker.cancel() }
 
+        let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger)
+        do {
+            try await runPipeline(work: work, fetcher: fetcher, writer: writer, store: store, progress: progress)
+        } catch let error as FileWriteError {
+            // The manifest could not be saved (a full disk): what is recorded stays consistent, the
+            // rest is written again by the re-run (fixed-length slots make that idempotent).
+            summary.stateError = "\(error)"
+        }
+
+        // Daily units replaced by their monthly unit, now done.
+        for (daily, monthly) in plan.superseded {
+            guard await store.record(monthly)?.status == .done else { continue }
+            await store.update(daily) { $0.status = .superseded; $0.error = nil }
+            summary.superseded += 1
+        }
+        do {
+            try await store.save()
+        } catch let error as FileWriteError {
+            summary.stateError = "\(error)"
+        }
+        return await finish(summary, started: started, writer: writer, progress: progress)
+    }
+
+    /// Downloads (N in parallel), decoders (one per core, at most 4) and the writer, joined by
+    /// bounded queues.
+    func runPipeline(work: [PlannedUnit], fetcher: ArchiveFetcher, writer: Writer, store: ManifestStore, progress: Progress) async throws {
         let archives = BoundedQueue<(PlannedUnit, Result<FetchResult, Error>)>(capacity: spec.downloads * 2)
         let pieces = BoundedQueue<DecodedPiece>(capacity: 4)
-        let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger)
-        var unitsByAddress: [ArchiveAddress: PlannedUnit] = [:]
-        for unit in plan.units { unitsByAddress[unit.address] = unit }
-        let unitsByID = unitsByAddress
-
+        let unitsByID = Dictionary(work.map { ($0.address, $0) }) { first, _ in first }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 await fetcher.fetchAll(work.map(\.address), parallelism: self.spec.downloads, isCancelled: { Interruption.shared.requested }) { address, result in
@@ -172,14 +194,11 @@ public final class ImportRunner: @unchecked Sendable {
             }
             try await group.waitForAll()
         }
+    }
 
-        // Daily units replaced by their monthly unit, now done.
-        for (daily, monthly) in plan.superseded {
-            guard await store.record(monthly)?.status == .done else { continue }
-            await store.update(daily) { $0.status = .superseded; $0.error = nil }
-            summary.superseded += 1
-        }
-        try await store.save()
+    /// The summary's counts and exit code, from the run's counters.
+    func finish(_ summary: RunSummary, started: Date, writer: Writer, progress: Progress) async -> RunSummary {
+        var summary = summary
         let counts = await progress.counts()
         summary.done = counts.done
         summary.failed += counts.failed
@@ -192,7 +211,7 @@ public final class ImportRunner: @unchecked Sendable {
         summary.failures.merge(counts.failures) { old, _ in old }
         summary.seconds = Date().timeIntervalSince(started)
         summary.rowsPerSecond = summary.seconds > 0 ? Double(summary.rows) / summary.seconds : 0
-        summary.exitCode = summary.failed > 0 ? 1 : 0
+        summary.exitCode = summary.failed > 0 || summary.stateError != nil ? 1 : 0
         summary.peakRssBytes = peakRSS()
         if Interruption.shared.requested {
             summary.interrupted = true

@@ -68,30 +68,11 @@ public struct Manifest: Codable, Equatable, Sendable {
     }
 }
 
-/// Writes `data` so that a crash leaves either the old file or the new one.
+/// Writes `data` so that a crash leaves either the old file or the new one (creating its folder).
 public func writeDurably(_ data: Data, to path: String) throws {
     let dir = (path as NSString).deletingLastPathComponent
     if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-    let temp = path + ".tmp-\(getpid())"
-    let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw JobFileError(file: temp, key: "", reason: String(cString: strerror(errno))) }
-    let ok = data.withUnsafeBytes { raw -> Bool in
-        var done = 0
-        while done < raw.count {
-            let n = write(fd, raw.baseAddress! + done, raw.count - done)
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
-    }
-    let synced = fsync(fd) == 0
-    close(fd)
-    guard ok, synced, rename(temp, path) == 0 else {
-        unlink(temp)
-        throw JobFileError(file: path, key: "", reason: "could not write durably: \(String(cString: strerror(errno)))")
-    }
-    let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
-    if dfd >= 0 { fsync(dfd); close(dfd) }
+    try writeFileDurably([UInt8](data), to: path)
 }
 
 /// An exclusive lock on `<manifest>.lock` (flock): a second run of the same job is refused.

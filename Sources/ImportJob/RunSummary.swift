@@ -25,6 +25,9 @@ public struct RunSummary: Codable, Sendable {
     public var interrupted = false
     /// Failed units (or keys, for a symbol with no archive at all) and why.
     public var failures: [String: String] = [:]
+    /// The manifest could not be saved (e.g. a full disk); units since the last save are written
+    /// again by the next run.
+    public var stateError: String?
     /// Per key, the months of the range with no archive before its first one or after its last.
     public var notPublishedRanges: [String: String] = [:]
     public var manifest: String = ""
@@ -39,6 +42,7 @@ public struct RunSummary: Codable, Sendable {
         ]
         let width = lines.map(\.0.count).max()!
         var out = lines.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
+        if let stateError { out.append("manifest not saved: \(stateError)") }
         for (key, gaps) in notPublishedRanges.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("not published: \(key): \(gaps)") }
         if notPublishedRanges.count > 50 { out.append("... and \(notPublishedRanges.count - 50) more keys with months not published (see the report)") }
         for (id, error) in failures.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("failed: \(id): \(error)") }

@@ -123,17 +123,11 @@ public final class DirectoryWriter: @unchecked Sendable {
     /// A new year file with the dataset's schema: created under a temporary name, then renamed.
     private func createHeader(path: String, year: Int, timeframe: Int64, schema: [(name: String, type: String)]) throws -> BucketHeader {
         let header = BucketHeader(year: year, timeframeSeconds: timeframe, columns: schema)
-        let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw DirectoryError.io(path: temp, reason: String(cString: strerror(errno))) }
-        let bytes = header.encoded()
-        let ok = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) == $0.count } && ftruncate(fd, off_t(header.fileSize)) == 0 && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temp, path) == 0 else {
-            unlink(temp)
-            throw DirectoryError.io(path: path, reason: "cannot create: \(String(cString: strerror(errno)))")
+        do {
+            try writeFileDurably(header.encoded(), to: path, size: Int64(header.fileSize))
+        } catch let e as FileWriteError {
+            throw DirectoryError.io(path: e.path, reason: e.reason)
         }
-        Self.syncDirectory((path as NSString).deletingLastPathComponent)
         return header
     }
 
@@ -197,8 +191,11 @@ public final class DirectoryWriter: @unchecked Sendable {
                 }
             }
             let offset = header.offset(ofIndex: slots[start].index)
-            let written = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
-            guard written == buffer.count else { throw DirectoryError.io(path: path, reason: "pwrite: \(String(cString: strerror(errno)))") }
+            do {
+                try buffer.withUnsafeBytes { try writeFully(fd, $0, offset: offset) }
+            } catch let failure as WriteFailure {
+                throw DirectoryError.io(path: path, reason: "\(failure)")
+            }
             start = end
         }
         guard fsync(fd) == 0 else { throw DirectoryError.io(path: path, reason: "fsync: \(String(cString: strerror(errno)))") }
@@ -222,24 +219,13 @@ extension DirectoryWriter {
     static func ensureCategory(_ dir: String, _ name: String) throws {
         let path = (dir as NSString).appendingPathComponent("category_name")
         if FileManager.default.fileExists(atPath: path) { return }
-        // POSIX calls on a temporary name of our own (removeStaleTemporaries knows it), not
-        // Foundation's atomic write, whose hidden temporary would survive a kill.
-        let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw DirectoryError.io(path: temp, reason: String(cString: strerror(errno))) }
-        let bytes = Array(name.utf8)
-        let ok = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temp, path) == 0 else {
-            unlink(temp)
-            throw DirectoryError.io(path: path, reason: "cannot write: \(String(cString: strerror(errno)))")
+        // Our own temporary name (removeStaleTemporaries knows it), not Foundation's atomic
+        // write, whose hidden temporary would survive a kill.
+        do {
+            try writeFileDurably(Array(name.utf8), to: path)
+        } catch let e as FileWriteError {
+            throw DirectoryError.io(path: e.path, reason: e.reason)
         }
-        syncDirectory(dir)
-    }
-
-    static func syncDirectory(_ dir: String) {
-        let fd = open(dir, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
     }
 }
 

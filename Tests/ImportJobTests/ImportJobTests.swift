@@ -492,6 +492,39 @@ final class ImportJobTests: XCTestCase {
         XCTAssertTrue(inspect.output.contains("error: ") && inspect.output.contains("lies outside the file"), inspect.output)
     }
 
+    /// A directory target and its manifest on a 2 MB file system that fills part-way: the failing
+    /// unit says "No space left on device", the file and how many bytes were written; the run
+    /// exits 1 (not 2) and still prints its summary; once there is room the re-run completes and
+    /// verify matches.
+    func testAFullDiskFailsClearlyAndTheRerunCompletes() async throws {
+        guard getuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root") }
+        let small = work.appendingPathComponent("small")
+        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", small.path])
+        guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mounted.output)") }
+        defer { _ = try? run("/bin/umount", [small.path]) }
+        for s in ["S00USDT", "S01USDT"] { try generate("spot", s, "1m", "2024-01") }
+        let path = try job("full", symbols: ["S00USDT", "S01USDT"], intervals: ["1m"], from: "2024-01", to: "2024-01")
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try text.replacingOccurrences(of: work.appendingPathComponent("state/full.manifest.json").path, with: small.appendingPathComponent("state/full.manifest.json").path)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let target = small.appendingPathComponent("mktsdb").path
+        let r = try importer(["run", path, "--target", target], today: "2024-06-01")
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("No space left on device"), r.output)
+        XCTAssertTrue(r.output.contains(target + "/S0") && r.output.contains("2024.bin") && r.output.contains(" bytes)"), r.output)
+        XCTAssertFalse(r.output.contains(": Success"), r.output)
+        XCTAssertNotNil(tableValue(r.output, "failed"), "the summary is printed: \(r.output)")
+        // Room again: the re-run completes and everything reads back as recorded.
+        let grown = try run("/bin/mount", ["-o", "remount,size=32m", small.path])
+        XCTAssertEqual(grown.status, 0, grown.output)
+        let again = try importer(["run", path, "--target", target], today: "2024-06-01")
+        XCTAssertEqual(again.status, 0, again.output)
+        let verify = try importer(["verify", path, "--target", target], today: "2024-06-01")
+        XCTAssertEqual(verify.status, 0, verify.output)
+        XCTAssertTrue(verify.output.contains("verified 2 units: all match"), verify.output)
+    }
+
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
         let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let text = try String(contentsOfFile: good, encoding: .utf8)
