@@ -23,10 +23,15 @@ public struct JobVerifier {
         var checked = 0
         for record in manifest.units.values.sorted(by: { $0.id < $1.id }) where record.status == .done {
             checked += 1
-            guard let first = record.firstEpoch, let last = record.lastEpoch else {
+            guard let recordedFirst = record.firstEpoch, let recordedLast = record.lastEpoch else {
                 if (record.rows ?? 0) != 0 { differences.append(.init(unit: record.id, detail: "no epochs recorded")) }
                 continue
             }
+            // The unit's period, widened to any row recorded outside it: the first and last rows
+            // in file order are not the earliest and latest when an archive is out of order.
+            let period = KlineArchiveName(fileName: record.remotePath)?.period
+            let first = min(recordedFirst, recordedLast, period?.start ?? .max)
+            let last = max(recordedFirst, recordedLast, (period?.end ?? .min) - 1)
             let parts = record.key.split(separator: "/").map(String.init)
             let results = try await TargetReader(target: spec.target).read(key: record.key, from: first, to: last)
             var digest = ColumnDigest()

@@ -525,6 +525,31 @@ final class ImportJobTests: XCTestCase {
         XCTAssertTrue(verify.output.contains("verified 2 units: all match"), verify.output)
     }
 
+    /// An archive whose rows are out of order is read back over its whole period by verify, not
+    /// between its first and last rows in file order.
+    func testVerifyReadsAnOutOfOrderArchiveBackWhole() async throws {
+        try generate("spot", "BTCUSDT", "1h", "2024-01")
+        let zip = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").path
+        let reversed = try run("/usr/bin/env", ["python3", "-c", """
+            import hashlib, sys, zipfile
+            path = sys.argv[1]
+            with zipfile.ZipFile(path) as z:
+                name = z.namelist()[0]
+                lines = z.read(name).decode().splitlines(keepends=True)
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr(name, "".join(reversed(lines)))
+            digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+            open(path + ".CHECKSUM", "w").write(digest + "  " + path.split("/")[-1] + "\\n")
+            """, zip])
+        XCTAssertEqual(reversed.status, 0, reversed.output)
+        let path = try job("unordered", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01")
+        let r = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(r.status, 0, r.output)
+        let verify = try importer(["verify", path], today: "2024-06-01")
+        XCTAssertEqual(verify.status, 0, verify.output)
+        XCTAssertTrue(verify.output.contains("verified 1 units: all match"), verify.output)
+    }
+
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
         let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let text = try String(contentsOfFile: good, encoding: .utf8)
