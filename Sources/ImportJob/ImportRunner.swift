@@ -61,9 +61,10 @@ public final class ImportRunner: @unchecked Sendable {
         var summary = RunSummary(job: spec.name, startedAt: isoNow())
         summary.manifest = spec.manifest
         try checkSource()
-        let lock = try JobLock(manifest: spec.manifest)
+        // A dry run touches nothing: no lock file, no state folder, no clean-up of leftovers.
+        let lock = options.dryRun ? nil : try JobLock(manifest: spec.manifest)
         defer { _ = lock }
-        let store = ManifestStore(path: spec.manifest, manifest: try Manifest.load(path: spec.manifest, job: spec.name))
+        let store = ManifestStore(path: spec.manifest, manifest: try Manifest.load(path: spec.manifest, job: spec.name, cleanUp: !options.dryRun))
 
         let symbols = try await symbols()
         let plan = try await makePlan(symbols: symbols, today: options.today, manifest: await store.snapshot())
@@ -82,8 +83,14 @@ public final class ImportRunner: @unchecked Sendable {
             work.append(unit)
         }
         if options.dryRun {
-            let cached = work.filter { FileManager.default.fileExists(atPath: fetcher.cachedPath($0.address)) }.count
-            print("plan for \(spec.name): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(cached) archives cached, \(work.count - cached) to fetch)")
+            let sources: String
+            if case .directory = location {
+                sources = "read from the mirror"
+            } else {
+                let cached = work.filter { FileManager.default.fileExists(atPath: fetcher.cachedPath($0.address)) }.count
+                sources = "\(cached) archives cached, \(work.count - cached) to fetch"
+            }
+            print("plan for \(spec.name): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
             for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
             if work.count > 200 { print("  ... and \(work.count - 200) more") }
             for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }

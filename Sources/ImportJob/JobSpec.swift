@@ -109,11 +109,13 @@ public struct JobSpec: Equatable, Sendable {
         switch (root["symbols"], root["discover"]) {
         case let (list?, nil):
             guard let l = list as? [Any], !l.isEmpty else { throw fail("symbols", "must be a non-empty list") }
-            symbols = try l.map { item in
+            let listed = try l.map { item in
                 guard let s = item as? String else { throw fail("symbols", "\(item) is not a symbol") }
                 do { try validateSymbol(s) } catch { throw fail("symbols", "\(error)") }
                 return s
             }
+            if let twice = firstRepeated(listed) { throw fail("symbols", "\(twice) is listed twice") }
+            symbols = listed
         case let (nil, discover?):
             guard let d = discover as? [String: Any] else { throw fail("discover", "must be a mapping {quote, match}") }
             try checkKeys(d, allowed: ["quote", "match"], prefix: "discover.", fail)
@@ -133,6 +135,7 @@ public struct JobSpec: Equatable, Sendable {
             }
             return interval
         }
+        if let twice = firstRepeated(intervals.map(\.name)) { throw fail("intervals", "\(twice) is listed twice") }
 
         let fromText = try string(root, "from", "from")
         guard let from = parseMonth(fromText) else { throw fail("from", "must be a month YYYY-MM, not \(fromText)") }
@@ -153,7 +156,7 @@ public struct JobSpec: Equatable, Sendable {
                 }
                 return c
             }
-            guard Set(columns).count == columns.count else { throw fail("columns", "a column is listed twice") }
+            if let twice = firstRepeated(columns.map(\.rawValue)) { throw fail("columns", "\(twice) is listed twice") }
         }
         let dtype = try string(root, "dtype", "dtype", default: "float32")
         guard let floatType = FloatType(rawValue: dtype) else { throw fail("dtype", "must be float32 or float64, not \(dtype)") }
@@ -210,6 +213,13 @@ public struct JobSpec: Equatable, Sendable {
         }
     }
 
+    /// The first value that appears a second time: a job that lists one twice would plan and
+    /// write its units twice.
+    static func firstRepeated(_ values: [String]) -> String? {
+        var seen = Set<String>()
+        return values.first { !seen.insert($0).inserted }
+    }
+
     /// `YYYY-MM` as a month.
     public static func parseMonth(_ text: String) -> ArchivePeriod? {
         let parts = text.split(separator: "-")
@@ -237,6 +247,7 @@ public struct JobSpec: Equatable, Sendable {
                 do { try validateSymbol(s) } catch { throw fail("--symbols", "\(error)") }
             }
             guard !list.isEmpty else { throw fail("--symbols", "empty") }
+            if let twice = Self.firstRepeated(list) { throw fail("--symbols", "\(twice) is listed twice") }
             self.symbols = list
         }
         if let target { self.target = ImportTarget(target) }

@@ -42,9 +42,11 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     public init(job: String) { self.job = job }
 
-    public static func load(path: String, job: String) throws -> Manifest {
+    /// The manifest at `path` (a new one when there is none). `cleanUp` removes temporaries left by
+    /// a run killed mid-save; a dry run reads without it.
+    public static func load(path: String, job: String, cleanUp: Bool = true) throws -> Manifest {
         let dir = (path as NSString).deletingLastPathComponent
-        removeStaleTemporaries(in: dir.isEmpty ? "." : dir)  // left by a run killed mid-save
+        if cleanUp { removeStaleTemporaries(in: dir.isEmpty ? "." : dir) }
         guard FileManager.default.fileExists(atPath: path) else { return Manifest(job: job) }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         do {

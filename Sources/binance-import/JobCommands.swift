@@ -124,7 +124,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let spec = try options.load()
-        let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
+        let manifest = try Manifest.load(path: spec.manifest, job: spec.name, cleanUp: false)
         var counts: [String: Int] = [:]
         for record in manifest.units.values { counts[record.status.rawValue, default: 0] += 1 }
         var stale: [String] = []

@@ -550,6 +550,26 @@ final class ImportJobTests: XCTestCase {
         XCTAssertTrue(verify.output.contains("verified 1 units: all match"), verify.output)
     }
 
+    /// A dry run touches nothing (no state folder, no lock file) and says where archives come
+    /// from: fetched over HTTP, or read in place from a mirror.
+    func testADryRunTouchesNothing() throws {
+        for m in ["2024-01", "2024-02"] { try generate("spot", "BTCUSDT", "1h", m) }
+        let path = try job("dry", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
+        let state = work.appendingPathComponent("state")
+        let http = try importer(["run", path, "--dry-run"], today: "2024-06-01")
+        XCTAssertEqual(http.status, 0, http.output)
+        XCTAssertTrue(http.output.contains("2 to import (0 archives cached, 2 to fetch)"), http.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state.path), "no state folder")
+        let mirror = work.appendingPathComponent("dry-mirror.yml").path
+        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "base_url: \(archives.base)/", with: "base_url: file://\(tree.path)")
+            .write(toFile: mirror, atomically: true, encoding: .utf8)
+        let local = try importer(["run", mirror, "--dry-run"], today: "2024-06-01")
+        XCTAssertEqual(local.status, 0, local.output)
+        XCTAssertTrue(local.output.contains("2 to import (read from the mirror)"), local.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state.path), "no state folder")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("cache").path), "no cache folder")
+    }
+
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
         let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let text = try String(contentsOfFile: good, encoding: .utf8)
@@ -564,6 +584,9 @@ final class ImportJobTests: XCTestCase {
             ("  checksum: required", "  checksum: maybe", "key 'source.checksum': must be required or optional"),
             ("  chunk_rows: 50000", "  chunk_rows: 5", "key 'write.chunk_rows': must be an integer"),
             ("validation: report", "validation: lenient", "key 'validation': must be report or strict"),
+            ("symbols: [BTCUSDT]", "symbols: [BTCUSDT, ETHUSDT, BTCUSDT]", "key 'symbols': BTCUSDT is listed twice"),
+            ("intervals: [1h]", "intervals: [1h, 1m, 1h]", "key 'intervals': 1h is listed twice"),
+            ("columns: [Open, High, Low, Close, Volume]", "columns: [Open, Close, Open]", "key 'columns': Open is listed twice"),
         ]
         for (from, to, message) in cases where !message.isEmpty {
             let bad = work.appendingPathComponent("bad.yml").path
@@ -581,6 +604,9 @@ final class ImportJobTests: XCTestCase {
         let cli = try importer(["run", good, "--from", "2024-1"], today: "2024-06-01")
         XCTAssertEqual(cli.status, 2)
         XCTAssertTrue(cli.output.contains("--from"), cli.output)
+        let twice = try importer(["run", good, "--symbols", "ETHUSDT,ETHUSDT"], today: "2024-06-01")
+        XCTAssertEqual(twice.status, 2, twice.output)
+        XCTAssertTrue(twice.output.contains("key '--symbols': ETHUSDT is listed twice"), twice.output)
     }
 
     func testDirectoryTargetAndTheLost1JanuaryRowInVerify() async throws {
