@@ -3,7 +3,12 @@
 import Foundation
 @testable import KlineArchive
 
-let path = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-zip-\(getpid())-BTCUSDT-1m-2024-01-01.zip").path
+// The decoder reads the interval and period from the file name: a folder of its own per process.
+let path: String = {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-zip-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent("BTCUSDT-1m-2024-01-01.zip").path
+}()
 var round = 0
 
 @_cdecl("LLVMFuzzerTestOneInput")
