@@ -109,6 +109,15 @@ final class ImportJobTests: XCTestCase {
         return path
     }
 
+    /// A copy of the job file at `path` named `name`.yml with one piece of text replaced.
+    func variant(of path: String, _ name: String, replacing old: String, with new: String) throws -> String {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertTrue(text.contains(old), "\(old) is not in \(path)")
+        let copy = work.appendingPathComponent("\(name).yml").path
+        try text.replacingOccurrences(of: old, with: new).write(toFile: copy, atomically: true, encoding: .utf8)
+        return copy
+    }
+
     @discardableResult
     func run(_ executable: String, _ args: [String], today: String? = nil) throws -> (status: Int32, output: String) {
         var env = ProcessInfo.processInfo.environment
@@ -355,23 +364,15 @@ final class ImportJobTests: XCTestCase {
     func testTyposFailVisiblyAndTheGoodSymbolsStillLand() async throws {
         for m in ["2024-01", "2024-02"] { try generate("spot", "AAAUSDT", "1h", m) }
         let path = try job("typos", symbols: ["AAAUSDT", "BTCUSDX"], intervals: ["1h"], from: "2023-10", to: "2024-02")
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-
-        let noMirror = work.appendingPathComponent("no-mirror.yml").path
-        try text.replacingOccurrences(of: "base_url: \(archives.base)/", with: "base_url: file:///wrong/path/")
-            .write(toFile: noMirror, atomically: true, encoding: .utf8)
+        let noMirror = try variant(of: path, "no-mirror", replacing: "base_url: \(archives.base)/", with: "base_url: file:///wrong/path/")
         let r1 = try importer(["run", noMirror], today: "2024-06-01")
         XCTAssertEqual(r1.status, 2, r1.output)
         XCTAssertTrue(r1.output.contains("key 'source.base_url': the mirror directory /wrong/path/ does not exist"), r1.output)
-        let notMirror = work.appendingPathComponent("not-mirror.yml").path
-        try text.replacingOccurrences(of: "base_url: \(archives.base)/", with: "base_url: \(work.path)")
-            .write(toFile: notMirror, atomically: true, encoding: .utf8)
+        let notMirror = try variant(of: path, "not-mirror", replacing: "base_url: \(archives.base)/", with: "base_url: \(work.path)")
         let r2 = try importer(["run", notMirror], today: "2024-06-01")
         XCTAssertEqual(r2.status, 2, r2.output)
         XCTAssertTrue(r2.output.contains("is not a mirror of data.binance.vision: it has no data/ folder"), r2.output)
-        let badListing = work.appendingPathComponent("bad-listing.yml").path
-        try text.replacingOccurrences(of: "listing_url: \(archives.base)/listing", with: "listing_url: \(archives.base)/nothing-here")
-            .write(toFile: badListing, atomically: true, encoding: .utf8)
+        let badListing = try variant(of: path, "bad-listing", replacing: "listing_url: \(archives.base)/listing", with: "listing_url: \(archives.base)/nothing-here")
         let r3 = try importer(["run", badListing], today: "2024-06-01")
         XCTAssertEqual(r3.status, 2, r3.output)
         XCTAssertTrue(r3.output.contains("key 'source.listing_url'") && r3.output.contains("HTTP 404"), r3.output)
@@ -504,10 +505,9 @@ final class ImportJobTests: XCTestCase {
         guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mounted.output)") }
         defer { _ = try? run("/bin/umount", [small.path]) }
         for s in ["S00USDT", "S01USDT"] { try generate("spot", s, "1m", "2024-01") }
-        let path = try job("full", symbols: ["S00USDT", "S01USDT"], intervals: ["1m"], from: "2024-01", to: "2024-01")
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        try text.replacingOccurrences(of: work.appendingPathComponent("state/full.manifest.json").path, with: small.appendingPathComponent("state/full.manifest.json").path)
-            .write(toFile: path, atomically: true, encoding: .utf8)
+        let path = try variant(of: try job("full", symbols: ["S00USDT", "S01USDT"], intervals: ["1m"], from: "2024-01", to: "2024-01"), "full-small",
+                               replacing: work.appendingPathComponent("state/full.manifest.json").path,
+                               with: small.appendingPathComponent("state/full.manifest.json").path)
         let target = small.appendingPathComponent("mktsdb").path
         let r = try importer(["run", path, "--target", target], today: "2024-06-01")
         XCTAssertEqual(r.status, 1, r.output)
@@ -560,9 +560,7 @@ final class ImportJobTests: XCTestCase {
         XCTAssertEqual(http.status, 0, http.output)
         XCTAssertTrue(http.output.contains("2 to import (0 archives cached, 2 to fetch)"), http.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: state.path), "no state folder")
-        let mirror = work.appendingPathComponent("dry-mirror.yml").path
-        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "base_url: \(archives.base)/", with: "base_url: file://\(tree.path)")
-            .write(toFile: mirror, atomically: true, encoding: .utf8)
+        let mirror = try variant(of: path, "dry-mirror", replacing: "base_url: \(archives.base)/", with: "base_url: file://\(tree.path)")
         let local = try importer(["run", mirror, "--dry-run"], today: "2024-06-01")
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("2 to import (read from the mirror)"), local.output)
