@@ -228,6 +228,7 @@ public final class ArchiveFetcher: Sendable {
 /// Writes a download to a file and hashes it on the way (one pass over the bytes).
 /// The descriptor is closed by `finish` or, when a transfer fails before it, by deinit (one
 /// sink per attempt: a failed attempt must not leak it). Used from one transfer at a time.
+// @unchecked: one transfer writes to it at a time (libcurl calls the sink on the session's queue).
 final class HashingFileSink: @unchecked Sendable {
     private let path: String
     private var fd: Int32

@@ -38,6 +38,7 @@ private let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
 /// One libcurl easy handle, reused across requests so the connection is kept alive. Requests run
 /// one at a time on the session's own thread; `perform` suspends the caller meanwhile.
+// @unchecked: the curl handle (an OpaquePointer) is only touched on `queue`, one transfer at a time.
 public final class CurlSession: @unchecked Sendable {
     private let handle: OpaquePointer
     private let queue = DispatchQueue(label: "binance-import.curl")
@@ -54,7 +55,7 @@ public final class CurlSession: @unchecked Sendable {
     /// Sends one request and returns the response (any status); throws `TransportError` when no
     /// response arrived. `sink`, when given, receives the body instead of the returned buffer.
     public func perform(method: String, url: String, headers: [String] = [], body: [UInt8]? = nil,
-                        sink: ((UnsafeRawBufferPointer) -> Bool)? = nil) async throws -> HTTPResponse {
+                        sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)? = nil) async throws -> HTTPResponse {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(with: Result { try self.performNow(method: method, url: url, headers: headers, body: body, sink: sink) })
@@ -65,11 +66,11 @@ public final class CurlSession: @unchecked Sendable {
     private final class Exchange {
         var body: [UInt8] = []
         var headers: [String: String] = [:]
-        var sink: ((UnsafeRawBufferPointer) -> Bool)?
+        var sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)?
     }
 
     private func performNow(method: String, url: String, headers: [String], body: [UInt8]?,
-                            sink: ((UnsafeRawBufferPointer) -> Bool)?) throws -> HTTPResponse {
+                            sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)?) throws -> HTTPResponse {
         let h = UnsafeMutableRawPointer(handle)
         curl_easy_reset(h)
         let exchange = Exchange()

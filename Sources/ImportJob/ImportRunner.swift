@@ -29,7 +29,7 @@ public struct TargetUnavailable: Error, CustomStringConvertible {
 /// Runs a job: plan, then download (N in parallel), decode (one per core), write (one request in
 /// flight), and record each unit in the manifest once every request carrying its rows was
 /// acknowledged.
-public final class ImportRunner: @unchecked Sendable {
+public final class ImportRunner: Sendable {
     public let spec: JobSpec
     let logger: Logger
 

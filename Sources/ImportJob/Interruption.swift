@@ -4,6 +4,8 @@ import Foundation
 /// decodes; the writer sends what it holds and the manifest is saved); if the run has not ended
 /// 10 seconds later, or on a second signal, the process exits at once. Either way the manifest is
 /// consistent (it is written atomically, and only acknowledged units are marked done).
+// @unchecked: `flag` and `sources` are only read and written under `lock` (Synchronization's
+// Mutex would say so to the checker, but needs macOS 15).
 public final class Interruption: @unchecked Sendable {
     public static let shared = Interruption()
     private let lock = NSLock()

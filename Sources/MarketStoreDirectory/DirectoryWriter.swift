@@ -12,7 +12,7 @@ import MarketStore
 /// order; other types or names are refused. New files are created through a temporary name
 /// (header, sparse full size, fsync, rename); rows are written with pwrite and fsynced, each slot
 /// a fixed-size record, so a crash leaves a slot's old or new contents.
-public final class DirectoryWriter: @unchecked Sendable {
+public final class DirectoryWriter: Sendable {
     public let root: String
 
     /// Opens `root` for writing; refuses a directory a running server uses unless `force`.

@@ -3,6 +3,8 @@ import Foundation
 
 /// A Python test server (Tests/servers/*.py) run on an ephemeral loopback port: started with
 /// `--port 0`, it prints `listening on http://127.0.0.1:PORT/...` once bound.
+// @unchecked: Foundation's Process is not Sendable; a test starts, controls and stops its
+// server from one task at a time.
 public final class ServerProcess: @unchecked Sendable {
     public static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     public static let shared = ProcessInfo.processInfo.environment["BINANCE_IMPORT_SHARED"].map { URL(fileURLWithPath: $0) }
