@@ -77,13 +77,19 @@ public enum ColumnValues: Equatable, Sendable {
         }
     }
 
+    /// Appends in place: the array is taken out of `self` before it grows, so it is uniquely
+    /// referenced and not copied (growing it while `self` still holds it would copy the whole
+    /// column on every append: quadratic over a request built from many batches).
     public mutating func append(contentsOf other: ColumnValues) {
-        switch (self, other) {
-        case (.float32(var a), .float32(let b)): a.append(contentsOf: b); self = .float32(a)
-        case (.float64(var a), .float64(let b)): a.append(contentsOf: b); self = .float64(a)
-        case (.int64(var a), .int64(let b)): a.append(contentsOf: b); self = .int64(a)
-        default: preconditionFailure("appending columns of different types")
+        switch other {
+        case let .float32(b):
+            if case var .float32(a) = self { self = .int64([]); a.append(contentsOf: b); self = .float32(a); return }
+        case let .float64(b):
+            if case var .float64(a) = self { self = .int64([]); a.append(contentsOf: b); self = .float64(a); return }
+        case let .int64(b):
+            if case var .int64(a) = self { self = .int64([]); a.append(contentsOf: b); self = .int64(a); return }
         }
+        preconditionFailure("appending a \(other.wireType) column to a \(wireType) column")
     }
 }
 
