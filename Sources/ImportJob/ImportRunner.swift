@@ -65,6 +65,7 @@ public final class ImportRunner: Sendable {
         let lock = options.dryRun ? nil : try JobLock(manifest: spec.manifest)
         defer { _ = lock }
         let store = ManifestStore(path: spec.manifest, manifest: try Manifest.load(path: spec.manifest, job: spec.name, cleanUp: !options.dryRun))
+        if !options.dryRun { try await store.compact() }  // the journal of the last run, folded in once
 
         let symbols = try await symbols()
         let plan = try await makePlan(symbols: symbols, today: options.today, manifest: await store.snapshot())
@@ -158,7 +159,7 @@ public final class ImportRunner: Sendable {
             summary.superseded += 1
         }
         do {
-            try await store.save()
+            try await store.compact()
         } catch let error as FileWriteError {
             summary.stateError = "\(error)"
         }
@@ -398,10 +399,14 @@ actor Countdown {
     }
 }
 
-/// The manifest, shared by the pipeline stages.
+/// The manifest, shared by the pipeline stages. `save` appends the records changed since the
+/// last save to the journal (cost proportional to the change); `compact` folds the journal into
+/// the snapshot.
 actor ManifestStore {
     let path: String
     private var manifest: Manifest
+    private var changed: [String] = []
+    private var changedSet: Set<String> = []
 
     init(path: String, manifest: Manifest) {
         self.path = path
@@ -416,7 +421,19 @@ actor ManifestStore {
         if let key { record.key = key }
         change(&record)
         manifest.units[id] = record
+        if changedSet.insert(id).inserted { changed.append(id) }
     }
 
-    func save() throws { try manifest.save(path: path) }
+    func save() throws {
+        try Manifest.appendToJournal(changed.compactMap { manifest.units[$0] }, path: path)
+        changed.removeAll(keepingCapacity: true)
+        changedSet.removeAll(keepingCapacity: true)
+    }
+
+    /// Saves, then folds a non-empty journal into the snapshot (nothing to do when it is empty).
+    func compact() throws {
+        try save()
+        var info = stat()
+        if stat(Manifest.journalPath(path), &info) == 0, info.st_size > 0 { try manifest.compact(path: path) }
+    }
 }

@@ -33,34 +33,100 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     public var doneAt: String?
 }
 
-/// The job's manifest: one JSON file, one entry per unit. Written atomically (temporary file,
-/// fsync, rename, fsync of the directory), so a crash leaves the old or the new version.
+/// The job's manifest: a JSON snapshot (`<manifest>`, one entry per unit, written atomically:
+/// temporary file, fsync, rename) and a journal beside it (`<manifest>.journal`, one JSON line
+/// per changed unit record, appended and fsynced per save). A save costs what changed since the
+/// last one, not the whole job; the journal is folded into the snapshot at the start and the end
+/// of a run. Reading is the snapshot, then the journal's lines in order (the last record of a
+/// unit wins); a torn last line, from a crash during an append that was never acknowledged, is
+/// ignored. Both files are plain JSON: `jq` reads them.
 public struct Manifest: Codable, Equatable, Sendable {
     public var job: String
-    public var version = 1
+    /// 1: the snapshot alone (earlier releases); 2: the snapshot and its journal. Version 1 files
+    /// read as they are: their records have the same fields.
+    public var version = Manifest.currentVersion
     public var units: [String: UnitRecord] = [:]
+
+    public static let currentVersion = 2
 
     public init(job: String) { self.job = job }
 
-    /// The manifest at `path` (a new one when there is none). `cleanUp` removes temporaries left by
-    /// a run killed mid-save; a dry run reads without it.
+    public static func journalPath(_ path: String) -> String { path + ".journal" }
+
+    /// The manifest at `path` with its journal replayed (a new one when there is none).
+    /// `cleanUp` removes temporaries left by a run killed mid-save; a dry run reads without it.
     public static func load(path: String, job: String, cleanUp: Bool = true) throws -> Manifest {
         let dir = (path as NSString).deletingLastPathComponent
         if cleanUp { removeStaleTemporaries(in: dir.isEmpty ? "." : dir) }
-        guard FileManager.default.fileExists(atPath: path) else { return Manifest(job: job) }
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        do {
-            return try Manifest.decoder().decode(Manifest.self, from: data)
-        } catch {
-            throw JobFileError(file: path, key: "", reason: "the manifest is not readable (\(error)); move it away to start over")
+        var manifest = Manifest(job: job)
+        if FileManager.default.fileExists(atPath: path) {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            do {
+                manifest = try Manifest.decoder().decode(Manifest.self, from: data)
+            } catch {
+                throw JobFileError(file: path, key: "", reason: "the manifest is not readable (\(error)); move it away to start over")
+            }
+            guard (1...currentVersion).contains(manifest.version) else {
+                throw JobFileError(file: path, key: "", reason: "manifest version \(manifest.version) is newer than this binary reads (\(currentVersion))")
+            }
+            manifest.version = currentVersion
         }
+        let journal = journalPath(path)
+        guard FileManager.default.fileExists(atPath: journal) else { return manifest }
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: journal)))
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
+        let decoder = Manifest.decoder()
+        for (n, line) in lines.enumerated() where !line.isEmpty {
+            let complete = n < lines.count - 1  // followed by a newline
+            guard complete, let record = try? decoder.decode(UnitRecord.self, from: Data(line)) else {
+                if !complete { break }  // the torn tail of an append that never finished
+                throw JobFileError(file: journal, key: "", reason: "line \(n + 1) is not a unit record; move the file away to start over")
+            }
+            manifest.units[record.id] = record
+        }
+        return manifest
     }
 
+    /// Writes the whole snapshot durably.
     public func save(path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         try writeDurably(try encoder.encode(self), to: path)
+    }
+
+    /// Appends `records` to the journal, one line each, and fsyncs it.
+    static func appendToJournal(_ records: [UnitRecord], path: String) throws {
+        guard !records.isEmpty else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        var bytes: [UInt8] = []
+        for record in records {
+            bytes += try encoder.encode(record)
+            bytes.append(0x0A)
+        }
+        let journal = journalPath(path)
+        let dir = (journal as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let fd = open(journal, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else { throw FileWriteError(path: journal, reason: "open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        do {
+            try bytes.withUnsafeBytes { try writeFully(fd, $0) }
+        } catch {
+            throw FileWriteError(path: journal, reason: "could not append: \(error)")
+        }
+        guard fsync(fd) == 0 else { throw FileWriteError(path: journal, reason: "fsync: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Folds the journal into the snapshot: the snapshot is replaced durably first, then the
+    /// journal emptied (a crash between the two replays records the snapshot already holds).
+    func compact(path: String) throws {
+        try save(path: path)
+        let journal = Manifest.journalPath(path)
+        guard FileManager.default.fileExists(atPath: journal) else { return }
+        guard truncate(journal, 0) == 0 else { throw FileWriteError(path: journal, reason: "truncate: \(String(cString: strerror(errno)))") }
     }
 
     static func decoder() -> JSONDecoder {

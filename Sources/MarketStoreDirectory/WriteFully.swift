@@ -31,6 +31,10 @@ public func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, offset: Int
 public struct FileWriteError: Error, CustomStringConvertible {
     public let path: String
     public let reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
     public var description: String { "\(path): \(reason)" }
 }
 

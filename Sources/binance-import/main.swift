@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ImportJob
 import KlineArchive
+import MarketStoreDirectory
 
 /// Exit codes: 0 all done; 1 some units failed (or an archive that does not decode); 2 bad
 /// usage or job file; 3 target unreachable or refused everything.
@@ -26,6 +27,10 @@ struct BinanceImport: AsyncParsableCommand {
         } catch let error as JobFileError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             Foundation.exit(2)
+        } catch let error as FileWriteError {
+            // State that cannot be written (a full disk): nothing was lost; re-run when there is room.
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            Foundation.exit(1)
         } catch let error as TargetUnavailable {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             Foundation.exit(3)

@@ -568,6 +568,80 @@ final class ImportJobTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("cache").path), "no cache folder")
     }
 
+    /// A save appends only the records changed since the last one (one JSON line each); compact
+    /// folds them into the snapshot and empties the journal; a load replays the journal after the
+    /// snapshot, ignores a torn last line and refuses a damaged one in the middle.
+    func testTheJournalHoldsWhatChangedAndLoadsBack() async throws {
+        let path = work.appendingPathComponent("state/journal.manifest.json").path
+        let journal = Manifest.journalPath(path)
+        func lines() throws -> [String] { try String(contentsOfFile: journal, encoding: .utf8).split(separator: "\n").map(String.init) }
+        let store = ManifestStore(path: path, manifest: Manifest(job: "journal"))
+        for i in 0..<100 { await store.update("u\(i)", key: "K/1H/OHLCV") { $0.status = .done; $0.rows = i } }
+        try await store.save()
+        XCTAssertEqual(try lines().count, 100)
+        await store.update("u7", key: "K/1H/OHLCV") { $0.status = .failed; $0.error = "boom" }
+        try await store.save()
+        XCTAssertEqual(try lines().count, 101, "one changed record, one more line")
+        try await store.save()
+        XCTAssertEqual(try lines().count, 101, "nothing changed, nothing written")
+        var loaded = try Manifest.load(path: path, job: "journal")
+        XCTAssertEqual(loaded.units.count, 100)
+        XCTAssertEqual(loaded.units["u7"]?.status, .failed)
+        XCTAssertEqual(loaded.units["u99"]?.rows, 99)
+        // A torn tail (a crash in the middle of an append) is ignored.
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: journal))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(#"{"id":"u7","status":"do"#.utf8))
+        try handle.close()
+        loaded = try Manifest.load(path: path, job: "journal")
+        XCTAssertEqual(loaded.units["u7"]?.status, .failed)
+        try await store.compact()
+        XCTAssertEqual(try String(contentsOfFile: journal, encoding: .utf8), "")
+        loaded = try Manifest.load(path: path, job: "journal")
+        XCTAssertEqual(loaded.units.count, 100)
+        XCTAssertEqual(loaded.version, 2)
+        // A damaged line in the middle is an error naming the file and the line.
+        try "{\"id\": 1}\n".write(toFile: journal, atomically: false, encoding: .utf8)
+        XCTAssertThrowsError(try Manifest.load(path: path, job: "journal")) {
+            XCTAssertTrue("\($0)".contains("\(journal): line 1 is not a unit record"), "\($0)")
+        }
+    }
+
+    /// A manifest written by the previous release (version 1, no journal, no listing
+    /// fingerprints) is carried over: the next run re-imports nothing, downloads nothing, writes
+    /// nothing, and leaves a version 2 snapshot with every unit done.
+    func testAManifestOfThePreviousReleaseIsCarriedOver() async throws {
+        for s in ["BTCUSDT", "ETHUSDT"] { for m in ["2024-01", "2024-02"] { try generate("spot", s, "1h", m) } }
+        let path = try job("carried", symbols: ["BTCUSDT", "ETHUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
+        let manifestPath = work.appendingPathComponent("state/carried.manifest.json").path
+        // Written by the previous release (session-start commit 6aaddb4) for this very job, from
+        // a mirror of the same deterministic archives; @TREE@ stands for the mirror's path.
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("fixtures/manifest-v1.json")
+        let v1 = try String(contentsOf: fixture, encoding: .utf8)
+        XCTAssertTrue(v1.contains("\"version\" : 1"), "a version 1 manifest")
+        try FileManager.default.createDirectory(at: work.appendingPathComponent("state"), withIntermediateDirectories: true)
+        try v1.replacingOccurrences(of: "@TREE@", with: tree.path).write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        try await archives.control(["reset": true])
+        let (writesBefore, _) = try await writeCalls()
+        let r = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(tableValue(r.output, "skipped (already done)"), "4", r.output)
+        let (writesAfter, _) = try await writeCalls()
+        XCTAssertEqual(writesAfter, writesBefore)
+        let (zips, checksums) = (try await zipRequests(), try await checksumRequests())
+        XCTAssertEqual(zips, 0)
+        XCTAssertEqual(checksums, 4, "each carried unit's CHECKSUM is read once, then its fingerprint kept")
+        let m = try manifest("carried")
+        XCTAssertEqual(m.version, 2)
+        XCTAssertTrue(m.units.values.allSatisfy { $0.status == .done && $0.listing != nil }, "\(m.units.values.map(\.listing))")
+        // The next run needs no CHECKSUM at all.
+        try await archives.control(["reset": true])
+        let again = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(again.status, 0, again.output)
+        let checksumsAgain = try await checksumRequests()
+        XCTAssertEqual(checksumsAgain, 0)
+    }
+
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
         let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let text = try String(contentsOfFile: good, encoding: .utf8)

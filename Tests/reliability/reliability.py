@@ -104,12 +104,25 @@ manifest: {self.manifest}
 """)
 
     def reset(self):
-        for p in (self.manifest, self.manifest + ".lock"):
+        for p in (self.manifest, self.manifest + ".lock", self.manifest + ".journal"):
             if os.path.exists(p):
                 os.remove(p)
         shutil.rmtree(self.cache, ignore_errors=True)
 
     def manifest_units(self):
+        """The snapshot with its journal replayed (one JSON record a line, the last one of a unit
+        wins; a torn last line is an append that never finished)."""
+        units = self.snapshot_units()
+        journal = self.manifest + ".journal"
+        if os.path.exists(journal):
+            lines = open(journal, "rb").read().split(b"\n")
+            for line in lines[:-1]:  # the part after the last newline is torn or empty
+                if line:
+                    record = json.loads(line)
+                    units[record["id"]] = record
+        return units
+
+    def snapshot_units(self):
         if not os.path.exists(self.manifest):
             return {}
         return json.load(open(self.manifest))["units"]
