@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps build release test test-server bench bench-decode inspect import nightly demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps build release test test-server bench bench-decode bench-scale inspect import nightly demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -63,6 +63,10 @@ bench-decode: release
 # The importer against the Python baseline, the directory sink against RPC (docs/performance.md).
 bench: release
 	$(PYTHON) bench/bench.py --bin .build/release/binance-import --decode-bin .build/release/decode-bench
+
+# Cost per unit as jobs grow (2,400 / 9,600 / 38,400 units of tiny archives): docs/performance.md.
+bench-scale: release
+	$(PYTHON) bench/scale.py --bin $(RELEASE_BIN)
 
 # A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06 [TARGET=http://host:5993/rpc]
 import: release
