@@ -68,14 +68,14 @@ bench: release
 bench-scale: release
 	$(PYTHON) bench/scale.py --bin $(RELEASE_BIN)
 
-# A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06 [TARGET=http://host:5993/rpc]
+# A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06 [TARGET=http://host:5993/rpc] [SHARD=K/N]
 import: release
-	$(RELEASE_BIN) run $(JOB) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(TARGET),--target $(TARGET))
+	$(RELEASE_BIN) run $(JOB) $(if $(FROM),--from $(FROM)) $(if $(TO),--to $(TO)) $(if $(TARGET),--target $(TARGET)) $(if $(SHARD),--shard $(SHARD))
 
 # The nightly incremental import (CI): the job's whole range up to yesterday, settled units
 # skipped; JSON summary, meaningful exit code. TARGET overrides the job's MarketStore.
 nightly: release
-	$(RELEASE_BIN) nightly $(JOB) --log-format json $(if $(TARGET),--target $(TARGET))
+	$(RELEASE_BIN) nightly $(JOB) --log-format json $(if $(TARGET),--target $(TARGET)) $(if $(SHARD),--shard $(SHARD))
 
 # The demo: the synthetic samples/ archives into ./data/mktsdb, MarketStore's own on-disk format
 # (no server, no network), then a few rows read back and a verification.

@@ -48,12 +48,15 @@ public final class ImportRunner: Sendable {
         ArchiveFetcher(location: location, cacheDirectory: spec.cacheDirectory, checksumRequired: spec.checksumRequired)
     }
 
-    /// The job's symbols: listed in the file, or discovered from the source.
+    /// The job's symbols: listed in the file, or discovered from the source; a shard's share of them.
     func symbols() async throws -> [String] {
-        if let symbols = spec.symbols { return symbols }
-        let found = try await makeLister().symbols(market: spec.market, quote: spec.discoverQuote, match: spec.discoverMatch)
-        if found.isEmpty { throw JobFileError(file: spec.file, key: "discover", reason: "no symbol of \(spec.market.rawValue) matches") }
-        return found
+        var all = spec.symbols ?? []
+        if spec.symbols == nil {
+            all = try await makeLister().symbols(market: spec.market, quote: spec.discoverQuote, match: spec.discoverMatch)
+            if all.isEmpty { throw JobFileError(file: spec.file, key: "discover", reason: "no symbol of \(spec.market.rawValue) matches") }
+        }
+        guard let shard = spec.shard else { return all }
+        return all.filter(shard.owns)
     }
 
     public func run(_ options: RunOptions) async throws -> RunSummary {

@@ -48,6 +48,8 @@ public struct JobSpec: Equatable, Sendable {
     public var downloads: Int
     public var validation: ValidationPolicy
     public var manifest: String
+    /// Set by `--shard K/N`: this run takes that shard's symbols and keeps its own state files.
+    public var shard: Shard?
 
     static let topKeys: Set<String> = ["name", "source", "market", "symbols", "discover", "intervals", "from", "to", "columns", "dtype",
                                        "attribute_group", "target", "write", "concurrency", "validation", "manifest"]
@@ -228,8 +230,13 @@ public struct JobSpec: Equatable, Sendable {
     }
 
     /// Command-line overrides (`--from`, `--to`, `--symbols`, `--target`), checked like the file.
-    public mutating func override(from: String?, to: String?, symbols: String?, target: String?) throws {
+    public mutating func override(from: String?, to: String?, symbols: String?, target: String?, shard: String? = nil) throws {
         func fail(_ key: String, _ reason: String) -> JobFileError { JobFileError(file: "command line", key: key, reason: reason) }
+        if let shard {
+            guard let s = Shard(shard) else { throw fail("--shard", "must be K/N with 0 <= K < N, not \(shard)") }
+            self.shard = s
+            manifest = s.manifestPath(manifest)
+        }
         if let from {
             guard let p = Self.parseMonth(from) else { throw fail("--from", "must be YYYY-MM, not \(from)") }
             self.from = p

@@ -23,12 +23,15 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Target: a MarketStore URL (http://host:5993/rpc) or a directory, overriding the job file.")
     var target: String?
 
+    @Option(help: "Shard K of N (K/N, K from 0): the symbols whose stable hash modulo N is K, with state files of its own; see the README.")
+    var shard: String?
+
     @Option(name: .customLong("log-format"), help: "human (default) or json.")
     var logFormat: String = "human"
 
     func load() throws -> JobSpec {
         var spec = try JobSpec.load(path: job)
-        try spec.override(from: from, to: to, symbols: symbols, target: target)
+        try spec.override(from: from, to: to, symbols: symbols, target: target, shard: shard)
         return spec
     }
 
@@ -120,11 +123,20 @@ struct Status: AsyncParsableCommand {
         discussion: "Exit code 1 when any unit failed.")
     @OptionGroup var options: JobOptions
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Read the state files of all N shards of the job together.") var shards: Int?
     @Flag(name: .customLong("check-remote"), help: "Ask the source for each done unit's CHECKSUM and count re-published archives as stale.") var checkRemote = false
 
     func run() async throws {
         let spec = try options.load()
-        let manifest = try Manifest.load(path: spec.manifest, job: spec.name, cleanUp: false)
+        var manifest = try Manifest.load(path: spec.manifest, job: spec.name, cleanUp: false)
+        if let shards {
+            // Every shard's state file, read together.
+            guard shards >= 1, options.shard == nil else { throw ValidationError("--shards N (N >= 1) reads all shards; give it without --shard") }
+            for k in 0..<shards {
+                let path = Shard("\(k)/\(shards)")!.manifestPath(spec.manifest)
+                manifest.units.merge(try Manifest.load(path: path, job: spec.name, cleanUp: false).units) { _, shard in shard }
+            }
+        }
         var counts: [String: Int] = [:]
         for record in manifest.units.values { counts[record.status.rawValue, default: 0] += 1 }
         var stale: [String] = []

@@ -642,6 +642,109 @@ final class ImportJobTests: XCTestCase {
         XCTAssertEqual(checksumsAgain, 0)
     }
 
+    /// Three shards of a job, each into its own directory: each symbol lands in exactly one shard,
+    /// and the union of the shard directories (copying the trees together) is byte for byte the
+    /// directory a single run writes. Each shard keeps its own state file; status reads them
+    /// together.
+    func testShardDirectoriesUniteIntoTheSingleRunsDirectory() throws {
+        let symbols = ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT", "EEEUSDT", "FFFUSDT"]
+        for s in symbols { for m in ["2024-01", "2024-02"] { try generate("spot", s, "1h", m) } }
+        let path = try job("sharded", symbols: symbols, intervals: ["1h"], from: "2024-01", to: "2024-02")
+        let single = work.appendingPathComponent("single").path
+        XCTAssertEqual(try importer(["run", path, "--target", single], today: "2024-06-01").status, 0)
+        try FileManager.default.removeItem(at: work.appendingPathComponent("state"))
+        let union = work.appendingPathComponent("union")
+        var owners: [String: Int] = [:]
+        for k in 0..<3 {
+            let dir = work.appendingPathComponent("shard-\(k)")
+            let r = try importer(["run", path, "--shard", "\(k)/3", "--target", dir.path], today: "2024-06-01")
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent("state/sharded.shard-\(k)-of-3.manifest.json").path))
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name != "category_name" {
+                XCTAssertNil(owners[name], "\(name) is in two shards")
+                owners[name] = k
+            }
+            try copyTree(dir, into: union)
+        }
+        XCTAssertEqual(owners.keys.sorted(), symbols)
+        XCTAssertGreaterThan(Set(owners.values).count, 1, "the symbols spread over the shards")
+        XCTAssertEqual(try treeBytes(union), try treeBytes(URL(fileURLWithPath: single)))
+        let status = try importer(["status", path, "--shards", "3", "--json"], today: "2024-06-01")
+        XCTAssertEqual(status.status, 0, status.output)
+        let counts = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any])?["counts"] as? [String: Int])
+        XCTAssertEqual(counts["done"], 12)
+        let bad = try importer(["run", path, "--shard", "3/3"], today: "2024-06-01")
+        XCTAssertEqual(bad.status, 2, bad.output)
+        XCTAssertTrue(bad.output.contains("key '--shard': must be K/N with 0 <= K < N, not 3/3"), bad.output)
+    }
+
+    /// Three shards write to one MarketStore at once; every row reads back exactly.
+    func testShardsWriteToOneServerAtOnce() async throws {
+        let symbols = ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT", "EEEUSDT", "FFFUSDT"]
+        for s in symbols { try generate("spot", s, "1h", "2024-01") }
+        let path = try job("together", symbols: symbols, intervals: ["1h"], from: "2024-01", to: "2024-01", chunkRows: 500)
+        var env = ProcessInfo.processInfo.environment
+        env["BINANCE_IMPORT_TODAY"] = "2024-06-01"
+        let processes = try (0..<3).map { k -> Process in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Self.binary)
+            p.arguments = ["run", path, "--shard", "\(k)/3"]
+            p.currentDirectoryURL = work
+            p.environment = env
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        for p in processes {
+            while p.isRunning { usleep(20_000) }
+            XCTAssertEqual(p.terminationStatus, 0)
+        }
+        for s in symbols { try await assertTargetHolds(s, "1H", try expected(archivePaths(s, "1h", months: ["2024-01"]))) }
+    }
+
+    /// The example deployments pass arguments the CLI accepts: the Kubernetes Indexed Job and its
+    /// CronJob (index from JOB_COMPLETION_INDEX) run for real against the fixtures, and the
+    /// Actions matrix hands `make import` a shard the binary takes.
+    func testTheShardedDeploymentsPassArgumentsTheCLIAccepts() async throws {
+        for s in ["AAAUSDT", "BBBUSDT"] { try generate("spot", s, "1h", "2024-01") }
+        let path = try job("deployed", symbols: ["AAAUSDT", "BBBUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01")
+        let root = ServerProcess.repoRoot
+        let text = try String(contentsOf: root.appendingPathComponent("deploy/k8s/indexed-job.yaml"), encoding: .utf8)
+        var seen: [String] = []
+        for case let document as [String: Any] in try Yams.load_all(yaml: text) {
+            let kind = try XCTUnwrap(document["kind"] as? String)
+            var spec = try XCTUnwrap(document["spec"] as? [String: Any])
+            if kind == "CronJob" { spec = try XCTUnwrap((spec["jobTemplate"] as? [String: Any])?["spec"] as? [String: Any]) }
+            XCTAssertEqual(spec["completionMode"] as? String, "Indexed", kind)
+            let n = try XCTUnwrap(spec["completions"] as? Int)
+            XCTAssertEqual(spec["parallelism"] as? Int, n, kind)
+            let containers = try XCTUnwrap(((spec["template"] as? [String: Any])?["spec"] as? [String: Any])?["containers"] as? [[String: Any]])
+            let args = try XCTUnwrap(containers.first?["args"] as? [String])
+            XCTAssertEqual(args.firstIndex(of: "--shard").map { args[$0 + 1] }, "$(JOB_COMPLETION_INDEX)/\(n)", kind)
+            // As Kubernetes expands them for pod 1, with the fixtures in place of the job and the server.
+            let local = args.map { arg -> String in
+                arg.replacingOccurrences(of: "$(JOB_COMPLETION_INDEX)", with: "1")
+                    .replacingOccurrences(of: "/jobs/spot-majors-1m.yml", with: path)
+                    .replacingOccurrences(of: "http://marketstore:5993/rpc", with: marketstore.url)
+            }
+            let r = try importer(local, today: "2024-06-01")
+            XCTAssertEqual(r.status, 0, "\(kind) \(local): \(r.output)")
+            seen.append(kind)
+        }
+        XCTAssertEqual(seen, ["Job", "CronJob"])
+        let workflow = try XCTUnwrap(try Yams.load(yaml: String(contentsOf: root.appendingPathComponent(".github/workflows/sharded-import.yml"), encoding: .utf8)) as? [String: Any])
+        let job = try XCTUnwrap((workflow["jobs"] as? [String: Any])?["import"] as? [String: Any])
+        let matrix = try XCTUnwrap((job["strategy"] as? [String: Any])?["matrix"] as? [String: Any])
+        let n = try XCTUnwrap((matrix["shards"] as? [Int])?.first)
+        XCTAssertEqual(matrix["shard"] as? [Int], Array(0..<n))
+        let runs = (job["steps"] as? [[String: Any]] ?? []).compactMap { $0["run"] as? String }
+        XCTAssertTrue(runs.contains { $0.contains("make import") && $0.contains("SHARD=\"${{ matrix.shard }}/${{ matrix.shards }}\"") }, "\(runs)")
+        let dry = try runCommand("/usr/bin/env", ["make", "-n", "import", "JOB=jobs/spot-majors-1m.yml", "SHARD=2/\(n)", "TARGET=http://mkts:5993/rpc"], directory: root)
+        let command = dry.output.replacingOccurrences(of: " +", with: " ", options: .regularExpression)
+        XCTAssertTrue(command.contains("binance-import run jobs/spot-majors-1m.yml --target http://mkts:5993/rpc --shard 2/\(n)"), dry.output)
+    }
+
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
         let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let text = try String(contentsOfFile: good, encoding: .utf8)
@@ -769,6 +872,36 @@ final class ImportJobTests: XCTestCase {
 }
 
 import Crypto
+
+/// Copies every file under `source` into `destination` (creating folders); a file already there
+/// must have the same bytes (the `category_name` files every shard writes).
+func copyTree(_ source: URL, into destination: URL) throws {
+    let fm = FileManager.default
+    for case let relative as String in fm.enumerator(atPath: source.path)! {
+        let from = source.appendingPathComponent(relative), to = destination.appendingPathComponent(relative)
+        var isDirectory: ObjCBool = false
+        fm.fileExists(atPath: from.path, isDirectory: &isDirectory)
+        if isDirectory.boolValue {
+            try fm.createDirectory(at: to, withIntermediateDirectories: true)
+        } else if fm.fileExists(atPath: to.path) {
+            XCTAssertEqual(try Data(contentsOf: from), try Data(contentsOf: to), relative)
+        } else {
+            try fm.createDirectory(at: to.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try fm.copyItem(at: from, to: to)
+        }
+    }
+}
+
+/// Every file under `root` with its bytes, by relative path.
+func treeBytes(_ root: URL) throws -> [String: Data] {
+    var out: [String: Data] = [:]
+    for case let relative as String in FileManager.default.enumerator(atPath: root.path)! {
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: root.appendingPathComponent(relative).path, isDirectory: &isDirectory)
+        if !isDirectory.boolValue { out[relative] = try Data(contentsOf: root.appendingPathComponent(relative)) }
+    }
+    return out
+}
 
 /// The value of a row of the run summary table.
 func tableValue(_ output: String, _ label: String) -> String? {
