@@ -76,6 +76,14 @@ public struct ImportPlan: Sendable {
         let months = spec.months(today: today)
         let recentStart = PeriodPlanner.months(back: recentMonths, from: current)
         var plan = ImportPlan(units: [], notPublished: [], superseded: [:], coverage: [], unpublishedKeys: [])
+        // Daily units of the manifest by the id of their month's monthly unit, found in one pass
+        // (not 31 look-ups per monthly unit).
+        var dailiesByMonthly: [String: [String]] = [:]
+        for record in manifest.units.values where record.status != .superseded && record.remotePath.contains("/daily/") {
+            guard record.remotePath.hasSuffix(".zip"), record.remotePath.count > 7 else { continue }
+            let monthly = record.remotePath.replacingOccurrences(of: "/daily/", with: "/monthly/").dropLast(7) + ".zip"  // "-DD.zip"
+            dailiesByMonthly[String(monthly), default: []].append(record.id)
+        }
         for symbol in symbols {
             for interval in spec.intervals {
                 let key = try spec.key(symbol: symbol, interval: interval)
@@ -92,10 +100,7 @@ public struct ImportPlan: Sendable {
                         let u = try unit(month, file)
                         plan.units.append(u)
                         found.append(month)
-                        for day in PeriodPlanner.days(of: month) {
-                            let daily = try unit(day, nil).id
-                            if let record = manifest.units[daily], record.status != .superseded { plan.superseded[daily] = u.id }
-                        }
+                        for daily in dailiesByMonthly[u.id] ?? [] { plan.superseded[daily] = u.id }
                         continue
                     }
                     let betweenMonthlies = listedMonths.first.map { month > $0 } == true && listedMonths.last.map { month < $0 } == true

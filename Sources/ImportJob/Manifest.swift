@@ -87,12 +87,21 @@ public struct Manifest: Codable, Equatable, Sendable {
         return manifest
     }
 
-    /// Writes the whole snapshot durably.
+    /// Writes the whole snapshot durably, one unit record at a time (the same JSON object a
+    /// single encode would give, keys sorted, one record a line; never whole in memory).
     public func save(path: String) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        try writeDurably(try encoder.encode(self), to: path)
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        try writeFileDurably(to: path) { write in
+            try write(Array("{\n\"job\" : ".utf8) + encoder.encode(job) + Array(",\n\"units\" : {".utf8))
+            for (n, id) in units.keys.sorted().enumerated() {
+                try write(Array((n == 0 ? "\n" : ",\n").utf8) + encoder.encode(id) + Array(" : ".utf8) + encoder.encode(units[id]!))
+            }
+            try write(Array("\n},\n\"version\" : \(version)\n}\n".utf8))
+        }
     }
 
     /// Appends `records` to the journal, one line each, and fsyncs it.
@@ -134,13 +143,6 @@ public struct Manifest: Codable, Equatable, Sendable {
         d.keyDecodingStrategy = .convertFromSnakeCase
         return d
     }
-}
-
-/// Writes `data` so that a crash leaves either the old file or the new one (creating its folder).
-public func writeDurably(_ data: Data, to path: String) throws {
-    let dir = (path as NSString).deletingLastPathComponent
-    if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-    try writeFileDurably([UInt8](data), to: path)
 }
 
 /// An exclusive lock on `<manifest>.lock` (flock): a second run of the same job is refused.

@@ -42,13 +42,28 @@ public struct FileWriteError: Error, CustomStringConvertible {
 /// name of our own (`<path>.tmp-<pid>`, which `removeStaleTemporaries` knows), fsync, rename,
 /// fsync of the directory. `size` extends the file (sparse) after the bytes.
 public func writeFileDurably(_ bytes: [UInt8], to path: String, size: Int64? = nil) throws {
+    try writeFileDurably(to: path, size: size) { write in try write(bytes) }
+}
+
+/// The same, for contents produced piece by piece (`produce` calls `write` as often as it likes;
+/// pieces are gathered into writes of about 1 MiB), so a large file is never whole in memory.
+public func writeFileDurably(to path: String, size: Int64? = nil, _ produce: (_ write: ([UInt8]) throws -> Void) throws -> Void) throws {
     let dir = (path as NSString).deletingLastPathComponent
     let temp = path + ".tmp-\(getpid())"
     let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     guard fd >= 0 else { throw FileWriteError(path: temp, reason: "open: \(String(cString: strerror(errno)))") }
     var failure: String?
     do {
-        try bytes.withUnsafeBytes { try writeFully(fd, $0) }
+        var pending: [UInt8] = []
+        pending.reserveCapacity(1 << 20)
+        try produce { piece in
+            pending += piece
+            if pending.count >= 1 << 20 {
+                try pending.withUnsafeBytes { try writeFully(fd, $0) }
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+        try pending.withUnsafeBytes { try writeFully(fd, $0) }
         if let size, ftruncate(fd, off_t(size)) != 0 { failure = "ftruncate: \(String(cString: strerror(errno)))" }
         if failure == nil, fsync(fd) != 0 { failure = "fsync: \(String(cString: strerror(errno)))" }
     } catch {
