@@ -107,7 +107,8 @@ public final class ImportRunner: Sendable {
         // What the listing shows without a request: periods not published, keys with no archive.
         for unit in plan.notPublished {
             let status = await store.record(unit.id)?.status
-            guard status != .done && status != .superseded else { continue }
+            // Already known (or done, or superseded): no change, nothing to journal.
+            guard status != .done && status != .superseded && status != .notPublished else { continue }
             await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.error = nil; $0.updatedAt = isoNow() }
         }
         summary.notPublished = plan.notPublished.count

@@ -287,6 +287,14 @@ final class ImportJobTests: XCTestCase {
         XCTAssertEqual(m.units["data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip"]?.status, .done)
         XCTAssertEqual(m.units.values.filter { $0.status == .superseded }.count, 3)
         XCTAssertEqual(m.units.values.filter { $0.status == .notPublished }.count, 4, "1..4 March")
+        // The same night again: the state files are not written (nothing changed, not even the
+        // four days still unpublished).
+        let snapshot = work.appendingPathComponent("state/nightly.manifest.json").path
+        let before = try FileManager.default.attributesOfItem(atPath: snapshot)[.modificationDate] as? Date
+        let n3 = try importer(["nightly", path], today: "2024-03-05")
+        XCTAssertEqual(n3.status, 0, n3.output)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: snapshot)[.modificationDate] as? Date, before)
+        XCTAssertEqual(try String(contentsOfFile: Manifest.journalPath(snapshot), encoding: .utf8), "")
         let feb = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip").path
         let jan = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").path
         try await assertTargetHolds("BTCUSDT", "1H", try expected([jan, feb]))
