@@ -161,11 +161,6 @@ public struct ArchiveLister: Sendable {
         return out
     }
 
-    /// The periods with a published archive, in order.
-    public func periods(market: Market, symbol: String, interval: KlineInterval, daily: Bool) async throws -> [ArchivePeriod] {
-        try await published(market: market, symbol: symbol, interval: interval, daily: daily).keys.sorted { $0.start < $1.start }
-    }
-
     static func escape(_ s: String) -> String {
         s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~/"))) ?? s
     }

@@ -52,7 +52,7 @@ public struct CoverageGrid: Sendable {
             rows[key] = months.map { month in
                 let records = byCell[key]?[month] ?? []
                 if records.contains(where: { $0.status == .failed }) { return .failed }
-                if records.contains(where: { $0.status == .done && !$0.remotePath.contains("/daily/") }) { return .monthly }
+                if records.contains(where: { $0.status == .done && !$0.isDaily }) { return .monthly }
                 if records.contains(where: { $0.status == .done }) { return .daily }
                 if !records.isEmpty && records.allSatisfy({ $0.status == .notPublished }) { return .notPublished }
                 return .pending

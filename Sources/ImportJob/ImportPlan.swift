@@ -22,8 +22,8 @@ public struct KeyCoverage: Sendable {
     public var range: (from: ArchivePeriod, to: ArchivePeriod)?
     public var missingBefore: [ArchivePeriod] = []
     public var missingAfter: [ArchivePeriod] = []
-    public var noArchive: Bool { found == 0 && range != nil }
-    var found = 0
+    /// No archive at all in a range where some could be out.
+    public var noArchive = false
 
     /// "2023-01..2023-06 (before its first archive); 2024-09 (after its last archive)", or nil.
     public var gaps: String? {
@@ -79,10 +79,8 @@ public struct ImportPlan: Sendable {
         // Daily units of the manifest by the id of their month's monthly unit, found in one pass
         // (not 31 look-ups per monthly unit).
         var dailiesByMonthly: [String: [String]] = [:]
-        for record in manifest.units.values where record.status != .superseded && record.remotePath.contains("/daily/") {
-            guard record.remotePath.hasSuffix(".zip"), record.remotePath.count > 7 else { continue }
-            let monthly = record.remotePath.replacingOccurrences(of: "/daily/", with: "/monthly/").dropLast(7) + ".zip"  // "-DD.zip"
-            dailiesByMonthly[String(monthly), default: []].append(record.id)
+        for record in manifest.units.values where record.status != .superseded {
+            if let monthly = record.monthlyID { dailiesByMonthly[monthly, default: []].append(record.id) }
         }
         for symbol in symbols {
             for interval in spec.intervals {
@@ -94,7 +92,7 @@ public struct ImportPlan: Sendable {
                 let monthly = try await lister.published(market: spec.market, symbol: symbol, interval: interval, daily: false)
                 let listedMonths = months.filter { $0 < current && monthly[$0] != nil }
                 var coverage = KeyCoverage(key: key, symbol: symbol, interval: interval)
-                var missing: [ArchivePeriod] = [], found: [ArchivePeriod] = []
+                var missing: [ArchivePeriod] = [], found: [ArchivePeriod] = [], notPublished: [PlannedUnit] = []
                 for month in months {
                     if month < current, let file = monthly[month] {
                         let u = try unit(month, file)
@@ -105,7 +103,7 @@ public struct ImportPlan: Sendable {
                     }
                     let betweenMonthlies = listedMonths.first.map { month > $0 } == true && listedMonths.last.map { month < $0 } == true
                     guard month >= recentStart || betweenMonthlies else {
-                        plan.notPublished.append(try unit(month, nil))
+                        notPublished.append(try unit(month, nil))
                         missing.append(month)
                         continue
                     }
@@ -113,17 +111,20 @@ public struct ImportPlan: Sendable {
                     if days.isEmpty { continue }  // the first day of the current month: nothing can be out yet
                     let dailies = try await lister.published(market: spec.market, symbol: symbol, interval: interval, daily: true, month: month)
                     for day in days {
-                        if let file = dailies[day] { plan.units.append(try unit(day, file)) } else { plan.notPublished.append(try unit(day, nil)) }
+                        if let file = dailies[day] { plan.units.append(try unit(day, file)) } else { notPublished.append(try unit(day, nil)) }
                     }
                     if dailies.keys.contains(where: { days.contains($0) }) { found.append(month) } else { missing.append(month) }
                 }
-                if let first = months.first, let lastMonth = months.last, !(months.count == 1 && PeriodPlanner.days(of: first).allSatisfy { $0 >= today }) {
-                    coverage.range = (first, lastMonth)
+                // Months end at the current one: something could be out unless the range is just
+                // the current month on its first day.
+                if let first = months.first, let last = months.last, first < current || today.day > 1 {
+                    coverage.range = (first, last)
+                    coverage.noArchive = found.isEmpty
                 }
-                coverage.found = found.count
                 if coverage.noArchive {
-                    plan.notPublished.removeAll { $0.key == key }
                     plan.unpublishedKeys.append((coverage, try months.map { try unit($0, nil) }))
+                } else {
+                    plan.notPublished += notPublished
                 }
                 if let firstFound = found.min(), let lastFound = found.max() {
                     coverage.missingBefore = missing.filter { $0 < firstFound }

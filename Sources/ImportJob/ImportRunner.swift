@@ -80,7 +80,7 @@ public final class ImportRunner: Sendable {
         var work: [PlannedUnit] = []
         for unit in plan.units {
             if !options.force, let record = await store.record(unit.id), record.status == .done,
-               try await isUnchanged(unit, record, fetcher: fetcher, store: store) {
+               await isUnchanged(unit, record, fetcher: fetcher, store: store) {
                 summary.skipped += 1
                 continue
             }
@@ -266,7 +266,7 @@ public final class ImportRunner: Sendable {
     /// A done unit is skipped while its archive is unchanged: the same listing fingerprint as when
     /// it was imported (no request at all), or, when the fingerprint changed or was never
     /// recorded, the same published CHECKSUM (one small request; the new fingerprint is kept).
-    func isUnchanged(_ unit: PlannedUnit, _ record: UnitRecord, fetcher: ArchiveFetcher, store: ManifestStore) async throws -> Bool {
+    func isUnchanged(_ unit: PlannedUnit, _ record: UnitRecord, fetcher: ArchiveFetcher, store: ManifestStore) async -> Bool {
         if let listing = unit.listing, record.listing == listing { return true }
         let published: String?
         do {

@@ -31,6 +31,16 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     public var error: String?
     public var updatedAt: String?
     public var doneAt: String?
+
+    /// A unit of a daily archive (`data/<market>/daily/...`).
+    public var isDaily: Bool { remotePath.contains("/daily/") }
+
+    /// For a daily unit, the id of its month's monthly unit, which supersedes it:
+    /// `.../daily/.../X-1m-2024-02-03.zip` -> `.../monthly/.../X-1m-2024-02.zip`.
+    public var monthlyID: String? {
+        guard isDaily, remotePath.hasSuffix(".zip"), remotePath.count > 7 else { return nil }
+        return remotePath.replacingOccurrences(of: "/daily/", with: "/monthly/").dropLast(7) + ".zip"  // drops "-DD.zip"
+    }
 }
 
 /// The job's manifest: a JSON snapshot (`<manifest>`, one entry per unit, written atomically:
@@ -78,11 +88,13 @@ public struct Manifest: Codable, Equatable, Sendable {
         let decoder = Manifest.decoder()
         for (n, line) in lines.enumerated() where !line.isEmpty {
             let complete = n < lines.count - 1  // followed by a newline
-            guard complete, let record = try? decoder.decode(UnitRecord.self, from: Data(line)) else {
-                if !complete { break }  // the torn tail of an append that never finished
-                throw JobFileError(file: journal, key: "", reason: "line \(n + 1) is not a unit record; move the file away to start over")
+            guard complete else { break }  // the torn tail of an append that never finished
+            do {
+                let record = try decoder.decode(UnitRecord.self, from: Data(line))
+                manifest.units[record.id] = record
+            } catch {
+                throw JobFileError(file: journal, key: "", reason: "line \(n + 1) is not a unit record (\(error)); move the file away to start over")
             }
-            manifest.units[record.id] = record
         }
         return manifest
     }
@@ -90,9 +102,7 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// Writes the whole snapshot durably, one unit record at a time (the same JSON object a
     /// single encode would give, keys sorted, one record a line; never whole in memory).
     public func save(path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let encoder = Manifest.encoder()
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         try writeFileDurably(to: path) { write in
@@ -107,26 +117,15 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// Appends `records` to the journal, one line each, and fsyncs it.
     static func appendToJournal(_ records: [UnitRecord], path: String) throws {
         guard !records.isEmpty else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let encoder = Manifest.encoder()
         var bytes: [UInt8] = []
         for record in records {
             bytes += try encoder.encode(record)
             bytes.append(0x0A)
         }
-        let journal = journalPath(path)
-        let dir = (journal as NSString).deletingLastPathComponent
+        let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        let fd = open(journal, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard fd >= 0 else { throw FileWriteError(path: journal, reason: "open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        do {
-            try bytes.withUnsafeBytes { try writeFully(fd, $0) }
-        } catch {
-            throw FileWriteError(path: journal, reason: "could not append: \(error)")
-        }
-        guard fsync(fd) == 0 else { throw FileWriteError(path: journal, reason: "fsync: \(String(cString: strerror(errno)))") }
+        try appendDurably(bytes, to: journalPath(path))
     }
 
     /// Folds the journal into the snapshot: the snapshot is replaced durably first, then the
@@ -136,6 +135,14 @@ public struct Manifest: Codable, Equatable, Sendable {
         let journal = Manifest.journalPath(path)
         guard FileManager.default.fileExists(atPath: journal) else { return }
         guard truncate(journal, 0) == 0 else { throw FileWriteError(path: journal, reason: "truncate: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Snapshot and journal alike: snake_case keys, sorted, one record on one line.
+    static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return e
     }
 
     static func decoder() -> JSONDecoder {
