@@ -211,7 +211,7 @@ public final class ArchiveFetcher: Sendable {
         defer { try? handle.close() }
         var hasher = SHA256()
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return lowercaseHex(hasher.finalize())
     }
 
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
@@ -262,7 +262,7 @@ final class HashingFileSink: @unchecked Sendable {
         close(fd)
         fd = -1
         if let failure { throw SourceError.io(path: path, reason: "could not store the download: \(failure)") }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return lowercaseHex(hasher.finalize())
     }
 }
 
@@ -273,4 +273,13 @@ actor SessionPool {
     init(timeouts: HTTPTimeouts) { self.timeouts = timeouts }
     func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts) }
     func give(_ session: CurlSession) { free.append(session) }
+}
+
+/// Lowercase hex of a digest, as CHECKSUM files write it. (String(format:) per byte cost 9% of a
+/// run of tiny archives.)
+func lowercaseHex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+    return String(decoding: out, as: UTF8.self)
 }

@@ -66,8 +66,8 @@ func peakRSS() -> Int {
     return kb * 1024
 }
 
+/// Now as "2026-11-25T23:19:14Z". FoundationEssentials' format style: ISO8601DateFormatter goes
+/// through ICU and cost 40% of a first run of tiny units when made per record (perf).
 func isoNow() -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    return f.string(from: Date())
+    Date().formatted(.iso8601)
 }

@@ -12,8 +12,13 @@ import MarketStore
 /// order; other types or names are refused. New files are created through a temporary name
 /// (header, sparse full size, fsync, rename); rows are written with pwrite and fsynced, each slot
 /// a fixed-size record, so a crash leaves a slot's old or new contents.
-public final class DirectoryWriter: Sendable {
+public final class DirectoryWriter: @unchecked Sendable {
     public let root: String
+    /// Directories of this run already made, cleaned of stale temporaries and named: a write
+    /// into a known key costs no directory scan (a scan of the root per write cost a syscall
+    /// storm at thousands of symbols). Guarded by `lock`.
+    private var prepared: Set<String> = []
+    private let lock = NSLock()
 
     /// Opens `root` for writing; refuses a directory a running server uses unless `force`.
     public init(root: String, force: Bool = false) throws {
@@ -72,9 +77,7 @@ public final class DirectoryWriter: Sendable {
         var dir = root
         for (level, name) in zip(["Timeframe", "AttributeGroup", "Year"], parts) {
             dir = (dir as NSString).appendingPathComponent(name)
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            removeStaleTemporaries(in: dir)
-            try Self.ensureCategory(dir, level)
+            try prepare(dir, level)
         }
         let schema = zip(names, columns).dropFirst().map { (name: $0, type: $1.wireType) }
         let years = Self.rowsByYear(epochs, range)
@@ -90,6 +93,15 @@ public final class DirectoryWriter: Sendable {
             let header = try headers[year] ?? createHeader(path: path, year: year, timeframe: tf, schema: schema)
             try writeRows(rows, epochs: epochs, names: names, columns: columns, header: header, path: path)
         }
+    }
+
+    /// Makes `dir` (once per writer): created, stale temporaries removed, its `category_name`.
+    private func prepare(_ dir: String, _ level: String) throws {
+        if lock.withLock({ prepared.contains(dir) }) { return }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        removeStaleTemporaries(in: dir)
+        try Self.ensureCategory(dir, level)
+        lock.withLock { _ = prepared.insert(dir) }
     }
 
     /// The header of an existing year file, checked against the dataset's schema; nil when there
