@@ -21,6 +21,9 @@ let package = Package(
         // ISA-L's igzip (streaming raw inflate, fast CRC-32): apt-get install libisal-dev.
         .systemLibrary(name: "CIsal", path: "Sources/CIsal", pkgConfig: "libisal",
                        providers: [.apt(["libisal-dev"])]),
+        // SQLite, the job's state database: apt-get install libsqlite3-dev.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
         // Typed contiguous columns, shared by the decoder and the MarketStore client.
         .target(name: "Columnar"),
         // Binance kline archive decoder: zip reader, exact number parser, CSV-to-columns, validation.
@@ -49,7 +52,7 @@ let package = Package(
         .target(name: "MarketStoreDirectory", dependencies: ["Columnar", "KlineArchive", "MarketStore"]),
         // The import job: job files, plan, manifest, pipeline, verification.
         .target(name: "ImportJob", dependencies: [
-            "BinanceSource", "KlineArchive", "MarketStore", "MarketStoreDirectory", "Columnar",
+            "BinanceSource", "CSQLite", "KlineArchive", "MarketStore", "MarketStoreDirectory", "Columnar",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),

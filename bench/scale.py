@@ -47,7 +47,7 @@ target:
   directory: {work}/mktsdb-{name}
 write:
   chunk_rows: 100
-manifest: {work}/state/{name}.manifest.json
+manifest: {work}/state/{name}.manifest.db
 """)
     return path
 
@@ -64,8 +64,8 @@ def run(binary, path):
 
 
 def state_bytes(work, name):
-    base = os.path.join(work, "state", name + ".manifest.json")
-    return sum(os.path.getsize(p) for p in (base, base + ".journal") if os.path.exists(p))
+    base = os.path.join(work, "state", name + ".manifest.db")
+    return sum(os.path.getsize(p) for p in (base, base + "-wal") if os.path.exists(p))
 
 
 def main():

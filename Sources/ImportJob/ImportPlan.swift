@@ -71,16 +71,16 @@ public struct ImportPlan: Sendable {
     public static let recentMonths = 2
 
     public static func make(spec: JobSpec, symbols: [String], today: ArchivePeriod, lister: ArchiveLister,
-                            manifest: Manifest) async throws -> ImportPlan {
+                            dailies: [String]) async throws -> ImportPlan {
         let current = ArchivePeriod(year: today.year, month: today.month)!
         let months = spec.months(today: today)
         let recentStart = PeriodPlanner.months(back: recentMonths, from: current)
         var plan = ImportPlan(units: [], notPublished: [], superseded: [:], coverage: [], unpublishedKeys: [])
-        // Daily units of the manifest by the id of their month's monthly unit, found in one pass
-        // (not 31 look-ups per monthly unit).
+        // The state's daily units (not yet superseded) by the id of their month's monthly unit,
+        // found in one pass (not 31 look-ups per monthly unit).
         var dailiesByMonthly: [String: [String]] = [:]
-        for record in manifest.units.values where record.status != .superseded {
-            if let monthly = record.monthlyID { dailiesByMonthly[monthly, default: []].append(record.id) }
+        for id in dailies {
+            if let monthly = UnitRecord.monthlyID(ofDaily: id) { dailiesByMonthly[monthly, default: []].append(id) }
         }
         for symbol in symbols {
             for interval in spec.intervals {
@@ -110,10 +110,17 @@ public struct ImportPlan: Sendable {
                     let days = PeriodPlanner.days(of: month).filter { $0 < today }
                     if days.isEmpty { continue }  // the first day of the current month: nothing can be out yet
                     let dailies = try await lister.published(market: spec.market, symbol: symbol, interval: interval, daily: true, month: month)
+                    guard dailies.keys.contains(where: { days.contains($0) }) else {
+                        // Nothing of the month is out: one record for the month, not one per day
+                        // (a delisted symbol would otherwise add ~60 records a night).
+                        notPublished.append(try unit(month, nil))
+                        missing.append(month)
+                        continue
+                    }
                     for day in days {
                         if let file = dailies[day] { plan.units.append(try unit(day, file)) } else { notPublished.append(try unit(day, nil)) }
                     }
-                    if dailies.keys.contains(where: { days.contains($0) }) { found.append(month) } else { missing.append(month) }
+                    found.append(month)
                 }
                 // Months end at the current one: something could be out unless the range is just
                 // the current month on its first day.

@@ -195,7 +195,7 @@ public struct JobSpec: Equatable, Sendable {
             chunkRows: try int(write, "chunk_rows", "write.chunk_rows", default: 50000, range: 100...5_000_000),
             downloads: try int(concurrency, "downloads", "concurrency.downloads", default: 4, range: 1...64),
             validation: validation,
-            manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.json"))
+            manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.db"))
     }
 
     /// The MarketStore key of a symbol's interval: `BTCUSDT/1Min/OHLCV`.

@@ -18,7 +18,7 @@ public struct JobVerifier {
 
     /// Returns the units checked and the differences found.
     public func verify() async throws -> (checked: Int, differences: [Difference]) {
-        let manifest = try Manifest.load(path: spec.manifest, job: spec.name, cleanUp: false)
+        let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
         var differences: [Difference] = []
         var checked = 0
         for record in manifest.units.values.sorted(by: { $0.id < $1.id }) where record.status == .done {

@@ -35,54 +35,77 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     /// A unit of a daily archive (`data/<market>/daily/...`).
     public var isDaily: Bool { remotePath.contains("/daily/") }
 
-    /// For a daily unit, the id of its month's monthly unit, which supersedes it:
-    /// `.../daily/.../X-1m-2024-02-03.zip` -> `.../monthly/.../X-1m-2024-02.zip`.
-    public var monthlyID: String? {
-        guard isDaily, remotePath.hasSuffix(".zip"), remotePath.count > 7 else { return nil }
-        return remotePath.replacingOccurrences(of: "/daily/", with: "/monthly/").dropLast(7) + ".zip"  // drops "-DD.zip"
+    /// For a daily unit, the id of its month's monthly unit, which supersedes it.
+    public var monthlyID: String? { Self.monthlyID(ofDaily: remotePath) }
+
+    /// `.../daily/.../X-1m-2024-02-03.zip` -> `.../monthly/.../X-1m-2024-02.zip`; nil for a path
+    /// that is not a daily archive's. (A unit's id is its remote path.)
+    public static func monthlyID(ofDaily path: String) -> String? {
+        guard let daily = path.range(of: "/daily/"), path.hasSuffix(".zip"), path.utf8.count > 7 else { return nil }
+        return path.replacingCharacters(in: daily, with: "/monthly/").dropLast(7) + ".zip"  // drops "-DD.zip"
     }
 }
 
-/// The job's manifest: a JSON snapshot (`<manifest>`, one entry per unit, written atomically:
-/// temporary file, fsync, rename) and a journal beside it (`<manifest>.journal`, one JSON line
-/// per changed unit record, appended and fsynced per save). A save costs what changed since the
-/// last one, not the whole job; the journal is folded into the snapshot at the start and the end
-/// of a run. Reading is the snapshot, then the journal's lines in order (the last record of a
-/// unit wins); a torn last line, from a crash during an append that was never acknowledged, is
-/// ignored. Both files are plain JSON: `jq` reads them.
+/// Everything the job's state holds, in memory: what `status`, `verify` and the tests read
+/// (a run works through `ManifestStore` instead, which keeps only an index in memory).
+///
+/// The state lives in a SQLite database (see `StateDatabase`). Earlier releases kept it as JSON:
+/// version 1, a snapshot; version 2, a snapshot plus `<manifest>.journal` (one JSON record per
+/// line, the last record of a unit winning, a torn last line ignored). Both are read as they are
+/// and carried into the database by the next run.
 public struct Manifest: Codable, Equatable, Sendable {
     public var job: String
-    /// 1: the snapshot alone (earlier releases); 2: the snapshot and its journal. Version 1 files
-    /// read as they are: their records have the same fields.
+    /// 1 and 2: the JSON files of earlier releases; 3: the SQLite database.
     public var version = Manifest.currentVersion
     public var units: [String: UnitRecord] = [:]
 
-    public static let currentVersion = 2
+    public static let currentVersion = 3
 
     public init(job: String) { self.job = job }
 
+    /// The state database of a job's `manifest:` path. A name ending in `.json`, the JSON file of
+    /// earlier releases, maps to the `.db` beside it (`x.manifest.json` -> `x.manifest.db`).
+    public static func databasePath(_ manifest: String) -> String {
+        manifest.hasSuffix(".json") ? String(manifest.dropLast(5)) + ".db" : manifest
+    }
+
     public static func journalPath(_ path: String) -> String { path + ".journal" }
 
-    /// The manifest at `path` with its journal replayed (a new one when there is none).
-    /// `cleanUp` removes temporaries left by a run killed mid-save; a dry run reads without it.
-    public static func load(path: String, job: String, cleanUp: Bool = true) throws -> Manifest {
-        let dir = (path as NSString).deletingLastPathComponent
-        if cleanUp { removeStaleTemporaries(in: dir.isEmpty ? "." : dir) }
-        var manifest = Manifest(job: job)
+    /// The job's state at `manifest` (its database, or the JSON files of an earlier release that
+    /// no run carried over yet; empty when there is neither), read without changing anything.
+    public static func load(path manifest: String, job: String) throws -> Manifest {
+        let database = databasePath(manifest)
+        var size = (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? Int) ?? nil
+        if FileManager.default.fileExists(atPath: database + "-wal") { size = nil }  // SQLite reads the log
+        if StateDatabase.isDatabase(database), size != 0 {  // empty: a first commit that failed
+            let db = try StateDatabase(path: database, create: false)
+            var result = Manifest(job: try db.job() ?? job)
+            for record in try db.allRecords() { result.units[record.id] = record }
+            return result
+        }
+        if size == 0 { return Manifest(job: job) }
+        return try loadLegacy(path: manifest, job: job) ?? Manifest(job: job)
+    }
+
+    /// The JSON manifest of an earlier release at `path` (or at the database path, where a job
+    /// named its manifest `.db` already), with its journal replayed; nil when there is none.
+    static func loadLegacy(path manifest: String, job: String) throws -> Manifest? {
+        let candidates = [manifest, databasePath(manifest)]
+        guard let path = candidates.first(where: { StateDatabase.isLegacyJSON($0) || FileManager.default.fileExists(atPath: journalPath($0)) }) else { return nil }
+        var result = Manifest(job: job)
         if FileManager.default.fileExists(atPath: path) {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             do {
-                manifest = try Manifest.decoder().decode(Manifest.self, from: data)
+                result = try Manifest.decoder().decode(Manifest.self, from: data)
             } catch {
                 throw JobFileError(file: path, key: "", reason: "the manifest is not readable (\(error)); move it away to start over")
             }
-            guard (1...currentVersion).contains(manifest.version) else {
-                throw JobFileError(file: path, key: "", reason: "manifest version \(manifest.version) is newer than this binary reads (\(currentVersion))")
+            guard (1...2).contains(result.version) else {
+                throw JobFileError(file: path, key: "", reason: "manifest version \(result.version) is newer than this binary reads (\(currentVersion))")
             }
-            manifest.version = currentVersion
         }
         let journal = journalPath(path)
-        guard FileManager.default.fileExists(atPath: journal) else { return manifest }
+        guard FileManager.default.fileExists(atPath: journal) else { return result }
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: journal)))
         let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
         let decoder = Manifest.decoder()
@@ -91,60 +114,15 @@ public struct Manifest: Codable, Equatable, Sendable {
             guard complete else { break }  // the torn tail of an append that never finished
             do {
                 let record = try decoder.decode(UnitRecord.self, from: Data(line))
-                manifest.units[record.id] = record
+                result.units[record.id] = record
             } catch {
                 throw JobFileError(file: journal, key: "", reason: "line \(n + 1) is not a unit record (\(error)); move the file away to start over")
             }
         }
-        return manifest
+        return result
     }
 
-    /// Writes the whole snapshot durably, one unit record at a time (the same JSON object a
-    /// single encode would give, keys sorted, one record a line; never whole in memory).
-    public func save(path: String) throws {
-        let encoder = Manifest.encoder()
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        try writeFileDurably(to: path) { write in
-            try write(Array("{\n\"job\" : ".utf8) + encoder.encode(job) + Array(",\n\"units\" : {".utf8))
-            for (n, id) in units.keys.sorted().enumerated() {
-                try write(Array((n == 0 ? "\n" : ",\n").utf8) + encoder.encode(id) + Array(" : ".utf8) + encoder.encode(units[id]!))
-            }
-            try write(Array("\n},\n\"version\" : \(version)\n}\n".utf8))
-        }
-    }
-
-    /// Appends `records` to the journal, one line each, and fsyncs it.
-    static func appendToJournal(_ records: [UnitRecord], path: String) throws {
-        guard !records.isEmpty else { return }
-        let encoder = Manifest.encoder()
-        var bytes: [UInt8] = []
-        for record in records {
-            bytes += try encoder.encode(record)
-            bytes.append(0x0A)
-        }
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        try appendDurably(bytes, to: journalPath(path))
-    }
-
-    /// Folds the journal into the snapshot: the snapshot is replaced durably first, then the
-    /// journal emptied (a crash between the two replays records the snapshot already holds).
-    func compact(path: String) throws {
-        try save(path: path)
-        let journal = Manifest.journalPath(path)
-        guard FileManager.default.fileExists(atPath: journal) else { return }
-        guard truncate(journal, 0) == 0 else { throw FileWriteError(path: journal, reason: "truncate: \(String(cString: strerror(errno)))") }
-    }
-
-    /// Snapshot and journal alike: snake_case keys, sorted, one record on one line.
-    static func encoder() -> JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        e.keyEncodingStrategy = .convertToSnakeCase
-        return e
-    }
-
+    /// The JSON files of earlier releases: snake_case keys.
     static func decoder() -> JSONDecoder {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase

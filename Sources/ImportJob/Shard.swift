@@ -32,7 +32,9 @@ public struct Shard: Equatable, Sendable, CustomStringConvertible {
     /// The shard's own state file beside the job's: `state/x.manifest.json` -> `state/x.shard-1-of-3.manifest.json`.
     public func manifestPath(_ path: String) -> String {
         let tag = ".shard-\(index)-of-\(count)"
-        if path.hasSuffix(".manifest.json") { return String(path.dropLast(".manifest.json".count)) + tag + ".manifest.json" }
+        for suffix in [".manifest.db", ".manifest.json"] where path.hasSuffix(suffix) {
+            return String(path.dropLast(suffix.count)) + tag + suffix
+        }
         return path + tag
     }
 }

@@ -17,9 +17,11 @@ extension SchemaGuard: RowSink {}
 /// server's).
 struct DirectorySink: RowSink {
     let writer: DirectoryWriter
+    /// The file writes' thread (one request is written at a time).
+    let thread = DispatchQueue(label: "binance-import.directory-writes")
     func write(_ dataset: WriteDataSet) async throws {
         let writer = self.writer
-        try await onThread { try writer.write(dataset) }
+        try await onThread(thread) { try writer.write(dataset) }
     }
 }
 
@@ -86,7 +88,7 @@ actor Writer {
         } catch {
             for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
             do {
-                try await store.save()
+                try await store.commit(force: true)
             } catch let saveError {
                 logger.error("could not save the manifest: \(saveError); the failed units stay pending and are retried")
             }
@@ -126,7 +128,7 @@ actor Writer {
                 try? FileManager.default.removeItem(atPath: outcome.archive.path)
             }
         }
-        try await store.save()
+        try await store.commit()
     }
 
     /// Sends a request so that one key's failure stays that key's: a key refused for its own

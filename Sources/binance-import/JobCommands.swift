@@ -128,13 +128,13 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let spec = try options.load()
-        var manifest = try Manifest.load(path: spec.manifest, job: spec.name, cleanUp: false)
+        var manifest = try Manifest.load(path: spec.manifest, job: spec.name)
         if let shards {
             // Every shard's state file, read together.
             guard shards >= 1, options.shard == nil else { throw ValidationError("--shards N (N >= 1) reads all shards; give it without --shard") }
             for k in 0..<shards {
                 let path = Shard("\(k)/\(shards)")!.manifestPath(spec.manifest)
-                manifest.units.merge(try Manifest.load(path: path, job: spec.name, cleanUp: false).units) { _, shard in shard }
+                manifest.units.merge(try Manifest.load(path: path, job: spec.name).units) { _, shard in shard }
             }
         }
         var counts: [String: Int] = [:]
@@ -236,7 +236,7 @@ struct StderrLogHandler: LogHandler {
     }
 
     func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        let time = ISO8601DateFormatter().string(from: Date())
+        let time = Date().formatted(.iso8601)
         let text: String
         if json {
             let object: [String: String] = ["time": time, "level": level.rawValue, "message": message.description]

@@ -102,7 +102,7 @@ final class ImportJobTests: XCTestCase {
         concurrency:
           downloads: 3
         validation: report
-        manifest: \(work.appendingPathComponent("state/\(name).manifest.json").path)
+        manifest: \(work.appendingPathComponent("state/\(name).manifest.db").path)
         """
         let path = work.appendingPathComponent("\(name).yml").path
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
@@ -130,7 +130,7 @@ final class ImportJobTests: XCTestCase {
     }
 
     func manifest(_ name: String) throws -> Manifest {
-        try Manifest.load(path: work.appendingPathComponent("state/\(name).manifest.json").path, job: name)
+        try Manifest.load(path: work.appendingPathComponent("state/\(name).manifest.db").path, job: name)
     }
 
     func writeCalls() async throws -> (Int, [[String]]) {
@@ -286,15 +286,16 @@ final class ImportJobTests: XCTestCase {
         m = try manifest("nightly")
         XCTAssertEqual(m.units["data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip"]?.status, .done)
         XCTAssertEqual(m.units.values.filter { $0.status == .superseded }.count, 3)
-        XCTAssertEqual(m.units.values.filter { $0.status == .notPublished }.count, 4, "1..4 March")
-        // The same night again: the state files are not written (nothing changed, not even the
-        // four days still unpublished).
-        let snapshot = work.appendingPathComponent("state/nightly.manifest.json").path
-        let before = try FileManager.default.attributesOfItem(atPath: snapshot)[.modificationDate] as? Date
+        XCTAssertEqual(m.units.values.filter { $0.status == .notPublished }.map(\.id), ["data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-03.zip"],
+                       "nothing of March (1..4) is out: one record for the month")
+        // The same night again: the state is not written (nothing changed, not even the four
+        // days still unpublished), and the run leaves no write-ahead log behind.
+        let database = work.appendingPathComponent("state/nightly.manifest.db").path
+        let before = try FileManager.default.attributesOfItem(atPath: database)[.modificationDate] as? Date
         let n3 = try importer(["nightly", path], today: "2024-03-05")
         XCTAssertEqual(n3.status, 0, n3.output)
-        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: snapshot)[.modificationDate] as? Date, before)
-        XCTAssertEqual(try String(contentsOfFile: Manifest.journalPath(snapshot), encoding: .utf8), "")
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: database)[.modificationDate] as? Date, before)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: database + "-wal"))
         let feb = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip").path
         let jan = tree.appendingPathComponent("data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").path
         try await assertTargetHolds("BTCUSDT", "1H", try expected([jan, feb]))
@@ -384,7 +385,7 @@ final class ImportJobTests: XCTestCase {
         let r3 = try importer(["run", badListing], today: "2024-06-01")
         XCTAssertEqual(r3.status, 2, r3.output)
         XCTAssertTrue(r3.output.contains("key 'source.listing_url'") && r3.output.contains("HTTP 404"), r3.output)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("state/typos.manifest.json").path), "nothing was done")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("state/typos.manifest.db").path), "nothing was done")
 
         let r4 = try importer(["run", path], today: "2024-06-01")
         XCTAssertEqual(r4.status, 1, r4.output)
@@ -514,8 +515,8 @@ final class ImportJobTests: XCTestCase {
         defer { _ = try? run("/bin/umount", [small.path]) }
         for s in ["S00USDT", "S01USDT"] { try generate("spot", s, "1m", "2024-01") }
         let path = try variant(of: try job("full", symbols: ["S00USDT", "S01USDT"], intervals: ["1m"], from: "2024-01", to: "2024-01"), "full-small",
-                               replacing: work.appendingPathComponent("state/full.manifest.json").path,
-                               with: small.appendingPathComponent("state/full.manifest.json").path)
+                               replacing: work.appendingPathComponent("state/full.manifest.db").path,
+                               with: small.appendingPathComponent("state/full.manifest.db").path)
         let target = small.appendingPathComponent("mktsdb").path
         let r = try importer(["run", path, "--target", target], today: "2024-06-01")
         XCTAssertEqual(r.status, 1, r.output)
@@ -576,52 +577,89 @@ final class ImportJobTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("cache").path), "no cache folder")
     }
 
-    /// A save appends only the records changed since the last one (one JSON line each); compact
-    /// folds them into the snapshot and empties the journal; a load replays the journal after the
-    /// snapshot, ignores a torn last line and refuses a damaged one in the middle.
-    func testTheJournalHoldsWhatChangedAndLoadsBack() async throws {
-        let path = work.appendingPathComponent("state/journal.manifest.json").path
-        let journal = Manifest.journalPath(path)
-        func lines() throws -> [String] { try String(contentsOfFile: journal, encoding: .utf8).split(separator: "\n").map(String.init) }
-        let store = ManifestStore(path: path, manifest: Manifest(job: "journal"))
-        for i in 0..<100 { await store.update("u\(i)", key: "K/1H/OHLCV") { $0.status = .done; $0.rows = i } }
-        try await store.save()
-        XCTAssertEqual(try lines().count, 100)
-        await store.update("u7", key: "K/1H/OHLCV") { $0.status = .failed; $0.error = "boom" }
-        try await store.save()
-        XCTAssertEqual(try lines().count, 101, "one changed record, one more line")
-        try await store.save()
-        XCTAssertEqual(try lines().count, 101, "nothing changed, nothing written")
-        var loaded = try Manifest.load(path: path, job: "journal")
+    /// The state database commits in groups: changes wait for the commit interval (or many
+    /// changes, or the end of the run), then one transaction writes them; a reader sees the last
+    /// commit; closing leaves the database file alone holding the state (no write-ahead log).
+    func testTheStateDatabaseCommitsInGroups() async throws {
+        let path = work.appendingPathComponent("state/group.manifest.db").path
+        let store = try ManifestStore.open(manifest: path, job: "group", commitInterval: .seconds(3600))
+        for i in 0..<100 { await store.update("u\(i)", key: "K/1H/OHLCV") { $0.status = .done; $0.rows = i; $0.digests = ["Epoch": "m1:ab"] } }
+        try await store.commit()
+        XCTAssertEqual(try Manifest.load(path: path, job: "group").units.count, 0, "not due yet: nothing committed")
+        try await store.commit(force: true)
+        var loaded = try Manifest.load(path: path, job: "group")
         XCTAssertEqual(loaded.units.count, 100)
-        XCTAssertEqual(loaded.units["u7"]?.status, .failed)
         XCTAssertEqual(loaded.units["u99"]?.rows, 99)
-        // A torn tail (a crash in the middle of an append) is ignored.
-        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: journal))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(#"{"id":"u7","status":"do"#.utf8))
-        try handle.close()
-        loaded = try Manifest.load(path: path, job: "journal")
+        XCTAssertEqual(loaded.units["u99"]?.digests, ["Epoch": "m1:ab"])
+        XCTAssertEqual(loaded.version, 3)
+        await store.update("u7") { $0.status = .failed; $0.error = "boom"; $0.attempts += 1 }
+        let (seen, entry) = (await store.record("u7"), await store.entry("u7"))
+        XCTAssertEqual(seen?.status, .failed, "the run sees its own change at once")
+        XCTAssertEqual(entry, UnitIndexEntry(status: .failed, listing: nil))
+        XCTAssertEqual(try Manifest.load(path: path, job: "group").units["u7"]?.status, .done, "a reader sees the last commit")
+        try await store.close()
+        loaded = try Manifest.load(path: path, job: "group")
         XCTAssertEqual(loaded.units["u7"]?.status, .failed)
-        try await store.compact()
-        XCTAssertEqual(try String(contentsOfFile: journal, encoding: .utf8), "")
-        loaded = try Manifest.load(path: path, job: "journal")
-        XCTAssertEqual(loaded.units.count, 100)
-        XCTAssertEqual(loaded.version, 2)
-        // A damaged line in the middle is an error naming the file and the line.
-        try "{\"id\": 1}\n".write(toFile: journal, atomically: false, encoding: .utf8)
-        XCTAssertThrowsError(try Manifest.load(path: path, job: "journal")) {
-            XCTAssertTrue("\($0)".contains("\(journal): line 1 is not a unit record"), "\($0)")
+        XCTAssertEqual(loaded.units["u7"]?.error, "boom")
+        XCTAssertEqual(loaded.units["u7"]?.rows, 7, "an update changes what it changes")
+        XCTAssertEqual((try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0, 0)
+        // Standard tools read it.
+        let sqlite = try run("/usr/bin/env", ["python3", "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from units where status='done'\").fetchone()[0])", path])
+        XCTAssertEqual(sqlite.output.trimmingCharacters(in: .whitespacesAndNewlines), "99", sqlite.output)
+    }
+
+    /// The JSON manifest of the release before (version 2: a snapshot and its journal, whose torn
+    /// last line is ignored) is carried into the database when the job still names the `.json`
+    /// file; the JSON files stay beside it as `.migrated`. A damaged journal line is refused with
+    /// the file and the line.
+    func testAVersion2ManifestAndItsJournalAreCarriedOver() async throws {
+        let json = work.appendingPathComponent("state/old.manifest.json").path
+        try FileManager.default.createDirectory(at: work.appendingPathComponent("state"), withIntermediateDirectories: true)
+        try """
+        {
+        "job" : "old",
+        "units" : {
+        "a" : {"attempts":1,"id":"a","key":"A\\/1H\\/OHLCV","remote_path":"a","rows":24,"status":"done","verified":true},
+        "b" : {"attempts":1,"id":"b","key":"B\\/1H\\/OHLCV","remote_path":"b","status":"failed","error":"HTTP 403","verified":false}
+        },
+        "version" : 2
         }
+
+        """.write(toFile: json, atomically: true, encoding: .utf8)
+        try (#"{"attempts":2,"id":"b","key":"B\/1H\/OHLCV","listing":"10 - 1.5","remote_path":"b","rows":5,"status":"done","verified":true}"# + "\n"
+             + #"{"id":"a","status":"fai"#).write(toFile: Manifest.journalPath(json), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try Manifest.load(path: json, job: "old").units["b"]?.status, .done, "readers read the JSON as it is")
+        let store = try ManifestStore.open(manifest: json, job: "old")
+        try await store.close()
+        let db = Manifest.databasePath(json)
+        XCTAssertTrue(db.hasSuffix("state/old.manifest.db"))
+        let m = try Manifest.load(path: json, job: "old")
+        XCTAssertEqual(m.version, 3)
+        XCTAssertEqual(m.units["a"]?.status, .done)
+        XCTAssertEqual(m.units["a"]?.rows, 24)
+        XCTAssertEqual(m.units["b"]?.status, .done)
+        XCTAssertEqual(m.units["b"]?.listing, "10 - 1.5")
+        XCTAssertEqual(m.units["b"]?.attempts, 2)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: json))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: json + ".migrated"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: Manifest.journalPath(json) + ".migrated"))
+        // A damaged line in the middle of a journal is an error naming the file and the line.
+        let other = work.appendingPathComponent("state/damaged.manifest.json").path
+        try "{\"id\": 1}\n".write(toFile: Manifest.journalPath(other), atomically: false, encoding: .utf8)
+        XCTAssertThrowsError(try ManifestStore.open(manifest: other, job: "damaged")) {
+            XCTAssertTrue("\($0)".contains("\(Manifest.journalPath(other)): line 1 is not a unit record"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Manifest.databasePath(other)), "nothing carried over")
     }
 
     /// A manifest written by the previous release (version 1, no journal, no listing
     /// fingerprints) is carried over: the next run re-imports nothing, downloads nothing, writes
-    /// nothing, and leaves a version 2 snapshot with every unit done.
+    /// nothing, and leaves a version 3 state database with every unit done.
     func testAManifestOfThePreviousReleaseIsCarriedOver() async throws {
         for s in ["BTCUSDT", "ETHUSDT"] { for m in ["2024-01", "2024-02"] { try generate("spot", s, "1h", m) } }
-        let path = try job("carried", symbols: ["BTCUSDT", "ETHUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let manifestPath = work.appendingPathComponent("state/carried.manifest.json").path
+        let path = try variant(of: try job("carried", symbols: ["BTCUSDT", "ETHUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02"), "carried-json",
+                               replacing: Manifest.databasePath(manifestPath), with: manifestPath)
         // Written by the previous release (session-start commit 6aaddb4) for this very job, from
         // a mirror of the same deterministic archives; @TREE@ stands for the mirror's path.
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("fixtures/manifest-v1.json")
@@ -639,8 +677,9 @@ final class ImportJobTests: XCTestCase {
         let (zips, checksums) = (try await zipRequests(), try await checksumRequests())
         XCTAssertEqual(zips, 0)
         XCTAssertEqual(checksums, 4, "each carried unit's CHECKSUM is read once, then its fingerprint kept")
+        XCTAssertTrue(r.output.contains("carried 4 unit records of the version 1 manifest"), r.output)
         let m = try manifest("carried")
-        XCTAssertEqual(m.version, 2)
+        XCTAssertEqual(m.version, 3)
         XCTAssertTrue(m.units.values.allSatisfy { $0.status == .done && $0.listing != nil }, "\(m.units.values.map(\.listing))")
         // The next run needs no CHECKSUM at all.
         try await archives.control(["reset": true])
@@ -667,7 +706,7 @@ final class ImportJobTests: XCTestCase {
             let dir = work.appendingPathComponent("shard-\(k)")
             let r = try importer(["run", path, "--shard", "\(k)/3", "--target", dir.path], today: "2024-06-01")
             XCTAssertEqual(r.status, 0, r.output)
-            XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent("state/sharded.shard-\(k)-of-3.manifest.json").path))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent("state/sharded.shard-\(k)-of-3.manifest.db").path))
             for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name != "category_name" {
                 XCTAssertNil(owners[name], "\(name) is in two shards")
                 owners[name] = k
@@ -871,7 +910,7 @@ final class ImportJobTests: XCTestCase {
         let r = try importer(["run", path], today: "2024-06-01")
         XCTAssertEqual(r.status, 3, r.output)
         XCTAssertTrue(r.output.contains("unreachable"), r.output)
-        let lock = try JobLock(manifest: work.appendingPathComponent("state/down.manifest.json").path)
+        let lock = try JobLock(manifest: work.appendingPathComponent("state/down.manifest.db").path)
         let locked = try importer(["run", path], today: "2024-06-01")
         XCTAssertEqual(locked.status, 2, locked.output)
         XCTAssertTrue(locked.output.contains("another run of this job holds the lock"), locked.output)

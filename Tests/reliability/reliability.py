@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import signal
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def directory_snapshot(root):
 class Job:
     def __init__(self, work, archives_url, target, name, symbols, months, chunk_rows=500, downloads=3):
         self.work, self.name = work, name
-        self.manifest = os.path.join(work, "state", name + ".manifest.json")
+        self.manifest = os.path.join(work, "state", name + ".manifest.db")
         self.cache = os.path.join(work, "cache-" + name)
         self.path = os.path.join(work, name + ".yml")
         target_yaml = ("marketstore: " + target) if target.startswith("http") else ("directory: " + target)
@@ -104,28 +105,21 @@ manifest: {self.manifest}
 """)
 
     def reset(self):
-        for p in (self.manifest, self.manifest + ".lock", self.manifest + ".journal"):
+        for p in (self.manifest, self.manifest + "-wal", self.manifest + "-shm", self.manifest + ".lock"):
             if os.path.exists(p):
                 os.remove(p)
         shutil.rmtree(self.cache, ignore_errors=True)
 
     def manifest_units(self):
-        """The snapshot with its journal replayed (one JSON record a line, the last one of a unit
-        wins; a torn last line is an append that never finished)."""
-        units = self.snapshot_units()
-        journal = self.manifest + ".journal"
-        if os.path.exists(journal):
-            lines = open(journal, "rb").read().split(b"\n")
-            for line in lines[:-1]:  # the part after the last newline is torn or empty
-                if line:
-                    record = json.loads(line)
-                    units[record["id"]] = record
-        return units
-
-    def snapshot_units(self):
+        """The state database's units as {id: {"status": ...}}, read as any SQLite client would
+        (with the write-ahead log of a killed run, which SQLite replays)."""
         if not os.path.exists(self.manifest):
             return {}
-        return json.load(open(self.manifest))["units"]
+        db = sqlite3.connect(self.manifest)
+        try:
+            return {i: {"id": i, "status": s} for i, s in db.execute("SELECT id, status FROM units")}
+        finally:
+            db.close()
 
 
 def run(binary, args, env_today="2024-12-15", timeout=300):
