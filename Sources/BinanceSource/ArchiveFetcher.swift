@@ -79,12 +79,21 @@ public final class ArchiveFetcher: Sendable {
     /// `isCancelled` is asked before each new fetch (a clean stop lets the running ones finish).
     public func fetchAll(_ addresses: [ArchiveAddress], parallelism: Int, isCancelled: @escaping @Sendable () -> Bool = { false },
                          onResult: @escaping @Sendable (ArchiveAddress, Result<FetchResult, Error>) async -> Void) async {
+        await fetchAll(addresses, address: { $0 }, parallelism: parallelism, isCancelled: isCancelled, onResult: onResult)
+    }
+
+    /// `fetchAll` over items that carry an address (a job's planned units), each handed back
+    /// with its result: no look-up table from addresses back to items.
+    public func fetchAll<Item: Sendable>(_ items: [Item], address: @escaping @Sendable (Item) -> ArchiveAddress, parallelism: Int,
+                                         isCancelled: @escaping @Sendable () -> Bool = { false },
+                                         onResult: @escaping @Sendable (Item, Result<FetchResult, Error>) async -> Void) async {
         await withTaskGroup(of: Void.self) { group in
-            var iterator = addresses.makeIterator()
+            var iterator = items.makeIterator()
             func addNext() -> Bool {
-                guard !isCancelled(), let address = iterator.next() else { return false }
+                guard !isCancelled(), let item = iterator.next() else { return false }
                 group.addTask {
-                    do { await onResult(address, .success(try await self.fetch(address))) } catch { await onResult(address, .failure(error)) }
+                    let address = address(item)
+                    do { await onResult(item, .success(try await self.fetch(address))) } catch { await onResult(item, .failure(error)) }
                 }
                 return true
             }

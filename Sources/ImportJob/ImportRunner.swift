@@ -176,11 +176,10 @@ public final class ImportRunner: Sendable {
     func runPipeline(work: [PlannedUnit], fetcher: ArchiveFetcher, writer: Writer, store: ManifestStore, progress: Progress) async throws {
         let archives = BoundedQueue<(PlannedUnit, Result<FetchResult, Error>)>(capacity: spec.downloads * 2)
         let pieces = BoundedQueue<DecodedPiece>(capacity: 4)
-        let unitsByID = Dictionary(work.map { ($0.address, $0) }) { first, _ in first }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                await fetcher.fetchAll(work.map(\.address), parallelism: self.spec.downloads, isCancelled: { Interruption.shared.requested }) { address, result in
-                    await archives.send((unitsByID[address]!, result))
+                await fetcher.fetchAll(work, address: \.address, parallelism: self.spec.downloads, isCancelled: { Interruption.shared.requested }) { unit, result in
+                    await archives.send((unit, result))
                 }
                 await archives.finish()
             }
