@@ -44,15 +44,21 @@ public func validateSymbol(_ symbol: String) throws {
     if !ok { throw SourceError.invalidSymbol(symbol) }
 }
 
-/// One kline archive of the public data tree: `data/<market>/<monthly|daily>/klines/<SYMBOL>/<INTERVAL>/<file>`.
+/// One kline archive of the public data tree:
+/// `data/<market>/<monthly|daily>/<dataset>/<SYMBOL>/<INTERVAL>/<file>` (dataset: klines,
+/// markPriceKlines, indexPriceKlines, premiumIndexKlines).
 public struct ArchiveAddress: Hashable, Sendable, CustomStringConvertible {
     public let market: Market
     public let symbol: String
     public let interval: KlineInterval
     public let period: ArchivePeriod
+    public let dataset: KlineDataset
 
-    public init(market: Market, symbol: String, interval: KlineInterval, period: ArchivePeriod) throws {
+    public init(market: Market, symbol: String, interval: KlineInterval, period: ArchivePeriod, dataset: KlineDataset = .klines) throws {
         try validateSymbol(symbol)
+        guard dataset.exists(on: market) else {
+            throw SourceError.unsupported("\(dataset.rawValue) exist for futures/um and futures/cm only, not \(market.rawValue)")
+        }
         if interval.name == "1s" && market != .spot {
             throw SourceError.unsupported("1s klines exist for spot only, not \(market.rawValue)")
         }
@@ -63,11 +69,12 @@ public struct ArchiveAddress: Hashable, Sendable, CustomStringConvertible {
         self.symbol = symbol
         self.interval = interval
         self.period = period
+        self.dataset = dataset
     }
 
     public var fileName: String { "\(symbol)-\(interval.name)-\(period).zip" }
     public var directory: String {
-        "data/\(market.rawValue)/\(period.kind == .month ? "monthly" : "daily")/klines/\(symbol)/\(interval.name)/"
+        "data/\(market.rawValue)/\(period.kind == .month ? "monthly" : "daily")/\(dataset.rawValue)/\(symbol)/\(interval.name)/"
     }
     /// The path below the base URL (and below the cache directory).
     public var remotePath: String { directory + fileName }

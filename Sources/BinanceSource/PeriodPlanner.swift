@@ -24,6 +24,9 @@ public enum PeriodPlanner {
         (1...UTCCalendar.daysInMonth(year: month.year, month: month.month)).map { ArchivePeriod(year: month.year, month: month.month, day: $0)! }
     }
 
+    /// The day after `day`.
+    public static func day(after day: ArchivePeriod) -> ArchivePeriod { today(now: day.end) }
+
     /// Today's UTC date as a day period.
     public static func today(now: Int64) -> ArchivePeriod {
         let iso = UTCCalendar.iso8601(now)  // yyyy-mm-ddT...

@@ -134,9 +134,10 @@ public struct ArchiveLister: Sendable {
         }
     }
 
-    /// Symbols of a market's monthly klines, filtered by quote asset suffix and/or a glob (`*`, `?`).
-    public func symbols(market: Market, quote: String? = nil, match: String? = nil) async throws -> [String] {
-        let prefix = "data/\(market.rawValue)/monthly/klines/"
+    /// Symbols of a market's monthly klines (or another dataset's), filtered by quote asset suffix
+    /// and/or a glob (`*`, `?`).
+    public func symbols(market: Market, dataset: KlineDataset = .klines, quote: String? = nil, match: String? = nil) async throws -> [String] {
+        let prefix = "data/\(market.rawValue)/monthly/\(dataset.rawValue)/"
         let names = try await list(prefix: prefix).folders.map { String($0.dropFirst(prefix.count).dropLast()) }
         return names.filter { name in
             (try? validateSymbol(name)) != nil
@@ -147,10 +148,10 @@ public struct ArchiveLister: Sendable {
 
     /// The published archives of a symbol and interval, monthly or daily, by period; `month`
     /// narrows a daily listing to that month's files (one request instead of the whole folder).
-    public func published(market: Market, symbol: String, interval: KlineInterval, daily: Bool,
+    public func published(market: Market, dataset: KlineDataset = .klines, symbol: String, interval: KlineInterval, daily: Bool,
                           month: ArchivePeriod? = nil) async throws -> [ArchivePeriod: ListedFile] {
         try validateSymbol(symbol)
-        var prefix = "data/\(market.rawValue)/\(daily ? "daily" : "monthly")/klines/\(symbol)/\(interval.name)/"
+        var prefix = "data/\(market.rawValue)/\(daily ? "daily" : "monthly")/\(dataset.rawValue)/\(symbol)/\(interval.name)/"
         if let month { prefix += "\(symbol)-\(interval.name)-\(month)-" }
         var out: [ArchivePeriod: ListedFile] = [:]
         for file in try await list(prefix: prefix).files where file.key.hasSuffix(".zip") {

@@ -50,4 +50,21 @@ public struct ColumnDigest: Equatable, Sendable {
 
     /// As tagged hex strings, for the manifest.
     public var hex: [String: String] { sums.mapValues { Self.tag + String($0, radix: 16) } }
+
+    /// The digest of two disjoint sets of rows, from their tagged hex strings (the sums add).
+    /// Columns recorded by an earlier version (untagged) cannot be added to: nil for the whole.
+    public static func adding(_ more: [String: String], to recorded: [String: String]?) -> [String: String]? {
+        guard let recorded else { return more }
+        var out: [String: String] = [:]
+        for name in Set(more.keys).union(recorded.keys) {
+            func sum(_ text: String?) -> UInt64? {
+                guard let text else { return 0 }
+                guard text.hasPrefix(tag) else { return nil }
+                return UInt64(text.dropFirst(tag.count), radix: 16)
+            }
+            guard let a = sum(recorded[name]), let b = sum(more[name]) else { return nil }
+            out[name] = tag + String(a &+ b, radix: 16)
+        }
+        return out
+    }
 }

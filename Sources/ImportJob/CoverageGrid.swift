@@ -5,7 +5,7 @@ import KlineArchive
 /// What the manifest says of each key and month: one state per cell, for `status`.
 public struct CoverageGrid: Sendable {
     public enum State: String, CaseIterable, Sendable {
-        case monthly, daily, failed
+        case monthly, daily, rest, failed
         case notPublished = "not_published"
         case pending
 
@@ -13,6 +13,7 @@ public struct CoverageGrid: Sendable {
             switch self {
             case .monthly: return "M"
             case .daily: return "d"
+            case .rest: return "r"
             case .failed: return "X"
             case .notPublished: return "."
             case .pending: return "-"
@@ -23,6 +24,7 @@ public struct CoverageGrid: Sendable {
             switch self {
             case .monthly: return "done from the monthly archive"
             case .daily: return "done from daily archives"
+            case .rest: return "done from REST klines (to: now)"
             case .failed: return "failed"
             case .notPublished: return "not published"
             case .pending: return "pending"
@@ -36,7 +38,8 @@ public struct CoverageGrid: Sendable {
     public var rows: [String: [State]]
 
     /// A month's state: failed if any of its units failed; done from the monthly archive; done
-    /// from dailies (some days may still be out); not published; otherwise pending. Superseded
+    /// from dailies (some days may still be out); done from REST only; not published; otherwise
+    /// pending. Superseded
     /// daily units count for nothing (their monthly unit stands for them).
     public init(manifest: Manifest, months: [ArchivePeriod], keys expectedKeys: [String]) {
         self.months = months
@@ -53,7 +56,8 @@ public struct CoverageGrid: Sendable {
                 let records = byCell[key]?[month] ?? []
                 if records.contains(where: { $0.status == .failed }) { return .failed }
                 if records.contains(where: { $0.status == .done && !$0.isDaily }) { return .monthly }
-                if records.contains(where: { $0.status == .done }) { return .daily }
+                if records.contains(where: { $0.status == .done && !$0.isREST }) { return .daily }
+                if records.contains(where: { $0.status == .done }) { return .rest }
                 if !records.isEmpty && records.allSatisfy({ $0.status == .notPublished }) { return .notPublished }
                 return .pending
             }

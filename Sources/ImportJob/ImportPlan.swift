@@ -10,7 +10,19 @@ public struct PlannedUnit: Sendable, Equatable {
     /// The listing's fingerprint of the archive (size, ETag, modification time); nil for a
     /// period known not to be published.
     public var listing: String?
-    public var id: String { address.remotePath }
+    /// A day filled from REST klines (`to: now`): the daily archive's address, another id.
+    public var fromREST = false
+    /// The archive's remote path; for a REST day `rest/<market>/daily/<dataset>/...`.
+    public var id: String { fromREST ? "rest/" + address.remotePath.dropFirst("data/".count) : address.remotePath }
+}
+
+/// The days of a key to fill from REST (`to: now`): every day after its last archive, within
+/// the recent months, through today.
+public struct RestEdge: Sendable {
+    public var key: String
+    public var symbol: String
+    public var interval: KlineInterval
+    public var days: [PlannedUnit]
 }
 
 /// What the listing shows of one key over the job's range: months with no archive before the
@@ -65,6 +77,8 @@ public struct ImportPlan: Sendable {
     /// Keys with no archive at all in the range (a wrong symbol, most likely): each month of the
     /// range as a failed unit, with the coverage's message.
     public var unpublishedKeys: [(coverage: KeyCoverage, months: [PlannedUnit])]
+    /// With `to: now`: per key, the days after its archives, to fill from REST.
+    public var restEdges: [RestEdge] = []
 
     /// How many months before the current one are still looked at through their daily files while
     /// their monthly archive is missing (Binance publishes monthlies days, sometimes weeks, late).
@@ -86,18 +100,20 @@ public struct ImportPlan: Sendable {
             for interval in spec.intervals {
                 let key = try spec.key(symbol: symbol, interval: interval)
                 func unit(_ period: ArchivePeriod, _ file: ListedFile?) throws -> PlannedUnit {
-                    PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: period),
+                    PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: period, dataset: spec.dataset),
                                 key: key, listing: file?.fingerprint)
                 }
-                let monthly = try await lister.published(market: spec.market, symbol: symbol, interval: interval, daily: false)
+                let monthly = try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval, daily: false)
                 let listedMonths = months.filter { $0 < current && monthly[$0] != nil }
                 var coverage = KeyCoverage(key: key, symbol: symbol, interval: interval)
                 var missing: [ArchivePeriod] = [], found: [ArchivePeriod] = [], notPublished: [PlannedUnit] = []
+                var lastArchiveDay: ArchivePeriod?  // the last day an archive of the key covers
                 for month in months {
                     if month < current, let file = monthly[month] {
                         let u = try unit(month, file)
                         plan.units.append(u)
                         found.append(month)
+                        lastArchiveDay = PeriodPlanner.days(of: month).last
                         for daily in dailiesByMonthly[u.id] ?? [] { plan.superseded[daily] = u.id }
                         continue
                     }
@@ -109,7 +125,7 @@ public struct ImportPlan: Sendable {
                     }
                     let days = PeriodPlanner.days(of: month).filter { $0 < today }
                     if days.isEmpty { continue }  // the first day of the current month: nothing can be out yet
-                    let dailies = try await lister.published(market: spec.market, symbol: symbol, interval: interval, daily: true, month: month)
+                    let dailies = try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval, daily: true, month: month)
                     guard dailies.keys.contains(where: { days.contains($0) }) else {
                         // Nothing of the month is out: one record for the month, not one per day
                         // (a delisted symbol would otherwise add ~60 records a night).
@@ -118,7 +134,12 @@ public struct ImportPlan: Sendable {
                         continue
                     }
                     for day in days {
-                        if let file = dailies[day] { plan.units.append(try unit(day, file)) } else { notPublished.append(try unit(day, nil)) }
+                        if let file = dailies[day] {
+                            plan.units.append(try unit(day, file))
+                            lastArchiveDay = max(lastArchiveDay ?? day, day)
+                        } else {
+                            notPublished.append(try unit(day, nil))
+                        }
                     }
                     found.append(month)
                 }
@@ -132,6 +153,22 @@ public struct ImportPlan: Sendable {
                     plan.unpublishedKeys.append((coverage, try months.map { try unit($0, nil) }))
                 } else {
                     plan.notPublished += notPublished
+                }
+                // `to: now`: the days after the key's last archive, within the recent months (a key
+                // whose archives ended long ago is delisted, not late), through today. Intervals
+                // longer than a day have no daily archives and no closed candle to add here.
+                if spec.toNow, !coverage.noArchive, let last = lastArchiveDay, let step = interval.seconds, step <= 86400 {
+                    let recentFirstDay = PeriodPlanner.days(of: recentStart).first!
+                    let start = max(PeriodPlanner.day(after: last), recentFirstDay, PeriodPlanner.days(of: spec.from).first!)
+                    var restDays: [PlannedUnit] = []
+                    for month in months where month >= ArchivePeriod(year: start.year, month: start.month)! {
+                        for day in PeriodPlanner.days(of: month) where day >= start && day <= today {
+                            var u = try unit(day, nil)
+                            u.fromREST = true
+                            restDays.append(u)
+                        }
+                    }
+                    if !restDays.isEmpty { plan.restEdges.append(RestEdge(key: key, symbol: symbol, interval: interval, days: restDays)) }
                 }
                 if let firstFound = found.min(), let lastFound = found.max() {
                     coverage.missingBefore = missing.filter { $0 < firstFound }

@@ -100,6 +100,7 @@ public final class ImportRunner: Sendable {
             for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }
             for (key, gaps) in summary.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(gaps)") }
             for (coverage, _) in plan.unpublishedKeys { print("  fails: \(coverage.key): \(coverage.noArchiveMessage)") }
+            for edge in plan.restEdges { print("  from REST (to: now): \(edge.key): \(edge.days.first!.address.period)..\(edge.days.last!.address.period), up to the last closed candle") }
             summary.seconds = Date().timeIntervalSince(started)
             return summary
         }
@@ -150,6 +151,16 @@ public final class ImportRunner: Sendable {
         let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger)
         do {
             try await runPipeline(work: work, fetcher: fetcher, writer: writer, store: store, progress: progress)
+            // `to: now`: the days after the archives, from REST, once the archives are written.
+            let rest = try await fillFromREST(plan.restEdges, store: store, writer: writer, progress: progress)
+            try await writer.flush()
+            summary.restRequests = rest.counters.requests
+            summary.restWeight = rest.counters.weight
+            summary.restMaxUsedWeight1m = rest.counters.maxUsedWeight
+            summary.restWeightBudget = rest.budget
+            summary.restBudgetWaits = rest.counters.budgetWaits
+            summary.restRateLimited = rest.counters.rateLimited
+            summary.restStopped = rest.stopped
         } catch let error as FileWriteError {
             // The manifest could not be saved (a full disk): what is recorded stays consistent, the
             // rest is written again by the re-run (fixed-length slots make that idempotent).
@@ -163,6 +174,7 @@ public final class ImportRunner: Sendable {
             await store.update(daily) { $0.status = .superseded; $0.error = nil }
             summary.superseded += 1
         }
+        summary.superseded += await supersedeRESTDays(store: store)
         do {
             try await store.close()
         } catch let error as FileWriteError {
@@ -224,7 +236,7 @@ public final class ImportRunner: Sendable {
         summary.failures.merge(counts.failures) { old, _ in old }
         summary.seconds = Date().timeIntervalSince(started)
         summary.rowsPerSecond = summary.seconds > 0 ? Double(summary.rows) / summary.seconds : 0
-        summary.exitCode = summary.failed > 0 || summary.stateError != nil ? 1 : 0
+        summary.exitCode = summary.failed > 0 || summary.stateError != nil || summary.restStopped != nil ? 1 : 0
         summary.peakRssBytes = peakRSS()
         if Interruption.shared.requested {
             summary.interrupted = true
@@ -385,9 +397,26 @@ func onThread<T: Sendable>(_ queue: DispatchQueue, _ body: @escaping @Sendable (
 
 /// What a unit's decode produced, recorded when its last rows are acknowledged.
 struct UnitOutcome: Sendable {
-    var archive: LocalArchive
+    /// The archive read (nil for a REST unit), its verified SHA-256.
+    var archivePath: String?
+    var sha256: String?
+    var verified: Bool
     var report: KlineReport
     var digest: ColumnDigest
+    /// A REST unit: the open time of the last closed candle covered.
+    var coveredTo: Int64?
+    /// A REST day continued after an earlier run's candles: its rows add to the recorded ones.
+    var continues = false
+
+    init(archive: LocalArchive, report: KlineReport, digest: ColumnDigest) {
+        (archivePath, sha256, verified) = (archive.path, archive.sha256, archive.verified)
+        (self.report, self.digest) = (report, digest)
+    }
+
+    init(restReport report: KlineReport, digest: ColumnDigest, coveredTo: Int64) {
+        (archivePath, sha256, verified) = (nil, nil, false)
+        (self.report, self.digest, self.coveredTo) = (report, digest, coveredTo)
+    }
 }
 
 /// Rows of one unit on their way to the writer; the last piece of a unit carries its outcome.

@@ -38,7 +38,7 @@ public struct JobSpec: Equatable, Sendable {
     public var discoverMatch: String?
     public var intervals: [KlineInterval]
     public var from: ArchivePeriod
-    /// nil: "latest" (up to yesterday, UTC).
+    /// nil: "latest" (up to yesterday, UTC) or "now".
     public var to: ArchivePeriod?
     public var columns: [KlineColumn]
     public var floatType: FloatType
@@ -48,11 +48,21 @@ public struct JobSpec: Equatable, Sendable {
     public var downloads: Int
     public var validation: ValidationPolicy
     public var manifest: String
+    /// `to: now`: after the archives, REST klines up to the last closed candle.
+    public var toNow = false
+    /// klines, markPriceKlines, indexPriceKlines or premiumIndexKlines.
+    public var dataset: KlineDataset = .klines
+    /// The market's REST base URL (`source.rest_url`), Binance's by default.
+    public var restURL: String
+    /// The share of the REST weight limit a run allows itself (`rest.weight_share`, default 0.5).
+    public var restWeightShare = 0.5
+    /// The REST weight limit per minute (`rest.weight_limit`, Binance's by default).
+    public var restWeightLimit: Int
     /// Set by `--shard K/N`: this run takes that shard's symbols and keeps its own state files.
     public var shard: Shard?
 
-    static let topKeys: Set<String> = ["name", "source", "market", "symbols", "discover", "intervals", "from", "to", "columns", "dtype",
-                                       "attribute_group", "target", "write", "concurrency", "validation", "manifest"]
+    static let topKeys: Set<String> = ["name", "source", "market", "dataset", "symbols", "discover", "intervals", "from", "to", "columns", "dtype",
+                                       "attribute_group", "target", "write", "concurrency", "validation", "manifest", "rest"]
 
     /// Reads and validates a job file.
     public static func load(path: String) throws -> JobSpec {
@@ -94,7 +104,7 @@ public struct JobSpec: Equatable, Sendable {
             throw fail("name", "use letters, digits, '-', '_' and '.' only")
         }
         let source = try section("source")
-        try checkKeys(source, allowed: ["base_url", "cache_dir", "checksum", "listing_url", "delete_after_write"], prefix: "source.", fail)
+        try checkKeys(source, allowed: ["base_url", "cache_dir", "checksum", "listing_url", "delete_after_write", "rest_url"], prefix: "source.", fail)
         let checksum = try string(source, "checksum", "source.checksum", default: "required")
         guard ["required", "optional"].contains(checksum) else { throw fail("source.checksum", "must be required or optional, not \(checksum)") }
         var deleteAfter = false
@@ -105,6 +115,18 @@ public struct JobSpec: Equatable, Sendable {
 
         let marketName = try string(root, "market", "market")
         guard let market = Market(rawValue: marketName) else { throw fail("market", "must be spot, futures/um or futures/cm, not \(marketName)") }
+        let datasetName = try string(root, "dataset", "dataset", default: "klines")
+        guard let dataset = KlineDataset(rawValue: datasetName) else {
+            throw fail("dataset", "must be one of \(KlineDataset.allCases.map(\.rawValue).joined(separator: ", ")), not \(datasetName)")
+        }
+        guard dataset.exists(on: market) else { throw fail("dataset", "\(datasetName) exist for futures/um and futures/cm only, not \(marketName)") }
+        let restSection = try section("rest")
+        try checkKeys(restSection, allowed: ["weight_share", "weight_limit"], prefix: "rest.", fail)
+        var share = 0.5
+        if let v = restSection["weight_share"] {
+            guard let d = (v as? Double) ?? (v as? Int).map(Double.init), d > 0, d <= 1 else { throw fail("rest.weight_share", "must be a number in (0, 1], not \(v)") }
+            share = d
+        }
 
         var symbols: [String]?
         var quote: String?, match: String?
@@ -143,8 +165,8 @@ public struct JobSpec: Equatable, Sendable {
         guard let from = parseMonth(fromText) else { throw fail("from", "must be a month YYYY-MM, not \(fromText)") }
         let toText = try string(root, "to", "to", default: "latest")
         var to: ArchivePeriod?
-        if toText != "latest" {
-            guard let t = parseMonth(toText) else { throw fail("to", "must be a month YYYY-MM or latest, not \(toText)") }
+        if toText != "latest" && toText != "now" {
+            guard let t = parseMonth(toText) else { throw fail("to", "must be a month YYYY-MM, latest or now, not \(toText)") }
             guard (from.year, from.month) <= (t.year, t.month) else { throw fail("from", "\(fromText) is after to: \(toText)") }
             to = t
         }
@@ -162,7 +184,7 @@ public struct JobSpec: Equatable, Sendable {
         }
         let dtype = try string(root, "dtype", "dtype", default: "float32")
         guard let floatType = FloatType(rawValue: dtype) else { throw fail("dtype", "must be float32 or float64, not \(dtype)") }
-        let group = try string(root, "attribute_group", "attribute_group", default: "OHLCV")
+        let group = try string(root, "attribute_group", "attribute_group", default: dataset.defaultAttributeGroup)
         guard !group.isEmpty, !group.contains("/"), !group.contains(":"), !group.contains(",") else { throw fail("attribute_group", "must be a plain name such as OHLCV") }
 
         let targetSection = try section("target")
@@ -195,7 +217,11 @@ public struct JobSpec: Equatable, Sendable {
             chunkRows: try int(write, "chunk_rows", "write.chunk_rows", default: 50000, range: 100...5_000_000),
             downloads: try int(concurrency, "downloads", "concurrency.downloads", default: 4, range: 1...64),
             validation: validation,
-            manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.db"))
+            manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.db"),
+            toNow: toText == "now", dataset: dataset,
+            restURL: try string(source, "rest_url", "source.rest_url", default: RestMarket(market).defaultBaseURL),
+            restWeightShare: share,
+            restWeightLimit: try int(restSection, "weight_limit", "rest.weight_limit", default: RestMarket(market).defaultWeightLimit, range: 1...1_000_000))
     }
 
     /// The MarketStore key of a symbol's interval: `BTCUSDT/1Min/OHLCV`.
@@ -242,8 +268,9 @@ public struct JobSpec: Equatable, Sendable {
             self.from = p
         }
         if let to {
-            if to == "latest" { self.to = nil } else {
-                guard let p = Self.parseMonth(to) else { throw fail("--to", "must be YYYY-MM or latest, not \(to)") }
+            toNow = to == "now"
+            if to == "latest" || to == "now" { self.to = nil } else {
+                guard let p = Self.parseMonth(to) else { throw fail("--to", "must be YYYY-MM, latest or now, not \(to)") }
                 self.to = p
             }
         }

@@ -31,6 +31,12 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     public var error: String?
     public var updatedAt: String?
     public var doneAt: String?
+    /// A REST unit (id `rest/...`): the open time (UTC s) of the last closed candle it covers;
+    /// a later run continues after it.
+    public var coveredTo: Int64?
+
+    /// A day filled from REST klines, not an archive.
+    public var isREST: Bool { id.hasPrefix("rest/") }
 
     /// A unit of a daily archive (`data/<market>/daily/...`).
     public var isDaily: Bool { remotePath.contains("/daily/") }
@@ -41,7 +47,7 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     /// `.../daily/.../X-1m-2024-02-03.zip` -> `.../monthly/.../X-1m-2024-02.zip`; nil for a path
     /// that is not a daily archive's. (A unit's id is its remote path.)
     public static func monthlyID(ofDaily path: String) -> String? {
-        guard let daily = path.range(of: "/daily/"), path.hasSuffix(".zip"), path.utf8.count > 7 else { return nil }
+        guard !path.hasPrefix("rest/"), let daily = path.range(of: "/daily/"), path.hasSuffix(".zip"), path.utf8.count > 7 else { return nil }
         return path.replacingCharacters(in: daily, with: "/monthly/").dropLast(7) + ".zip"  // drops "-DD.zip"
     }
 }

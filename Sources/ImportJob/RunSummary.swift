@@ -31,6 +31,16 @@ public struct RunSummary: Codable, Sendable {
     /// Per key, the months of the range with no archive before its first one or after its last.
     public var notPublishedRanges: [String: String] = [:]
     public var manifest: String = ""
+    /// REST work (`to: now`): requests made, their documented weight, the highest
+    /// X-MBX-USED-WEIGHT-1M seen against the run's budget (share x limit), waits for the next
+    /// minute, 429 answers, and why REST work stopped (a 418 ban), if it did.
+    public var restRequests = 0
+    public var restWeight = 0
+    public var restMaxUsedWeight1m = 0
+    public var restWeightBudget = 0
+    public var restBudgetWaits = 0
+    public var restRateLimited = 0
+    public var restStopped: String?
 
     public var table: String {
         let lines: [(String, String)] = [
@@ -39,10 +49,14 @@ public struct RunSummary: Codable, Sendable {
             ("anomalies", "\(anomalies)"), ("downloads", "\(downloads)"), ("write requests", "\(writeRequests)"),
             ("rows MarketStore will not serve (1 Jan, 1D)", "\(rowsNotServedByMarketStore)"),
             ("time", String(format: "%.1f s", seconds)), ("rows/s", String(format: "%.0f", rowsPerSecond)),
-        ]
+        ] + (restRequests == 0 ? [] : [
+            ("REST requests (weight)", "\(restRequests) (\(restWeight))"),
+            ("REST weight used per minute (budget)", "at most \(restMaxUsedWeight1m) (\(restWeightBudget))"),
+        ])
         let width = lines.map(\.0.count).max()!
         var out = lines.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
         if let stateError { out.append("manifest not saved: \(stateError)") }
+        if let restStopped { out.append("REST stopped: \(restStopped)") }
         for (key, gaps) in notPublishedRanges.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("not published: \(key): \(gaps)") }
         if notPublishedRanges.count > 50 { out.append("... and \(notPublishedRanges.count - 50) more keys with months not published (see the report)") }
         for (id, error) in failures.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("failed: \(id): \(error)") }

@@ -14,11 +14,11 @@ final class StateDatabase {
             id TEXT PRIMARY KEY, key TEXT NOT NULL, status TEXT NOT NULL, remote_path TEXT NOT NULL,
             archive_path TEXT, sha256 TEXT, listing TEXT, verified INTEGER NOT NULL, rows INTEGER,
             first_epoch INTEGER, last_epoch INTEGER, digests TEXT, anomalies TEXT,
-            attempts INTEGER NOT NULL, error TEXT, updated_at TEXT, done_at TEXT
+            attempts INTEGER NOT NULL, error TEXT, updated_at TEXT, done_at TEXT, covered_to INTEGER
         ) WITHOUT ROWID;
         """
     static let columns = "id, key, status, remote_path, archive_path, sha256, listing, verified, rows, first_epoch, " +
-        "last_epoch, digests, anomalies, attempts, error, updated_at, done_at"
+        "last_epoch, digests, anomalies, attempts, error, updated_at, done_at, covered_to"
 
     let db: SQLiteDatabase
     private let upsert: SQLiteStatement
@@ -60,7 +60,7 @@ final class StateDatabase {
             throw JobFileError(file: path, key: "", reason: "state version \(version.map(String.init) ?? "unknown") is not one this binary reads (\(Manifest.currentVersion)); move the file away to start over")
         }
         self.db = db
-        upsert = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        upsert = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
         selectOne = try db.prepare("SELECT \(Self.columns) FROM units WHERE id = ?")
     }
 
@@ -75,7 +75,7 @@ final class StateDatabase {
                 upsert.bind(5, r.archivePath); upsert.bind(6, r.sha256); upsert.bind(7, r.listing); upsert.bind(8, Int64(r.verified ? 1 : 0))
                 upsert.bind(9, r.rows.map(Int64.init)); upsert.bind(10, r.firstEpoch); upsert.bind(11, r.lastEpoch)
                 upsert.bind(12, try r.digests.map(Self.json)); upsert.bind(13, try r.anomalies.map(Self.json))
-                upsert.bind(14, Int64(r.attempts)); upsert.bind(15, r.error); upsert.bind(16, r.updatedAt); upsert.bind(17, r.doneAt)
+                upsert.bind(14, Int64(r.attempts)); upsert.bind(15, r.error); upsert.bind(16, r.updatedAt); upsert.bind(17, r.doneAt); upsert.bind(18, r.coveredTo)
                 try upsert.step()
             }
         }
@@ -118,7 +118,7 @@ final class StateDatabase {
         r.rows = s.int(8).map(Int.init); r.firstEpoch = s.int(9); r.lastEpoch = s.int(10)
         r.digests = try s.text(11).map { try JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
         r.anomalies = try s.text(12).map { try JSONDecoder().decode([String: Int].self, from: Data($0.utf8)) }
-        r.attempts = Int(s.int(13) ?? 0); r.error = s.text(14); r.updatedAt = s.text(15); r.doneAt = s.text(16)
+        r.attempts = Int(s.int(13) ?? 0); r.error = s.text(14); r.updatedAt = s.text(15); r.doneAt = s.text(16); r.coveredTo = s.int(17)
         return r
     }
 

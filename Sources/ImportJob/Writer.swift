@@ -108,15 +108,24 @@ actor Writer {
             guard let outcome, !failedUnits.contains(unit.id) else { continue }
             let report = outcome.report
             await store.update(unit.id, key: unit.key) {
-                $0.status = .done
-                $0.archivePath = outcome.archive.path
-                $0.sha256 = outcome.archive.sha256
+                $0.archivePath = outcome.archivePath
+                $0.sha256 = outcome.sha256
                 $0.listing = unit.listing
-                $0.verified = outcome.archive.verified
-                $0.rows = report.rows
-                $0.firstEpoch = report.firstOpenTime
-                $0.lastEpoch = report.lastOpenTime
-                $0.digests = outcome.digest.hex
+                $0.verified = outcome.verified
+                $0.coveredTo = outcome.coveredTo
+                if outcome.continues && $0.status == .done {
+                    // A REST day continued: the earlier candles stay recorded with these.
+                    $0.rows = ($0.rows ?? 0) + report.rows
+                    $0.firstEpoch = [$0.firstEpoch, report.firstOpenTime].compactMap { $0 }.min()
+                    $0.lastEpoch = [$0.lastEpoch, report.lastOpenTime].compactMap { $0 }.max()
+                    $0.digests = ColumnDigest.adding(outcome.digest.hex, to: $0.digests)
+                } else {
+                    $0.rows = report.rows
+                    $0.firstEpoch = report.firstOpenTime
+                    $0.lastEpoch = report.lastOpenTime
+                    $0.digests = outcome.digest.hex
+                }
+                $0.status = .done
                 $0.anomalies = report.anomalies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: report.anomalies.map { ($0.kind.rawValue, $0.count) })
                 $0.attempts += 1
                 $0.error = nil
@@ -124,8 +133,8 @@ actor Writer {
                 $0.updatedAt = $0.doneAt
             }
             await progress.unitDone(rows: report.rows, anomalies: report.anomalyCount, bytes: report.csvBytes)
-            if spec.deleteArchivesAfterWrite, outcome.archive.path.hasPrefix(spec.cacheDirectory) {
-                try? FileManager.default.removeItem(atPath: outcome.archive.path)
+            if spec.deleteArchivesAfterWrite, let path = outcome.archivePath, path.hasPrefix(spec.cacheDirectory) {
+                try? FileManager.default.removeItem(atPath: path)
             }
         }
         try await store.commit()

@@ -91,6 +91,40 @@ public enum KlineArchiveDecoder {
         return report
     }
 
+    /// Decodes CSV text already in memory (REST klines rendered as CSV lines) with the same parser
+    /// as the archives: exact numbers, time unit detection, validation. `source` names the input
+    /// in errors and in the report.
+    public static func decodeCSV(_ bytes: [UInt8], source: String, options: KlineDecodeOptions) throws -> (batch: KlineBatch, report: KlineReport) {
+        guard let interval = options.interval else { throw KlineDecodeError.unknownInterval(archive: source) }
+        var report = KlineReport(archive: source, member: source, symbol: nil, interval: interval.name, period: options.period?.description,
+                                 periodStart: options.period?.start, periodEnd: options.period?.end)
+        var all: KlineBatch?
+        var offset = 0
+        let read: (UnsafeMutablePointer<UInt8>, Int) throws -> Int = { into, capacity in
+            let n = min(capacity, bytes.count - offset)
+            bytes.withUnsafeBufferPointer { _ = memcpy(into, $0.baseAddress! + offset, n) }
+            offset += n
+            return n
+        }
+        func keep(_ chunk: KlineBatch) { if all == nil { all = chunk } else { all!.append(chunk) } }
+        let reserve = max(16, bytes.count / 100)
+        switch options.floatType {
+        case .float32:
+            let parser = KlineCSVParser<Float>(archive: source, columns: options.columns, intervalSeconds: interval.seconds, period: options.period, reserve: reserve)
+            try run(archive: source, parser, chunkRows: .max, bufferSize: max(4096, min(bytes.count + 1, bufferSize)), read: read, keep)
+            parser.finishReport(into: &report)
+        case .float64:
+            let parser = KlineCSVParser<Double>(archive: source, columns: options.columns, intervalSeconds: interval.seconds, period: options.period, reserve: reserve)
+            try run(archive: source, parser, chunkRows: .max, bufferSize: max(4096, min(bytes.count + 1, bufferSize)), read: read, keep)
+            parser.finishReport(into: &report)
+        }
+        report.csvBytes = UInt64(bytes.count)
+        var batch = all ?? KlineBatch(epochs: [], columns: options.columns.map { ($0, emptyColumn($0, options.floatType)) })
+        if report.duplicates > 0 || report.outOfOrder > 0 { batch = batch.sortedKeepingLast() }
+        if options.policy == .strict, !report.anomalies.isEmpty { throw KlineDecodeError.strict(archive: source, report: report) }
+        return (batch, report)
+    }
+
     /// The number of interval slots of the period (a month when unknown), bounding rows and bytes.
     static func expectedSlots(interval: KlineInterval, period: ArchivePeriod?) -> Int {
         let span = period.map { $0.end - $0.start } ?? 31 * 86400

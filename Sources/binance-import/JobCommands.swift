@@ -14,7 +14,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: "First month (YYYY-MM), overriding the job file.")
     var from: String?
 
-    @Option(help: "Last month (YYYY-MM or latest), overriding the job file.")
+    @Option(help: "Last month (YYYY-MM), latest (up to yesterday) or now (archives, then REST up to the last closed candle), overriding the job file.")
     var to: String?
 
     @Option(help: "Symbols, comma-separated, overriding the job file.")
@@ -46,8 +46,14 @@ struct JobOptions: ParsableArguments {
     }
 }
 
-/// Today's UTC date; BINANCE_IMPORT_TODAY=YYYY-MM-DD pins it (tests, back-fills as of a date).
+/// Today's UTC date; BINANCE_IMPORT_NOW=YYYY-MM-DDTHH:MM:SSZ (the local clock, for `to: now`) or
+/// BINANCE_IMPORT_TODAY=YYYY-MM-DD pins it (tests, back-fills as of a date). REST work reads the
+/// server's clock, never this one.
 func today() throws -> ArchivePeriod {
+    if let now = ProcessInfo.processInfo.environment["BINANCE_IMPORT_NOW"] {
+        guard let date = try? Date(now, strategy: .iso8601) else { throw ValidationError("BINANCE_IMPORT_NOW must be like 2024-02-05T10:30:00Z, not \(now)") }
+        return PeriodPlanner.today(now: Int64(date.timeIntervalSince1970))
+    }
     if let pinned = ProcessInfo.processInfo.environment["BINANCE_IMPORT_TODAY"] {
         let p = pinned.split(separator: "-").compactMap { Int($0) }
         guard p.count == 3, let day = ArchivePeriod(year: p[0], month: p[1], day: p[2]) else {
@@ -142,9 +148,10 @@ struct Status: AsyncParsableCommand {
         var stale: [String] = []
         if checkRemote {
             let fetcher = ArchiveFetcher(location: SourceLocation(spec.baseURL), cacheDirectory: spec.cacheDirectory)
-            for record in manifest.units.values where record.status == .done {
+            for record in manifest.units.values where record.status == .done && !record.isREST {
                 guard let sha = record.sha256, let name = KlineArchiveName(fileName: record.remotePath),
-                      let address = try? ArchiveAddress(market: spec.market, symbol: name.symbol, interval: name.interval, period: name.period) else { continue }
+                      let address = try? ArchiveAddress(market: spec.market, symbol: name.symbol, interval: name.interval, period: name.period,
+                                                        dataset: spec.dataset) else { continue }
                 if let published = try await fetcher.publishedChecksum(address), published != sha { stale.append(record.id) }
             }
             counts["stale"] = stale.count

@@ -1,0 +1,115 @@
+import BinanceSource
+import Foundation
+import KlineArchive
+
+/// What the REST work of a run did.
+struct RestOutcome: Sendable {
+    var counters = RestCounters()
+    var budget = 0
+    /// Why all REST work stopped (a 418 ban, no server time), when it did.
+    var stopped: String?
+}
+
+extension ImportRunner {
+    /// `to: now`: each key's days after its archives, from Binance's REST klines up to the last
+    /// closed candle by the server's clock, through the same writer as the archives. A day is a
+    /// unit (`rest/...`) that records the last closed open time it covers; a later run asks only
+    /// for the candles after it (the day's rows and digest add up, see `ColumnDigest`), and a
+    /// published archive supersedes the day.
+    func fillFromREST(_ edges: [RestEdge], store: ManifestStore, writer: Writer, progress: Progress) async throws -> RestOutcome {
+        var outcome = RestOutcome()
+        guard !edges.isEmpty else { return outcome }
+        let client = RestClient(baseURL: spec.restURL, market: spec.market, weightLimit: spec.restWeightLimit, share: spec.restWeightShare)
+        outcome.budget = client.budget
+        let serverTime: Int64
+        do {
+            serverTime = try await client.serverTime()
+        } catch {
+            outcome.stopped = "REST: \(error)"
+            outcome.counters = await client.counters
+            return outcome
+        }
+        for edge in edges {
+            if Interruption.shared.requested { break }
+            guard let step = edge.interval.seconds else { continue }
+            // Only closed candles: open time t is closed once t + step is not after server time.
+            let lastClosedOpen = (serverTime / 1000 / step) * step - step
+            var todo = edge.days[...]
+            while let day = todo.first, let record = await store.record(day.id), record.status == .done || record.status == .superseded,
+                  (record.coveredTo ?? .min) >= day.address.period.end - step {
+                todo = todo.dropFirst()
+            }
+            guard let first = todo.first, first.address.period.start <= lastClosedOpen else { continue }
+            // A day covered in part by an earlier run continues after its last covered candle.
+            var resumeAfter: Int64?
+            if let record = await store.record(first.id), record.status == .done, let covered = record.coveredTo {
+                guard covered < lastClosedOpen else { continue }  // no new candle has closed
+                resumeAfter = covered
+            }
+            let klines: [RestKline]
+            do {
+                klines = try await client.klines(dataset: spec.dataset, instrument: edge.symbol, interval: edge.interval,
+                                                 fromMs: (resumeAfter.map { $0 + step } ?? first.address.period.start) * 1000,
+                                                 toMs: lastClosedOpen * 1000)
+            } catch let error as RestError {
+                if case .banned = error {
+                    logger.error("\(error)")
+                    outcome.stopped = "\(error)"
+                    break
+                }
+                for day in todo where day.address.period.start <= lastClosedOpen {
+                    await fail(day, "REST: \(error)", store: store, progress: progress)
+                }
+                continue
+            }
+            // CSV lines per UTC day, closed candles only (µs times, when sent, read as such).
+            var byDay: [Int64: [UInt8]] = [:]
+            for k in klines {
+                let open = k.openTime >= 100_000_000_000_000 ? k.openTime / 1000 : k.openTime
+                let close = k.closeTime >= 100_000_000_000_000 ? k.closeTime / 1000 : k.closeTime
+                guard close < serverTime else { continue }  // still open: never written
+                byDay[floorDiv(open, 86_400_000), default: []] += Array(k.csvLine.utf8) + [0x0A]
+            }
+            for day in todo {
+                let start = day.address.period.start
+                guard start <= lastClosedOpen else { break }
+                let options = KlineDecodeOptions(interval: edge.interval, period: nil, columns: spec.columns,
+                                                 floatType: spec.floatType, policy: spec.validation)
+                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.dataset)) \(edge.symbol) \(edge.interval.name) \(day.address.period)"
+                do {
+                    let (batch, report) = try KlineArchiveDecoder.decodeCSV(byDay[start / 86400] ?? [], source: source, options: options)
+                    var digest = ColumnDigest()
+                    digest.add(batch)
+                    let covered = min(day.address.period.end - step, lastClosedOpen)
+                    var outcome = UnitOutcome(restReport: report, digest: digest, coveredTo: covered)
+                    outcome.continues = day.id == first.id && resumeAfter != nil
+                    try await writer.add(DecodedPiece(unit: day, batch: batch.count > 0 ? batch : emptyBatch(), outcome: outcome))
+                } catch let error as KlineDecodeError {
+                    await fail(day, "\(error)", store: store, progress: progress)
+                }
+            }
+        }
+        outcome.counters = await client.counters
+        return outcome
+    }
+
+    /// REST days now covered by a done daily or monthly archive: superseded (the archive's rows
+    /// overwrote the same slots).
+    func supersedeRESTDays(store: ManifestStore) async -> Int {
+        let index = await store.currentIndex()
+        var count = 0
+        for (id, entry) in index where entry.status == .done && id.hasPrefix("rest/") {
+            let daily = "data/" + id.dropFirst("rest/".count)
+            let monthly = UnitRecord.monthlyID(ofDaily: daily)
+            guard index[daily]?.status == .done || monthly.map({ index[$0]?.status == .done }) == true else { continue }
+            await store.update(id) { $0.status = .superseded; $0.error = nil; $0.updatedAt = isoNow() }
+            count += 1
+        }
+        return count
+    }
+}
+
+@inline(__always) private func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}

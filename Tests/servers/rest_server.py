@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""A fixture of Binance's REST kline endpoints for tests, following the documented behaviour
+(docs/binance-rest.md has the facts and their sources).
+
+GET /api/v3/time, /fapi/v1/time, /dapi/v1/time       {"serverTime": ms} (weight 1)
+GET /api/v3/klines                                    spot klines (symbol)
+GET /fapi/v1/{klines,markPriceKlines,premiumIndexKlines}   USD-M (symbol)
+GET /fapi/v1/indexPriceKlines                         USD-M index price (pair)
+GET /dapi/v1/...                                      COIN-M, the same four
+    interval, startTime, endTime, limit: default 500; at most 1000 (spot) or 1500 (futures),
+    more is HTTP 400 (-1130). Spot and USD-M answer the oldest klines from startTime up to limit
+    and never past endTime; COIN-M answers the most recent `limit` klines back from endTime
+    within [startTime, endTime]. Nothing after the server's clock; the kline that is still open
+    (its close time at or after the clock) is answered with values that move, as Binance does.
+    Spot answers µs times when the request carries X-MBX-TIME-UNIT: MICROSECOND.
+    Values: those of bench/gen_archives.py's daily archive of the same day (every dataset), so a
+    daily archive published later holds exactly what REST gave.
+Weights (klines: 2 on spot; on futures by limit [1,100) 1, [100,500) 2, [500,1000] 5, above 10)
+count per minute of the server clock against --weight-limit (default 6000 spot, 2400 futures);
+every answer carries X-MBX-USED-WEIGHT-1M. Over the limit: 429 with Retry-After (seconds to the
+next minute); a client that goes on sending after 429s (3 in a minute) is banned: 418 with
+Retry-After.
+
+POST /_control {"now": "2024-02-05T10:30:00Z"}   the server clock (it runs on from there)
+POST /_control {"weight_limit": N}               the limit per minute (both families)
+POST /_control {"ban": true}                     every request answers 418
+POST /_control {"symbols": [..]}                 known symbols/pairs (others: 400, -1121)
+POST /_control {"reset": true}                   counters cleared (clock, symbols and limit kept)
+GET /_stats  {"requests": N, "by_path": {path: N}, "weight_by_minute": {minute: used},
+              "max_used_weight": N, "rate_limited": N, "banned": N, "klines_requests": [query]}
+"""
+import argparse
+import calendar
+import datetime
+import json
+import os
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+import gen_archives  # noqa: E402
+from quiet_http import QuietThreadingServer  # noqa: E402
+
+DATASETS = ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines")
+FAMILIES = {"/api/v3/": "spot", "/fapi/v1/": "um", "/dapi/v1/": "cm"}
+
+
+class State:
+    def __init__(self, weight_limit):
+        self.lock = threading.Lock()
+        self.base_ms = int(time.time() * 1000)
+        self.set_at = time.time()
+        self.weight_limit = weight_limit  # None: Binance's per family
+        self.ban = False
+        self.symbols = None
+        self.reset()
+        self.day_cache = {}
+
+    def reset(self):
+        self.requests = 0
+        self.by_path = {}
+        self.weight = {}  # (family, minute) -> used
+        self.max_used = 0
+        self.rate_limited = 0
+        self.banned = 0
+        self.after_429 = {}  # (family, minute) -> requests after a 429
+        self.klines_requests = []
+
+    def now_ms(self):
+        return self.base_ms + int((time.time() - self.set_at) * 1000)
+
+    def limit(self, family):
+        return self.weight_limit or (6000 if family == "spot" else 2400)
+
+    def day_rows(self, symbol, interval, day_start):
+        """The daily archive's rows of that day: [open ms, close ms, fields...]."""
+        key = (symbol, interval, day_start)
+        if key not in self.day_cache:
+            y, m, d = time.gmtime(day_start)[:3]
+            text = gen_archives.rows(symbol, interval, y, m, day=d)
+            self.day_cache[key] = [line.split(",") for line in text.splitlines()]
+        return self.day_cache[key]
+
+
+def klines_weight(family, limit):
+    if family == "spot":
+        return 2
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def send(self, status, obj, extra=None):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, str(v))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        cmd = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        st = self.server.state
+        with st.lock:
+            if cmd.get("reset"):
+                st.reset()
+            if "now" in cmd:
+                t = datetime.datetime.strptime(cmd["now"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+                st.base_ms, st.set_at = int(t.timestamp() * 1000), time.time()
+            if "weight_limit" in cmd:
+                st.weight_limit = int(cmd["weight_limit"])
+            if "ban" in cmd:
+                st.ban = bool(cmd["ban"])
+            if "symbols" in cmd:
+                st.symbols = set(cmd["symbols"])
+        self.send(200, {})
+
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        st = self.server.state
+        if url.path == "/_stats":
+            with st.lock:
+                self.send(200, {"requests": st.requests, "by_path": st.by_path,
+                                "weight_by_minute": {f"{f}:{m}": w for (f, m), w in st.weight.items()},
+                                "max_used_weight": st.max_used, "rate_limited": st.rate_limited, "banned": st.banned,
+                                "klines_requests": st.klines_requests})
+            return
+        family = next((f for p, f in FAMILIES.items() if url.path.startswith(p)), None)
+        name = url.path.rsplit("/", 1)[-1]
+        if family is None or (name != "time" and name not in DATASETS) or (family == "spot" and name not in ("time", "klines")):
+            self.send(404, {"code": -1, "msg": "no such endpoint"})
+            return
+        q = dict(urllib.parse.parse_qsl(url.query))
+        limit_max = 1000 if family == "spot" else 1500
+        try:
+            limit = int(q.get("limit", 500))
+        except ValueError:
+            self.send(400, {"code": -1100, "msg": "Illegal characters found in parameter 'limit'"})
+            return
+        weight = 1 if name == "time" else klines_weight(family, limit)
+        with st.lock:
+            now = st.now_ms()
+            minute = now // 60000
+            st.requests += 1
+            st.by_path[url.path] = st.by_path.get(url.path, 0) + 1
+            if st.ban or st.after_429.get((family, minute), 0) >= 3:
+                st.banned += 1
+                self.send(418, {"code": -1003, "msg": "Way too many requests; IP banned."}, {"Retry-After": 120})
+                return
+            used = st.weight.get((family, minute), 0)
+            if used + weight > st.limit(family):
+                st.rate_limited += 1
+                st.after_429[(family, minute)] = st.after_429.get((family, minute), 0) + 1
+                self.send(429, {"code": -1003, "msg": "Too many requests."},
+                          {"Retry-After": max(1, 60 - (now // 1000) % 60), "X-MBX-USED-WEIGHT-1M": used})
+                return
+            used += weight
+            st.weight[(family, minute)] = used
+            st.max_used = max(st.max_used, used)
+            headers = {"X-MBX-USED-WEIGHT-1M": used}
+            if name != "time":
+                st.klines_requests.append(dict(q, path=url.path))
+        if name == "time":
+            self.send(200, {"serverTime": now}, headers)
+            return
+        param = "pair" if name == "indexPriceKlines" else "symbol"
+        symbol, interval = q.get(param), q.get("interval")
+        if not symbol:
+            self.send(400, {"code": -1102, "msg": f"Mandatory parameter '{param}' was not sent, was empty/null, or malformed."}, headers)
+            return
+        if st.symbols is not None and symbol not in st.symbols:
+            self.send(400, {"code": -1121, "msg": "Invalid symbol."}, headers)
+            return
+        if interval not in gen_archives.INTERVALS:
+            self.send(400, {"code": -1120, "msg": "Invalid interval."}, headers)
+            return
+        if not 1 <= limit <= limit_max:
+            self.send(400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}, headers)
+            return
+        step = gen_archives.INTERVALS[interval] * 1000
+        start = int(q["startTime"]) if "startTime" in q else None
+        end = int(q["endTime"]) if "endTime" in q else None
+        micro = family == "spot" and self.headers.get("X-MBX-TIME-UNIT", "").lower() == "microsecond"
+        if micro:  # µs parameters too
+            start = start // 1000 if start is not None else None
+            end = end // 1000 if end is not None else None
+        last_open = (now // step) * step  # the open kline
+        hi = (min(end, last_open) if end is not None else last_open) // step * step  # the last open time asked for
+        if family == "cm" or start is None:
+            # The most recent `limit` klines back from endTime (within startTime).
+            lo = max(start if start is not None else 0, hi - (limit - 1) * step)
+        else:
+            lo = start
+        first = -(-lo // step) * step
+        opens = list(range(first, hi + 1, step))
+        if family != "cm" and start is not None:
+            opens = opens[:limit]
+        out = []
+        for t in opens:
+            day = (t // 1000) // 86400 * 86400
+            fields = st.day_rows(symbol, interval, day)[(t // 1000 - day) // (step // 1000)]
+            row = [int(fields[0]), *fields[1:6], int(fields[6]), fields[7], int(fields[8]), *fields[9:12]]
+            if t + step > now:  # still open: its values move until it closes
+                row[4] = f"{float(row[4]) * 1.01:.8f}"
+            if micro:
+                row[0], row[6] = row[0] * 1000, row[6] * 1000 + 999
+            out.append(row)
+        self.send(200, out, headers)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--weight-limit", type=int, default=None)
+    a = ap.parse_args()
+    server = QuietThreadingServer(("127.0.0.1", a.port), Handler)
+    server.state = State(a.weight_limit)
+    print(f"rest fixture on http://127.0.0.1:{server.server_address[1]}/", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
