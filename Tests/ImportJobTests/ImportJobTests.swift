@@ -792,6 +792,19 @@ final class ImportJobTests: XCTestCase {
         XCTAssertTrue(command.contains("binance-import run jobs/spot-majors-1m.yml --target http://mkts:5993/rpc --shard 2/\(n)"), dry.output)
     }
 
+    /// The job file example in the README is a valid job file, every key of it.
+    func testTheREADMEJobExampleIsAValidJobFile() throws {
+        let readme = try String(contentsOf: ServerProcess.repoRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try XCTUnwrap(readme.range(of: "## Job files"))
+        let start = try XCTUnwrap(readme.range(of: "```yaml\n", range: section.upperBound..<readme.endIndex))
+        let end = try XCTUnwrap(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        let spec = try JobSpec.parse(yaml: String(readme[start.upperBound..<end.lowerBound]), file: "README.md")
+        XCTAssertEqual(spec.dataset, .klines)
+        XCTAssertEqual(spec.restWeightShare, 0.5)
+        XCTAssertEqual(spec.restURL, "https://api.binance.com")
+        XCTAssertEqual(Manifest.databasePath(spec.manifest), "state/spot-majors-1m.manifest.db")
+    }
+
     func testJobFileErrorsNameTheFileTheKeyAndTheReason() throws {
         let good = try job("errors", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
         let text = try String(contentsOfFile: good, encoding: .utf8)
@@ -809,6 +822,10 @@ final class ImportJobTests: XCTestCase {
             ("symbols: [BTCUSDT]", "symbols: [BTCUSDT, ETHUSDT, BTCUSDT]", "key 'symbols': BTCUSDT is listed twice"),
             ("intervals: [1h]", "intervals: [1h, 1m, 1h]", "key 'intervals': 1h is listed twice"),
             ("columns: [Open, High, Low, Close, Volume]", "columns: [Open, Close, Open]", "key 'columns': Open is listed twice"),
+            ("to: 2024-02", "to: soon", "key 'to': must be a month YYYY-MM, latest or now"),
+            ("attribute_group: OHLCV", "dataset: tradeKlines", "key 'dataset': must be one of klines, markPriceKlines, indexPriceKlines, premiumIndexKlines"),
+            ("validation: report", "validation: report\nrest:\n  weight_share: 2", "key 'rest.weight_share': must be a number in (0, 1]"),
+            ("validation: report", "validation: report\nrest:\n  budget: 2", "key 'rest.budget': unknown key"),
         ]
         for (from, to, message) in cases where !message.isEmpty {
             let bad = work.appendingPathComponent("bad.yml").path
