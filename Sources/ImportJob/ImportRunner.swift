@@ -232,6 +232,9 @@ public final class ImportRunner: Sendable {
         summary.anomalies = counts.anomalies
         summary.downloads = counts.downloads
         summary.writeRequests = await writer.requests
+        summary.rowsByKey = await writer.rowsByKey
+        summary.lastWriteByKey = await writer.lastWriteByKey
+        summary.writeErrors = await writer.errorsByKind
         summary.rowsNotServedByMarketStore = await writer.unservedRows
         summary.failures.merge(counts.failures) { old, _ in old }
         summary.seconds = Date().timeIntervalSince(started)

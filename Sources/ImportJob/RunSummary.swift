@@ -41,6 +41,11 @@ public struct RunSummary: Codable, Sendable {
     public var restBudgetWaits = 0
     public var restRateLimited = 0
     public var restStopped: String?
+    /// Per key, rows acknowledged by the target and when the last of them was (UTC s).
+    public var rowsByKey: [String: Int] = [:]
+    public var lastWriteByKey: [String: Double] = [:]
+    /// Refused or failed write requests by kind (schema, timeframe, refused, directory, transport).
+    public var writeErrors: [String: Int] = [:]
 
     public var table: String {
         let lines: [(String, String)] = [

@@ -46,6 +46,11 @@ actor Writer {
     private(set) var unservedRows = 0
     private var acknowledged = 0
     private var refusals = 0
+    /// Per key: rows acknowledged and the time of the last acknowledgement (UTC s), for metrics.
+    private(set) var rowsByKey: [String: Int] = [:]
+    private(set) var lastWriteByKey: [String: Double] = [:]
+    /// Refused or failed requests by kind (schema, timeframe, refused, directory, transport).
+    private(set) var errorsByKind: [String: Int] = [:]
     var refusedEverything: Bool { acknowledged == 0 && refusals > 0 }
 
     init(spec: JobSpec, sink: RowSink, store: ManifestStore, progress: Progress, logger: Logger) {
@@ -152,10 +157,17 @@ actor Writer {
             do {
                 try await send(pending)
                 acknowledged += 1
+                let now = Date().timeIntervalSince1970
+                for k in pending.keys {
+                    rowsByKey[k.key, default: 0] += k.count
+                    lastWriteByKey[k.key] = now
+                }
                 return refused
             } catch let error where Self.stoppedAnswering(error) {
+                errorsByKind["transport", default: 0] += 1
                 throw error
             } catch {
+                errorsByKind[Self.errorKind(error), default: 0] += 1
                 if let key = Self.refusedKey(error), pending.keys.contains(where: { $0.key == key }) {
                     refused[key] = "\(error)"
                     pending = pending.restricted(to: Set(pending.keys.map(\.key)).subtracting([key]))
@@ -179,6 +191,17 @@ actor Writer {
         case let MarketStoreError.refused(_, keys, _) where keys.count == 1: return keys[0]
         case let DirectoryError.schemaMismatch(key, _, _, _, _), let DirectoryError.badKey(key): return key
         default: return nil
+        }
+    }
+
+    /// The kind of a refusal, for the error counters.
+    static func errorKind(_ error: Error) -> String {
+        switch error {
+        case MarketStoreError.schemaMismatch: return "schema"
+        case MarketStoreError.unservableTimeframe: return "timeframe"
+        case is DirectoryError: return "directory"
+        case MarketStoreError.transport: return "transport"
+        default: return "refused"
         }
     }
 

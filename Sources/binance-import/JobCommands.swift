@@ -5,6 +5,7 @@ import ImportJob
 import KlineArchive
 import Logging
 import MarketStore
+import MarketStoreDirectory
 
 /// Options shared by the commands that take a job file.
 struct JobOptions: ParsableArguments {
@@ -66,7 +67,7 @@ func today() throws -> ArchivePeriod {
 
 /// Runs a job and turns the outcome into the exit code: 0 all done; 1 some units failed;
 /// 2 bad usage or job file; 3 target unreachable or refused everything.
-func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, forceDirectory: Bool = false) async throws {
+func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, forceDirectory: Bool = false, metricsFile: String? = nil) async throws {
     let spec = try options.load()
     let logger = options.logger("binance-import")
     var run = RunOptions(today: try today())
@@ -87,6 +88,16 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
     } catch {
         logger.warning("could not write the report \(report): \(error.localizedDescription)")
     }
+    if let metricsFile {
+        // Whole or not at all (a temporary name, then rename), as the textfile collector needs.
+        do {
+            let dir = (metricsFile as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            try writeFileDurably(Array(summary.metrics().utf8), to: metricsFile)
+        } catch {
+            logger.warning("could not write the metrics file \(metricsFile): \(error)")
+        }
+    }
     if nightly || options.logFormat == "json" {
         print(String(decoding: summary.json(), as: UTF8.self))
     } else {
@@ -106,8 +117,12 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the plan and touch nothing.") var dryRun = false
     @Flag(help: "Re-import units the manifest says are done.") var force = false
     @Flag(name: .customLong("force-directory"), help: "Write into a data directory even if a running server seems to use it.") var forceDirectory = false
+    @Option(name: .customLong("metrics-file"), help: "Write the run's counters to this file in Prometheus' text format (node_exporter's textfile collector).")
+    var metricsFile: String?
 
-    func run() async throws { try await runJob(options, dryRun: dryRun, force: force, nightly: false, forceDirectory: forceDirectory) }
+    func run() async throws {
+        try await runJob(options, dryRun: dryRun, force: force, nightly: false, forceDirectory: forceDirectory, metricsFile: metricsFile)
+    }
 }
 
 struct Nightly: AsyncParsableCommand {
@@ -115,11 +130,13 @@ struct Nightly: AsyncParsableCommand {
         abstract: "Import up to yesterday (UTC), starting where the manifest stands; for CI.",
         discussion: "Prints a JSON summary; exit code 0 all done, 1 some units failed, 2 bad job file, 3 target unreachable.")
     @OptionGroup var options: JobOptions
+    @Option(name: .customLong("metrics-file"), help: "Write the run's counters to this file in Prometheus' text format (node_exporter's textfile collector).")
+    var metricsFile: String?
 
     func run() async throws {
         var o = options
         if o.to == nil { o.to = "latest" }
-        try await runJob(o, dryRun: false, force: false, nightly: true)
+        try await runJob(o, dryRun: false, force: false, nightly: true, metricsFile: metricsFile)
     }
 }
 

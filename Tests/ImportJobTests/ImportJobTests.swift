@@ -792,6 +792,78 @@ final class ImportJobTests: XCTestCase {
         XCTAssertTrue(command.contains("binance-import run jobs/spot-majors-1m.yml --target http://mkts:5993/rpc --shard 2/\(n)"), dry.output)
     }
 
+    /// `run --metrics-file` writes the run's counters in Prometheus' text format: Prometheus' own
+    /// parser reads it, and the rows per key and in total are the rows the target holds.
+    func testAMetricsFileCountsWhatTheTargetHolds() async throws {
+        for s in ["BTCUSDT", "ETHUSDT"] { try generate("spot", s, "1h", "2024-01") }
+        let path = try job("metrics", symbols: ["BTCUSDT", "ETHUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01", chunkRows: 500)
+        let file = work.appendingPathComponent("metrics/binance-import.prom").path
+        try FileManager.default.createDirectory(at: work.appendingPathComponent("metrics"), withIntermediateDirectories: true)
+        let r = try importer(["run", path, "--metrics-file", file], today: "2024-06-01")
+        XCTAssertEqual(r.status, 0, r.output)
+        let parsed = try run("/usr/bin/env", ["python3", "-c", """
+            import json, sys
+            from prometheus_client.parser import text_string_to_metric_families
+            out = {}
+            for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+                for s in family.samples:
+                    out[s.name + json.dumps(s.labels, sort_keys=True)] = s.value
+            print(json.dumps(out))
+            """, file])
+        XCTAssertEqual(parsed.status, 0, parsed.output)
+        let samples = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(parsed.output.utf8)) as? [String: Double])
+        func value(_ name: String, _ labels: String) -> Double? { samples[name + labels] }
+        XCTAssertEqual(value("binance_import_rows_written_total", #"{"job": "metrics"}"#), 1488, "\(samples)")
+        for s in ["BTCUSDT", "ETHUSDT"] {
+            XCTAssertEqual(value("binance_import_rows_written_total", #"{"job": "metrics", "key": "\#(s)/1H/OHLCV"}"#), 744)
+            XCTAssertNotNil(value("binance_import_last_write_timestamp_seconds", #"{"job": "metrics", "key": "\#(s)/1H/OHLCV"}"#))
+        }
+        XCTAssertEqual(value("binance_import_write_requests_total", #"{"job": "metrics"}"#).map(Int.init), Int(tableValue(r.output, "write requests") ?? ""))
+        XCTAssertEqual(value("binance_import_units", #"{"job": "metrics", "outcome": "done"}"#), 2)
+        XCTAssertEqual(value("binance_import_write_errors_total", #"{"job": "metrics", "kind": "schema"}"#), 0)
+        XCTAssertEqual(value("binance_import_run_exit_code", #"{"job": "metrics"}"#), 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("metrics").path), ["binance-import.prom"],
+                       "written whole under its name, no temporary left")
+        let client = MarketStoreClient(url: marketstore.url)
+        let held = try await client.query(symbols: ["BTCUSDT", "ETHUSDT"], timeframe: "1H", attributeGroup: "OHLCV")
+        XCTAssertEqual(held.map(\.epochs.count).reduce(0, +), 1488)
+    }
+
+    /// compose.yaml and the Dockerfile (no Docker engine here, nor the compose plugin): the
+    /// importer services' commands run as they are with the local binary (the job from ./jobs,
+    /// the server and the state where the test puts them) and write their metrics file; the
+    /// image runs binance-import as a non-root user with the runtime libraries it links.
+    func testTheComposeServicesRunTheirCommands() throws {
+        let root = ServerProcess.repoRoot
+        let compose = try XCTUnwrap(try Yams.load(yaml: String(contentsOf: root.appendingPathComponent("compose.yaml"), encoding: .utf8)) as? [String: Any])
+        let services = try XCTUnwrap(compose["services"] as? [String: Any])
+        let store = try XCTUnwrap(services["marketstore"] as? [String: Any])
+        let mounts = try XCTUnwrap(store["volumes"] as? [String])
+        XCTAssertTrue(mounts.contains("./deploy/compose/mkts.yml:/etc/mkts.yml:ro"))
+        XCTAssertEqual(store["command"] as? [String], ["start", "--config", "/etc/mkts.yml"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("deploy/compose/mkts.yml").path))
+
+        try generate("spot", "BTCUSDT", "1h", "2024-01")
+        let job = try self.job("compose", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01")
+        for name in ["backfill", "nightly"] {
+            let service = try XCTUnwrap(services[name] as? [String: Any], name)
+            XCTAssertTrue((service["volumes"] as? [String])?.contains("importer:/var/lib/binance-import") == true, name)
+            let metrics = work.appendingPathComponent("\(name)/metrics/binance-import.prom").path
+            let args = try XCTUnwrap(service["command"] as? [String]).map {
+                $0.replacingOccurrences(of: "/${JOB:-jobs/spot-majors-1m.yml}", with: job)
+                    .replacingOccurrences(of: "http://marketstore:5993/rpc", with: marketstore.url)
+                    .replacingOccurrences(of: "/var/lib/binance-import/metrics/binance-import.prom", with: metrics)
+            }
+            let r = try importer(args, today: "2024-06-01")
+            XCTAssertEqual(r.status, 0, "\(name) \(args): \(r.output)")
+            XCTAssertTrue(try String(contentsOfFile: metrics, encoding: .utf8).contains("binance_import_run_exit_code{job=\"compose\"} 0"), name)
+        }
+        let dockerfile = try String(contentsOf: root.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        XCTAssertTrue(dockerfile.contains("FROM swift:") && dockerfile.contains("FROM debian:bookworm-slim"))
+        for package in ["libcurl4", "libisal2", "zlib1g", "libsqlite3-0"] { XCTAssertTrue(dockerfile.contains(package), package) }
+        XCTAssertTrue(dockerfile.contains("USER importer") && dockerfile.contains(#"ENTRYPOINT ["binance-import"]"#))
+    }
+
     /// The job file example in the README is a valid job file, every key of it.
     func testTheREADMEJobExampleIsAValidJobFile() throws {
         let readme = try String(contentsOf: ServerProcess.repoRoot.appendingPathComponent("README.md"), encoding: .utf8)
