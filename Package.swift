@@ -13,6 +13,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // Follow mode: a WebSocket client with TLS (swift-websocket's WSClient, on SwiftNIO) and
+        // NIO's HTTP/1 server for /healthz and /metrics.
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // zlib (raw inflate and CRC-32, the reference inflater) through the system library: apt-get install zlib1g-dev.
@@ -50,11 +54,16 @@ let package = Package(
         ]),
         // The offline sink: MarketStore's on-disk format written (and read) directly.
         .target(name: "MarketStoreDirectory", dependencies: ["Columnar", "KlineArchive", "MarketStore"]),
-        // The import job: job files, plan, manifest, pipeline, verification.
+        // The import job: job files, plan, state, pipeline, verification, REST edges, follow mode
+        // (Binance's kline streams, /healthz and /metrics).
         .target(name: "ImportJob", dependencies: [
             "BinanceSource", "CSQLite", "KlineArchive", "MarketStore", "MarketStoreDirectory", "Columnar",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "WSClient", package: "swift-websocket"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // msgpack codec (the subset MarketStore uses); no offline package provides one.
         .target(name: "MsgPack"),

@@ -10,10 +10,15 @@ struct MetricsText {
         guard !samples.isEmpty else { return }
         lines.append("# HELP \(name) \(help)")
         lines.append("# TYPE \(name) \(type)")
-        for (labels, value) in samples {
-            let text = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
-            lines.append("\(name)\(text) \(Self.number(value))")
-        }
+        for (labels, value) in samples { lines.append(Self.sample(name, labels, value)) }
+    }
+
+    mutating func appendRaw(_ line: String) { lines.append(line) }
+
+    /// `name{label="value",...} number`.
+    static func sample(_ name: String, _ labels: [(String, String)], _ value: Double) -> String {
+        let text = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
+        return "\(name)\(text) \(number(value))"
     }
 
     var text: String { lines.joined(separator: "\n") + "\n" }

@@ -140,6 +140,38 @@ struct Nightly: AsyncParsableCommand {
     }
 }
 
+struct Follow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Catch up (archives, then REST to the last closed kline), then write closed klines from Binance's streams as they come.",
+        discussion: "Serves /healthz and /metrics. Stops cleanly on SIGINT/SIGTERM (within 10 s). Server targets only.")
+    @OptionGroup var options: JobOptions
+    @Option(name: .customLong("flush-interval"), help: "Seconds between writes of the klines received (default 1).") var flushInterval: Double = 1
+    @Option(name: .customLong("metrics-addr"), help: "Where /healthz and /metrics listen (default 127.0.0.1:9108; port 0: any).") var metricsAddr = "127.0.0.1:9108"
+    @Option(name: .customLong("stale-after"), help: "Seconds without a closed kline of a key before /healthz says unhealthy (default: two intervals).")
+    var staleAfter: Double?
+    @Option(name: .customLong("stream-url"), help: "The streams' base URL (default: Binance's of the market).") var streamURL: String?
+
+    func run() async throws {
+        let spec = try options.load()
+        let logger = options.logger("binance-import")
+        var follow = FollowOptions(today: try today())
+        guard flushInterval > 0 else { throw ValidationError("--flush-interval must be positive") }
+        follow.flushInterval = flushInterval
+        guard let colon = metricsAddr.lastIndex(of: ":"), let port = Int(metricsAddr[metricsAddr.index(after: colon)...]) else {
+            throw ValidationError("--metrics-addr must be HOST:PORT, not \(metricsAddr)")
+        }
+        follow.metricsHost = String(metricsAddr[..<colon])
+        follow.metricsPort = port
+        follow.staleAfter = staleAfter
+        follow.streamURL = streamURL
+        Interruption.shared.install { sig in
+            logger.warning("signal \(sig): stopping (the klines received are written and recorded)")
+        }
+        let code = try await Follower(spec: spec, logger: logger).run(follow)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "What the manifest says: counts, a grid of keys x months, failed units; with --check-remote, stale (re-published) units.",

@@ -10,7 +10,7 @@ struct BinanceImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "binance-import",
         abstract: "Load Binance public kline archives into MarketStore.",
-        subcommands: [Run.self, Nightly.self, Status.self, Verify.self, Inspect.self, Show.self]
+        subcommands: [Run.self, Nightly.self, Follow.self, Status.self, Verify.self, Inspect.self, Show.self]
     )
 
     static func mainWithExitCodes() async {

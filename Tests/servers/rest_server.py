@@ -21,14 +21,26 @@ every answer carries X-MBX-USED-WEIGHT-1M. Over the limit: 429 with Retry-After 
 next minute); a client that goes on sending after 429s (3 in a minute) is banned: 418 with
 Retry-After.
 
-POST /_control {"now": "2024-02-05T10:30:00Z"}   the server clock (it runs on from there)
+POST /_control {"now": "2024-02-05T10:30:00Z", "speed": 60}
+                                                 the server clock (it runs on from there, `speed`
+                                                 times real time; 1 by default)
 POST /_control {"weight_limit": N}               the limit per minute (both families)
 POST /_control {"ban": true}                     every request answers 418
 POST /_control {"symbols": [..]}                 known symbols/pairs (others: 400, -1121)
 POST /_control {"reset": true}                   counters cleared (clock, symbols and limit kept)
 GET /_stats  {"requests": N, "by_path": {path: N}, "weight_by_minute": {minute: used},
-              "max_used_weight": N, "rate_limited": N, "banned": N, "klines_requests": [query]}
+              "max_used_weight": N, "rate_limited": N, "banned": N, "klines_requests": [query],
+              "ws_port": P, "ws_connections": N, "ws_closed_sent": N}
+
+With --ws, the same process serves Binance's combined kline streams on another port (ws_port):
+ws://127.0.0.1:P/stream?streams=btcusdt@kline_1m/... On the clock above, each stream sends, from
+the minute it connects, an update of the open kline (`k.x` false, moving values) and, once it
+closes, the closed kline (`k.x` true, the values REST gives), every third one twice.
+POST /_control {"drop_minutes": N}   closes every stream and refuses new ones for N minutes of the
+                                     clock (the klines of those minutes are never sent)
+POST /_control {"stall": true|false} streams stay open but send nothing (while true)
 """
+import asyncio
 import argparse
 import calendar
 import datetime
@@ -54,7 +66,13 @@ class State:
         self.base_ms = int(time.time() * 1000)
         self.set_at = time.time()
         self.weight_limit = weight_limit  # None: Binance's per family
+        self.speed = 1.0
         self.ban = False
+        self.ws_port = None
+        self.ws_connections = 0
+        self.ws_closed_sent = 0
+        self.drop_until = 0
+        self.stall = False
         self.symbols = None
         self.reset()
         self.day_cache = {}
@@ -70,7 +88,7 @@ class State:
         self.klines_requests = []
 
     def now_ms(self):
-        return self.base_ms + int((time.time() - self.set_at) * 1000)
+        return self.base_ms + int((time.time() - self.set_at) * 1000 * self.speed)
 
     def limit(self, family):
         return self.weight_limit or (6000 if family == "spot" else 2400)
@@ -116,6 +134,11 @@ class Handler(BaseHTTPRequestHandler):
             if "now" in cmd:
                 t = datetime.datetime.strptime(cmd["now"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
                 st.base_ms, st.set_at = int(t.timestamp() * 1000), time.time()
+                st.speed = float(cmd.get("speed", 1))
+            if "drop_minutes" in cmd:
+                st.drop_until = st.now_ms() + int(cmd["drop_minutes"]) * 60000
+            if "stall" in cmd:
+                st.stall = bool(cmd["stall"])
             if "weight_limit" in cmd:
                 st.weight_limit = int(cmd["weight_limit"])
             if "ban" in cmd:
@@ -132,7 +155,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(200, {"requests": st.requests, "by_path": st.by_path,
                                 "weight_by_minute": {f"{f}:{m}": w for (f, m), w in st.weight.items()},
                                 "max_used_weight": st.max_used, "rate_limited": st.rate_limited, "banned": st.banned,
-                                "klines_requests": st.klines_requests})
+                                "klines_requests": st.klines_requests, "ws_port": st.ws_port,
+                                "ws_connections": st.ws_connections, "ws_closed_sent": st.ws_closed_sent})
             return
         family = next((f for p, f in FAMILIES.items() if url.path.startswith(p)), None)
         name = url.path.rsplit("/", 1)[-1]
@@ -217,13 +241,85 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, out, headers)
 
 
+async def serve_streams(st, ready):
+    from websockets.asyncio.server import serve
+
+    async def handler(ws):
+        query = urllib.parse.urlsplit(ws.request.path).query
+        names = dict(urllib.parse.parse_qsl(query)).get("streams", "").split("/")
+        with st.lock:
+            if st.now_ms() < st.drop_until:
+                refuse = True
+            else:
+                refuse = False
+                st.ws_connections += 1
+        if refuse:
+            await ws.close(1013, "try again later")
+            return
+        streams = []
+        for name in names:
+            symbol, _, kind = name.partition("@kline_")
+            if kind not in gen_archives.INTERVALS:
+                continue
+            step = gen_archives.INTERVALS[kind] * 1000
+            streams.append({"name": name, "symbol": symbol.upper(), "interval": kind, "step": step,
+                            "open": st.now_ms() // step * step, "n": 0})
+        try:
+            while True:
+                await asyncio.sleep(0.005)
+                with st.lock:
+                    now, dropped, stalled = st.now_ms(), st.now_ms() < st.drop_until, st.stall
+                if dropped:
+                    await ws.close(1001, "going away")
+                    return
+                if stalled:
+                    for s_ in streams:  # the minutes of a stall are never sent
+                        s_["open"] = now // s_["step"] * s_["step"]
+                    continue
+                for s_ in streams:
+                    step = s_["step"]
+                    while s_["open"] + step <= now:  # closed
+                        msg = event(st, s_, s_["open"], True)
+                        await ws.send(msg)
+                        s_["n"] += 1
+                        if s_["n"] % 3 == 0:
+                            await ws.send(msg)  # a duplicate
+                        with st.lock:
+                            st.ws_closed_sent += 1
+                        s_["open"] += step
+                        await ws.send(event(st, s_, s_["open"], False))
+        except Exception:
+            return
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        st.ws_port = server.sockets[0].getsockname()[1]
+        ready.set()
+        await asyncio.Future()
+
+
+def event(st, s_, open_ms, closed):
+    day = (open_ms // 1000) // 86400 * 86400
+    with st.lock:
+        f = st.day_rows(s_["symbol"], s_["interval"], day)[(open_ms // 1000 - day) // (s_["step"] // 1000)]
+    close = f[4] if closed else f"{float(f[4]) * 1.01:.8f}"  # an open kline's values still move
+    k = {"t": int(f[0]), "T": int(f[6]), "s": s_["symbol"], "i": s_["interval"], "f": 1, "L": 2,
+         "o": f[1], "c": close, "h": f[2], "l": f[3], "v": f[5], "n": int(f[8]), "x": closed,
+         "q": f[7], "V": f[9], "Q": f[10], "B": f[11]}
+    return json.dumps({"stream": s_["name"], "data": {"e": "kline", "E": open_ms, "s": s_["symbol"], "k": k}})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--weight-limit", type=int, default=None)
+    ap.add_argument("--ws", action="store_true", help="also serve the kline streams")
     a = ap.parse_args()
     server = QuietThreadingServer(("127.0.0.1", a.port), Handler)
     server.state = State(a.weight_limit)
+    if a.ws:
+        ready = threading.Event()
+        threading.Thread(target=lambda: asyncio.run(serve_streams(server.state, ready)), daemon=True).start()
+        ready.wait(10)
     print(f"rest fixture on http://127.0.0.1:{server.server_address[1]}/", flush=True)
     server.serve_forever()
 

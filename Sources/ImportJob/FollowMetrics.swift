@@ -1,0 +1,113 @@
+import Foundation
+
+/// What `follow` counts, for /metrics, and what /healthz decides from.
+actor FollowMetrics {
+    let job: String
+    let started = Date().timeIntervalSince1970
+    private var rowsByKey: [String: Int] = [:]
+    private var requests = 0
+    private var errorsByKind: [String: Int] = [:]
+    private var lastWriteByKey: [String: Double] = [:]
+    private var reconnects = 0
+    private var duplicates = 0
+    private var gapFills = 0
+    private var restWeight = 0
+    /// Seconds from a closed kline's arrival to its acknowledgement by MarketStore.
+    static let lagBuckets: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30]
+    private var lagCounts = [Int](repeating: 0, count: FollowMetrics.lagBuckets.count)
+    private var lagSum = 0.0
+    private var lagCount = 0
+    private(set) var lags: [Double] = []  // kept for the soak test's percentile (bounded below)
+    private var connected: [String: Bool] = [:]
+    private var lastClosedArrival: [String: Double] = [:]
+    private var marketstoreReachable = true
+
+    init(job: String, connections: [String]) {
+        self.job = job
+        for c in connections { connected[c] = false }
+    }
+
+    /// The writer's counters (live klines and gap fills alike).
+    func sync(rowsByKey: [String: Int], lastWriteByKey: [String: Double], requests: Int, errorsByKind: [String: Int]) {
+        self.rowsByKey = rowsByKey
+        self.lastWriteByKey = lastWriteByKey
+        self.requests = requests
+        for (kind, n) in errorsByKind { self.errorsByKind[kind] = max(self.errorsByKind[kind] ?? 0, n) }
+    }
+
+    func written(lags: [Double]) {
+        for lag in lags {
+            lagSum += lag
+            lagCount += 1
+            if let i = Self.lagBuckets.firstIndex(where: { lag <= $0 }) { lagCounts[i] += 1 }
+            if self.lags.count < 1_000_000 { self.lags.append(lag) }
+        }
+    }
+
+    /// A write that failed as a whole (MarketStore down): counted by kind.
+    func writeFailed(kind: String) { errorsByKind[kind, default: 0] += 1 }
+
+    func closedArrived(key: String) { lastClosedArrival[key] = Date().timeIntervalSince1970 }
+    func duplicate() { duplicates += 1 }
+    func gapFilled(weight: Int) { gapFills += 1; restWeight += weight }
+    func restUsed(weight: Int) { restWeight += weight }
+    func connection(_ url: String, up: Bool) {
+        if up == false && connected[url] == true { reconnects += 1 }
+        connected[url] = up
+    }
+    func marketstore(reachable: Bool) { marketstoreReachable = reachable }
+
+    /// Healthy when MarketStore answers, every stream connection is up and every key's newest
+    /// closed kline arrived less than `staleAfter` seconds ago (counted from the start until the
+    /// first one).
+    func health(keys: [String], staleAfter: Double) -> (healthy: Bool, json: String) {
+        let now = Date().timeIntervalSince1970
+        let stale = keys.filter { now - (lastClosedArrival[$0] ?? started) > staleAfter }.sorted()
+        let down = connected.filter { !$0.value }.map(\.key).sorted()
+        let healthy = marketstoreReachable && down.isEmpty && stale.isEmpty
+        let report: [String: Any] = ["status": healthy ? "ok" : "unhealthy", "marketstore_reachable": marketstoreReachable,
+                                     "streams_down": down, "stale_keys": stale, "stale_after_seconds": staleAfter]
+        let json = (try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return (healthy, json)
+    }
+
+    func text() -> String {
+        let job = [("job", self.job)]
+        var m = MetricsText()
+        m.add("binance_import_rows_written_total", "counter", "Rows acknowledged by MarketStore.",
+              [(job, Double(rowsByKey.values.reduce(0, +)))] + rowsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
+        m.add("binance_import_write_requests_total", "counter", "Write requests sent.", [(job, Double(requests))])
+        m.add("binance_import_write_errors_total", "counter", "Write requests refused or failed, by kind.",
+              ["schema", "timeframe", "refused", "transport"].map { (job + [("kind", $0)], Double(errorsByKind[$0] ?? 0)) })
+        m.add("binance_import_last_write_timestamp_seconds", "gauge", "When MarketStore last acknowledged rows of the key (UTC).",
+              lastWriteByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], $0.value) })
+        m.add("binance_import_stream_reconnects_total", "counter", "Stream connections lost and made again.", [(job, Double(reconnects))])
+        m.add("binance_import_stream_duplicates_total", "counter", "Closed klines received again and dropped.", [(job, Double(duplicates))])
+        m.add("binance_import_gap_fills_total", "counter", "REST fills of a possible gap (after a reconnect, a stall or an outage).", [(job, Double(gapFills))])
+        m.add("binance_import_rest_weight_used_total", "counter", "Documented REST weight used.", [(job, Double(restWeight))])
+        m.add("binance_import_streams_connected", "gauge", "Stream connections up.", [(job, Double(connected.values.filter { $0 }.count))])
+        m.add("binance_import_marketstore_up", "gauge", "MarketStore answered the last check.", [(job, marketstoreReachable ? 1 : 0)])
+        var cumulative = 0
+        var buckets: [([(String, String)], Double)] = []
+        for (i, bound) in Self.lagBuckets.enumerated() {
+            cumulative += lagCounts[i]
+            buckets.append((job + [("le", MetricsText.number(bound))], Double(cumulative)))
+        }
+        buckets.append((job + [("le", "+Inf")], Double(lagCount)))
+        m.addHistogram("binance_import_write_lag_seconds", "From a closed kline's arrival to its acknowledgement by MarketStore.",
+                       buckets: buckets, sum: (job, lagSum), count: (job, Double(lagCount)))
+        return m.text
+    }
+}
+
+extension MetricsText {
+    /// A histogram: its `_bucket` samples (cumulative, `le` labels), `_sum` and `_count`.
+    mutating func addHistogram(_ name: String, _ help: String, buckets: [([(String, String)], Double)],
+                               sum: ([(String, String)], Double), count: ([(String, String)], Double)) {
+        appendRaw("# HELP \(name) \(help)")
+        appendRaw("# TYPE \(name) histogram")
+        for (labels, value) in buckets { appendRaw(Self.sample(name + "_bucket", labels, value)) }
+        appendRaw(Self.sample(name + "_sum", sum.0, sum.1))
+        appendRaw(Self.sample(name + "_count", count.0, count.1))
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import KlineArchive
+import MarketStore
+import TestSupport
+import XCTest
+
+@testable import ImportJob
+
+/// `follow` against the fixture's kline streams and REST (Tests/servers/rest_server.py --ws), on
+/// a clock that runs fast, into the MarketStore test server.
+extension ImportJobTests {
+    final class FollowProcess {
+        let process = Process()
+        let log: URL
+
+        init(binary: String, args: [String], directory: URL, environment: [String: String]) throws {
+            log = directory.appendingPathComponent("follow-\(UUID().uuidString.prefix(6)).log")
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = args
+            process.currentDirectoryURL = directory
+            process.environment = environment
+            let handle = try FileHandle(forWritingTo: log)
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+        }
+
+        var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+        /// The metrics port it logged, once it did.
+        func metricsPort(timeout: Double = 60) throws -> Int {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if let r = output.range(of: "metrics on http://127.0.0.1:") {
+                    return Int(output[r.upperBound...].prefix(while: \.isNumber))!
+                }
+                if !process.isRunning { break }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            throw XCTSkip("follow did not start: \(output)")
+        }
+
+        /// SIGTERM, then the seconds until it exited (or nil after `limit`).
+        func terminate(limit: Double = 15) -> Double? {
+            let start = Date()
+            kill(process.processIdentifier, SIGTERM)
+            while process.isRunning && Date().timeIntervalSince(start) < limit { Thread.sleep(forTimeInterval: 0.05) }
+            if process.isRunning { process.terminate(); return nil }
+            return Date().timeIntervalSince(start)
+        }
+
+        var rssKB: Int? {
+            guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        }
+    }
+
+    func get(_ url: String) -> (status: Int, body: String) {
+        let r = try? runCommand("/usr/bin/env", ["python3", "-c", """
+            import sys, urllib.request, urllib.error
+            try:
+                r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.status); print(r.read().decode())
+            except urllib.error.HTTPError as e:
+                print(e.code); print(e.read().decode())
+            """, url])
+        let lines = (r?.output ?? "").split(separator: "\n", maxSplits: 1).map(String.init)
+        return (Int(lines.first ?? "") ?? 0, lines.count > 1 ? lines[1] : "")
+    }
+
+    func waitFor(_ what: String, timeout: Double, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTFail("timed out waiting for \(what)")
+    }
+
+    /// Prometheus' parser over /metrics: sample name + labels (JSON) -> value.
+    func metrics(_ port: Int) throws -> [String: Double] {
+        let parsed = try run("/usr/bin/env", ["python3", "-c", """
+            import json, sys, urllib.request
+            from prometheus_client.parser import text_string_to_metric_families
+            out = {}
+            for family in text_string_to_metric_families(urllib.request.urlopen(sys.argv[1]).read().decode()):
+                for s in family.samples:
+                    out[s.name + json.dumps(s.labels, sort_keys=True)] = s.value
+            print(json.dumps(out))
+            """, "http://127.0.0.1:\(port)/metrics"])
+        XCTAssertEqual(parsed.status, 0, parsed.output)
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(parsed.output.utf8)) as? [String: Double])
+    }
+
+    /// Three symbols followed live: open klines never land, duplicates land once, a dropped
+    /// connection's missed minutes and a stall are filled from REST, /healthz goes unhealthy on
+    /// the stall and healthy after it, /metrics counts what the target holds, SIGTERM ends it
+    /// within 10 s.
+    func testFollowWritesClosedKlinesOnceAndFillsGaps() async throws {
+        let fixture = try startFixture()
+        defer { fixture.stop() }
+        let symbols = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
+        for s in symbols { try generate("spot", s, "1m", "2024-02", days: 1...2) }
+        let path = try nowJob(try job("follow", symbols: symbols, intervals: ["1m"], from: "2024-02", to: "latest"), "follow-now", rest: fixture)
+        // One minute of the market per second.
+        try await fixture.control(["now": "2024-02-03T00:00:05Z", "speed": 60])
+        let fixtureStats = try await fixture.stats()
+        let wsPort = try XCTUnwrap(fixtureStats["ws_port"] as? Int)
+        var env = ProcessInfo.processInfo.environment
+        env["BINANCE_IMPORT_NOW"] = "2024-02-03T00:00:05Z"
+        env.removeValue(forKey: "BINANCE_IMPORT_TODAY")
+        let follow = try FollowProcess(binary: Self.binary, args: ["follow", path, "--metrics-addr", "127.0.0.1:0", "--stream-url", "ws://127.0.0.1:\(wsPort)",
+                                                                   "--stale-after", "3", "--flush-interval", "0.5"], directory: work, environment: env)
+        defer { if follow.process.isRunning { follow.process.terminate() } }
+        let port = try follow.metricsPort()
+        try waitFor("healthy", timeout: 20) { get("http://127.0.0.1:\(port)/healthz").status == 200 }
+        try await Task.sleep(nanoseconds: 4_000_000_000)
+        // The connection drops for 3 minutes of the market; then the stream stalls.
+        try await fixture.control(["drop_minutes": 3])
+        try await Task.sleep(nanoseconds: 6_000_000_000)
+        try await fixture.control(["stall": true])
+        try waitFor("unhealthy during the stall", timeout: 10) { get("http://127.0.0.1:\(port)/healthz").status == 503 }
+        XCTAssertTrue(get("http://127.0.0.1:\(port)/healthz").body.contains("stale_keys"))
+        try await fixture.control(["stall": false])
+        try waitFor("healthy after the stall", timeout: 15) { get("http://127.0.0.1:\(port)/healthz").status == 200 }
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        // Quiet (nothing more arrives, the last klines are written), then read the counters.
+        try await fixture.control(["stall": true])
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        let samples = try metrics(port)
+        let seconds = try XCTUnwrap(follow.terminate(), "stopped within 15 s: \(follow.output)")
+        XCTAssertLessThan(seconds, 10, follow.output)
+        XCTAssertEqual(follow.process.terminationStatus, 0, follow.output)
+
+        // Every closed kline once, exactly, from the archives on; no open kline.
+        let m = try manifest("follow")
+        let client = MarketStoreClient(url: marketstore.url)
+        var written = 0.0, held = 0
+        for s in symbols {
+            let unit = try XCTUnwrap(m.units["rest/spot/daily/klines/\(s)/1m/\(s)-1m-2024-02-03.zip"], s)
+            let covered = try XCTUnwrap(unit.coveredTo)
+            let minutes = Int((covered - 1_706_918_400) / 60) + 1
+            XCTAssertGreaterThan(minutes, 12, "\(s): \(minutes) minutes followed")
+            XCTAssertEqual(unit.rows, minutes, s)
+            let want = joined([try expected(archivePaths(s, "1m", days: ("2024-02", 1...2))), try dayRows(s, "1m", "2024-02-03", first: minutes)])
+            let got = try await client.query(symbols: [s], timeframe: "1Min", attributeGroup: "OHLCV")
+            XCTAssertEqual(got.first?.epochs, want.epochs, s)
+            XCTAssertTrue(Array(got.first?.columns.dropFirst() ?? []) == want.columns.map(\.values), "\(s) values")
+            held += want.count
+            written += try XCTUnwrap(samples["binance_import_rows_written_total" + #"{"job": "follow", "key": "\#(s)/1Min/OHLCV"}"#], s)
+        }
+        // The counters are the rows the follow phase wrote (gap fills and live klines): all the
+        // target holds but what the catch-up run wrote.
+        let caughtUp = try XCTUnwrap(follow.output.range(of: " failed, ").map { Int(follow.output[$0.upperBound...].prefix(while: \.isNumber)) } ?? nil,
+                                     follow.output)
+        XCTAssertEqual(samples["binance_import_rows_written_total" + #"{"job": "follow"}"#], written)
+        XCTAssertEqual(Int(written), held - caughtUp, "catch-up wrote \(caughtUp) of \(held)")
+        XCTAssertGreaterThanOrEqual(samples["binance_import_gap_fills_total" + #"{"job": "follow"}"#] ?? 0, 2, "the drop and the stall")
+        XCTAssertGreaterThanOrEqual(samples["binance_import_stream_reconnects_total" + #"{"job": "follow"}"#] ?? 0, 1)
+        XCTAssertGreaterThan(samples["binance_import_stream_duplicates_total" + #"{"job": "follow"}"#] ?? 0, 0, "\(samples.filter { !$0.key.contains("bucket") })")
+        XCTAssertGreaterThan(samples["binance_import_write_lag_seconds_count" + #"{"job": "follow"}"#] ?? 0, 0)
+        let verify = try importer(["verify", path], today: "2024-02-03")
+        XCTAssertEqual(verify.status, 0, verify.output)
+    }
+
+    func startFixture() throws -> ServerProcess {
+        do {
+            return try ServerProcess(script: "Tests/servers/rest_server.py", arguments: ["--ws"])
+        } catch let e as ServerProcess.StartFailure {
+            if ServerProcess.mustStart { throw e }
+            throw XCTSkip(e.description)
+        }
+    }
+}
