@@ -54,9 +54,16 @@ public final class Follower: Sendable {
         var covered: [String: Int64] = [:]
         var needsFill: Set<String> = []
 
-        func add(_ key: String, _ r: Received) -> Bool {
+        /// The newest open time received or written for the key.
+        var newest: [String: Int64] = [:]
+
+        /// Adds a closed kline; false for one already received or written. A kline that does not
+        /// follow the newest one (`step` later) marks the key for a gap fill.
+        func add(_ key: String, _ r: Received, step: Int64) -> Bool {
             if let c = covered[key], r.openTime <= c { return false }
             if klines[key]?[r.openTime] != nil { return false }
+            if let last = max(newest[key] ?? .min, covered[key] ?? .min) as Int64?, last != .min, r.openTime > last + step { needsFill.insert(key) }
+            newest[key] = max(newest[key] ?? .min, r.openTime)
             klines[key, default: [:]][r.openTime] = r
             return true
         }
@@ -171,8 +178,7 @@ public final class Follower: Sendable {
                               let key = streamKeys[event.stream], let step = keys[key]?.interval.seconds else { continue }
                         await metrics.closedArrived(key: key)
                         let open = (event.openTime >= 100_000_000_000_000 ? event.openTime / 1000 : event.openTime) / 1000
-                        if let covered = await pending.covered[key], open > covered + step { await pending.markGap(key) }
-                        let fresh = await pending.add(key, Received(openTime: open, csvLine: event.csvLine, arrived: Date().timeIntervalSince1970))
+                        let fresh = await pending.add(key, Received(openTime: open, csvLine: event.csvLine, arrived: Date().timeIntervalSince1970), step: step)
                         if !fresh { await metrics.duplicate() }
                     }
                 }

@@ -164,6 +164,74 @@ extension ImportJobTests {
         XCTAssertEqual(verify.status, 0, verify.output)
     }
 
+    /// A soak in fast time: one kline per 10 ms for 3 symbols x 1m (about 2.8 days of the market
+    /// in 40 s, across two midnights), bounded: resident memory flat within 10 MB after the
+    /// warm-up, write lag p99 under two flush intervals, every row exact.
+    func testFollowSoakInFastTime() async throws {
+        let fixture = try startFixture()
+        defer { fixture.stop() }
+        let symbols = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
+        for s in symbols { try generate("spot", s, "1m", "2024-02", days: 1...2) }
+        let path = try nowJob(try job("soak", symbols: symbols, intervals: ["1m"], from: "2024-02", to: "latest"), "soak-now", rest: fixture)
+        try await fixture.control(["now": "2024-02-03T00:00:05Z", "speed": 6000])
+        let fixtureStats = try await fixture.stats()
+        let wsPort = try XCTUnwrap(fixtureStats["ws_port"] as? Int)
+        var env = ProcessInfo.processInfo.environment
+        env["BINANCE_IMPORT_NOW"] = "2024-02-03T00:00:05Z"
+        env.removeValue(forKey: "BINANCE_IMPORT_TODAY")
+        let flush = 0.5
+        let follow = try FollowProcess(binary: Self.binary, args: ["follow", path, "--metrics-addr", "127.0.0.1:0", "--stream-url", "ws://127.0.0.1:\(wsPort)",
+                                                                   "--flush-interval", String(flush)], directory: work, environment: env)
+        defer { if follow.process.isRunning { follow.process.terminate() } }
+        let port = try follow.metricsPort()
+        var rss: [Int] = []
+        for second in 0..<40 {
+            try await Task.sleep(nanoseconds: 1_000_000_000)
+            if second >= 10, let kb = follow.rssKB { rss.append(kb) }
+        }
+        try await fixture.control(["stall": true])
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        let samples = try metrics(port)
+        XCTAssertNotNil(follow.terminate(), follow.output)
+        XCTAssertEqual(follow.process.terminationStatus, 0, follow.output)
+
+        let growth = (rss.max() ?? 0) - (rss.min() ?? 0)
+        XCTAssertLessThan(growth, 10 * 1024, "resident memory from 10 s on: \(rss) KB")
+        let count = try XCTUnwrap(samples["binance_import_write_lag_seconds_count" + #"{"job": "soak"}"#])
+        XCTAssertGreaterThan(count, 3 * 1000, "klines written live")
+        let p99 = FollowMetrics.lagBuckets.first { bound in
+            (samples["binance_import_write_lag_seconds_bucket" + #"{"job": "soak", "le": "\#(MetricsText.number(bound))"}"#] ?? 0) >= 0.99 * count
+        }
+        XCTAssertNotNil(p99, "\(samples.filter { $0.key.contains("lag") })")
+        XCTAssertLessThanOrEqual(p99 ?? .infinity, 2 * flush, "lag p99 bucket")
+
+        let m = try manifest("soak")
+        let client = MarketStoreClient(url: marketstore.url)
+        for s in symbols {
+            let days = m.units.values.filter { $0.isREST && $0.key.hasPrefix(s) && $0.status == .done }.sorted { $0.id < $1.id }
+            XCTAssertGreaterThanOrEqual(days.count, 3, "\(s): the soak crossed two midnights")
+            var parts = [try expected(archivePaths(s, "1m", days: ("2024-02", 1...2)))]
+            for unit in days {
+                let day = String(unit.id.dropLast(4).suffix(10))
+                let full = unit.coveredTo.map { Int(($0 % 86400) / 60) + 1 } ?? 0
+                XCTAssertEqual(unit.rows, full, unit.id)
+                parts.append(try dayRows(s, "1m", day, first: full))
+            }
+            let want = joined(parts)
+            let got = try await client.query(symbols: [s], timeframe: "1Min", attributeGroup: "OHLCV")
+            XCTAssertEqual(got.first?.epochs.count, want.epochs.count, s)
+            XCTAssertTrue(got.first?.epochs == want.epochs && Array(got.first?.columns.dropFirst() ?? []) == want.columns.map(\.values), "\(s) rows exact")
+        }
+    }
+
+    /// A data directory belongs to the server that serves it: follow refuses one.
+    func testFollowRefusesADirectoryTarget() throws {
+        let path = try job("follow-dir", symbols: ["BTCUSDT"], intervals: ["1m"], from: "2024-02", to: "latest")
+        let r = try importer(["follow", path, "--target", work.appendingPathComponent("mktsdb").path], today: "2024-02-03")
+        XCTAssertEqual(r.status, 2, r.output)
+        XCTAssertTrue(r.output.contains("key 'target': follow writes to a running MarketStore"), r.output)
+    }
+
     func startFixture() throws -> ServerProcess {
         do {
             return try ServerProcess(script: "Tests/servers/rest_server.py", arguments: ["--ws"])
