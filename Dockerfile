@@ -1,5 +1,6 @@
 # binance-import in a container: built on the official Swift image, run on slim Debian with the C
-# libraries it links (libcurl, ISA-L, zlib, SQLite), as a non-root user. State, cache and the
+# libraries it links (libcurl, ISA-L, zlib, SQLite) and curl (the follow service's healthcheck), as
+# a non-root user. State, cache and the
 # metrics file live under /var/lib/binance-import (a volume in compose.yaml).
 #   docker build -t binance-import .
 #   docker run --rm -v $PWD/jobs:/jobs:ro -v state:/var/lib/binance-import binance-import run /jobs/demo.yml
@@ -17,7 +18,7 @@ RUN swift build -c release --product binance-import --static-swift-stdlib \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcurl4 libisal2 zlib1g libsqlite3-0 ca-certificates \
+ && apt-get install -y --no-install-recommends libcurl4 libisal2 zlib1g libsqlite3-0 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/binance-import --create-home importer
 COPY --from=build /out/binance-import /usr/local/bin/binance-import

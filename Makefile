@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps build release test test-server bench bench-decode bench-scale inspect import nightly demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps build release test test-server bench bench-decode bench-scale inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -76,6 +76,11 @@ import: release
 # skipped; JSON summary, meaningful exit code. TARGET overrides the job's MarketStore.
 nightly: release
 	$(RELEASE_BIN) nightly $(JOB) --log-format json $(if $(TARGET),--target $(TARGET)) $(if $(SHARD),--shard $(SHARD))
+
+# Follow mode: catch up, then Binance's kline streams into MarketStore, with /healthz and /metrics
+# on METRICS_ADDR (default 127.0.0.1:9108): make follow JOB=jobs/spot-majors-1m.yml [TARGET=http://host:5993/rpc]
+follow: release
+	$(RELEASE_BIN) follow $(JOB) $(if $(TARGET),--target $(TARGET)) $(if $(METRICS_ADDR),--metrics-addr $(METRICS_ADDR))
 
 # The demo: the synthetic samples/ archives into ./data/mktsdb, MarketStore's own on-disk format
 # (no server, no network), then a few rows read back and a verification.

@@ -858,9 +858,20 @@ final class ImportJobTests: XCTestCase {
             XCTAssertEqual(r.status, 0, "\(name) \(args): \(r.output)")
             XCTAssertTrue(try String(contentsOfFile: metrics, encoding: .utf8).contains("binance_import_run_exit_code{job=\"compose\"} 0"), name)
         }
+        // follow: the command the CLI accepts (checked with --help of its options), restarted
+        // unless stopped, healthy by /healthz on its metrics address.
+        let follow = try XCTUnwrap(services["follow"] as? [String: Any])
+        XCTAssertEqual(follow["restart"] as? String, "unless-stopped")
+        let command = try XCTUnwrap(follow["command"] as? [String])
+        XCTAssertEqual(command.first, "follow")
+        let help = try importer(["follow", "--help"], today: "2024-06-01").output
+        for option in command where option.hasPrefix("--") { XCTAssertTrue(help.contains(option), option) }
+        let addr = try XCTUnwrap(command.firstIndex(of: "--metrics-addr").map { command[$0 + 1] })
+        let check = try XCTUnwrap((follow["healthcheck"] as? [String: Any])?["test"] as? [String])
+        XCTAssertTrue(check.contains("http://127.0.0.1:\(addr.split(separator: ":").last!)/healthz"), "\(check)")
         let dockerfile = try String(contentsOf: root.appendingPathComponent("Dockerfile"), encoding: .utf8)
         XCTAssertTrue(dockerfile.contains("FROM swift:") && dockerfile.contains("FROM debian:bookworm-slim"))
-        for package in ["libcurl4", "libisal2", "zlib1g", "libsqlite3-0"] { XCTAssertTrue(dockerfile.contains(package), package) }
+        for package in ["libcurl4", "libisal2", "zlib1g", "libsqlite3-0", "curl"] { XCTAssertTrue(dockerfile.contains(package), package) }
         XCTAssertTrue(dockerfile.contains("USER importer") && dockerfile.contains(#"ENTRYPOINT ["binance-import"]"#))
     }
 
