@@ -6,6 +6,7 @@ actor FollowMetrics {
     let started = Date().timeIntervalSince1970
     private var rowsByKey: [String: Int] = [:]
     private var requests = 0
+    private var requestsByKey: [String: Int] = [:]
     private var errorsByKind: [String: Int] = [:]
     private var lastWriteByKey: [String: Double] = [:]
     private var reconnects = 0
@@ -28,8 +29,9 @@ actor FollowMetrics {
     }
 
     /// The writer's counters (live klines and gap fills alike).
-    func sync(rowsByKey: [String: Int], lastWriteByKey: [String: Double], requests: Int, errorsByKind: [String: Int]) {
+    func sync(rowsByKey: [String: Int], lastWriteByKey: [String: Double], requests: Int, requestsByKey: [String: Int], errorsByKind: [String: Int]) {
         self.rowsByKey = rowsByKey
+        self.requestsByKey = requestsByKey
         self.lastWriteByKey = lastWriteByKey
         self.requests = requests
         for (kind, n) in errorsByKind { self.errorsByKind[kind] = max(self.errorsByKind[kind] ?? 0, n) }
@@ -56,6 +58,7 @@ actor FollowMetrics {
         connected[url] = up
     }
     func marketstore(reachable: Bool) { marketstoreReachable = reachable }
+    var marketstoreUp: Bool { marketstoreReachable }
 
     /// Healthy when MarketStore answers, every stream connection is up and every key's newest
     /// closed kline arrived less than `staleAfter` seconds ago (counted from the start until the
@@ -76,7 +79,8 @@ actor FollowMetrics {
         var m = MetricsText()
         m.add("binance_import_rows_written_total", "counter", "Rows acknowledged by MarketStore.",
               [(job, Double(rowsByKey.values.reduce(0, +)))] + rowsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
-        m.add("binance_import_write_requests_total", "counter", "Write requests sent.", [(job, Double(requests))])
+        m.add("binance_import_write_requests_total", "counter", "Write requests sent (per key: acknowledged ones that carried its rows).",
+              [(job, Double(requests))] + requestsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
         m.add("binance_import_write_errors_total", "counter", "Write requests refused or failed, by kind.",
               ["schema", "timeframe", "refused", "transport"].map { (job + [("kind", $0)], Double(errorsByKind[$0] ?? 0)) })
         m.add("binance_import_last_write_timestamp_seconds", "gauge", "When MarketStore last acknowledged rows of the key (UTC).",

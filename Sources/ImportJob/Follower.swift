@@ -140,8 +140,10 @@ public final class Follower: Sendable {
                 group.addTask { await self.read(streamURL, streamKeys: streamMap, keys: keyMap, pending: pending, metrics: metrics) }
             }
             group.addTask {
+                // A cheap RPC with short timeouts (the version is cached after the first answer).
+                let check = MarketStoreClient(url: url, timeouts: .init(connect: 2, total: 3))
                 while !Task.isCancelled {
-                    let reachable = (try? await client.version()) != nil
+                    let reachable = (try? await check.listSymbols()) != nil
                     await metrics.marketstore(reachable: reachable)
                     try? await Task.sleep(nanoseconds: 2_000_000_000)
                 }
@@ -199,6 +201,12 @@ public final class Follower: Sendable {
     /// covered are dropped), then every key's klines in one multi-key request.
     func write(pending: Pending, writer: Writer, store: ManifestStore, runner: ImportRunner,
                keys: [String: (symbol: String, interval: KlineInterval)], today: ArchivePeriod, metrics: FollowMetrics) async {
+        guard await metrics.marketstoreUp else {
+            // MarketStore down: nothing is written (nor asked of REST) until it answers again;
+            // what arrives meanwhile is filled from REST then.
+            for key in await pending.take().keys { await pending.markGap(key) }
+            return
+        }
         for key in await pending.takeGaps() {
             guard let k = keys[key] else { continue }
             do {
@@ -214,13 +222,14 @@ public final class Follower: Sendable {
                 }
             } catch {
                 logger.warning("gap fill of \(key) failed (\(error)); tried again at the next write")
+                await writer.forgetFailures()
                 await pending.markGap(key)
             }
         }
         let received = await pending.take()
         guard !received.isEmpty else {
-            await metrics.sync(rowsByKey: await writer.rowsByKey, lastWriteByKey: await writer.lastWriteByKey,
-                               requests: await writer.requests, errorsByKind: await writer.errorsByKind)
+            await metrics.sync(rowsByKey: await writer.rowsByKey, lastWriteByKey: await writer.lastWriteByKey, requests: await writer.requests,
+                               requestsByKey: await writer.requestsByKey, errorsByKind: await writer.errorsByKind)
             return
         }
         var lags: [String: [Double]] = [:]
@@ -260,10 +269,11 @@ public final class Follower: Sendable {
             // filled from REST once writes go through again.
             logger.warning("write of \(received.count) keys failed (\(error)); filled from REST at the next write")
             await metrics.writeFailed(kind: error is TargetUnavailable ? "transport" : Writer.errorKind(error))
+            await writer.forgetFailures()
             for key in received.keys { await pending.markGap(key) }
         }
-        await metrics.sync(rowsByKey: await writer.rowsByKey, lastWriteByKey: await writer.lastWriteByKey,
-                           requests: await writer.requests, errorsByKind: await writer.errorsByKind)
+        await metrics.sync(rowsByKey: await writer.rowsByKey, lastWriteByKey: await writer.lastWriteByKey, requests: await writer.requests,
+                           requestsByKey: await writer.requestsByKey, errorsByKind: await writer.errorsByKind)
     }
 
     /// The last kline open time (s) the state records for the key: its REST days' coverage, or

@@ -234,6 +234,7 @@ public final class ImportRunner: Sendable {
         summary.writeRequests = await writer.requests
         summary.rowsByKey = await writer.rowsByKey
         summary.lastWriteByKey = await writer.lastWriteByKey
+        summary.requestsByKey = await writer.requestsByKey
         summary.writeErrors = await writer.errorsByKind
         summary.rowsNotServedByMarketStore = await writer.unservedRows
         summary.failures.merge(counts.failures) { old, _ in old }

@@ -41,7 +41,8 @@ extension RunSummary {
         var m = MetricsText()
         m.add("binance_import_rows_written_total", "counter", "Rows acknowledged by the target in the last run.",
               [(job, Double(rowsByKey.values.reduce(0, +)))] + rowsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
-        m.add("binance_import_write_requests_total", "counter", "Write requests sent in the last run.", [(job, Double(writeRequests))])
+        m.add("binance_import_write_requests_total", "counter", "Write requests sent in the last run (per key: acknowledged ones that carried its rows).",
+              [(job, Double(writeRequests))] + requestsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
         m.add("binance_import_write_errors_total", "counter", "Write requests refused or failed in the last run, by kind.",
               ["schema", "timeframe", "refused", "directory", "transport"].map { (job + [("kind", $0)], Double(writeErrors[$0] ?? 0)) })
         m.add("binance_import_last_write_timestamp_seconds", "gauge", "When the target last acknowledged rows of the key (UTC).",

@@ -44,6 +44,7 @@ public struct RunSummary: Codable, Sendable {
     /// Per key, rows acknowledged by the target and when the last of them was (UTC s).
     public var rowsByKey: [String: Int] = [:]
     public var lastWriteByKey: [String: Double] = [:]
+    public var requestsByKey: [String: Int] = [:]
     /// Refused or failed write requests by kind (schema, timeframe, refused, directory, transport).
     public var writeErrors: [String: Int] = [:]
 

@@ -191,11 +191,19 @@ actor ManifestStore {
         return try ManifestStore(path: path, job: job, database: create(path: path, job: job), commitInterval: commitInterval)
     }
 
-    /// A new database at `path`, in a state folder made if needed.
+    /// The database at `path`, made when missing in a state folder made if needed. A new one is
+    /// built aside with its schema and renamed into place, so a kill at any moment leaves either
+    /// no database or a whole one (the crash trials once left a file without tables).
     private static func create(path: String, job: String) throws -> StateDatabase {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         removeStaleTemporaries(in: dir.isEmpty ? "." : dir)
+        if !FileManager.default.fileExists(atPath: path) {
+            let temporary = "\(path).tmp-\(getpid())"
+            _ = try StateDatabase(path: temporary, create: true, job: job, walJournal: false)  // closed at once
+            guard rename(temporary, path) == 0 else { throw FileWriteError(path: path, reason: "rename: \(String(cString: strerror(errno)))") }
+            syncDirectory(of: path)
+        }
         return try StateDatabase(path: path, create: true, job: job)
     }
 

@@ -49,6 +49,8 @@ actor Writer {
     /// Per key: rows acknowledged and the time of the last acknowledgement (UTC s), for metrics.
     private(set) var rowsByKey: [String: Int] = [:]
     private(set) var lastWriteByKey: [String: Double] = [:]
+    /// Per key: acknowledged requests that carried its rows.
+    private(set) var requestsByKey: [String: Int] = [:]
     /// Refused or failed requests by kind (schema, timeframe, refused, directory, transport).
     private(set) var errorsByKind: [String: Int] = [:]
     var refusedEverything: Bool { acknowledged == 0 && refusals > 0 }
@@ -160,6 +162,7 @@ actor Writer {
                 let now = Date().timeIntervalSince1970
                 for k in pending.keys {
                     rowsByKey[k.key, default: 0] += k.count
+                    requestsByKey[k.key, default: 0] += 1
                     lastWriteByKey[k.key] = now
                 }
                 return refused
@@ -226,6 +229,9 @@ actor Writer {
             }
         }
     }
+
+    /// Follow mode: a unit (a REST day) that failed in a write is written again by a later one.
+    func forgetFailures() { failedUnits.removeAll() }
 
     private func fail(_ unit: PlannedUnit, _ message: String) async {
         guard failedUnits.insert(unit.id).inserted else { return }

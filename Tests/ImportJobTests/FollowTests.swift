@@ -94,9 +94,9 @@ extension ImportJobTests {
     }
 
     /// Three symbols followed live: open klines never land, duplicates land once, a dropped
-    /// connection's missed minutes and a stall are filled from REST, /healthz goes unhealthy on
-    /// the stall and healthy after it, /metrics counts what the target holds, SIGTERM ends it
-    /// within 10 s.
+    /// connection's missed minutes, a stall and MarketStore down and back are filled from REST,
+    /// /healthz goes unhealthy on the stall and the outage and healthy after them, /metrics
+    /// counts what the target holds, SIGTERM ends it within 10 s.
     func testFollowWritesClosedKlinesOnceAndFillsGaps() async throws {
         let fixture = try startFixture()
         defer { fixture.stop() }
@@ -124,6 +124,11 @@ extension ImportJobTests {
         XCTAssertTrue(get("http://127.0.0.1:\(port)/healthz").body.contains("stale_keys"))
         try await fixture.control(["stall": false])
         try waitFor("healthy after the stall", timeout: 15) { get("http://127.0.0.1:\(port)/healthz").status == 200 }
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        // MarketStore down for 5 s (5 minutes of the market), then back.
+        try await marketstore.control(["down_for": 5])
+        try waitFor("unhealthy while MarketStore is down", timeout: 10) { get("http://127.0.0.1:\(port)/healthz").body.contains(#""marketstore_reachable":false"#) }
+        try waitFor("healthy once MarketStore is back", timeout: 20) { get("http://127.0.0.1:\(port)/healthz").status == 200 }
         try await Task.sleep(nanoseconds: 3_000_000_000)
         // Quiet (nothing more arrives, the last klines are written), then read the counters.
         try await fixture.control(["stall": true])
