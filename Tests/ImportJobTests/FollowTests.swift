@@ -98,20 +98,10 @@ extension ImportJobTests {
     /// /healthz goes unhealthy on the stall and the outage and healthy after them, /metrics
     /// counts what the target holds, SIGTERM ends it within 10 s.
     func testFollowWritesClosedKlinesOnceAndFillsGaps() async throws {
-        let fixture = try startFixture()
-        defer { fixture.stop() }
         let symbols = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
-        for s in symbols { try generate("spot", s, "1m", "2024-02", days: 1...2) }
-        let path = try nowJob(try job("follow", symbols: symbols, intervals: ["1m"], from: "2024-02", to: "latest"), "follow-now", rest: fixture)
         // One minute of the market per second.
-        try await fixture.control(["now": "2024-02-03T00:00:05Z", "speed": 60])
-        let fixtureStats = try await fixture.stats()
-        let wsPort = try XCTUnwrap(fixtureStats["ws_port"] as? Int)
-        var env = ProcessInfo.processInfo.environment
-        env["BINANCE_IMPORT_NOW"] = "2024-02-03T00:00:05Z"
-        env.removeValue(forKey: "BINANCE_IMPORT_TODAY")
-        let follow = try FollowProcess(binary: Self.binary, args: ["follow", path, "--metrics-addr", "127.0.0.1:0", "--stream-url", "ws://127.0.0.1:\(wsPort)",
-                                                                   "--stale-after", "3", "--flush-interval", "0.5"], directory: work, environment: env)
+        let (fixture, path, follow) = try await startFollow("follow", symbols: symbols, speed: 60, ["--stale-after", "3", "--flush-interval", "0.5"])
+        defer { fixture.stop() }
         defer { if follow.process.isRunning { follow.process.terminate() } }
         let port = try follow.metricsPort()
         try waitFor("healthy", timeout: 20) { get("http://127.0.0.1:\(port)/healthz").status == 200 }
@@ -173,20 +163,10 @@ extension ImportJobTests {
     /// in 40 s, across two midnights), bounded: resident memory flat within 10 MB after the
     /// warm-up, write lag p99 under two flush intervals, every row exact.
     func testFollowSoakInFastTime() async throws {
-        let fixture = try startFixture()
-        defer { fixture.stop() }
         let symbols = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
-        for s in symbols { try generate("spot", s, "1m", "2024-02", days: 1...2) }
-        let path = try nowJob(try job("soak", symbols: symbols, intervals: ["1m"], from: "2024-02", to: "latest"), "soak-now", rest: fixture)
-        try await fixture.control(["now": "2024-02-03T00:00:05Z", "speed": 6000])
-        let fixtureStats = try await fixture.stats()
-        let wsPort = try XCTUnwrap(fixtureStats["ws_port"] as? Int)
-        var env = ProcessInfo.processInfo.environment
-        env["BINANCE_IMPORT_NOW"] = "2024-02-03T00:00:05Z"
-        env.removeValue(forKey: "BINANCE_IMPORT_TODAY")
         let flush = 0.5
-        let follow = try FollowProcess(binary: Self.binary, args: ["follow", path, "--metrics-addr", "127.0.0.1:0", "--stream-url", "ws://127.0.0.1:\(wsPort)",
-                                                                   "--flush-interval", String(flush)], directory: work, environment: env)
+        let (fixture, _, follow) = try await startFollow("soak", symbols: symbols, speed: 6000, ["--flush-interval", String(flush)])
+        defer { fixture.stop() }
         defer { if follow.process.isRunning { follow.process.terminate() } }
         let port = try follow.metricsPort()
         var rss: [Int] = []
@@ -235,6 +215,23 @@ extension ImportJobTests {
         let r = try importer(["follow", path, "--target", work.appendingPathComponent("mktsdb").path], today: "2024-02-03")
         XCTAssertEqual(r.status, 2, r.output)
         XCTAssertTrue(r.output.contains("key 'target': follow writes to a running MarketStore"), r.output)
+    }
+
+    /// The fixture (streams and REST on a clock from 2024-02-03 00:00:05 at `speed`), daily
+    /// archives of 1-2 February for `symbols`, and `follow` of a `to: now` job over them.
+    func startFollow(_ name: String, symbols: [String], speed: Double, _ args: [String]) async throws -> (ServerProcess, String, FollowProcess) {
+        let fixture = try startFixture()
+        for s in symbols { try generate("spot", s, "1m", "2024-02", days: 1...2) }
+        let path = try nowJob(try job(name, symbols: symbols, intervals: ["1m"], from: "2024-02", to: "latest"), "\(name)-now", rest: fixture)
+        try await fixture.control(["now": "2024-02-03T00:00:05Z", "speed": speed])
+        let fixtureStats = try await fixture.stats()
+        let wsPort = try XCTUnwrap(fixtureStats["ws_port"] as? Int)
+        var env = ProcessInfo.processInfo.environment
+        env["BINANCE_IMPORT_NOW"] = "2024-02-03T00:00:05Z"
+        env.removeValue(forKey: "BINANCE_IMPORT_TODAY")
+        let follow = try FollowProcess(binary: Self.binary, args: ["follow", path, "--metrics-addr", "127.0.0.1:0", "--stream-url", "ws://127.0.0.1:\(wsPort)"] + args,
+                                       directory: work, environment: env)
+        return (fixture, path, follow)
     }
 
     func startFixture() throws -> ServerProcess {
