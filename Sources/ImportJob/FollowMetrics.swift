@@ -77,14 +77,8 @@ actor FollowMetrics {
     func text() -> String {
         let job = [("job", self.job)]
         var m = MetricsText()
-        m.add("binance_import_rows_written_total", "counter", "Rows acknowledged by MarketStore.",
-              [(job, Double(rowsByKey.values.reduce(0, +)))] + rowsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
-        m.add("binance_import_write_requests_total", "counter", "Write requests sent (per key: acknowledged ones that carried its rows).",
-              [(job, Double(requests))] + requestsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
-        m.add("binance_import_write_errors_total", "counter", "Write requests refused or failed, by kind.",
-              ["schema", "timeframe", "refused", "transport"].map { (job + [("kind", $0)], Double(errorsByKind[$0] ?? 0)) })
-        m.add("binance_import_last_write_timestamp_seconds", "gauge", "When MarketStore last acknowledged rows of the key (UTC).",
-              lastWriteByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], $0.value) })
+        m.addWrites(job: job, rowsByKey: rowsByKey, requests: requests, requestsByKey: requestsByKey, errorsByKind: errorsByKind,
+                    kinds: ["schema", "timeframe", "refused", "transport"], lastWriteByKey: lastWriteByKey)
         m.add("binance_import_stream_reconnects_total", "counter", "Stream connections lost and made again.", [(job, Double(reconnects))])
         m.add("binance_import_stream_duplicates_total", "counter", "Closed klines received again and dropped.", [(job, Double(duplicates))])
         m.add("binance_import_gap_fills_total", "counter", "REST fills of a possible gap (after a reconnect, a stall or an outage).", [(job, Double(gapFills))])

@@ -240,7 +240,7 @@ public final class Follower: Sendable {
                 let covered = await pending.covered[key]
                 let fresh = klines.values.filter { covered == nil || $0.openTime > covered! }.sorted { $0.openTime < $1.openTime }
                 // Each UTC day's klines continue that day's unit.
-                for (day, group) in Dictionary(grouping: fresh, by: { $0.openTime - (($0.openTime % 86400) + 86400) % 86400 }).sorted(by: { $0.key < $1.key }) {
+                for (day, group) in Dictionary(grouping: fresh, by: { floorDiv($0.openTime, 86400) * 86400 }).sorted(by: { $0.key < $1.key }) {
                     let period = PeriodPlanner.today(now: day)
                     var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: k.symbol, interval: k.interval, period: period,
                                                                        dataset: spec.dataset), key: key)

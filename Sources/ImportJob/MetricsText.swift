@@ -33,20 +33,29 @@ struct MetricsText {
     }
 }
 
+extension MetricsText {
+    /// The write counters `run`/`nightly` (metrics file) and `follow` (/metrics) share.
+    mutating func addWrites(job: [(String, String)], rowsByKey: [String: Int], requests: Int, requestsByKey: [String: Int],
+                            errorsByKind: [String: Int], kinds: [String], lastWriteByKey: [String: Double]) {
+        add("binance_import_rows_written_total", "counter", "Rows acknowledged by the target.",
+            [(job, Double(rowsByKey.values.reduce(0, +)))] + rowsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
+        add("binance_import_write_requests_total", "counter", "Write requests sent (per key: acknowledged ones that carried its rows).",
+            [(job, Double(requests))] + requestsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
+        add("binance_import_write_errors_total", "counter", "Write requests refused or failed, by kind.",
+            kinds.map { (job + [("kind", $0)], Double(errorsByKind[$0] ?? 0)) })
+        add("binance_import_last_write_timestamp_seconds", "gauge", "When the target last acknowledged rows of the key (UTC).",
+            lastWriteByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], $0.value) })
+    }
+}
+
 extension RunSummary {
     /// The run's counters as a metrics file: what a scheduled batch reports to the same
     /// dashboards as `follow` (README: Operations, metrics).
     public func metrics() -> String {
         let job = [("job", self.job)]
         var m = MetricsText()
-        m.add("binance_import_rows_written_total", "counter", "Rows acknowledged by the target in the last run.",
-              [(job, Double(rowsByKey.values.reduce(0, +)))] + rowsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
-        m.add("binance_import_write_requests_total", "counter", "Write requests sent in the last run (per key: acknowledged ones that carried its rows).",
-              [(job, Double(writeRequests))] + requestsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
-        m.add("binance_import_write_errors_total", "counter", "Write requests refused or failed in the last run, by kind.",
-              ["schema", "timeframe", "refused", "directory", "transport"].map { (job + [("kind", $0)], Double(writeErrors[$0] ?? 0)) })
-        m.add("binance_import_last_write_timestamp_seconds", "gauge", "When the target last acknowledged rows of the key (UTC).",
-              lastWriteByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], $0.value) })
+        m.addWrites(job: job, rowsByKey: rowsByKey, requests: writeRequests, requestsByKey: requestsByKey, errorsByKind: writeErrors,
+                    kinds: ["schema", "timeframe", "refused", "directory", "transport"], lastWriteByKey: lastWriteByKey)
         m.add("binance_import_units", "gauge", "Units of the last run by outcome.",
               [("done", done), ("failed", failed), ("skipped", skipped), ("not_published", notPublished), ("superseded", superseded)]
                 .map { (job + [("outcome", $0.0)], Double($0.1)) })

@@ -108,8 +108,3 @@ extension ImportRunner {
         return count
     }
 }
-
-@inline(__always) private func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-    let q = a / b
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-}

@@ -23,6 +23,9 @@ final class StateDatabase {
     let db: SQLiteDatabase
     private let upsert: SQLiteStatement
     private let selectOne: SQLiteStatement
+    /// For the small JSON columns (digests, anomalies): made once, not per record.
+    private let encoder = JSONEncoder()
+    private let decoder = JSONDecoder()
 
     /// A state database at `path`: a file that is not the JSON of an earlier release (SQLite
     /// itself says whether it is a database; an empty file is one, as a first commit that failed
@@ -60,6 +63,7 @@ final class StateDatabase {
             throw JobFileError(file: path, key: "", reason: "state version \(version.map(String.init) ?? "unknown") is not one this binary reads (\(Manifest.currentVersion)); move the file away to start over")
         }
         self.db = db
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         upsert = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
         selectOne = try db.prepare("SELECT \(Self.columns) FROM units WHERE id = ?")
     }
@@ -74,7 +78,7 @@ final class StateDatabase {
                 upsert.bind(1, r.id); upsert.bind(2, r.key); upsert.bind(3, r.status.rawValue); upsert.bind(4, r.remotePath)
                 upsert.bind(5, r.archivePath); upsert.bind(6, r.sha256); upsert.bind(7, r.listing); upsert.bind(8, Int64(r.verified ? 1 : 0))
                 upsert.bind(9, r.rows.map(Int64.init)); upsert.bind(10, r.firstEpoch); upsert.bind(11, r.lastEpoch)
-                upsert.bind(12, try r.digests.map(Self.json)); upsert.bind(13, try r.anomalies.map(Self.json))
+                upsert.bind(12, try r.digests.map(json)); upsert.bind(13, try r.anomalies.map(json))
                 upsert.bind(14, Int64(r.attempts)); upsert.bind(15, r.error); upsert.bind(16, r.updatedAt); upsert.bind(17, r.doneAt); upsert.bind(18, r.coveredTo)
                 try upsert.step()
             }
@@ -84,13 +88,13 @@ final class StateDatabase {
     func record(_ id: String) throws -> UnitRecord? {
         selectOne.bind(1, id)
         defer { selectOne.reset() }
-        return try selectOne.step() ? try Self.record(selectOne) : nil
+        return try selectOne.step() ? try record(selectOne) : nil
     }
 
     func allRecords() throws -> [UnitRecord] {
         let all = try db.prepare("SELECT \(Self.columns) FROM units ORDER BY id")
         var records: [UnitRecord] = []
-        while try all.step() { records.append(try Self.record(all)) }
+        while try all.step() { records.append(try record(all)) }
         return records
     }
 
@@ -109,23 +113,21 @@ final class StateDatabase {
     /// file alone holds the state between runs.
     func checkpoint() throws { try db.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
 
-    private static func record(_ s: SQLiteStatement) throws -> UnitRecord {
+    private func record(_ s: SQLiteStatement) throws -> UnitRecord {
         guard let id = s.text(0), let key = s.text(1), let status = s.text(2).flatMap(UnitRecord.Status.init(rawValue:)), let remotePath = s.text(3) else {
             throw JobFileError(file: "", key: "", reason: "a unit row without id, key, status or remote path")
         }
         var r = UnitRecord(id: id, status: status, key: key, remotePath: remotePath)
         r.archivePath = s.text(4); r.sha256 = s.text(5); r.listing = s.text(6); r.verified = s.int(7) == 1
         r.rows = s.int(8).map(Int.init); r.firstEpoch = s.int(9); r.lastEpoch = s.int(10)
-        r.digests = try s.text(11).map { try JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
-        r.anomalies = try s.text(12).map { try JSONDecoder().decode([String: Int].self, from: Data($0.utf8)) }
+        r.digests = try s.text(11).map { try decoder.decode([String: String].self, from: Data($0.utf8)) }
+        r.anomalies = try s.text(12).map { try decoder.decode([String: Int].self, from: Data($0.utf8)) }
         r.attempts = Int(s.int(13) ?? 0); r.error = s.text(14); r.updatedAt = s.text(15); r.doneAt = s.text(16); r.coveredTo = s.int(17)
         return r
     }
 
-    private static func json<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    private func json<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
     private func corrupt(_ what: String) -> JobFileError {

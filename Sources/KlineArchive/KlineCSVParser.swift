@@ -467,7 +467,8 @@ final class KlineCSVParser<F: KlineFloat> {
     }
 }
 
-@inline(__always) func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+/// Division rounding toward minus infinity (epochs before 1970 stay on their day and slot).
+@inline(__always) public func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
     let q = a / b
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
 }
