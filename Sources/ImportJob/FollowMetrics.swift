@@ -18,7 +18,6 @@ actor FollowMetrics {
     private var lagCounts = [Int](repeating: 0, count: FollowMetrics.lagBuckets.count)
     private var lagSum = 0.0
     private var lagCount = 0
-    private(set) var lags: [Double] = []  // kept for the soak test's percentile (bounded below)
     private var connected: [String: Bool] = [:]
     private var lastClosedArrival: [String: Double] = [:]
     private var marketstoreReachable = true
@@ -42,7 +41,6 @@ actor FollowMetrics {
             lagSum += lag
             lagCount += 1
             if let i = Self.lagBuckets.firstIndex(where: { lag <= $0 }) { lagCounts[i] += 1 }
-            if self.lags.count < 1_000_000 { self.lags.append(lag) }
         }
     }
 
@@ -52,7 +50,6 @@ actor FollowMetrics {
     func closedArrived(key: String) { lastClosedArrival[key] = Date().timeIntervalSince1970 }
     func duplicate() { duplicates += 1 }
     func gapFilled(weight: Int) { gapFills += 1; restWeight += weight }
-    func restUsed(weight: Int) { restWeight += weight }
     func connection(_ url: String, up: Bool) {
         if up == false && connected[url] == true { reconnects += 1 }
         connected[url] = up
