@@ -49,7 +49,11 @@ actor FollowMetrics {
 
     func closedArrived(key: String) { lastClosedArrival[key] = Date().timeIntervalSince1970 }
     func duplicate() { duplicates += 1 }
-    func gapFilled(weight: Int) { gapFills += 1; restWeight += weight }
+    /// A gap fill, with the REST client's weight used so far.
+    func gapFilled(restWeight: Int) {
+        gapFills += 1
+        self.restWeight = restWeight
+    }
     func connection(_ url: String, up: Bool) {
         if up == false && connected[url] == true { reconnects += 1 }
         connected[url] = up

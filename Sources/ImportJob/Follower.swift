@@ -99,6 +99,8 @@ public final class Follower: Sendable {
         let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30))
         let progress = Progress(total: 0, live: false, logger: logger)
         let writer = Writer(spec: spec, sink: SchemaGuard(client: client), store: store, progress: progress, logger: logger)
+        // One REST client for every gap fill: its weight budget holds across them.
+        let rest = runner.makeRestClient()
         let symbols = try await runner.symbols()
         var keys: [String: (symbol: String, interval: KlineInterval)] = [:]
         var streamKeys: [String: String] = [:]
@@ -151,14 +153,14 @@ public final class Follower: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(nanoseconds: UInt64(options.flushInterval * 1e9))
-                    await self.write(pending: pending, writer: writer, store: store, runner: runner, keys: keyMap, today: options.today, metrics: metrics)
+                    await self.write(pending: pending, writer: writer, store: store, runner: runner, rest: rest, keys: keyMap, today: options.today, metrics: metrics)
                 }
             }
             while !Interruption.shared.requested { try? await Task.sleep(nanoseconds: 100_000_000) }
             group.cancelAll()
         }
         // 4. Stop: what was received is written and recorded.
-        await write(pending: pending, writer: writer, store: store, runner: runner, keys: keys, today: options.today, metrics: metrics)
+        await write(pending: pending, writer: writer, store: store, runner: runner, rest: rest, keys: keys, today: options.today, metrics: metrics)
         try await store.close()
         logger.notice("stopped: everything received was written and recorded")
         return 0
@@ -199,7 +201,7 @@ public final class Follower: Sendable {
 
     /// Writes what was received: keys with a gap are filled from REST first (klines the fill
     /// covered are dropped), then every key's klines in one multi-key request.
-    func write(pending: Pending, writer: Writer, store: ManifestStore, runner: ImportRunner,
+    func write(pending: Pending, writer: Writer, store: ManifestStore, runner: ImportRunner, rest: RestClient,
                keys: [String: (symbol: String, interval: KlineInterval)], today: ArchivePeriod, metrics: FollowMetrics) async {
         guard await metrics.marketstoreUp else {
             // MarketStore down: nothing is written (nor asked of REST) until it answers again;
@@ -212,10 +214,10 @@ public final class Follower: Sendable {
             do {
                 let earliest = await pending.klines[key]?.keys.min()
                 let days = try restDays(key: key, symbol: k.symbol, interval: k.interval, from: await pending.covered[key] ?? earliest, today: today)
-                let outcome = try await runner.fillFromREST([RestEdge(key: key, symbol: k.symbol, interval: k.interval, days: days)],
+                let outcome = try await runner.fillFromREST([RestEdge(key: key, symbol: k.symbol, interval: k.interval, days: days)], client: rest,
                                                             store: store, writer: writer, progress: Progress(total: 0, live: false, logger: logger))
                 try await writer.flush()
-                await metrics.gapFilled(weight: outcome.counters.weight)
+                await metrics.gapFilled(restWeight: outcome.counters.weight)
                 if let stopped = outcome.stopped { logger.error("gap fill of \(key): \(stopped)") }
                 for day in days {
                     if let r = await store.record(day.id), r.status == .done, let c = r.coveredTo { await pending.setCovered(key, c) }

@@ -16,10 +16,17 @@ extension ImportRunner {
     /// unit (`rest/...`) that records the last closed open time it covers; a later run asks only
     /// for the candles after it (the day's rows and digest add up, see `ColumnDigest`), and a
     /// published archive supersedes the day.
-    func fillFromREST(_ edges: [RestEdge], store: ManifestStore, writer: Writer, progress: Progress) async throws -> RestOutcome {
+    /// The REST client of a job: its base URL and its share of the weight limit.
+    func makeRestClient() -> RestClient {
+        RestClient(baseURL: spec.restURL, market: spec.market, weightLimit: spec.restWeightLimit, share: spec.restWeightShare)
+    }
+
+    /// `client`: a long-running caller (follow) passes its own, so the weight used in a minute is
+    /// counted across its fills; the counters returned are the client's, since it was made.
+    func fillFromREST(_ edges: [RestEdge], client given: RestClient? = nil, store: ManifestStore, writer: Writer, progress: Progress) async throws -> RestOutcome {
         var outcome = RestOutcome()
         guard !edges.isEmpty else { return outcome }
-        let client = RestClient(baseURL: spec.restURL, market: spec.market, weightLimit: spec.restWeightLimit, share: spec.restWeightShare)
+        let client = given ?? makeRestClient()
         outcome.budget = client.budget
         let serverTime: Int64
         do {
