@@ -44,6 +44,9 @@ public struct RestKline: Sendable, Equatable {
     public var openTime: Int64
     public var closeTime: Int64
     public var csvLine: String
+
+    /// A time Binance sent, in ms: 16-digit (µs) times are divided down, as in the archives.
+    public static func milliseconds(_ t: Int64) -> Int64 { t >= 100_000_000_000_000 ? t / 1000 : t }
 }
 
 /// Binance's REST klines, within a share of the request weight limit: every request's documented

@@ -28,12 +28,12 @@ actor FollowMetrics {
     }
 
     /// The writer's counters (live klines and gap fills alike).
-    func sync(rowsByKey: [String: Int], lastWriteByKey: [String: Double], requests: Int, requestsByKey: [String: Int], errorsByKind: [String: Int]) {
-        self.rowsByKey = rowsByKey
-        self.requestsByKey = requestsByKey
-        self.lastWriteByKey = lastWriteByKey
-        self.requests = requests
-        for (kind, n) in errorsByKind { self.errorsByKind[kind] = max(self.errorsByKind[kind] ?? 0, n) }
+    func sync(_ writer: Writer) async {
+        rowsByKey = await writer.rowsByKey
+        requestsByKey = await writer.requestsByKey
+        lastWriteByKey = await writer.lastWriteByKey
+        requests = await writer.requests
+        for (kind, n) in await writer.errorsByKind { errorsByKind[kind] = max(errorsByKind[kind] ?? 0, n) }
     }
 
     func written(lags: [Double]) {

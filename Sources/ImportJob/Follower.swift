@@ -62,8 +62,9 @@ public final class Follower: Sendable {
         func add(_ key: String, _ r: Received, step: Int64) -> Bool {
             if let c = covered[key], r.openTime <= c { return false }
             if klines[key]?[r.openTime] != nil { return false }
-            if let last = max(newest[key] ?? .min, covered[key] ?? .min) as Int64?, last != .min, r.openTime > last + step { needsFill.insert(key) }
-            newest[key] = max(newest[key] ?? .min, r.openTime)
+            let last = [newest[key], covered[key]].compactMap { $0 }.max()
+            if let last, r.openTime > last + step { needsFill.insert(key) }
+            newest[key] = max(last ?? r.openTime, r.openTime)
             klines[key, default: [:]][r.openTime] = r
             return true
         }
@@ -116,7 +117,7 @@ public final class Follower: Sendable {
         let metrics = FollowMetrics(job: spec.name, connections: urls)
         let pending = Pending()
         for (key, k) in keys {
-            if let covered = await lastCovered(key: key, symbol: k.symbol, interval: k.interval, today: options.today, store: store) {
+            if let covered = await lastCovered(key: key, symbol: k.symbol, interval: k.interval, today: options.today, store: store, runner: runner) {
                 await pending.setCovered(key, covered)
             }
         }
@@ -181,7 +182,7 @@ public final class Follower: Sendable {
                         guard case let .text(text) = message, let event = try KlineEvent.parse(text), event.closed,
                               let key = streamKeys[event.stream], let step = keys[key]?.interval.seconds else { continue }
                         await metrics.closedArrived(key: key)
-                        let open = (event.openTime >= 100_000_000_000_000 ? event.openTime / 1000 : event.openTime) / 1000
+                        let open = RestKline.milliseconds(event.openTime) / 1000
                         let fresh = await pending.add(key, Received(openTime: open, csvLine: event.csvLine, arrived: Date().timeIntervalSince1970), step: step)
                         if !fresh { await metrics.duplicate() }
                     }
@@ -213,7 +214,7 @@ public final class Follower: Sendable {
             guard let k = keys[key] else { continue }
             do {
                 let earliest = await pending.klines[key]?.keys.min()
-                let days = try restDays(key: key, symbol: k.symbol, interval: k.interval, from: await pending.covered[key] ?? earliest, today: today)
+                let days = try restDays(key: key, symbol: k.symbol, interval: k.interval, from: await pending.covered[key] ?? earliest, today: today, runner: runner)
                 let outcome = try await runner.fillFromREST([RestEdge(key: key, symbol: k.symbol, interval: k.interval, days: days)], client: rest,
                                                             store: store, writer: writer, progress: Progress(total: 0, live: false, logger: logger))
                 try await writer.flush()
@@ -230,8 +231,7 @@ public final class Follower: Sendable {
         }
         let received = await pending.take()
         guard !received.isEmpty else {
-            await metrics.sync(rowsByKey: await writer.rowsByKey, lastWriteByKey: await writer.lastWriteByKey, requests: await writer.requests,
-                               requestsByKey: await writer.requestsByKey, errorsByKind: await writer.errorsByKind)
+            await metrics.sync(writer)
             return
         }
         var lags: [String: [Double]] = [:]
@@ -243,18 +243,9 @@ public final class Follower: Sendable {
                 let fresh = klines.values.filter { covered == nil || $0.openTime > covered! }.sorted { $0.openTime < $1.openTime }
                 // Each UTC day's klines continue that day's unit.
                 for (day, group) in Dictionary(grouping: fresh, by: { floorDiv($0.openTime, 86400) * 86400 }).sorted(by: { $0.key < $1.key }) {
-                    let period = PeriodPlanner.today(now: day)
-                    var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: k.symbol, interval: k.interval, period: period,
-                                                                       dataset: spec.dataset), key: key)
-                    unit.fromREST = true
-                    let csv = Array(group.map { $0.csvLine + "\n" }.joined().utf8)
-                    let options = KlineDecodeOptions(interval: k.interval, period: nil, columns: spec.columns, floatType: spec.floatType, policy: .report)
-                    let (batch, report) = try KlineArchiveDecoder.decodeCSV(csv, source: "stream \(key)", options: options)
-                    var digest = ColumnDigest()
-                    digest.add(batch)
-                    var outcome = UnitOutcome(restReport: report, digest: digest, coveredTo: group.last!.openTime)
-                    outcome.continues = true
-                    try await writer.add(DecodedPiece(unit: unit, batch: batch, outcome: outcome))
+                    let unit = try runner.restDay(symbol: k.symbol, interval: k.interval, day: PeriodPlanner.today(now: day), key: key)
+                    try await writer.add(try runner.restPiece(unit, csv: Array(group.map { $0.csvLine + "\n" }.joined().utf8), interval: k.interval,
+                                                              source: "stream \(key)", coveredTo: group.last!.openTime, continues: true, policy: .report))
                 }
                 if let end = fresh.last?.openTime { last[key] = end }
                 lags[key] = fresh.map(\.arrived)
@@ -274,23 +265,19 @@ public final class Follower: Sendable {
             await writer.forgetFailures()
             for key in received.keys { await pending.markGap(key) }
         }
-        await metrics.sync(rowsByKey: await writer.rowsByKey, lastWriteByKey: await writer.lastWriteByKey, requests: await writer.requests,
-                           requestsByKey: await writer.requestsByKey, errorsByKind: await writer.errorsByKind)
+        await metrics.sync(writer)
     }
 
     /// The last kline open time (s) the state records for the key: its REST days' coverage, or
     /// the end of its newest done daily archive.
-    func lastCovered(key: String, symbol: String, interval: KlineInterval, today: ArchivePeriod, store: ManifestStore) async -> Int64? {
+    func lastCovered(key: String, symbol: String, interval: KlineInterval, today: ArchivePeriod, store: ManifestStore, runner: ImportRunner) async -> Int64? {
         guard let step = interval.seconds else { return nil }
         var best: Int64?
         var day = today
         for _ in 0..<3 {
-            let address = try? ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: day, dataset: spec.dataset)
-            if let address {
-                var rest = PlannedUnit(address: address, key: key)
-                rest.fromREST = true
+            if let rest = try? runner.restDay(symbol: symbol, interval: interval, day: day, key: key) {
                 if let r = await store.record(rest.id), r.status == .done, let c = r.coveredTo { best = max(best ?? c, c) }
-                if let r = await store.record(address.remotePath), r.status == .done { best = max(best ?? .min, day.end - step) }
+                if let r = await store.record(rest.address.remotePath), r.status == .done { best = max(best ?? .min, day.end - step) }
             }
             day = PeriodPlanner.today(now: day.start - 86400)
         }
@@ -299,13 +286,11 @@ public final class Follower: Sendable {
 
     /// The REST days of a gap: the day of the last kline covered (or of the first received, or
     /// today) and the two after it; the fill itself stops at the last closed kline.
-    func restDays(key: String, symbol: String, interval: KlineInterval, from covered: Int64?, today: ArchivePeriod) throws -> [PlannedUnit] {
+    func restDays(key: String, symbol: String, interval: KlineInterval, from covered: Int64?, today: ArchivePeriod, runner: ImportRunner) throws -> [PlannedUnit] {
         var day = covered.map { PeriodPlanner.today(now: $0) } ?? today
         var days: [PlannedUnit] = []
         for _ in 0..<3 {
-            var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: day, dataset: spec.dataset), key: key)
-            unit.fromREST = true
-            days.append(unit)
+            days.append(try runner.restDay(symbol: symbol, interval: interval, day: day, key: key))
             day = PeriodPlanner.day(after: day)
         }
         return days

@@ -72,25 +72,17 @@ extension ImportRunner {
             // CSV lines per UTC day, closed candles only (µs times, when sent, read as such).
             var byDay: [Int64: [UInt8]] = [:]
             for k in klines {
-                let open = k.openTime >= 100_000_000_000_000 ? k.openTime / 1000 : k.openTime
-                let close = k.closeTime >= 100_000_000_000_000 ? k.closeTime / 1000 : k.closeTime
-                guard close < serverTime else { continue }  // still open: never written
-                byDay[floorDiv(open, 86_400_000), default: []] += Array(k.csvLine.utf8) + [0x0A]
+                guard RestKline.milliseconds(k.closeTime) < serverTime else { continue }  // still open: never written
+                byDay[floorDiv(RestKline.milliseconds(k.openTime), 86_400_000), default: []] += Array(k.csvLine.utf8) + [0x0A]
             }
             for day in todo {
                 let start = day.address.period.start
                 guard start <= lastClosedOpen else { break }
-                let options = KlineDecodeOptions(interval: edge.interval, period: nil, columns: spec.columns,
-                                                 floatType: spec.floatType, policy: spec.validation)
                 let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.dataset)) \(edge.symbol) \(edge.interval.name) \(day.address.period)"
                 do {
-                    let (batch, report) = try KlineArchiveDecoder.decodeCSV(byDay[start / 86400] ?? [], source: source, options: options)
-                    var digest = ColumnDigest()
-                    digest.add(batch)
-                    let covered = min(day.address.period.end - step, lastClosedOpen)
-                    var outcome = UnitOutcome(restReport: report, digest: digest, coveredTo: covered)
-                    outcome.continues = day.id == first.id && resumeAfter != nil
-                    try await writer.add(DecodedPiece(unit: day, batch: batch.count > 0 ? batch : emptyBatch(), outcome: outcome))
+                    try await writer.add(try restPiece(day, csv: byDay[start / 86400] ?? [], interval: edge.interval, source: source,
+                                                       coveredTo: min(day.address.period.end - step, lastClosedOpen),
+                                                       continues: day.id == first.id && resumeAfter != nil, policy: spec.validation))
                 } catch let error as KlineDecodeError {
                     await fail(day, "\(error)", store: store, progress: progress)
                 }
@@ -98,6 +90,27 @@ extension ImportRunner {
         }
         outcome.counters = await client.counters
         return outcome
+    }
+
+    /// A REST day's unit: the daily archive's address, the `rest/` id.
+    func restDay(symbol: String, interval: KlineInterval, day: ArchivePeriod, key: String) throws -> PlannedUnit {
+        var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: day, dataset: spec.dataset), key: key)
+        unit.fromREST = true
+        return unit
+    }
+
+    /// REST or stream klines of one day (CSV lines) as a piece for the writer: parsed like an
+    /// archive, digested, and carrying the day's coverage; `continues` adds them to the rows the
+    /// day already has.
+    func restPiece(_ day: PlannedUnit, csv: [UInt8], interval: KlineInterval, source: String, coveredTo: Int64, continues: Bool,
+                   policy: ValidationPolicy) throws -> DecodedPiece {
+        let options = KlineDecodeOptions(interval: interval, period: nil, columns: spec.columns, floatType: spec.floatType, policy: policy)
+        let (batch, report) = try KlineArchiveDecoder.decodeCSV(csv, source: source, options: options)
+        var digest = ColumnDigest()
+        digest.add(batch)
+        var outcome = UnitOutcome(restReport: report, digest: digest, coveredTo: coveredTo)
+        outcome.continues = continues
+        return DecodedPiece(unit: day, batch: batch.count > 0 ? batch : emptyBatch(), outcome: outcome)
     }
 
     /// REST days now covered by a done daily or monthly archive: superseded (the archive's rows

@@ -169,21 +169,15 @@ actor ManifestStore {
     static func open(manifest: String, job: String, inMemory: Bool = false, commitInterval: Duration = .milliseconds(250),
                      log: (String) -> Void = { _ in }) throws -> ManifestStore {
         let path = Manifest.databasePath(manifest)
-        if StateDatabase.isDatabase(path) && !inMemory {
-            return try ManifestStore(path: path, job: job, database: create(path: path, job: job), commitInterval: commitInterval)
-        }
-        let existing: Manifest?
-        if inMemory {
-            existing = try Manifest.load(path: manifest, job: job)
-        } else {
-            existing = try Manifest.loadLegacy(path: manifest, job: job)
-        }
         if inMemory {
             let db = try StateDatabase(path: ":memory:", create: true, job: job, walJournal: false)
-            try db.write(existing?.units.values ?? [:].values)
+            try db.write(try Manifest.load(path: manifest, job: job).units.values)
             return try ManifestStore(path: path, job: job, database: db, commitInterval: commitInterval)
         }
-        guard let legacy = existing else {
+        if StateDatabase.isDatabase(path) {
+            return try ManifestStore(path: path, job: job, database: create(path: path, job: job), commitInterval: commitInterval)
+        }
+        guard let legacy = try Manifest.loadLegacy(path: manifest, job: job) else {
             // Nothing recorded yet: the database is made by the first commit, so a run that
             // stops before doing anything (a job file error) leaves no state behind.
             return try ManifestStore(path: path, job: job, database: nil, commitInterval: commitInterval)
