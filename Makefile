@@ -37,7 +37,7 @@ test: test-deps
 	$(PYTHON) Tests/reliability/reliability.py --bin $(BIN) --out $${TMPDIR:-/tmp}/binance-import-reliability.md --trials 20
 
 # The MarketStore test server in the foreground (point pymarketstore or the importer at it).
-test-server:
+test-server: test-deps
 	$(PYTHON) Tests/servers/marketstore_server.py --port $(PORT)
 
 # Reliability trials (crash/resume, signals, faults, hostile input, load) -> docs/reliability.md.

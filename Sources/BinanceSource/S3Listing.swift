@@ -146,13 +146,18 @@ public struct ArchiveLister: Sendable {
         }.sorted()
     }
 
-    /// The published archives of a symbol and interval, monthly or daily, by period; `month`
-    /// narrows a daily listing to that month's files (one request instead of the whole folder).
+    /// The published archives of a symbol and interval, monthly or daily, by period; `month` or
+    /// `year` narrows a daily listing to that month's or year's files (S3 prefixes may end inside
+    /// a name: one request instead of the whole folder).
     public func published(market: Market, dataset: KlineDataset = .klines, symbol: String, interval: KlineInterval, daily: Bool,
-                          month: ArchivePeriod? = nil) async throws -> [ArchivePeriod: ListedFile] {
+                          month: ArchivePeriod? = nil, year: Int? = nil) async throws -> [ArchivePeriod: ListedFile] {
         try validateSymbol(symbol)
         var prefix = "data/\(market.rawValue)/\(daily ? "daily" : "monthly")/\(dataset.rawValue)/\(symbol)/\(interval.name)/"
-        if let month { prefix += "\(symbol)-\(interval.name)-\(month)-" }
+        if let month {
+            prefix += "\(symbol)-\(interval.name)-\(month)-"
+        } else if let year {
+            prefix += "\(symbol)-\(interval.name)-\(String(format: "%04d", year))-"
+        }
         var out: [ArchivePeriod: ListedFile] = [:]
         for file in try await list(prefix: prefix).files where file.key.hasSuffix(".zip") {
             guard let name = KlineArchiveName(fileName: file.key), name.symbol == symbol, name.interval == interval,

@@ -5,13 +5,18 @@ import KlineArchive
 /// What the manifest says of each key and month: one state per cell, for `status`.
 public struct CoverageGrid: Sendable {
     public enum State: String, CaseIterable, Sendable {
-        case monthly, daily, rest, failed
+        case monthly
+        /// Done from a monthly archive that lacks whole days, those days from daily archives
+        /// where they are published.
+        case repaired = "monthly_repaired"
+        case daily, rest, failed
         case notPublished = "not_published"
         case pending
 
         public var glyph: Character {
             switch self {
             case .monthly: return "M"
+            case .repaired: return "+"
             case .daily: return "d"
             case .rest: return "r"
             case .failed: return "X"
@@ -23,6 +28,7 @@ public struct CoverageGrid: Sendable {
         public var meaning: String {
             switch self {
             case .monthly: return "done from the monthly archive"
+            case .repaired: return "monthly, repaired from daily archives"
             case .daily: return "done from daily archives"
             case .rest: return "done from REST klines (to: now)"
             case .failed: return "failed"
@@ -55,7 +61,7 @@ public struct CoverageGrid: Sendable {
             rows[key] = months.map { month in
                 let records = byCell[key]?[month] ?? []
                 if records.contains(where: { $0.status == .failed }) { return .failed }
-                if records.contains(where: { $0.status == .done && !$0.isDaily }) { return .monthly }
+                if let monthly = records.first(where: { $0.status == .done && !$0.isDaily && !$0.isREST }) { return monthly.lacking == nil ? .monthly : .repaired }
                 if records.contains(where: { $0.status == .done && !$0.isREST }) { return .daily }
                 if records.contains(where: { $0.status == .done }) { return .rest }
                 if !records.isEmpty && records.allSatisfy({ $0.status == .notPublished }) { return .notPublished }

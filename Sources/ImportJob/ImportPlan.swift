@@ -12,6 +12,8 @@ public struct PlannedUnit: Sendable, Equatable {
     public var listing: String?
     /// A day filled from REST klines (`to: now`): the daily archive's address, another id.
     public var fromREST = false
+    /// A daily archive imported for a day that its month's monthly archive lacks.
+    public var repairs = false
     /// The archive's remote path; for a REST day `rest/<market>/daily/<dataset>/...`.
     public var id: String { fromREST ? "rest/" + address.remotePath.dropFirst("data/".count) : address.remotePath }
 }
@@ -56,21 +58,27 @@ public struct KeyCoverage: Sendable {
 }
 
 /// The units of a job: market x symbol x interval x period over the job's whole range, every
-/// run. A past month whose monthly archive is listed is one unit; the current month, and a
-/// recent month whose monthly archive is late, are their listed daily archives; older months
-/// with nothing listed are not published. Re-runs skip settled units cheaply (see ImportRunner),
-/// so a nightly converges: late monthlies replace their dailies, months published late and
-/// symbols added to the job get their history, failed units are tried again.
+/// run. A past month whose monthly archive is listed is one unit; any other month is its listed
+/// daily archives, whatever its age (binance-public-data has months with daily files only);
+/// months with nothing listed are not published. A monthly archive that lacks whole days (see
+/// `UnitRecord.lacking`) is repaired from those days' daily archives. Re-runs skip settled units
+/// cheaply (see ImportRunner), so a nightly converges: late monthlies replace their dailies,
+/// months published late and symbols added to the job get their history, failed units are tried
+/// again.
 ///
-/// Requests: one listing of the monthly folder per symbol x interval, and one listing of a
-/// month's daily files for each month that needs them (the current month, months within
-/// `recentMonths` of it without their monthly archive, and rare holes between two monthlies).
+/// Requests: one listing of the monthly folder per symbol x interval; one listing of a month's
+/// daily files for each month that needs them (the current month, months within `recentMonths`
+/// of it without their monthly archive, holes between two monthlies, a monthly whose repair is
+/// unfinished); and one listing of a year's daily files for older months without a monthly
+/// archive. An old month found without any archive is recorded with the monthly folder's
+/// fingerprint and not listed again while that folder lists the same (or until `--force`).
 public struct ImportPlan: Sendable {
     /// Archives that are listed: imported, or skipped when done and unchanged.
     public var units: [PlannedUnit]
     /// Periods with no archive in the listing: recorded as not published without a request.
     public var notPublished: [PlannedUnit]
-    /// Manifest ids of daily units replaced by a monthly unit of this plan.
+    /// Manifest ids of daily units replaced by a monthly unit of this plan (unless the monthly
+    /// lacks their day).
     public var superseded: [String: String]  // daily id -> monthly id
     /// Per key: gaps as ranges, or no archive at all.
     public var coverage: [KeyCoverage]
@@ -80,12 +88,34 @@ public struct ImportPlan: Sendable {
     /// With `to: now`: per key, the days after its archives, to fill from REST.
     public var restEdges: [RestEdge] = []
 
-    /// How many months before the current one are still looked at through their daily files while
-    /// their monthly archive is missing (Binance publishes monthlies days, sometimes weeks, late).
+    /// How many months before the current one are still looked at through their daily files on
+    /// every run while their monthly archive is missing (Binance publishes monthlies days,
+    /// sometimes weeks, late); older ones only when the monthly folder changes.
     public static let recentMonths = 2
 
-    public static func make(spec: JobSpec, symbols: [String], today: ArchivePeriod, lister: ArchiveLister,
-                            dailies: [String]) async throws -> ImportPlan {
+    /// What the monthly folder of a key lists, in one string: an old month recorded as not
+    /// published is listed again only when this changes.
+    static func folderFingerprint(_ listing: [ArchivePeriod: ListedFile]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for file in listing.values.sorted(by: { $0.key < $1.key }) {
+            for byte in (file.key + " " + file.fingerprint + "\n").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        }
+        return "folder \(listing.count) " + String(hash, radix: 16)
+    }
+
+    /// The days of a monthly unit's recorded holes whose repair is not settled (not done, not
+    /// known to be unpublished).
+    static func unsettledRepairs(of monthly: PlannedUnit, entry: UnitIndexEntry?, index: [String: UnitIndexEntry],
+                                 unit: (ArchivePeriod) throws -> PlannedUnit) rethrows -> [PlannedUnit] {
+        guard let entry, entry.status == .done, entry.listing == monthly.listing, let lacking = entry.lacking else { return [] }
+        return try lacking.compactMap(ArchivePeriod.init(day:)).map(unit).filter {
+            let status = index[$0.id]?.status
+            return status != .done && status != .notPublished
+        }
+    }
+
+    static func make(spec: JobSpec, symbols: [String], today: ArchivePeriod, lister: ArchiveLister,
+                            index: [String: UnitIndexEntry], force: Bool = false) async throws -> ImportPlan {
         let current = ArchivePeriod(year: today.year, month: today.month)!
         let months = spec.months(today: today)
         let recentStart = PeriodPlanner.months(back: recentMonths, from: current)
@@ -93,7 +123,7 @@ public struct ImportPlan: Sendable {
         // The state's daily units (not yet superseded) by the id of their month's monthly unit,
         // found in one pass (not 31 look-ups per monthly unit).
         var dailiesByMonthly: [String: [String]] = [:]
-        for id in dailies {
+        for (id, entry) in index where entry.status != .superseded {
             if let monthly = UnitRecord.monthlyID(ofDaily: id) { dailiesByMonthly[monthly, default: []].append(id) }
         }
         for symbol in symbols {
@@ -104,7 +134,36 @@ public struct ImportPlan: Sendable {
                                 key: key, listing: file?.fingerprint)
                 }
                 let monthly = try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval, daily: false)
+                let folder = folderFingerprint(monthly)
                 let listedMonths = months.filter { $0 < current && monthly[$0] != nil }
+                // First the listings of daily files that the months need: by year for old months,
+                // by month for recent ones and for repairs.
+                var years = Set<Int>(), monthsToList: [ArchivePeriod] = [], knownEmpty = Set<ArchivePeriod>()
+                for month in months {
+                    if month < current, let file = monthly[month] {
+                        let u = try unit(month, file)
+                        if try !unsettledRepairs(of: u, entry: index[u.id], index: index, unit: { try unit($0, nil) }).isEmpty { monthsToList.append(month) }
+                        continue
+                    }
+                    let betweenMonthlies = listedMonths.first.map { month > $0 } == true && listedMonths.last.map { month < $0 } == true
+                    if month >= recentStart || betweenMonthlies {
+                        if PeriodPlanner.days(of: month).contains(where: { $0 < today }) { monthsToList.append(month) }
+                    } else if !force, let entry = index[try unit(month, nil).id], entry.status == .notPublished, entry.listing == folder {
+                        knownEmpty.insert(month)
+                    } else {
+                        years.insert(month.year)
+                    }
+                }
+                var dailyFiles: [ArchivePeriod: ListedFile] = [:]
+                for year in years.sorted() {
+                    dailyFiles.merge(try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval,
+                                                                daily: true, year: year)) { a, _ in a }
+                }
+                for month in monthsToList where !years.contains(month.year) {
+                    dailyFiles.merge(try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval,
+                                                                daily: true, month: month)) { a, _ in a }
+                }
+
                 var coverage = KeyCoverage(key: key, symbol: symbol, interval: interval)
                 var missing: [ArchivePeriod] = [], found: [ArchivePeriod] = [], notPublished: [PlannedUnit] = []
                 var lastArchiveDay: ArchivePeriod?  // the last day an archive of the key covers
@@ -115,26 +174,38 @@ public struct ImportPlan: Sendable {
                         found.append(month)
                         lastArchiveDay = PeriodPlanner.days(of: month).last
                         for daily in dailiesByMonthly[u.id] ?? [] { plan.superseded[daily] = u.id }
+                        // A monthly with holes whose repair an earlier run did not finish.
+                        for day in try unsettledRepairs(of: u, entry: index[u.id], index: index, unit: { try unit($0, nil) }) {
+                            var day = day
+                            day.repairs = true
+                            if let file = dailyFiles[day.address.period] {
+                                day.listing = file.fingerprint
+                                plan.units.append(day)
+                            } else {
+                                notPublished.append(day)
+                            }
+                        }
                         continue
                     }
-                    let betweenMonthlies = listedMonths.first.map { month > $0 } == true && listedMonths.last.map { month < $0 } == true
-                    guard month >= recentStart || betweenMonthlies else {
-                        notPublished.append(try unit(month, nil))
+                    let old = month < recentStart
+                    var empty = try unit(month, nil)
+                    if old { empty.listing = folder }  // not listed again while the folder lists the same
+                    if knownEmpty.contains(month) {
+                        notPublished.append(empty)
                         missing.append(month)
                         continue
                     }
                     let days = PeriodPlanner.days(of: month).filter { $0 < today }
                     if days.isEmpty { continue }  // the first day of the current month: nothing can be out yet
-                    let dailies = try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval, daily: true, month: month)
-                    guard dailies.keys.contains(where: { days.contains($0) }) else {
+                    guard days.contains(where: { dailyFiles[$0] != nil }) else {
                         // Nothing of the month is out: one record for the month, not one per day
                         // (a delisted symbol would otherwise add ~60 records a night).
-                        notPublished.append(try unit(month, nil))
+                        notPublished.append(empty)
                         missing.append(month)
                         continue
                     }
                     for day in days {
-                        if let file = dailies[day] {
+                        if let file = dailyFiles[day] {
                             plan.units.append(try unit(day, file))
                             lastArchiveDay = max(lastArchiveDay ?? day, day)
                         } else {

@@ -24,6 +24,7 @@ public struct RunOptions: Sendable {
 /// The target is unreachable or refused everything: exit code 3.
 public struct TargetUnavailable: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// Runs a job: plan, then download (N in parallel), decode (one per core), write (one request in
@@ -64,14 +65,26 @@ public final class ImportRunner: Sendable {
         var summary = RunSummary(job: spec.name, startedAt: isoNow())
         summary.manifest = Manifest.databasePath(spec.manifest)
         try checkSource()
+        try checkTarget()
         // A dry run touches nothing: no lock file, no state folder, no clean-up of leftovers.
         let lock = options.dryRun ? nil : try JobLock(manifest: spec.manifest)
         defer { _ = lock }
         let store = try ManifestStore.open(manifest: spec.manifest, job: spec.name, inMemory: options.dryRun) { logger.notice("\($0)") }
+        // The state speaks of one target and schema: a run with others would skip units whose rows
+        // are not there. Refused before any work, unless forced (then bound anew once whole).
+        let binding = StateBinding(spec)
+        let recorded = try await store.binding()
+        let rebinding = recorded != nil && recorded != binding
+        if rebinding, !options.force, !options.dryRun {
+            throw JobFileError(file: summary.manifest, key: "", reason: "this state records units done in \(recorded!), but this run writes to \(binding). "
+                + "Its done units say nothing of that target: re-import everything there with --force, "
+                + "or give the job another manifest: (one state per target)")
+        }
+        if recorded == nil { await store.bind(binding) }
 
         let symbols = try await symbols()
         var index = await store.currentIndex()
-        let plan = try await makePlan(symbols: symbols, today: options.today, index: index)
+        let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force)
         summary.units = plan.units.count
         for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
 
@@ -95,6 +108,7 @@ public final class ImportRunner: Sendable {
                 sources = "\(cached) archives cached, \(work.count - cached) to fetch"
             }
             print("plan for \(spec.name): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
+            print("  \(binding)" + (rebinding ? "; the state records \(recorded!): a run needs --force" : ""))
             for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
             if work.count > 200 { print("  ... and \(work.count - 200) more") }
             for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }
@@ -106,12 +120,7 @@ public final class ImportRunner: Sendable {
         }
 
         // What the listing shows without a request: periods not published, keys with no archive.
-        for unit in plan.notPublished {
-            let status = index[unit.id]?.status
-            // Already known (or done, or superseded): no change, nothing to journal.
-            guard status != .done && status != .superseded && status != .notPublished else { continue }
-            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.error = nil; $0.updatedAt = isoNow() }
-        }
+        await recordNotPublished(plan.notPublished, index: index, store: store)
         summary.notPublished = plan.notPublished.count
         for (coverage, months) in plan.unpublishedKeys {
             logger.error("\(coverage.key): \(coverage.noArchiveMessage)")
@@ -149,8 +158,17 @@ public final class ImportRunner: Sendable {
         defer { ticker.cancel() }
 
         let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger)
+        var repairs = work.filter(\.repairs), unrepaired = plan.notPublished.filter(\.repairs)
         do {
             try await runPipeline(work: work, fetcher: fetcher, writer: writer, store: store, progress: progress)
+            // Monthly archives of this run that lack whole days: those days from their dailies,
+            // written after the monthly.
+            let found = await repairUnits(of: work, store: store, progress: progress)
+            repairs += found.units
+            unrepaired += found.notPublished
+            await progress.add(units: found.units.count)
+            try await runPipeline(work: found.units, fetcher: fetcher, writer: writer, store: store, progress: progress)
+            await recordNotPublished(found.notPublished, index: await store.currentIndex(), store: store)
             // `to: now`: the days after the archives, from REST, once the archives are written.
             let rest = try await fillFromREST(plan.restEdges, store: store, writer: writer, progress: progress)
             try await writer.flush()
@@ -167,20 +185,77 @@ public final class ImportRunner: Sendable {
             summary.stateError = "\(error)"
         }
 
-        // Daily units replaced by their monthly unit, now done.
+        // Daily units replaced by their monthly unit, now done, unless the monthly lacks their day.
         index = await store.currentIndex()
         for (daily, monthly) in plan.superseded {
-            guard index[monthly]?.status == .done else { continue }
+            guard let entry = index[monthly], entry.status == .done else { continue }
+            if let lacking = entry.lacking, lacking.contains(String(daily.dropLast(".zip".count).suffix(10))) { continue }
             await store.update(daily) { $0.status = .superseded; $0.error = nil }
             summary.superseded += 1
         }
         summary.superseded += await supersedeRESTDays(store: store)
+        var repaired: [String: [String]] = [:], inNoArchive: [String: [String]] = [:]
+        for unit in repairs where index[unit.id]?.status == .done { repaired[unit.key, default: []].append("\(unit.address.period)") }
+        for unit in unrepaired { inNoArchive[unit.key, default: []].append("\(unit.address.period)") }
+        summary.repairedFromDailyArchives = repaired.mapValues(daySpans)
+        summary.daysInNoArchive = inNoArchive.mapValues(daySpans)
+        if rebinding, summary.failed == 0, await progress.counts().failed == 0, !Interruption.shared.requested {
+            await store.bind(binding)
+            logger.notice("the state now records \(binding)")
+        }
         do {
             try await store.close()
         } catch let error as FileWriteError {
             summary.stateError = "\(error)"
         }
         return await finish(summary, started: started, writer: writer, progress: progress)
+    }
+
+    /// Periods with no archive listed, recorded as not published; one already recorded so (with
+    /// the same listing fingerprint), done or superseded is left as it is: nothing to write.
+    func recordNotPublished(_ units: [PlannedUnit], index: [String: UnitIndexEntry], store: ManifestStore) async {
+        for unit in units {
+            let entry = index[unit.id]
+            guard entry?.status != .done && entry?.status != .superseded else { continue }
+            if entry?.status == .notPublished && entry?.listing == unit.listing { continue }
+            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.listing = unit.listing; $0.error = nil; $0.updatedAt = isoNow() }
+        }
+    }
+
+    /// The days that monthly units of `work`, now done, lack a whole day or more of: their daily
+    /// archives as repair units (one listing of the month's dailies each), and the days that no
+    /// daily archive has either. A listing that fails fails those days (the run exits 1 and the
+    /// next one repairs them: the plan finds unsettled repairs in the state).
+    func repairUnits(of work: [PlannedUnit], store: ManifestStore, progress: Progress) async -> (units: [PlannedUnit], notPublished: [PlannedUnit]) {
+        var units: [PlannedUnit] = [], notPublished: [PlannedUnit] = []
+        let lister = makeLister()
+        for monthly in work where monthly.address.period.kind == .month && !monthly.fromREST {
+            guard let record = await store.record(monthly.id), record.status == .done, let lacking = record.lacking else { continue }
+            let a = monthly.address
+            let days: [PlannedUnit] = lacking.compactMap(ArchivePeriod.init(day:)).compactMap { period in
+                guard let address = try? ArchiveAddress(market: a.market, symbol: a.symbol, interval: a.interval, period: period, dataset: a.dataset) else { return nil }
+                var unit = PlannedUnit(address: address, key: monthly.key)
+                unit.repairs = true
+                return unit
+            }
+            logger.notice("\(monthly.id) lacks \(lacking.count) day(s) (\(daySpans(lacking))): looking for their daily archives")
+            do {
+                let listed = try await lister.published(market: a.market, dataset: a.dataset, symbol: a.symbol, interval: a.interval, daily: true,
+                                                        month: a.period)
+                for var day in days {
+                    if let file = listed[day.address.period] {
+                        if let entry = await store.entry(day.id), entry.status == .done, entry.listing == file.fingerprint { continue }  // repaired before
+                        day.listing = file.fingerprint
+                        units.append(day)
+                    } else {
+                        notPublished.append(day)
+                    }
+                }
+            } catch {
+                for day in days { await fail(day, "listing the daily archives that repair \(monthly.id): \(error)", store: store, progress: progress) }
+            }
+        }
+        return (units, notPublished)
     }
 
     /// Downloads (N in parallel), decoders (one per core, at most 4) and the writer, joined by
@@ -221,6 +296,15 @@ public final class ImportRunner: Sendable {
         }
     }
 
+    /// The job as a run would plan it now (listing the source, discovering symbols), against
+    /// the recorded state: for `status`, which shows what is still to do, not only what is recorded.
+    public func plan(today: ArchivePeriod, state: Manifest) async throws -> (keys: [String], units: [PlannedUnit]) {
+        try checkSource()
+        let index = state.units.mapValues { UnitIndexEntry(status: $0.status, listing: $0.listing, lacking: $0.lacking) }
+        let plan = try await makePlan(symbols: try await symbols(), today: today, index: index)
+        return (plan.coverage.map(\.key), plan.units)
+    }
+
     /// The summary's counts and exit code, from the run's counters.
     func finish(_ summary: RunSummary, started: Date, writer: Writer, progress: Progress) async -> RunSummary {
         var summary = summary
@@ -244,12 +328,24 @@ public final class ImportRunner: Sendable {
         summary.peakRssBytes = peakRSS()
         if Interruption.shared.requested {
             summary.interrupted = true
-            summary.exitCode = 1
+            summary.exitCode = Interruption.shared.exitCode ?? 130
         }
         let refusedEverything = await writer.refusedEverything
         if summary.failed > 0 && summary.done == 0 && refusedEverything { summary.exitCode = 3 }
         await progress.finish()
         return summary
+    }
+
+    /// A directory target that is a file is a job file error; one that cannot be written refuses
+    /// everything (exit 3). Said at once, in those words, not as a failed temporary file later.
+    func checkTarget() throws {
+        guard case let .directory(path) = spec.target else { return }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }  // made by the first write
+        guard isDirectory.boolValue else { throw JobFileError(file: spec.file, key: "target.directory", reason: "target \(path) is a file, not a directory") }
+        guard access(path, W_OK | X_OK) == 0 else {
+            throw TargetUnavailable(description: "target directory \(path) cannot be written: \(String(cString: strerror(errno))) (check its owner and permissions)")
+        }
     }
 
     /// A local mirror that does not exist, or is not a mirror of the data tree, is a job file
@@ -268,10 +364,9 @@ public final class ImportRunner: Sendable {
 
     /// The plan; a listing endpoint that answers with something other than a listing is a job
     /// file error (a wrong `listing_url` or `base_url`), not an empty source.
-    func makePlan(symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry]) async throws -> ImportPlan {
+    func makePlan(symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false) async throws -> ImportPlan {
         do {
-            let dailies = index.compactMap { $0.value.status != .superseded && $0.key.contains("/daily/") ? $0.key : nil }
-            return try await ImportPlan.make(spec: spec, symbols: symbols, today: today, lister: makeLister(), dailies: dailies)
+            return try await ImportPlan.make(spec: spec, symbols: symbols, today: today, lister: makeLister(), index: index, force: force)
         } catch let error as SourceError {
             switch error {
             case .listing, .http(_, 400..<500, _):
@@ -352,13 +447,17 @@ public final class ImportRunner: Sendable {
         let streaming = slots > 250_000
         var held: [KlineBatch] = []
         var digest = ColumnDigest()
-        let report = try KlineArchiveDecoder.stream(path: archive.path, options: options, chunkRows: spec.chunkRows) { batch in
+        var report = try KlineArchiveDecoder.stream(path: archive.path, options: options, chunkRows: spec.chunkRows) { batch in
             digest.add(batch)
             if streaming { send(DecodedPiece(unit: unit, batch: batch, outcome: nil)) } else { held.append(batch) }
         }
-        if report.duplicates > 0 {  // the target keeps the last row of a slot: digest what it keeps
+        if report.duplicates > 0 || !report.daysLacking.isEmpty {
+            // The target keeps the last row of a slot, and the days a monthly lacks belong to the
+            // daily archives that repair them: record and digest the rows that are this unit's.
+            let own = RepairDays(report.daysLacking).without(try KlineArchiveDecoder.decode(path: archive.path, options: options).batch)
             digest = ColumnDigest()
-            digest.add(try KlineArchiveDecoder.decode(path: archive.path, options: options).batch)
+            digest.add(own)
+            report.rows = own.count
         }
         let outcome = UnitOutcome(archive: archive, report: report, digest: digest)
         if held.isEmpty { held = [emptyBatch()] }
@@ -376,7 +475,8 @@ public final class ImportRunner: Sendable {
     func fail(_ unit: PlannedUnit, _ message: String, store: ManifestStore, progress: Progress) async {
         logger.error("\(unit.id): \(message)")
         await store.update(unit.id, key: unit.key) {
-            $0.status = .failed
+            // A done unit whose re-import failed keeps its rows in the target: it stays done.
+            if $0.status != .done { $0.status = .failed }
             $0.error = message
             $0.attempts += 1
             $0.updatedAt = isoNow()
@@ -387,6 +487,22 @@ public final class ImportRunner: Sendable {
         } catch {
             logger.error("could not save the manifest after \(unit.id) failed: \(error) (the end of the run saves it again)")
         }
+    }
+}
+
+/// The days a monthly archive lacks (`UnitRecord.lacking`), which its repair units cover.
+struct RepairDays {
+    let days: Set<Int64>  // days since 1970
+
+    init(_ lacking: [String]) { days = Set(lacking.compactMap(ArchivePeriod.init(day:)).map { $0.start / 86400 }) }
+
+    /// The indices of `epochs` outside those days.
+    func kept(_ epochs: [Int64]) -> [Int] { epochs.indices.filter { !days.contains(floorDiv(epochs[$0], 86400)) } }
+
+    func without(_ batch: KlineBatch) -> KlineBatch {
+        guard !days.isEmpty else { return batch }
+        let keep = kept(batch.epochs)
+        return KlineBatch(epochs: keep.map { batch.epochs[$0] }, columns: batch.columns.map { ($0.column, $0.values.gathered(keep)) })
     }
 }
 

@@ -10,12 +10,21 @@ public final class Interruption: @unchecked Sendable {
     public static let shared = Interruption()
     private let lock = NSLock()
     private var flag = false
+    private var received: Int32?
     private var sources: [DispatchSourceSignal] = []
 
     public var requested: Bool {
         lock.lock()
         defer { lock.unlock() }
         return flag
+    }
+
+    /// The exit code of a run stopped by a signal, clean or not: 128 + the signal (130 for
+    /// SIGINT, 143 for SIGTERM), as shells report a process a signal ended.
+    public var exitCode: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return received.map { 128 + $0 }
     }
 
     /// Installs the handlers (once).
@@ -31,6 +40,7 @@ public final class Interruption: @unchecked Sendable {
                 self.lock.lock()
                 let second = self.flag
                 self.flag = true
+                self.received = self.received ?? sig
                 self.lock.unlock()
                 if second { exit(128 + sig) }
                 onRequest(sig)

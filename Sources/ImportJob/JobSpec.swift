@@ -20,6 +20,62 @@ public enum ImportTarget: Equatable, Sendable {
     public init(_ spec: String) {
         self = spec.hasPrefix("http://") || spec.hasPrefix("https://") ? .marketstore(url: spec) : .directory(path: spec)
     }
+
+    /// A `--target` as given on the command line: an http(s) URL or a directory path. Anything
+    /// else that looks like an address (another scheme, `host:port`) is refused rather than made
+    /// into a folder of that name.
+    public static func parse(commandLine text: String) throws -> ImportTarget {
+        if text.hasPrefix("http://") || text.hasPrefix("https://") { return .marketstore(url: text) }
+        if let scheme = text.range(of: "://") {
+            throw JobFileError(file: "command line", key: "--target", reason: "\(text[..<scheme.lowerBound]):// is not a target: give an http(s) MarketStore URL such as http://127.0.0.1:5993/rpc, or a directory")
+        }
+        let hostPort = text.split(separator: ":", omittingEmptySubsequences: false)
+        if hostPort.count == 2, !hostPort[0].isEmpty, !hostPort[0].contains("/"), let port = Int(hostPort[1]), (1...65535).contains(port) {
+            throw JobFileError(file: "command line", key: "--target", reason: "\(text) looks like host:port; a MarketStore target is a URL: http://\(text)/rpc")
+        }
+        guard !text.isEmpty else { throw JobFileError(file: "command line", key: "--target", reason: "empty") }
+        return .directory(path: text)
+    }
+
+    /// What the state records: a directory's absolute path, or the URL without credentials.
+    public var normalized: String {
+        switch self {
+        case let .marketstore(url): return redactCredentials(url)
+        case let .directory(path):
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            return URL(fileURLWithPath: absolute).standardized.path
+        }
+    }
+
+    /// For messages: the URL without credentials, or the path as given.
+    public var display: String {
+        switch self {
+        case let .marketstore(url): return redactCredentials(url)
+        case let .directory(path): return path
+        }
+    }
+}
+
+/// `url` with any user and password replaced by `***` and the values of query parameters that
+/// carry secrets (token, key, signature, password, secret) too: for every message, log line,
+/// report and state row.
+public func redactCredentials(_ url: String) -> String {
+    var text = url
+    if let scheme = text.range(of: "://") {
+        let rest = text[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        if let at = rest[..<authorityEnd].lastIndex(of: "@") {
+            text = String(text[..<scheme.upperBound]) + "***@" + String(text[text.index(after: at)...])
+        }
+    }
+    guard let query = text.firstIndex(of: "?") else { return text }
+    let secret = ["token", "key", "signature", "password", "secret", "apikey", "api_key"]
+    let parts = text[text.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
+        let pair = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        guard pair.count == 2, secret.contains(where: { pair[0].lowercased().contains($0) }) else { return String(part) }
+        return "\(pair[0])=***"
+    }
+    return String(text[...query]) + parts.joined(separator: "&")
 }
 
 /// A job file (`jobs/*.yml`), validated. See the README's job file reference.
@@ -66,14 +122,25 @@ public struct JobSpec: Equatable, Sendable {
 
     /// Reads and validates a job file.
     public static func load(path: String) throws -> JobSpec {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw JobFileError(file: path, key: "", reason: "cannot read the job file: no such file")
+        }
+        if isDirectory.boolValue { throw JobFileError(file: path, key: "", reason: "cannot read the job file: it is a directory (give a .yml file, such as jobs/demo.yml)") }
+        guard access(path, R_OK) == 0 else { throw JobFileError(file: path, key: "", reason: "cannot read the job file: permission denied") }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw JobFileError(file: path, key: "", reason: "cannot read the job file")
+            throw JobFileError(file: path, key: "", reason: "cannot read the job file: it is not UTF-8 text")
         }
         return try parse(yaml: text, file: path)
     }
 
     public static func parse(yaml: String, file: String) throws -> JobSpec {
         func fail(_ key: String, _ reason: String) -> JobFileError { JobFileError(file: file, key: key, reason: reason) }
+        // libyaml's own words for a tab ("found character that cannot start any token") do not say what to change.
+        for (n, line) in yaml.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where line.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") {
+            throw fail("", "line \(n + 1): a tab in the indentation; YAML does not allow tabs for indentation, use spaces")
+        }
         let loaded: Any?
         do { loaded = try Yams.load(yaml: yaml) } catch { throw fail("", "not valid YAML: \(error)") }
         guard let root = loaded as? [String: Any] else { throw fail("", "the job file must be a mapping of keys") }
@@ -86,6 +153,11 @@ public struct JobSpec: Equatable, Sendable {
             }
             if let s = v as? String { return s }
             if let i = v as? Int { return String(i) }
+            if let date = v as? Date {  // YAML reads 2024-01-15 as a timestamp
+                let day = String(date.formatted(.iso8601).prefix(10))
+                if ["from", "to"].contains(full) { throw fail(full, "must be a month YYYY-MM, not the day \(day)") }
+                throw fail(full, "must be a string, not the date \(day) (quote it)")
+            }
             throw fail(full, "must be a string, not \(v)")
         }
         func section(_ key: String) throws -> [String: Any] {
@@ -132,6 +204,9 @@ public struct JobSpec: Equatable, Sendable {
         var quote: String?, match: String?
         switch (root["symbols"], root["discover"]) {
         case let (list?, nil):
+            if let mapping = list as? [String: Any], mapping["discover"] != nil {
+                throw fail("symbols", "discover: is a top-level key, not under symbols: (write discover: {quote: USDT} instead of symbols:)")
+            }
             guard let l = list as? [Any], !l.isEmpty else { throw fail("symbols", "must be a non-empty list") }
             let listed = try l.map { item in
                 guard let s = item as? String else { throw fail("symbols", "\(item) is not a symbol") }
@@ -152,7 +227,11 @@ public struct JobSpec: Equatable, Sendable {
         guard let intervalList = root["intervals"] as? [Any], !intervalList.isEmpty else { throw fail("intervals", "must be a non-empty list such as [1m]") }
         let intervals = try intervalList.map { item -> KlineInterval in
             let text = "\(item)"
-            guard let interval = KlineInterval(text) else { throw fail("intervals", "unknown interval \(text)") }
+            guard let interval = KlineInterval(text) else {
+                let valid = KlineInterval.all.map(\.name).joined(separator: ", ")
+                let hint = KlineInterval.suggestion(for: text).map { "; did you mean \($0.name)?" } ?? ""
+                throw fail("intervals", "unknown interval \(text) (valid: \(valid))\(hint)")
+            }
             if interval.name == "1s" && market != .spot { throw fail("intervals", "1s klines exist for spot only, not \(market.rawValue)") }
             guard Timeframe.byBinanceInterval[interval.name] != nil else {
                 throw fail("intervals", "\(interval.name): MarketStore cannot serve this timeframe back; use one of \(Timeframe.byBinanceInterval.keys.sorted().joined(separator: ", "))")
@@ -237,7 +316,9 @@ public struct JobSpec: Equatable, Sendable {
 
     static func checkKeys(_ dict: [String: Any], allowed: Set<String>, prefix: String, _ fail: (String, String) -> JobFileError) throws {
         for key in dict.keys.sorted() where !allowed.contains(key) {
-            throw fail(prefix + key, "unknown key (known: \(allowed.sorted().joined(separator: ", ")))")
+            let nearest = allowed.map { ($0, editDistance($0, key)) }.filter { $0.1 <= max(2, key.count / 3) }.min { ($0.1, $0.0) < ($1.1, $1.0) }
+            let hint = nearest.map { "did you mean \(prefix)\($0.0)? " } ?? ""
+            throw fail(prefix + key, "unknown key; \(hint)(known: \(allowed.sorted().joined(separator: ", ")))")
         }
     }
 
@@ -284,6 +365,22 @@ public struct JobSpec: Equatable, Sendable {
             if let twice = Self.firstRepeated(list) { throw fail("--symbols", "\(twice) is listed twice") }
             self.symbols = list
         }
-        if let target { self.target = ImportTarget(target) }
+        if let target { self.target = try ImportTarget.parse(commandLine: target) }
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints on short names.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in 1...max(1, a.count) where !a.isEmpty {
+        var previous = row[0]
+        row[0] = i
+        for j in 1...max(1, b.count) where !b.isEmpty {
+            let current = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+            previous = current
+        }
+    }
+    return a.isEmpty ? b.count : row[b.count]
 }

@@ -33,10 +33,19 @@ public struct JobVerifier {
             let first = min(recordedFirst, recordedLast, period?.start ?? .max)
             let last = max(recordedFirst, recordedLast, (period?.end ?? .min) - 1)
             let parts = record.key.split(separator: "/").map(String.init)
-            let results = try await TargetReader(target: spec.target).read(key: record.key, from: first, to: last)
+            let results: [QueryResult]
+            do {
+                results = try await TargetReader(target: spec.target).read(key: record.key, from: first, to: last)
+            } catch let MarketStoreError.transport(reason) {
+                throw TargetUnavailable(description: "MarketStore at \(spec.target.display) is unreachable: \(reason)")
+            }
             var digest = ColumnDigest()
             if let r = results.first {
-                digest.add(epochs: r.epochs, columns: zip(r.names, r.columns).dropFirst().map { ($0, $1) })
+                // A monthly with holes: the days it lacks are its repair units' to verify.
+                let keep = RepairDays(record.lacking ?? []).kept(r.epochs)
+                let all = keep.count == r.epochs.count
+                digest.add(epochs: all ? r.epochs : keep.map { r.epochs[$0] },
+                           columns: zip(r.names, r.columns).dropFirst().map { ($0, all ? $1 : $1.gathered(keep)) })
             }
             var problems: [String] = []
             if digest.rows != record.rows {
@@ -74,6 +83,44 @@ public struct JobVerifier {
 public struct TargetReader: Sendable {
     public let target: ImportTarget
     public init(target: ImportTarget) { self.target = target }
+
+    /// Every key the target holds (`SYMBOL/Timeframe/AttributeGroup`), sorted. A directory that
+    /// does not exist, or is a file, is a usage error (exit 2); a server that does not answer is
+    /// `TargetUnavailable` (exit 3).
+    public func keys() async throws -> [String] {
+        switch target {
+        case let .marketstore(url):
+            do {
+                return try await MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30)).listSymbols(format: "tbk").sorted()
+            } catch let error as MarketStoreError {
+                if case .transport = error { throw TargetUnavailable(description: "MarketStore at \(redactCredentials(url)) is unreachable: \(error)") }
+                throw error
+            }
+        case let .directory(path):
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw JobFileError(file: "command line", key: "--target", reason: "no directory \(path)")
+            }
+            guard isDirectory.boolValue else { throw JobFileError(file: "command line", key: "--target", reason: "\(path) is a file, not a data directory") }
+            var keys: [String] = []
+            let fm = FileManager.default
+            func folders(_ dir: String) -> [String] {
+                ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { name in
+                    var d: ObjCBool = false
+                    return fm.fileExists(atPath: (dir as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
+                }
+            }
+            for symbol in folders(path) {
+                for timeframe in folders(path + "/" + symbol) {
+                    for group in folders(path + "/" + symbol + "/" + timeframe) {
+                        let files = (try? fm.contentsOfDirectory(atPath: "\(path)/\(symbol)/\(timeframe)/\(group)")) ?? []
+                        if files.contains(where: { $0.hasSuffix(".bin") }) { keys.append("\(symbol)/\(timeframe)/\(group)") }
+                    }
+                }
+            }
+            return keys.sorted()
+        }
+    }
 
     /// Rows of `key` in [from, to] as the target serves them.
     public func read(key: String, from: Int64?, to: Int64?, limit: Int? = nil) async throws -> [QueryResult] {

@@ -34,6 +34,13 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     /// A REST unit (id `rest/...`): the open time (UTC s) of the last closed candle it covers;
     /// a later run continues after it.
     public var coveredTo: Int64?
+    /// A monthly archive with holes: the UTC days (`2024-07-08`) it lacks a whole day or more of,
+    /// imported from their daily archives (repair units) where those are published.
+    public var lacking: [String]?
+
+    public init(id: String, status: Status, key: String, remotePath: String) {
+        (self.id, self.status, self.key, self.remotePath) = (id, status, key, remotePath)
+    }
 
     /// A day filled from REST klines, not an archive.
     public var isREST: Bool { id.hasPrefix("rest/") }
@@ -126,6 +133,25 @@ public struct Manifest: Codable, Equatable, Sendable {
             }
         }
         return result
+    }
+
+    /// Removes units from the state database at `manifest` (`forget`), under the job's lock.
+    public static func forget(ids: [String], manifest: String) throws {
+        let lock = try JobLock(manifest: manifest)
+        defer { _ = lock }
+        let database = databasePath(manifest)
+        guard StateDatabase.isDatabase(database) else { throw JobFileError(file: database, key: "", reason: "no state database to change (run the job first)") }
+        try StateDatabase(path: database, create: true, job: nil).delete(ids)
+    }
+
+    /// The state files of a job's shards beside its own (`x.shard-K-of-N.manifest.db`).
+    public static func shardFiles(of manifest: String) -> [String] {
+        let path = databasePath(manifest)
+        let dir = (path as NSString).deletingLastPathComponent, name = (path as NSString).lastPathComponent
+        guard name.hasSuffix(".manifest.db") else { return [] }
+        let stem = String(name.dropLast(".manifest.db".count)) + ".shard-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir)) ?? []
+        return names.filter { $0.hasPrefix(stem) && $0.hasSuffix(".manifest.db") }.sorted().map { dir.isEmpty ? $0 : dir + "/" + $0 }
     }
 
     /// The JSON files of earlier releases: snake_case keys.

@@ -1,4 +1,6 @@
+import BinanceSource
 import Foundation
+import KlineArchive
 
 /// What a run did; printed as a table and written as JSON next to the manifest.
 public struct RunSummary: Codable, Sendable {
@@ -30,6 +32,11 @@ public struct RunSummary: Codable, Sendable {
     public var stateError: String?
     /// Per key, the months of the range with no archive before its first one or after its last.
     public var notPublishedRanges: [String: String] = [:]
+    /// Per key, the days that a monthly archive lacked and their daily archives supplied in this
+    /// run, as ranges ("2024-07-08..2024-07-31").
+    public var repairedFromDailyArchives: [String: String] = [:]
+    /// Per key, days that a monthly archive lacks and no daily archive has: gaps in every archive.
+    public var daysInNoArchive: [String: String] = [:]
     public var manifest: String = ""
     /// REST work (`to: now`): requests made, their documented weight, the highest
     /// X-MBX-USED-WEIGHT-1M seen against the run's budget (share x limit), waits for the next
@@ -63,6 +70,8 @@ public struct RunSummary: Codable, Sendable {
         var out = lines.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
         if let stateError { out.append("manifest not saved: \(stateError)") }
         if let restStopped { out.append("REST stopped: \(restStopped)") }
+        for (key, days) in repairedFromDailyArchives.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("repaired from daily archives: \(key) \(days)") }
+        for (key, days) in daysInNoArchive.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("in no archive (monthly and daily lack it): \(key) \(days)") }
         for (key, gaps) in notPublishedRanges.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("not published: \(key): \(gaps)") }
         if notPublishedRanges.count > 50 { out.append("... and \(notPublishedRanges.count - 50) more keys with months not published (see the report)") }
         for (id, error) in failures.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("failed: \(id): \(error)") }
@@ -76,6 +85,16 @@ public struct RunSummary: Codable, Sendable {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return (try? encoder.encode(self)) ?? Data()
     }
+}
+
+/// Sorted `YYYY-MM-DD` days as ranges of consecutive days: "2024-07-08..2024-07-31, 2024-08-02".
+func daySpans(_ days: [String]) -> String {
+    let periods = Set(days.compactMap(ArchivePeriod.init(day:))).sorted()
+    var spans: [(ArchivePeriod, ArchivePeriod)] = []
+    for day in periods {
+        if let last = spans.last, PeriodPlanner.day(after: last.1) == day { spans[spans.count - 1].1 = day } else { spans.append((day, day)) }
+    }
+    return spans.map { $0 == $1 ? "\($0)" : "\($0)..\($1)" }.joined(separator: ", ")
 }
 
 /// Peak resident set of this process (VmHWM from /proc/self/status), or 0 where unavailable.

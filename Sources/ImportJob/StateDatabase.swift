@@ -14,11 +14,16 @@ final class StateDatabase {
             id TEXT PRIMARY KEY, key TEXT NOT NULL, status TEXT NOT NULL, remote_path TEXT NOT NULL,
             archive_path TEXT, sha256 TEXT, listing TEXT, verified INTEGER NOT NULL, rows INTEGER,
             first_epoch INTEGER, last_epoch INTEGER, digests TEXT, anomalies TEXT,
-            attempts INTEGER NOT NULL, error TEXT, updated_at TEXT, done_at TEXT, covered_to INTEGER
+            attempts INTEGER NOT NULL, error TEXT, updated_at TEXT, done_at TEXT, covered_to INTEGER, lacking TEXT
         ) WITHOUT ROWID;
         """
     static let columns = "id, key, status, remote_path, archive_path, sha256, listing, verified, rows, first_epoch, " +
-        "last_epoch, digests, anomalies, attempts, error, updated_at, done_at, covered_to"
+        "last_epoch, digests, anomalies, attempts, error, updated_at, done_at, covered_to, lacking"
+    /// Columns added after the first release of the database, with their type: a run adds them to
+    /// an older file; a reader of a file it may not change reads them as NULL.
+    static let addedColumns = [("lacking", "TEXT")]
+    /// What the SELECTs read: `columns`, with NULL for an added column the file lacks.
+    private let selected: String
 
     let db: SQLiteDatabase
     private let upsert: SQLiteStatement
@@ -62,13 +67,45 @@ final class StateDatabase {
         guard let version, version <= Manifest.currentVersion else {
             throw JobFileError(file: path, key: "", reason: "state version \(version.map(String.init) ?? "unknown") is not one this binary reads (\(Manifest.currentVersion)); move the file away to start over")
         }
+        var present = Set<String>()
+        let info = try db.prepare("PRAGMA table_info(units)")
+        while try info.step() { if let name = info.text(1) { present.insert(name) } }
+        var selected = Self.columns
+        for (name, type) in Self.addedColumns where !present.contains(name) {
+            if create {
+                try db.execute("ALTER TABLE units ADD COLUMN \(name) \(type)")
+            } else {
+                selected = selected.replacingOccurrences(of: ", \(name)", with: ", NULL")
+            }
+        }
+        self.selected = selected
         self.db = db
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        upsert = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-        selectOne = try db.prepare("SELECT \(Self.columns) FROM units WHERE id = ?")
+        upsert = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        selectOne = try db.prepare("SELECT \(selected) FROM units WHERE id = ?")
     }
 
     func job() throws -> String? { try db.text("SELECT value FROM meta WHERE name = 'job'") }
+
+    /// The target and schema the done units were written to; nil for a state that records none
+    /// (new, or written by an earlier release).
+    func binding() throws -> StateBinding? {
+        guard let target = try db.text("SELECT value FROM meta WHERE name = 'target'"),
+              let schema = try db.text("SELECT value FROM meta WHERE name = 'schema'") else { return nil }
+        return StateBinding(target: target, schema: schema)
+    }
+
+    func bind(_ binding: StateBinding) throws {
+        try db.transaction {
+            let meta = try db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
+            for (name, value) in [("target", binding.target), ("schema", binding.schema)] {
+                meta.bind(1, name)
+                meta.bind(2, value)
+                try meta.step()
+                meta.reset()
+            }
+        }
+    }
 
     /// Writes `records` in one transaction (one fsync of the write-ahead log).
     func write<C: Collection>(_ records: C) throws where C.Element == UnitRecord {
@@ -80,7 +117,20 @@ final class StateDatabase {
                 upsert.bind(9, r.rows.map(Int64.init)); upsert.bind(10, r.firstEpoch); upsert.bind(11, r.lastEpoch)
                 upsert.bind(12, try r.digests.map(json)); upsert.bind(13, try r.anomalies.map(json))
                 upsert.bind(14, Int64(r.attempts)); upsert.bind(15, r.error); upsert.bind(16, r.updatedAt); upsert.bind(17, r.doneAt); upsert.bind(18, r.coveredTo)
+                upsert.bind(19, try r.lacking.map(json))
                 try upsert.step()
+            }
+        }
+    }
+
+    /// Removes the units `ids` (`forget`), in one transaction.
+    func delete(_ ids: [String]) throws {
+        try db.transaction {
+            let statement = try db.prepare("DELETE FROM units WHERE id = ?")
+            for id in ids {
+                statement.bind(1, id)
+                _ = try statement.step()
+                statement.reset()
             }
         }
     }
@@ -92,7 +142,7 @@ final class StateDatabase {
     }
 
     func allRecords() throws -> [UnitRecord] {
-        let all = try db.prepare("SELECT \(Self.columns) FROM units ORDER BY id")
+        let all = try db.prepare("SELECT \(selected) FROM units ORDER BY id")
         var records: [UnitRecord] = []
         while try all.step() { records.append(try record(all)) }
         return records
@@ -100,11 +150,13 @@ final class StateDatabase {
 
     /// Every unit's status and listing fingerprint: what a run decides with, without whole records.
     func index() throws -> [String: UnitIndexEntry] {
-        let all = try db.prepare("SELECT id, status, listing FROM units")
+        let lacking = selected.hasSuffix(", lacking") ? "lacking" : "NULL"
+        let all = try db.prepare("SELECT id, status, listing, \(lacking) FROM units")
         var index: [String: UnitIndexEntry] = [:]
         while try all.step() {
             guard let id = all.text(0), let status = all.text(1).flatMap(UnitRecord.Status.init(rawValue:)) else { throw corrupt("a unit row without id or status") }
-            index[id] = UnitIndexEntry(status: status, listing: all.text(2))
+            index[id] = UnitIndexEntry(status: status, listing: all.text(2),
+                                       lacking: try all.text(3).map { try decoder.decode([String].self, from: Data($0.utf8)) })
         }
         return index
     }
@@ -123,6 +175,7 @@ final class StateDatabase {
         r.digests = try s.text(11).map { try decoder.decode([String: String].self, from: Data($0.utf8)) }
         r.anomalies = try s.text(12).map { try decoder.decode([String: Int].self, from: Data($0.utf8)) }
         r.attempts = Int(s.int(13) ?? 0); r.error = s.text(14); r.updatedAt = s.text(15); r.doneAt = s.text(16); r.coveredTo = s.int(17)
+        r.lacking = try s.text(18).map { try decoder.decode([String].self, from: Data($0.utf8)) }
         return r
     }
 
@@ -135,10 +188,32 @@ final class StateDatabase {
     }
 }
 
-/// What a run needs of each unit to decide: its status and listing fingerprint.
+/// What a state's done units are true of: the target they were written to (a directory's
+/// absolute path, or the server's URL without credentials) and the schema (columns, type,
+/// attribute group). A run with another target or schema is refused unless forced.
+public struct StateBinding: Equatable, Sendable, CustomStringConvertible {
+    public var target: String
+    public var schema: String
+
+    public init(target: String, schema: String) {
+        self.target = target
+        self.schema = schema
+    }
+
+    public init(_ spec: JobSpec) {
+        target = spec.target.normalized
+        schema = "columns \(spec.columns.map(\.rawValue).joined(separator: ",")), \(spec.floatType.rawValue), attribute group \(spec.attributeGroup)"
+    }
+
+    public var description: String { "target \(target) (\(schema))" }
+}
+
+/// What a run needs of each unit to decide: its status and listing fingerprint, and for a
+/// monthly archive with holes the days it lacks.
 struct UnitIndexEntry: Sendable, Equatable {
     var status: UnitRecord.Status
     var listing: String?
+    var lacking: [String]? = nil
 }
 
 /// The state during a run, shared by the pipeline's stages. Memory holds an index (status and
@@ -154,6 +229,7 @@ actor ManifestStore {
     private var database: StateDatabase?
     private var index: [String: UnitIndexEntry]
     private var pending: [String: UnitRecord] = [:]
+    private var pendingBinding: StateBinding?
     /// A record that could not be read back, or a commit made by `update` that failed; reported
     /// by the next `commit`.
     private var deferredError: Error?
@@ -172,6 +248,7 @@ actor ManifestStore {
         if inMemory {
             let db = try StateDatabase(path: ":memory:", create: true, job: job, walJournal: false)
             try db.write(try Manifest.load(path: manifest, job: job).units.values)
+            if StateDatabase.isDatabase(path), let binding = try StateDatabase(path: path, create: false).binding() { try db.bind(binding) }
             return try ManifestStore(path: path, job: job, database: db, commitInterval: commitInterval)
         }
         if StateDatabase.isDatabase(path) {
@@ -234,6 +311,12 @@ actor ManifestStore {
         self.commitInterval = commitInterval
     }
 
+    /// The binding the state records (see `StateBinding`).
+    func binding() throws -> StateBinding? { try database?.binding() ?? pendingBinding }
+
+    /// Records the binding with the next commit (a state with nothing to commit stays unwritten).
+    func bind(_ binding: StateBinding) { pendingBinding = binding }
+
     /// Every unit's status and fingerprint, with the changes not yet committed.
     func currentIndex() -> [String: UnitIndexEntry] { index }
 
@@ -255,7 +338,7 @@ actor ManifestStore {
         if let key { record.key = key }
         change(&record)
         pending[id] = record
-        index[id] = UnitIndexEntry(status: record.status, listing: record.listing)
+        index[id] = UnitIndexEntry(status: record.status, listing: record.listing, lacking: record.lacking)
         if pending.count >= Self.maxPending {  // changes never pile up in memory
             do { try write() } catch { deferredError = deferredError ?? error }
         }
@@ -273,10 +356,14 @@ actor ManifestStore {
     }
 
     private func write() throws {
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty || pendingBinding != nil else { return }
         do {
             if database == nil { database = try Self.create(path: path, job: job) }
             try database?.write(pending.values)
+            if let binding = pendingBinding {
+                try database?.bind(binding)
+                pendingBinding = nil
+            }
         } catch {
             throw FileWriteError(path: path, reason: "\(error)")
         }

@@ -133,6 +133,7 @@ actor Writer {
                     $0.digests = outcome.digest.hex
                 }
                 $0.status = .done
+                $0.lacking = report.daysLacking.isEmpty ? nil : report.daysLacking
                 $0.anomalies = report.anomalies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: report.anomalies.map { ($0.kind.rawValue, $0.count) })
                 $0.attempts += 1
                 $0.error = nil
@@ -237,7 +238,8 @@ actor Writer {
         guard failedUnits.insert(unit.id).inserted else { return }
         logger.error("\(unit.id): \(message)")
         await store.update(unit.id, key: unit.key) {
-            $0.status = .failed
+            // A done unit whose re-import was refused keeps its rows in the target: it stays done.
+            if $0.status != .done { $0.status = .failed }
             $0.error = message
             $0.attempts += 1
             $0.updatedAt = isoNow()
@@ -249,7 +251,7 @@ actor Writer {
 /// Counters of a run and the progress display: a live line on a TTY, a log line every few
 /// seconds otherwise.
 actor Progress {
-    let total: Int
+    private(set) var total: Int
     let live: Bool
     let logger: Logger
     let started = Date()
@@ -273,6 +275,9 @@ actor Progress {
         failedCount += 1
         failures[id] = message
     }
+
+    /// Units found during the run (the daily archives that repair a monthly's holes).
+    func add(units: Int) { total += units }
 
     func notPublished() { notPublishedCount += 1 }
     func downloaded() { downloads += 1 }

@@ -16,6 +16,16 @@ public struct KlineInterval: Hashable, Sendable, CustomStringConvertible {
         self.seconds = seconds
     }
 
+    /// The interval a misspelt name most likely means: another case (`1H`), or the same length
+    /// in other units (`60m`, `24h`, `7d`); nil when nothing fits.
+    public static func suggestion(for name: String) -> KlineInterval? {
+        if let same = all.first(where: { $0.name.lowercased() == name.lowercased() }) { return same }
+        let digits = name.prefix(while: \.isNumber), unit = name.dropFirst(digits.count).lowercased()
+        let scale: [String: Int64] = ["s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604_800]
+        guard let count = Int64(digits), let factor = scale[unit] else { return nil }
+        return all.first { $0.seconds == count * factor }
+    }
+
     /// The interval named `name` (Binance spelling), or nil.
     public init?(_ name: String) {
         guard let found = KlineInterval.all.first(where: { $0.name == name }) else { return nil }
@@ -47,6 +57,14 @@ public struct ArchivePeriod: Hashable, Sendable, Comparable, CustomStringConvert
         }
         self.year = year
         self.month = month
+    }
+
+    /// A day written `YYYY-MM-DD`; nil for anything else.
+    public init?(day text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) }),
+              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]) else { return nil }
+        self.init(year: y, month: m, day: d)
     }
 
     /// First second of the period, UTC.

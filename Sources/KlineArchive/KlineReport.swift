@@ -23,6 +23,10 @@ public struct KlineReport: Codable, Sendable, Equatable {
     public var missingRows: Int = 0
     /// The first gaps, as inclusive [first, last] open times of the missing intervals.
     public var missingRanges: [[Int64]] = []
+    /// For a month's archive (intervals of a day or less): the UTC days (`2024-07-08`) touched by
+    /// a gap of a whole day or more, which the daily archives may hold (binance-public-data #359,
+    /// #253, #186: monthlies truncated or missing a day that the dailies have).
+    public var daysLacking: [String] = []
     public var duplicates: Int = 0
     public var outOfOrder: Int = 0
     public var anomalies: [Anomaly] = []

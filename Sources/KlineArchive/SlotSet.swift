@@ -72,4 +72,25 @@ final class SlotSet {
     }
 
     func epoch(_ slot: Int) -> Int64 { anchor + Int64(slot) * step }
+
+    /// The UTC days (as day numbers since 1970) that a run of at least `minimum` unmarked slots
+    /// in `[0, slotCount)` touches: every run is counted, not only the first few.
+    func daysOfLongGaps(minimum: Int) -> [Int64] {
+        var days: [Int64] = []
+        var runStart = -1
+        func close(_ end: Int) {  // the run [runStart, end)
+            guard runStart >= 0, end - runStart >= minimum else { return }
+            for day in floorDiv(epoch(runStart), 86400)...floorDiv(epoch(end - 1), 86400) where days.last != day { days.append(day) }
+        }
+        for s in 0..<slotCount {
+            if !contains(slot: s) {
+                if runStart < 0 { runStart = s }
+            } else if runStart >= 0 {
+                close(s)
+                runStart = -1
+            }
+        }
+        close(slotCount)
+        return days
+    }
 }

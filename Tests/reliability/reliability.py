@@ -225,7 +225,7 @@ def signal_trials(binary, work, archives, symbols, months, rng, lines):
         code2, _ = run(binary, ["run", job.path])
         same = server_snapshot(ms.url, keys) == reference
         says = "re-run the same command to resume" in out
-        check(seconds < 12 and p.returncode in (1,) and says and vcode == 0 and code2 == 0 and same, f"signal {sig.name}: {out[-300:]}")
+        check(seconds < 12 and p.returncode == 128 + sig and says and vcode == 0 and code2 == 0 and same, f"signal {sig.name}: {out[-300:]}")
         lines.append(f"| {sig.name} | {seconds:.2f} | {p.returncode} | {'yes' if says else 'NO'} | {done} | "
                      f"{'all match' if vcode == 0 else 'DIFFER'} | {code2} | {'yes' if same else 'NO'} |")
     ms.stop()
