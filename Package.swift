@@ -57,7 +57,7 @@ let package = Package(
         // The import job: job files, plan, state, pipeline, verification, REST edges, follow mode
         // (Binance's kline streams, /healthz and /metrics).
         .target(name: "ImportJob", dependencies: [
-            "BinanceSource", "CSQLite", "KlineArchive", "MarketStore", "MarketStoreDirectory", "Columnar",
+            "BinanceSource", "CSQLite", "CurlHTTP", "KlineArchive", "MarketStore", "MarketStoreDirectory", "Columnar",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "WSClient", package: "swift-websocket"),

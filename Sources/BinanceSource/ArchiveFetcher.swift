@@ -33,7 +33,7 @@ public final class ArchiveFetcher: Sendable {
     private let pool: SessionPool
 
     public init(location: SourceLocation, cacheDirectory: String, checksumRequired: Bool = true, retry: RetryPolicy = .init(),
-                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 30)) {
+                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 20)) {
         self.location = location
         self.cacheDirectory = cacheDirectory
         self.checksumRequired = checksumRequired

@@ -14,19 +14,56 @@ public struct TransportError: Error, CustomStringConvertible, Equatable {
     /// libcurl's error code (e.g. 7 connect failed, 28 timeout, 52 empty reply, 56 receive error).
     public let code: Int
     public let message: String
+    /// The URL without credentials (see `redactCredentials`): errors end up in logs.
     public let url: String
-    public var description: String { "\(url): \(message) (curl error \(code))" }
+    public init(code: Int, message: String, url: String) {
+        self.code = code
+        self.message = message
+        self.url = redactCredentials(url)
+    }
+    public var description: String {
+        if code == Int(CURLE_OPERATION_TIMEDOUT.rawValue), message.contains("slower than") || message.contains("low speed") || message.contains("Operation too slow") {
+            return "\(url): \(message): the server stopped sending and receiving (curl error \(code))"
+        }
+        return "\(url): \(message) (curl error \(code))"
+    }
     public var isTimeout: Bool { code == Int(CURLE_OPERATION_TIMEDOUT.rawValue) }
+    /// Ended by `CurlSession.abortAll()` (a stop was requested).
+    public var wasAborted: Bool { code == Int(CURLE_ABORTED_BY_CALLBACK.rawValue) }
+}
+
+/// `url` with any user and password replaced by `***`, and the values of query parameters that
+/// carry secrets (token, key, signature, password, secret) too: for every message, log line,
+/// report and state row. CI logs are often public.
+public func redactCredentials(_ url: String) -> String {
+    var text = url
+    if let scheme = text.range(of: "://") {
+        let rest = text[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        if let at = rest[..<authorityEnd].lastIndex(of: "@") {
+            text = String(text[..<scheme.upperBound]) + "***@" + String(text[text.index(after: at)...])
+        }
+    }
+    guard let query = text.firstIndex(of: "?") else { return text }
+    let secret = ["token", "key", "signature", "password", "secret"]
+    let parts = text[text.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
+        let pair = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        guard pair.count == 2, secret.contains(where: { pair[0].lowercased().contains($0) }) else { return String(part) }
+        return "\(pair[0])=***"
+    }
+    return String(text[...query]) + parts.joined(separator: "&")
 }
 
 /// Timeouts of a session, in seconds.
 public struct HTTPTimeouts: Sendable {
     public var connect: Double
     public var total: Double
-    /// Abort when fewer than `lowSpeedBytes` per second arrive for `lowSpeedSeconds` (0: off).
+    /// Abort when fewer than `lowSpeedBytes` per second move (either way) for `lowSpeedSeconds`
+    /// (0: off). On by default: a server that accepts a connection and never answers is found in
+    /// 20 s, while a slow transfer that keeps moving runs until `total`.
     public var lowSpeedBytes: Int
     public var lowSpeedSeconds: Int
-    public init(connect: Double = 10, total: Double = 120, lowSpeedBytes: Int = 0, lowSpeedSeconds: Int = 0) {
+    public init(connect: Double = 10, total: Double = 120, lowSpeedBytes: Int = 1, lowSpeedSeconds: Int = 20) {
         self.connect = connect
         self.total = total
         self.lowSpeedBytes = lowSpeedBytes
@@ -43,12 +80,22 @@ public final class CurlSession: @unchecked Sendable {
     private let handle: OpaquePointer
     private let queue = DispatchQueue(label: "binance-import.curl")
     public let timeouts: HTTPTimeouts
+    /// The CA certificates to trust instead of the system's: the given file, else the
+    /// CURL_CA_BUNDLE or SSL_CERT_FILE variable, as curl users expect.
+    public let caFile: String?
 
-    public init(timeouts: HTTPTimeouts = .init()) {
+    public init(timeouts: HTTPTimeouts = .init(), caFile: String? = nil) {
         _ = globalInit
         handle = OpaquePointer(curl_easy_init())
         self.timeouts = timeouts
+        let environment = ProcessInfo.processInfo.environment
+        self.caFile = caFile ?? environment["CURL_CA_BUNDLE"] ?? environment["SSL_CERT_FILE"]
     }
+
+    /// Ends every transfer of the process at once, and any started later (a stop was requested:
+    /// a transfer stuck on a silent server must not hold the process).
+    public static func abortAll() { ccurl_abort_all() }
+    public static var aborting: Bool { ccurl_aborted() != 0 }
 
     deinit { curl_easy_cleanup(UnsafeMutableRawPointer(handle)) }
 
@@ -98,6 +145,12 @@ public final class CurlSession: @unchecked Sendable {
                             ccurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, self.timeouts.lowSpeedBytes)
                             ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, self.timeouts.lowSpeedSeconds)
                         }
+                        ccurl_enable_abort(h)
+                        if let caFile = self.caFile { _ = caFile.withCString { ccurl_setopt_string(h, CURLOPT_CAINFO, $0) } }
+                        // Credentials for a host from ~/.netrc (or $NETRC) when the URL has none:
+                        // a password neither in a job file (git) nor on a command line (ps).
+                        ccurl_setopt_long(h, CURLOPT_NETRC, Int(CURL_NETRC_OPTIONAL.rawValue))
+                        if let netrc = ProcessInfo.processInfo.environment["NETRC"] { _ = netrc.withCString { ccurl_setopt_string(h, CURLOPT_NETRC_FILE, $0) } }
                         ccurl_setopt_pointer(h, CURLOPT_HTTPHEADER, list.map { UnsafeMutableRawPointer($0) })
                         if method == "HEAD" {
                             ccurl_setopt_long(h, CURLOPT_NOBODY, 1)

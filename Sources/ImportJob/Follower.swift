@@ -97,7 +97,7 @@ public final class Follower: Sendable {
         let lock = try JobLock(manifest: spec.manifest)
         defer { _ = lock }
         let store = try ManifestStore.open(manifest: spec.manifest, job: spec.name)
-        let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30))
+        let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30), caFile: spec.caFile)
         let progress = Progress(total: 0, live: false, logger: logger)
         let writer = Writer(spec: spec, sink: SchemaGuard(client: client), store: store, progress: progress, logger: logger)
         // One REST client for every gap fill: its weight budget holds across them.
@@ -144,7 +144,7 @@ public final class Follower: Sendable {
             }
             group.addTask {
                 // A cheap RPC with short timeouts (the version is cached after the first answer).
-                let check = MarketStoreClient(url: url, timeouts: .init(connect: 2, total: 3))
+                let check = MarketStoreClient(url: url, timeouts: .init(connect: 2, total: 3), caFile: self.spec.caFile)
                 while !Task.isCancelled {
                     let reachable = (try? await check.listSymbols()) != nil
                     await metrics.marketstore(reachable: reachable)

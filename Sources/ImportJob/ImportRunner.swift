@@ -139,11 +139,20 @@ public final class ImportRunner: Sendable {
         let sink: RowSink
         switch spec.target {
         case let .marketstore(url):
-            let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 300))
+            let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 300), caFile: spec.caFile)
             do {
                 _ = try await client.version()
+            } catch where Interruption.shared.requested {
+                // Stopped while waiting for the server: nothing was written, nothing is lost.
+                try await store.close()
+                summary.interrupted = true
+                summary.exitCode = Interruption.shared.exitCode ?? 130
+                summary.seconds = Date().timeIntervalSince(started)
+                return summary
+            } catch let error as MarketStoreError where error.isAuthentication {
+                throw TargetUnavailable(description: "MarketStore at \(spec.target.display): \(error)")
             } catch {
-                throw TargetUnavailable(description: "MarketStore at \(url) is unreachable: \(error)")
+                throw TargetUnavailable(description: "MarketStore at \(spec.target.display) is unreachable: \(error)")
             }
             sink = SchemaGuard(client: client)
         case let .directory(path):
@@ -183,6 +192,8 @@ public final class ImportRunner: Sendable {
             // The manifest could not be saved (a full disk): what is recorded stays consistent, the
             // rest is written again by the re-run (fixed-length slots make that idempotent).
             summary.stateError = "\(error)"
+        } catch is StopRequested {
+            // A signal cut a write short: the summary says so; its units are pending.
         }
 
         // Daily units replaced by their monthly unit, now done, unless the monthly lacks their day.

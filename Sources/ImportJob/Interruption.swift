@@ -1,8 +1,10 @@
+import CurlHTTP
 import Foundation
 
 /// SIGINT/SIGTERM handling: the first signal asks the run to stop cleanly (no new downloads or
-/// decodes; the writer sends what it holds and the manifest is saved); if the run has not ended
-/// 10 seconds later, or on a second signal, the process exits at once. Either way the manifest is
+/// decodes; the writer sends what it holds and the manifest is saved); transfers still running 5
+/// seconds later are aborted (their units stay pending); if the run has not ended 10 seconds
+/// later, or on a second signal, the process exits at once. Either way the manifest is
 /// consistent (it is written atomically, and only acknowledged units are marked done).
 // @unchecked: `flag` and `sources` are only read and written under `lock` (Synchronization's
 // Mutex would say so to the checker, but needs macOS 15).
@@ -44,6 +46,9 @@ public final class Interruption: @unchecked Sendable {
                 self.lock.unlock()
                 if second { exit(128 + sig) }
                 onRequest(sig)
+                // A transfer still running 5 s on (a server that stopped answering) is aborted, so
+                // the run ends with its summary; 10 s on, the process exits whatever it is doing.
+                DispatchQueue.global().asyncAfter(deadline: .now() + 5) { CurlSession.abortAll() }
                 DispatchQueue.global().asyncAfter(deadline: .now() + 10) { exit(128 + sig) }
             }
             source.resume()

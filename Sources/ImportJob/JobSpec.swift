@@ -1,4 +1,5 @@
 import BinanceSource
+import CurlHTTP
 import Foundation
 import KlineArchive
 import MarketStore
@@ -56,28 +57,6 @@ public enum ImportTarget: Equatable, Sendable {
     }
 }
 
-/// `url` with any user and password replaced by `***` and the values of query parameters that
-/// carry secrets (token, key, signature, password, secret) too: for every message, log line,
-/// report and state row.
-public func redactCredentials(_ url: String) -> String {
-    var text = url
-    if let scheme = text.range(of: "://") {
-        let rest = text[scheme.upperBound...]
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-        if let at = rest[..<authorityEnd].lastIndex(of: "@") {
-            text = String(text[..<scheme.upperBound]) + "***@" + String(text[text.index(after: at)...])
-        }
-    }
-    guard let query = text.firstIndex(of: "?") else { return text }
-    let secret = ["token", "key", "signature", "password", "secret", "apikey", "api_key"]
-    let parts = text[text.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
-        let pair = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-        guard pair.count == 2, secret.contains(where: { pair[0].lowercased().contains($0) }) else { return String(part) }
-        return "\(pair[0])=***"
-    }
-    return String(text[...query]) + parts.joined(separator: "&")
-}
-
 /// A job file (`jobs/*.yml`), validated. See the README's job file reference.
 public struct JobSpec: Equatable, Sendable {
     public var file: String
@@ -116,6 +95,9 @@ public struct JobSpec: Equatable, Sendable {
     public var restWeightLimit: Int
     /// Set by `--shard K/N`: this run takes that shard's symbols and keeps its own state files.
     public var shard: Shard?
+    /// `target.ca_file`: CA certificates to trust for the MarketStore target (a proxy with a
+    /// private CA) instead of the system's; the other hosts keep the system's.
+    public var caFile: String?
 
     static let topKeys: Set<String> = ["name", "source", "market", "dataset", "symbols", "discover", "intervals", "from", "to", "columns", "dtype",
                                        "attribute_group", "target", "write", "concurrency", "validation", "manifest", "rest"]
@@ -267,16 +249,27 @@ public struct JobSpec: Equatable, Sendable {
         guard !group.isEmpty, !group.contains("/"), !group.contains(":"), !group.contains(",") else { throw fail("attribute_group", "must be a plain name such as OHLCV") }
 
         let targetSection = try section("target")
-        try checkKeys(targetSection, allowed: ["marketstore", "directory"], prefix: "target.", fail)
+        try checkKeys(targetSection, allowed: ["marketstore", "directory", "ca_file"], prefix: "target.", fail)
         let target: ImportTarget
         switch (targetSection["marketstore"], targetSection["directory"]) {
         case let (url as String, nil):
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw fail("target.marketstore", "must be an http(s) URL such as http://127.0.0.1:5993/rpc") }
             target = .marketstore(url: url)
         case let (nil, dir as String): target = .directory(path: dir)
-        case (nil, nil): throw fail("target", "missing: give marketstore: URL or directory: PATH")
+        case (nil, nil):
+            // The default target: MARKETSTORE_URL, which may carry credentials that then stay
+            // out of job files (git) and command lines (ps).
+            guard let url = ProcessInfo.processInfo.environment["MARKETSTORE_URL"], !url.isEmpty else {
+                throw fail("target", "missing: give marketstore: URL or directory: PATH, or set MARKETSTORE_URL")
+            }
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw fail("target", "MARKETSTORE_URL must be an http(s) URL such as http://127.0.0.1:5993/rpc, not \(redactCredentials(url))")
+            }
+            target = .marketstore(url: url)
         default: throw fail("target", "give either marketstore or directory")
         }
+        let caFile = try targetSection["ca_file"].map { _ in try string(targetSection, "ca_file", "target.ca_file") }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) { throw fail("target.ca_file", "cannot read \(caFile)") }
         let write = try section("write")
         try checkKeys(write, allowed: ["chunk_rows"], prefix: "write.", fail)
         let concurrency = try section("concurrency")
@@ -284,7 +277,7 @@ public struct JobSpec: Equatable, Sendable {
         let validationText = try string(root, "validation", "validation", default: "report")
         guard let validation = ValidationPolicy(rawValue: validationText) else { throw fail("validation", "must be report or strict, not \(validationText)") }
 
-        return JobSpec(
+        var spec = JobSpec(
             file: file, name: name,
             baseURL: try string(source, "base_url", "source.base_url", default: SourceLocation.defaultBase),
             listingURL: try string(source, "listing_url", "source.listing_url", default: SourceLocation.defaultListing),
@@ -301,6 +294,8 @@ public struct JobSpec: Equatable, Sendable {
             restURL: try string(source, "rest_url", "source.rest_url", default: RestMarket(market).defaultBaseURL),
             restWeightShare: share,
             restWeightLimit: try int(restSection, "weight_limit", "rest.weight_limit", default: RestMarket(market).defaultWeightLimit, range: 1...1_000_000))
+        spec.caFile = caFile
+        return spec
     }
 
     /// The MarketStore key of a symbol's interval: `BTCUSDT/1Min/OHLCV`.

@@ -1,4 +1,5 @@
 import Columnar
+import CurlHTTP
 import Foundation
 import KlineArchive
 import MarketStore
@@ -35,7 +36,7 @@ public struct JobVerifier {
             let parts = record.key.split(separator: "/").map(String.init)
             let results: [QueryResult]
             do {
-                results = try await TargetReader(target: spec.target).read(key: record.key, from: first, to: last)
+                results = try await TargetReader(target: spec.target, caFile: spec.caFile).read(key: record.key, from: first, to: last)
             } catch let MarketStoreError.transport(reason) {
                 throw TargetUnavailable(description: "MarketStore at \(spec.target.display) is unreachable: \(reason)")
             }
@@ -82,7 +83,12 @@ public struct JobVerifier {
 /// Reads rows back from a target: Query on a MarketStore server, or the year files of a directory.
 public struct TargetReader: Sendable {
     public let target: ImportTarget
-    public init(target: ImportTarget) { self.target = target }
+    /// CA certificates for a server behind a proxy with a private CA (`target.ca_file`).
+    public let caFile: String?
+    public init(target: ImportTarget, caFile: String? = nil) {
+        self.target = target
+        self.caFile = caFile
+    }
 
     /// Every key the target holds (`SYMBOL/Timeframe/AttributeGroup`), sorted. A directory that
     /// does not exist, or is a file, is a usage error (exit 2); a server that does not answer is
@@ -91,7 +97,7 @@ public struct TargetReader: Sendable {
         switch target {
         case let .marketstore(url):
             do {
-                return try await MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30)).listSymbols(format: "tbk").sorted()
+                return try await MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30), caFile: caFile).listSymbols(format: "tbk").sorted()
             } catch let error as MarketStoreError {
                 if case .transport = error { throw TargetUnavailable(description: "MarketStore at \(redactCredentials(url)) is unreachable: \(error)") }
                 throw error
@@ -128,7 +134,7 @@ public struct TargetReader: Sendable {
         switch target {
         case let .marketstore(url):
             do {
-                return try await MarketStoreClient(url: url).query(symbols: [parts[0]], timeframe: parts[1], attributeGroup: parts[2],
+                return try await MarketStoreClient(url: url, caFile: caFile).query(symbols: [parts[0]], timeframe: parts[1], attributeGroup: parts[2],
                                                                    from: from, to: to, limit: limit)
             } catch MarketStoreError.rpc(_, _, let message) where message.contains("no files returned") {
                 return []

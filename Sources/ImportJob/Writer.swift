@@ -92,6 +92,9 @@ actor Writer {
         let refused: [String: String]
         do {
             refused = dataset.length > 0 ? try await sendIsolatingKeys(dataset) : [:]
+        } catch where Interruption.shared.requested {
+            // Stopping, and the request was cut short: its units stay pending for the re-run.
+            throw StopRequested()
         } catch {
             for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
             do {
@@ -223,7 +226,7 @@ actor Writer {
                 requests += 1
                 try await sink.write(dataset)
                 return
-            } catch let MarketStoreError.transport(e) where attempt < 5 {
+            } catch let MarketStoreError.transport(e) where attempt < 5 && !Interruption.shared.requested {
                 logger.warning("write of \(dataset.keys.count) keys failed (\(e)); retrying in \(delay) s")
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                 delay *= 2
@@ -247,6 +250,9 @@ actor Writer {
         await progress.failed(unit.id, message)
     }
 }
+
+/// A stop was requested while a write was under way; the units it carried stay pending.
+struct StopRequested: Error {}
 
 /// Counters of a run and the progress display: a live line on a TTY, a log line every few
 /// seconds otherwise.

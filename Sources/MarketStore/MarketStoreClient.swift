@@ -37,9 +37,10 @@ public actor MarketStoreClient {
     private var nextID = 1
     public private(set) var serverVersion: String?
 
-    public init(url: String, timeouts: HTTPTimeouts = .init(connect: 5, total: 120)) {
+    /// `caFile`: CA certificates to trust instead of the system's (a proxy with a private CA).
+    public init(url: String, timeouts: HTTPTimeouts = .init(connect: 5, total: 120), caFile: String? = nil) {
         self.url = url
-        session = CurlSession(timeouts: timeouts)
+        session = CurlSession(timeouts: timeouts, caFile: caFile)
     }
 
     // MARK: - RPC envelope

@@ -23,10 +23,24 @@ public enum MarketStoreError: Error, CustomStringConvertible, Equatable {
     /// A timeframe the server accepts on write but cannot serve back.
     case unservableTimeframe(key: String, timeframe: String)
 
+    /// The HTTP status, for `.http`.
+    public var status: Int? {
+        if case let .http(status, _) = self { return status }
+        return nil
+    }
+
+    /// Credentials refused (401, 403, 407): by MarketStore's proxy, since MarketStore has none.
+    public var isAuthentication: Bool { [401, 403, 407].contains(status ?? 0) }
+
     public var description: String {
         switch self {
         case let .transport(e): return "MarketStore unreachable: \(e)"
-        case let .http(status, body): return "MarketStore answered HTTP \(status): \(body.prefix(200))"
+        case .http(401, _), .http(403, _), .http(407, _):
+            return "MarketStore (or the proxy in front of it) refused the credentials: HTTP \(status ?? 0)"
+        case let .http(status, body):
+            // One line: a proxy's HTML page says nothing its status does not.
+            let first = body.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            return "MarketStore answered HTTP \(status)" + (first.isEmpty ? "" : ": \(first.prefix(120))")
         case let .emptyBody(method): return "MarketStore answered \(method) with an empty body (it could not read the request)"
         case let .malformedResponse(method, reason): return "MarketStore's answer to \(method) is not a valid RPC response: \(reason)"
         case let .rpc(method, code, message): return "\(method) failed: \(message) (code \(code))"

@@ -293,7 +293,7 @@ struct Verify: AsyncParsableCommand {
         if checked == 0 {
             print("nothing to verify: no unit is done (\(failed) failed, \(pending) pending)")
         } else {
-            print("verified \(checked) units in \(spec.target.display): \(differences.isEmpty ? "all match" : "\(differences.count) differ")"
+            print("verified \(checked) units: \(differences.isEmpty ? "all match" : "\(differences.count) differ") (in \(spec.target.display))"
                   + (failed + pending > 0 ? "; not verified: \(failed) failed, \(pending) pending" : ""))
         }
         if !differences.isEmpty || failed > 0 { throw ExitCode(1) }

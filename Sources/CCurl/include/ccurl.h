@@ -11,4 +11,8 @@ CURLcode ccurl_setopt_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode ccurl_setopt_string(CURL *handle, CURLoption option, const char *value);
 CURLcode ccurl_setopt_callback(CURL *handle, CURLoption option, ccurl_data_callback callback);
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+// Every transfer with ccurl_enable_abort ends (CURLE_ABORTED_BY_CALLBACK) once ccurl_abort_all ran.
+void ccurl_abort_all(void);
+int ccurl_aborted(void);
+CURLcode ccurl_enable_abort(CURL *handle);
 #endif
