@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps build release test test-server bench bench-decode bench-scale inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps build release test test-server bench bench-decode bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -67,6 +67,12 @@ bench: release
 # Cost per unit as jobs grow (2,400 / 9,600 / 38,400 units of tiny archives): docs/performance.md.
 bench-scale: release
 	$(PYTHON) bench/scale.py --bin $(RELEASE_BIN)
+
+# Over a real network's round trip (0, 100, 250 ms through a delaying proxy): quiet and first
+# nightlies of 50 and 200 keys beside curl --parallel of the same files (docs/performance.md).
+# BASELINE=path/to/an/earlier/binance-import runs it beside.
+bench-wan: release test-deps
+	$(PYTHON) bench/wan.py --bin $(RELEASE_BIN) $(if $(BASELINE),--baseline-bin $(BASELINE))
 
 # A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06 [TARGET=http://host:5993/rpc] [SHARD=K/N]
 import: release

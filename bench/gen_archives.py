@@ -50,22 +50,14 @@ def write_archive(directory, symbol, interval, year, month, micro=False, seed=0,
     path = os.path.join(directory, name + ".zip")
     if os.path.exists(path):
         return path
-    os.makedirs(directory, exist_ok=True)
     text = (HEADER if header else "") + rows(symbol, interval, year, month, micro, seed, day=day)
-    tmp = path + ".tmp"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        info = zipfile.ZipInfo(name + ".csv", date_time=(year, month, day or 1, 0, 0, 0))  # deterministic bytes
-        info.compress_type = zipfile.ZIP_DEFLATED
-        z.writestr(info, text)
-    os.replace(tmp, path)
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    with open(path + ".CHECKSUM", "w") as f:
-        f.write(f"{digest}  {name}.zip\n")
+    write_text_archive(path, name, text, (year, month, day or 1, 0, 0, 0))
     return path
 
 
 def write_text_archive(path, name, text, date_time):
-    """`text` as the CSV member `name`.csv of the zip at `path` (replacing it), with its CHECKSUM."""
+    """`text` as the CSV member `name`.csv of the zip at `path` (replacing it), with its CHECKSUM;
+    the member's fixed date makes the bytes deterministic."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:

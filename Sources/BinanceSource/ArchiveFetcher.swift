@@ -123,7 +123,22 @@ public final class ArchiveFetcher: Sendable {
 
     private func fetchOverHTTP(_ address: ArchiveAddress, session: CurlSession) async throws -> FetchResult {
         let zipURL = location.url(of: address.remotePath), sumURL = location.url(of: address.checksumPath)
-        let (sumResponse, _) = try await retry.run(url: sumURL) { try await session.perform(method: "GET", url: sumURL) }
+        let target = cachedPath(address), sumFile = target + ".CHECKSUM"
+        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        // With no cached copy the archive is needed whatever its CHECKSUM says: both requests go
+        // out at once, one round trip instead of two (the hash is compared once both are in,
+        // before a row is read). A cached copy is checked against the CHECKSUM first.
+        var early: (Int, String, Int)?
+        let sumResponse: HTTPResponse
+        if FileManager.default.fileExists(atPath: target) {
+            sumResponse = try await retry.run(url: sumURL) { try await session.perform(method: "GET", url: sumURL) }.0
+        } else {
+            let other = await pool.take()
+            defer { Task { await pool.give(other) } }
+            async let checksum = retry.run(url: sumURL) { try await other.perform(method: "GET", url: sumURL) }
+            early = try await download(zipURL, to: target, session: session)
+            sumResponse = try await checksum.0
+        }
         var expected: String?
         switch sumResponse.status {
         case 200:
@@ -133,19 +148,19 @@ public final class ArchiveFetcher: Sendable {
         default:
             throw SourceError.http(url: sumURL, status: sumResponse.status, attempts: 1)
         }
-        let target = cachedPath(address), sumFile = target + ".CHECKSUM"
-        if let expected, FileManager.default.fileExists(atPath: target),
+        if early == nil, let expected, FileManager.default.fileExists(atPath: target),
            let cached = try? String(contentsOfFile: sumFile, encoding: .utf8),
            (try? Self.parseChecksum(cached, url: sumFile, fileName: address.fileName)) == expected {
             return .ready(LocalArchive(address: address, path: target, sha256: expected, fromCache: true, attempts: 0))
         }
-        if expected == nil && !checksumRequired && FileManager.default.fileExists(atPath: target) && !FileManager.default.fileExists(atPath: sumFile) {
+        if early == nil, expected == nil && !checksumRequired && FileManager.default.fileExists(atPath: target) && !FileManager.default.fileExists(atPath: sumFile) {
             return .ready(LocalArchive(address: address, path: target, sha256: nil, fromCache: true, attempts: 0))
         }
-        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var totalAttempts = 0
         for round in 1...2 {  // a hash mismatch is retried once from scratch
-            let (status, actual, attempts) = try await download(zipURL, to: target, session: session)
+            let fetched: (Int, String, Int)
+            if round == 1, let early { fetched = early } else { fetched = try await download(zipURL, to: target, session: session) }
+            let (status, actual, attempts) = fetched
             totalAttempts += attempts
             if status == 404 { return .notPublished(address) }
             guard status == 200 else { throw SourceError.http(url: zipURL, status: status, attempts: attempts) }

@@ -84,7 +84,13 @@ public final class ImportRunner: Sendable {
 
         let symbols = try await symbols()
         var index = await store.currentIndex()
-        let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force)
+        // Every key's monthly folder is listed again every `recheck_days` (a deep check that finds
+        // archives published or re-published for months the state calls settled); in between, a
+        // settled key costs one listing a night.
+        let lastDeepCheck = try await store.meta("deep_checked_day").flatMap { Int64($0) }
+        let deepCheck = lastDeepCheck.map { options.today.start - $0 >= Int64(spec.recheckDays) * 86400 || $0 > options.today.start } ?? true
+        let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force, deepCheck: deepCheck)
+        if deepCheck, !options.dryRun { await store.setMeta("deep_checked_day", "\(options.today.start)") }
         summary.units = plan.units.count
         for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
 
@@ -375,9 +381,10 @@ public final class ImportRunner: Sendable {
 
     /// The plan; a listing endpoint that answers with something other than a listing is a job
     /// file error (a wrong `listing_url` or `base_url`), not an empty source.
-    func makePlan(symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false) async throws -> ImportPlan {
+    func makePlan(symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false, deepCheck: Bool = true) async throws -> ImportPlan {
         do {
-            return try await ImportPlan.make(spec: spec, symbols: symbols, today: today, lister: makeLister(), index: index, force: force)
+            return try await ImportPlan.make(spec: spec, symbols: symbols, today: today, lister: makeLister(), index: index, force: force,
+                                             listings: spec.listings, deepCheck: deepCheck)
         } catch let error as SourceError {
             switch error {
             case .listing, .http(_, 400..<500, _):

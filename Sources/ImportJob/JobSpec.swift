@@ -81,6 +81,11 @@ public struct JobSpec: Equatable, Sendable {
     public var target: ImportTarget
     public var chunkRows: Int
     public var downloads: Int
+    /// Keys planned at once (`concurrency.listings`): their listing requests overlap.
+    public var listings = 16
+    /// Days between deep checks (`recheck_days`): every key's monthly folder listed again, even
+    /// when the state says its months are settled.
+    public var recheckDays = 7
     public var validation: ValidationPolicy
     public var manifest: String
     /// `to: now`: after the archives, REST klines up to the last closed candle.
@@ -100,7 +105,7 @@ public struct JobSpec: Equatable, Sendable {
     public var caFile: String?
 
     static let topKeys: Set<String> = ["name", "source", "market", "dataset", "symbols", "discover", "intervals", "from", "to", "columns", "dtype",
-                                       "attribute_group", "target", "write", "concurrency", "validation", "manifest", "rest"]
+                                       "attribute_group", "target", "write", "concurrency", "validation", "manifest", "rest", "recheck_days"]
 
     /// Reads and validates a job file.
     public static func load(path: String) throws -> JobSpec {
@@ -273,7 +278,8 @@ public struct JobSpec: Equatable, Sendable {
         let write = try section("write")
         try checkKeys(write, allowed: ["chunk_rows"], prefix: "write.", fail)
         let concurrency = try section("concurrency")
-        try checkKeys(concurrency, allowed: ["downloads"], prefix: "concurrency.", fail)
+        try checkKeys(concurrency, allowed: ["downloads", "listings"], prefix: "concurrency.", fail)
+        let listings = try int(concurrency, "listings", "concurrency.listings", default: 16, range: 1...256)
         let validationText = try string(root, "validation", "validation", default: "report")
         guard let validation = ValidationPolicy(rawValue: validationText) else { throw fail("validation", "must be report or strict, not \(validationText)") }
 
@@ -287,7 +293,7 @@ public struct JobSpec: Equatable, Sendable {
             intervals: intervals, from: from, to: to, columns: columns, floatType: floatType, attributeGroup: group,
             target: target,
             chunkRows: try int(write, "chunk_rows", "write.chunk_rows", default: 50000, range: 100...5_000_000),
-            downloads: try int(concurrency, "downloads", "concurrency.downloads", default: 4, range: 1...64),
+            downloads: try int(concurrency, "downloads", "concurrency.downloads", default: 16, range: 1...64),
             validation: validation,
             manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.db"),
             toNow: toText == "now", dataset: dataset,
@@ -295,6 +301,8 @@ public struct JobSpec: Equatable, Sendable {
             restWeightShare: share,
             restWeightLimit: try int(restSection, "weight_limit", "rest.weight_limit", default: RestMarket(market).defaultWeightLimit, range: 1...1_000_000))
         spec.caFile = caFile
+        spec.listings = listings
+        spec.recheckDays = try int(root, "recheck_days", "recheck_days", default: 7, range: 0...3650)
         return spec
     }
 

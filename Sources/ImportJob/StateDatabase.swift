@@ -26,7 +26,8 @@ final class StateDatabase {
     private let selected: String
 
     let db: SQLiteDatabase
-    private let upsert: SQLiteStatement
+    /// Prepared on the first write: a reader of a file it may not change never needs it.
+    private var upsertStatement: SQLiteStatement?
     private let selectOne: SQLiteStatement
     /// For the small JSON columns (digests, anomalies): made once, not per record.
     private let encoder = JSONEncoder()
@@ -50,7 +51,8 @@ final class StateDatabase {
     /// Opens the database at `path`; `create` makes it (and its schema) when it is missing, and
     /// is what a run does; readers (`status`, `verify`) only open what exists.
     init(path: String, create: Bool, job: String? = nil, walJournal: Bool = true) throws {
-        let db = try SQLiteDatabase(path: path, mode: create ? .readWriteCreate : access(path, W_OK) == 0 ? .readWrite : .readOnly)
+        let writable = create || access(path, W_OK) == 0
+        let db = try SQLiteDatabase(path: path, mode: create ? .readWriteCreate : writable ? .readWrite : .readOnly)
         if create {
             try db.execute("PRAGMA journal_mode=\(walJournal ? "WAL" : "DELETE"); PRAGMA synchronous=FULL;")
             try db.execute(Self.schema)
@@ -72,7 +74,7 @@ final class StateDatabase {
         while try info.step() { if let name = info.text(1) { present.insert(name) } }
         var selected = Self.columns
         for (name, type) in Self.addedColumns where !present.contains(name) {
-            if create {
+            if writable {
                 try db.execute("ALTER TABLE units ADD COLUMN \(name) \(type)")
             } else {
                 selected = selected.replacingOccurrences(of: ", \(name)", with: ", NULL")
@@ -81,7 +83,6 @@ final class StateDatabase {
         self.selected = selected
         self.db = db
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        upsert = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
         selectOne = try db.prepare("SELECT \(selected) FROM units WHERE id = ?")
     }
 
@@ -95,10 +96,19 @@ final class StateDatabase {
         return StateBinding(target: target, schema: schema)
     }
 
-    func bind(_ binding: StateBinding) throws {
+    func bind(_ binding: StateBinding) throws { try setMeta(["target": binding.target, "schema": binding.schema]) }
+
+    /// A value of the `meta` table (the job's name, its binding, the day of the last deep check).
+    func meta(_ name: String) throws -> String? {
+        let statement = try db.prepare("SELECT value FROM meta WHERE name = ?")
+        statement.bind(1, name)
+        return try statement.step() ? statement.text(0) : nil
+    }
+
+    func setMeta(_ values: [String: String]) throws {
         try db.transaction {
             let meta = try db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
-            for (name, value) in [("target", binding.target), ("schema", binding.schema)] {
+            for (name, value) in values.sorted(by: { $0.key < $1.key }) {
                 meta.bind(1, name)
                 meta.bind(2, value)
                 try meta.step()
@@ -110,6 +120,8 @@ final class StateDatabase {
     /// Writes `records` in one transaction (one fsync of the write-ahead log).
     func write<C: Collection>(_ records: C) throws where C.Element == UnitRecord {
         guard !records.isEmpty else { return }
+        if upsertStatement == nil { upsertStatement = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") }
+        guard let upsert = upsertStatement else { return }
         try db.transaction {
             for r in records {
                 upsert.bind(1, r.id); upsert.bind(2, r.key); upsert.bind(3, r.status.rawValue); upsert.bind(4, r.remotePath)
@@ -119,6 +131,19 @@ final class StateDatabase {
                 upsert.bind(14, Int64(r.attempts)); upsert.bind(15, r.error); upsert.bind(16, r.updatedAt); upsert.bind(17, r.doneAt); upsert.bind(18, r.coveredTo)
                 upsert.bind(19, try r.lacking.map(json))
                 try upsert.step()
+            }
+        }
+    }
+
+    /// Forgets the listing fingerprints of `ids` (re-published archives that `status
+    /// --check-remote` found): the next run lists their keys and re-imports them.
+    func clearListings(_ ids: [String]) throws {
+        try db.transaction {
+            let statement = try db.prepare("UPDATE units SET listing = NULL WHERE id = ?")
+            for id in ids {
+                statement.bind(1, id)
+                _ = try statement.step()
+                statement.reset()
             }
         }
     }
@@ -230,6 +255,7 @@ actor ManifestStore {
     private var index: [String: UnitIndexEntry]
     private var pending: [String: UnitRecord] = [:]
     private var pendingBinding: StateBinding?
+    private var pendingMeta: [String: String] = [:]
     /// A record that could not be read back, or a commit made by `update` that failed; reported
     /// by the next `commit`.
     private var deferredError: Error?
@@ -317,6 +343,12 @@ actor ManifestStore {
     /// Records the binding with the next commit (a state with nothing to commit stays unwritten).
     func bind(_ binding: StateBinding) { pendingBinding = binding }
 
+    /// A value of the state's `meta` table, with what waits for the next commit.
+    func meta(_ name: String) throws -> String? { try pendingMeta[name] ?? database?.meta(name) }
+
+    /// Sets a `meta` value with the next commit.
+    func setMeta(_ name: String, _ value: String) { pendingMeta[name] = value }
+
     /// Every unit's status and fingerprint, with the changes not yet committed.
     func currentIndex() -> [String: UnitIndexEntry] { index }
 
@@ -356,13 +388,17 @@ actor ManifestStore {
     }
 
     private func write() throws {
-        guard !pending.isEmpty || pendingBinding != nil else { return }
+        guard !pending.isEmpty || pendingBinding != nil || !pendingMeta.isEmpty else { return }
         do {
             if database == nil { database = try Self.create(path: path, job: job) }
             try database?.write(pending.values)
             if let binding = pendingBinding {
                 try database?.bind(binding)
                 pendingBinding = nil
+            }
+            if !pendingMeta.isEmpty {
+                try database?.setMeta(pendingMeta)
+                pendingMeta = [:]
             }
         } catch {
             throw FileWriteError(path: path, reason: "\(error)")

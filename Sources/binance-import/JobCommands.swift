@@ -206,6 +206,8 @@ struct Status: AsyncParsableCommand {
                                                         dataset: spec.dataset) else { continue }
                 if let published = try await fetcher.publishedChecksum(address), published != sha { stale.append(record.id) }
             }
+            // Recorded, so the next run looks at these keys even between deep checks.
+            if !stale.isEmpty, shards == nil { try Manifest.markRepublished(ids: stale, manifest: spec.manifest) }
         }
         var keys = try (spec.symbols ?? []).flatMap { symbol in try spec.intervals.map { try spec.key(symbol: symbol, interval: $0) } }
         if !offline {

@@ -173,3 +173,43 @@ extension ImportJobTests {
         XCTAssertTrue(relisted.contains("data/spot/daily/klines/BBBUSDT/1h/BBBUSDT-1h-2024-"), "\(relisted)")
     }
 }
+
+extension ImportJobTests {
+    /// A state database written by the previous release (no `lacking` column, no binding) is read
+    /// by status and verify as it is, and carried on by the next run, which adds the column. (The
+    /// first version of the column made every reader fail: "table units has no column named lacking".)
+    func testAStateDatabaseOfThePreviousReleaseIsReadAndCarriedOn() async throws {
+        try generate("spot", "AAAUSDT", "1h", "2024-01")
+        let path = try job("previous", symbols: ["AAAUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01")
+        XCTAssertEqual(try importer(["run", path], today: "2024-06-01").status, 0)
+        let database = work.appendingPathComponent("state/previous.manifest.db").path
+        // The previous release's schema: the same table without `lacking`, and no binding.
+        let downgrade = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            db.executescript('''
+            CREATE TABLE old (
+                id TEXT PRIMARY KEY, key TEXT NOT NULL, status TEXT NOT NULL, remote_path TEXT NOT NULL,
+                archive_path TEXT, sha256 TEXT, listing TEXT, verified INTEGER NOT NULL, rows INTEGER,
+                first_epoch INTEGER, last_epoch INTEGER, digests TEXT, anomalies TEXT,
+                attempts INTEGER NOT NULL, error TEXT, updated_at TEXT, done_at TEXT, covered_to INTEGER
+            ) WITHOUT ROWID;
+            INSERT INTO old SELECT id, key, status, remote_path, archive_path, sha256, listing, verified, rows, first_epoch,
+                last_epoch, digests, anomalies, attempts, error, updated_at, done_at, covered_to FROM units;
+            DROP TABLE units; ALTER TABLE old RENAME TO units;
+            DELETE FROM meta WHERE name NOT IN ('version', 'job');''')
+            db.commit()
+            """
+        let r = try run("/usr/bin/env", ["python3", "-c", downgrade, database])
+        XCTAssertEqual(r.status, 0, r.output)
+        let status = try importer(["status", path, "--offline"], today: "2024-06-01")
+        XCTAssertEqual(status.status, 0, status.output)
+        XCTAssertTrue(status.output.contains("AAAUSDT/1H/OHLCV  M"), status.output)
+        XCTAssertEqual(try importer(["verify", path], today: "2024-06-01").status, 0)
+        let again = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(again.status, 0, again.output)
+        XCTAssertEqual(tableValue(again.output, "skipped (already done)"), "1", again.output)
+        let columns = try run("/usr/bin/env", ["python3", "-c", "import sqlite3, sys; print([r[1] for r in sqlite3.connect(sys.argv[1]).execute('pragma table_info(units)')])", database])
+        XCTAssertTrue(columns.output.contains("'lacking'"), columns.output)
+    }
+}

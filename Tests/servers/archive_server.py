@@ -6,10 +6,12 @@ GET /<remote path>                 the file (404 when absent)
 GET /listing?delimiter=/&prefix=P[&marker=M]
                                    S3 ListBucketResult XML, --page-size entries a page
 POST /_control {"path": P, "fault": F, "times": N, "retry_after": S}
-    F: a status (404, 403, 500, 503, 429, 418; Retry-After sent when given), "reset" (connection
+    F: a status (404, 403, 500, 503, 429, 418; Retry-After sent when given), "delay" (the file,
+    after "seconds"), "reset" (connection
     reset, no response), "stall" (headers and part of the body, then silence), "truncate" (a
     Content-Length larger than the body, then close), "wrong_checksum" (a CHECKSUM with another
     hash), "missing_checksum" (404 for the CHECKSUM). The fault applies to the next N requests of P.
+    A P of "listing:PREFIX" faults the listings of that prefix (a status).
 POST /_control {"reset": true}     clears faults and counters
 GET /_stats                        {"requests": {path: count}, "times": {path: [unix times]},
                                     "listings": [prefix of each listing request, in order]}
@@ -105,6 +107,9 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
+        if kind == "delay":
+            time.sleep(float(fault.get("seconds", 1)))
+            kind = None
         if kind == "missing_checksum":
             return self.send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
         data = open(file, "rb").read()
@@ -128,6 +133,10 @@ class Handler(BaseHTTPRequestHandler):
         marker = (q.get("marker") or [""])[0]
         with self.server.state.lock:
             self.server.state.listings.append(prefix)
+            queue = self.server.state.faults.get("listing:" + prefix) or []
+            fault = queue.pop(0) if queue else None
+        if fault:
+            return self.send(int(fault["fault"]), b"<Error><Code>AccessDenied</Code></Error>", "application/xml")
         base = os.path.join(self.server.root, prefix)
         entries = []
         folder = base if prefix.endswith("/") or not prefix else os.path.dirname(base)
