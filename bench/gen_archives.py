@@ -87,15 +87,15 @@ def write_cut(root, market, symbol, interval, year, month, month_days, daily_day
     """One month of rows, cut into the archive shapes Binance really publishes: a monthly archive
     holding only `month_days` (truncated, or missing a day: binance-public-data #359, #253, #186),
     daily archives of `daily_days` cut from the same rows (so a day has the same values in both),
-    and rows in `drop` ([first, last) UTC seconds) absent from all of them (a maintenance gap,
-    #84). `reference`: a path for an archive of every row that should land (the union)."""
+    and rows in the `drop` ranges ([first, last) UTC seconds) absent from all of them (maintenance
+    gaps, #84). `reference`: a path for an archive of every row that should land (the union)."""
     step = INTERVALS[interval]
     last_day = calendar.monthrange(year, month)[1]
     lines = rows(symbol, interval, year, month).splitlines(keepends=True)
     def keep(line, days):
         t = int(line.split(",", 1)[0]) // 1000
         day = (t - calendar.timegm((year, month, 1, 0, 0, 0))) // 86400 + 1
-        return day in days and not (drop and drop[0] <= t < drop[1])
+        return day in days and not any(a <= t < b for a, b in drop or [])
     stem = f"{symbol}-{interval}-{year:04d}-{month:02d}"
     monthly = day_set(month_days, last_day)
     dailies = day_set(daily_days, last_day)
@@ -125,12 +125,12 @@ if __name__ == "__main__":
     ap.add_argument("--market", default="spot")
     ap.add_argument("--month-days", default="all", help="days the monthly archive holds: all, none, or 1-7,9")
     ap.add_argument("--daily-days", default="none", help="days that have a daily archive: all, none, or 1-31")
-    ap.add_argument("--drop", help="FIRST,LAST: UTC seconds [FIRST, LAST) absent from every archive")
+    ap.add_argument("--drop", help="FIRST,LAST[;FIRST,LAST...]: UTC seconds [FIRST, LAST) absent from every archive")
     ap.add_argument("--reference", help="also write an archive of every row that should land here")
     a = ap.parse_args()
     y, m = map(int, a.month.split("-"))
     if a.cut:
-        drop = tuple(map(int, a.drop.split(","))) if a.drop else None
+        drop = [tuple(map(int, r.split(","))) for r in a.drop.split(";")] if a.drop else None
         write_cut(a.cut, a.market, a.symbol, a.interval, y, m, a.month_days, a.daily_days, drop, a.reference)
         sys.exit(0)
     if a.days:

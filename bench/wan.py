@@ -91,7 +91,8 @@ def curl_parallel(work, port, root):
         for i, rel in enumerate(files):
             f.write(f'url = "http://127.0.0.1:{port}/{rel}"\noutput = "{out}/{i}"\n')
     t0 = time.perf_counter()
-    subprocess.run(["curl", "--silent", "--fail", "--parallel", "--parallel-max", "16", "--config", config], check=True)
+    subprocess.run(["curl", "--silent", "--fail", "--parallel", "--parallel-max", "16", "--config", config], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0, len(files)
 
 
@@ -111,7 +112,7 @@ def main():
             symbols = [f"S{i:04d}USDT" for i in range(n)]
             root = os.path.join(work, f"tree-{n}")
             tree(root, symbols)
-            archives = Server("archive_server.py", root)
+            archives = Server("archive_server.py", root, "--page-size", "1000")  # S3's page
             try:
                 for rtt in map(int, a.rtts.split(",")):
                     proxy = Server("latency_proxy.py", "--upstream", str(archives.port), "--delay-ms", str(rtt / 2))

@@ -290,7 +290,7 @@ final class HashingFileSink: @unchecked Sendable {
     }
 }
 
-/// libcurl sessions for parallel downloads, each kept alive and reused.
+/// libcurl sessions for parallel downloads and listings, each kept alive and reused.
 actor SessionPool {
     let timeouts: HTTPTimeouts
     private var free: [CurlSession] = []

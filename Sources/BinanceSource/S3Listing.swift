@@ -69,14 +69,16 @@ public struct ArchiveLister: Sendable {
     public let location: SourceLocation
     public let listingURL: String
     public let retry: RetryPolicy
-    private let session: CurlSession
+    /// A session per listing in flight: one session runs its requests one after another, and
+    /// the plan lists many keys at once.
+    private let pool: SessionPool
 
     public init(location: SourceLocation, listingURL: String = SourceLocation.defaultListing, retry: RetryPolicy = .init(),
                 timeouts: HTTPTimeouts = .init(connect: 10, total: 60)) {
         self.location = location
         self.listingURL = listingURL
         self.retry = retry
-        session = CurlSession(timeouts: timeouts)
+        pool = SessionPool(timeouts: timeouts)
     }
 
     /// Sub-folders (full prefixes ending in `/`) and files (with size, ETag, modification time)
@@ -111,6 +113,8 @@ public struct ArchiveLister: Sendable {
             }
             return (folders, files)
         case .http:
+            let session = await pool.take()
+            defer { Task { await pool.give(session) } }
             var folders: [String] = [], files: [ListedFile] = []
             var marker: String?
             repeat {

@@ -6,6 +6,12 @@ public enum SourceLocation: Equatable, Sendable {
     case http(base: String)
     case directory(path: String)
 
+    /// Served over HTTP (and so each request costs a round trip), not read from a mirror.
+    public var isHTTP: Bool {
+        if case .http = self { return true }
+        return false
+    }
+
     public static let defaultBase = "https://data.binance.vision/"
     public static let defaultListing = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
 

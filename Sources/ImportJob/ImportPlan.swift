@@ -14,8 +14,15 @@ public struct PlannedUnit: Sendable, Equatable {
     public var fromREST = false
     /// A daily archive imported for a day that its month's monthly archive lacks.
     public var repairs = false
-    /// The archive's remote path; for a REST day `rest/<market>/daily/<dataset>/...`.
-    public var id: String { fromREST ? "rest/" + address.remotePath.dropFirst("data/".count) : address.remotePath }
+    /// A gap's klines from REST (`gaps: rest`): its first and last open time.
+    public var gap: ClosedRange<Int64>?
+    /// The archive's remote path; for a REST day `rest/<market>/daily/<dataset>/...`; for a gap
+    /// filled from REST, that day's with `#FIRST-LAST`.
+    public var id: String {
+        guard fromREST else { return address.remotePath }
+        let day = "rest/" + address.remotePath.dropFirst("data/".count)
+        return gap.map { "rest/gap/" + day.dropFirst("rest/".count) + "#\($0.lowerBound)-\($0.upperBound)" } ?? day
+    }
 }
 
 /// The days of a key to fill from REST (`to: now`): every day after its last archive, within
@@ -141,7 +148,7 @@ public struct ImportPlan: Sendable {
     /// so over a long round trip the keys' concurrency, not their count, sets the time). The plan
     /// is assembled in key order whatever order the keys finish in.
     static func make(spec: JobSpec, symbols: [String], today: ArchivePeriod, lister: ArchiveLister,
-                     index: [String: UnitIndexEntry], force: Bool = false, listings: Int = 16, deepCheck: Bool = true) async throws -> ImportPlan {
+                     index: [String: UnitIndexEntry], force: Bool = false, listings: Int = 32, deepCheck: Bool = true) async throws -> ImportPlan {
         let current = ArchivePeriod(year: today.year, month: today.month)!
         let months = spec.months(today: today)
         let recentStart = PeriodPlanner.months(back: recentMonths, from: current)
@@ -155,23 +162,23 @@ public struct ImportPlan: Sendable {
         let keys = try symbols.flatMap { symbol in try spec.intervals.map { (symbol, $0, try spec.key(symbol: symbol, interval: $0)) } }
         let context = KeyContext(spec: spec, today: today, current: current, months: months, recentStart: recentStart, index: index,
                                  dailiesByMonthly: dailiesByMonthly, force: force, lister: lister, deepCheck: deepCheck)
-        var planned = [Result<ImportPlan, Error>](repeating: .failure(CancellationError()), count: keys.count)
-        await withTaskGroup(of: (Int, Result<ImportPlan, Error>).self) { group in
-            var next = 0
-            func start() {
-                guard next < keys.count else { return }
-                let (i, (symbol, interval, key)) = (next, keys[next])
-                group.addTask {
-                    do { return (i, .success(try await Self.planKey(symbol: symbol, interval: interval, key: key, context))) } catch { return (i, .failure(error)) }
+        let finished = await withTaskGroup(of: (Int, Result<ImportPlan, Error>).self) { group in
+            var next = 0, out: [(Int, Result<ImportPlan, Error>)] = []
+            out.reserveCapacity(keys.count)
+            while next < keys.count || !group.isEmpty {
+                // Up to `listings` keys in flight; the next one starts as one finishes.
+                while next < keys.count && next - out.count < max(1, listings) {
+                    let (i, symbol, interval, key) = (next, keys[next].0, keys[next].1, keys[next].2)
+                    group.addTask {
+                        do { return (i, .success(try await Self.planKey(symbol: symbol, interval: interval, key: key, context))) } catch { return (i, .failure(error)) }
+                    }
+                    next += 1
                 }
-                next += 1
+                if let done = await group.next() { out.append(done) }
             }
-            for _ in 0..<max(1, listings) { start() }
-            while let (i, result) = await group.next() {
-                planned[i] = result
-                start()
-            }
+            return out
         }
+        let planned = finished.sorted { $0.0 < $1.0 }.map(\.1)
         // A key whose listing failed fails alone; when every key failed, the source is wrong.
         let failures = planned.compactMap { result -> Error? in if case let .failure(e) = result { return e } else { return nil } }
         if !keys.isEmpty, failures.count == keys.count { throw failures[0] }

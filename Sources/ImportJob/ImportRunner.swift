@@ -17,6 +17,8 @@ public struct RunOptions: Sendable {
     public var forceDirectory = false
     /// Show a live progress line (on a TTY); otherwise log progress every few seconds.
     public var liveProgress = false
+    /// Ask REST about the gaps the archives leave (`--confirm-gaps`, as `gaps: rest`).
+    public var confirmGaps = false
 
     public init(today: ArchivePeriod) { self.today = today }
 }
@@ -184,6 +186,15 @@ public final class ImportRunner: Sendable {
             await progress.add(units: found.units.count)
             try await runPipeline(work: found.units, fetcher: fetcher, writer: writer, store: store, progress: progress)
             await recordNotPublished(found.notPublished, index: await store.currentIndex(), store: store)
+            // A day a monthly lacks that no daily archive has either: a gap of a whole day.
+            for day in unrepaired {
+                guard let step = day.address.interval.seconds else { continue }
+                let p = day.address.period
+                await store.setGaps(unit: day.id, [GapRecord(key: day.key, first: p.start, last: p.end - step, state: .unexplained, unit: day.id)])
+            }
+            if spec.confirmGaps || options.confirmGaps {
+                summary.gapRequests = try await explainGaps(keys: Set(plan.coverage.map(\.key)), store: store, writer: writer)
+            }
             // `to: now`: the days after the archives, from REST, once the archives are written.
             let rest = try await fillFromREST(plan.restEdges, store: store, writer: writer, progress: progress)
             try await writer.flush()
@@ -208,6 +219,7 @@ public final class ImportRunner: Sendable {
             guard let entry = index[monthly], entry.status == .done else { continue }
             if let lacking = entry.lacking, lacking.contains(String(daily.dropLast(".zip".count).suffix(10))) { continue }
             await store.update(daily) { $0.status = .superseded; $0.error = nil }
+            await store.setGaps(unit: daily, [])
             summary.superseded += 1
         }
         summary.superseded += await supersedeRESTDays(store: store)
@@ -216,6 +228,16 @@ public final class ImportRunner: Sendable {
         for unit in unrepaired { inNoArchive[unit.key, default: []].append("\(unit.address.period)") }
         summary.repairedFromDailyArchives = repaired.mapValues(daySpans)
         summary.daysInNoArchive = inNoArchive.mapValues(daySpans)
+        do {
+            try await store.commit(force: true)
+            let keys = Set(plan.coverage.map(\.key))
+            for gap in try await store.gaps() where keys.contains(gap.key) {
+                summary.gaps[gap.key, default: []].append(gap.summary)
+                summary.gapCounts[gap.state.rawValue, default: 0] += 1
+            }
+        } catch let error as FileWriteError {
+            summary.stateError = "\(error)"
+        }
         if rebinding, summary.failed == 0, await progress.counts().failed == 0, !Interruption.shared.requested {
             await store.bind(binding)
             logger.notice("the state now records \(binding)")
@@ -239,6 +261,65 @@ public final class ImportRunner: Sendable {
         }
     }
 
+    /// `gaps: rest`: each gap of the job's keys not yet explained is asked of Binance's REST
+    /// klines (within the weight budget): klines it has are written as a REST gap unit (the
+    /// gap is `filled`); none means the exchange had none (`exchange_gap`: maintenance, a
+    /// suspension). Returns the requests made.
+    func explainGaps(keys: Set<String>, store: ManifestStore, writer: Writer) async throws -> Int {
+        try await store.commit(force: true)
+        let open = try await store.gaps().filter { keys.contains($0.key) && $0.state == .unexplained }
+        guard !open.isEmpty else { return 0 }
+        let client = makeRestClient()
+        let serverTime: Int64
+        do {
+            serverTime = try await client.serverTime() / 1000
+        } catch {
+            logger.warning("gaps: REST did not answer (\(error)); \(open.count) gap(s) stay unexplained")
+            return await client.counters.requests
+        }
+        for var gap in open {
+            if Interruption.shared.requested { break }
+            guard let owner = KlineArchiveName(fileName: gap.unit), let step = owner.interval.seconds, gap.last + step <= serverTime,
+                  let day = ArchivePeriod(day: String(UTCCalendar.iso8601(gap.first).prefix(10))) else { continue }
+            let klines: [RestKline]
+            do {
+                klines = try await client.klines(dataset: spec.dataset, instrument: owner.symbol, interval: owner.interval,
+                                                 fromMs: gap.first * 1000, toMs: gap.last * 1000)
+            } catch let error as RestError {
+                logger.warning("gap \(gap.summary) of \(gap.key): REST: \(error)")
+                if case .banned = error { break }
+                continue
+            }
+            let inside = klines.filter {
+                let t = RestKline.milliseconds($0.openTime) / 1000
+                return t >= gap.first && t <= gap.last && RestKline.milliseconds($0.closeTime) / 1000 < serverTime
+            }
+            if inside.isEmpty {
+                gap.state = .exchangeGap
+            } else {
+                var fill = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: owner.symbol, interval: owner.interval, period: day,
+                                                                   dataset: spec.dataset), key: gap.key)
+                fill.fromREST = true
+                fill.gap = gap.first...gap.last
+                var csv: [UInt8] = []
+                for kline in inside { csv += Array(kline.csvLine.utf8) + [0x0A] }
+                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.dataset)) \(owner.symbol) \(owner.interval.name) gap \(gap.summary)"
+                do {
+                    try await writer.add(try restPiece(fill, csv: csv, interval: owner.interval, source: source, coveredTo: gap.last, continues: false,
+                                                       policy: spec.validation))
+                } catch let error as KlineDecodeError {
+                    logger.warning("gap \(gap.summary) of \(gap.key): \(error)")
+                    continue
+                }
+                gap.state = .filled
+                gap.rows = inside.count
+            }
+            await store.updateGap(gap)
+        }
+        try await writer.flush()
+        return await client.counters.requests
+    }
+
     /// The days that monthly units of `work`, now done, lack a whole day or more of: their daily
     /// archives as repair units (one listing of the month's dailies each), and the days that no
     /// daily archive has either. A listing that fails fails those days (the run exits 1 and the
@@ -247,7 +328,8 @@ public final class ImportRunner: Sendable {
         var units: [PlannedUnit] = [], notPublished: [PlannedUnit] = []
         let lister = makeLister()
         for monthly in work where monthly.address.period.kind == .month && !monthly.fromREST {
-            guard let record = await store.record(monthly.id), record.status == .done, let lacking = record.lacking else { continue }
+            // The index, not the record: this runs for every monthly unit of a run.
+            guard let entry = await store.entry(monthly.id), entry.status == .done, let lacking = entry.lacking else { continue }
             let a = monthly.address
             let days: [PlannedUnit] = lacking.compactMap(ArchivePeriod.init(day:)).compactMap { period in
                 guard let address = try? ArchiveAddress(market: a.market, symbol: a.symbol, interval: a.interval, period: period, dataset: a.dataset) else { return nil }
@@ -516,6 +598,20 @@ struct RepairDays {
 
     /// The indices of `epochs` outside those days.
     func kept(_ epochs: [Int64]) -> [Int] { epochs.indices.filter { !days.contains(floorDiv(epochs[$0], 86400)) } }
+
+    /// `ranges` ([first, last] open times, slots of `step`) without the parts in these days.
+    func clip(_ ranges: [[Int64]], step: Int64) -> [[Int64]] {
+        guard !days.isEmpty else { return ranges }
+        var out: [[Int64]] = []
+        for r in ranges {
+            for day in floorDiv(r[0], 86400)...floorDiv(r[1], 86400) where !days.contains(day) {
+                let first = max(r[0], day * 86400), last = min(r[1], (day + 1) * 86400 - step)
+                guard first <= last else { continue }
+                if let previous = out.last, previous[1] + step == first { out[out.count - 1][1] = last } else { out.append([first, last]) }
+            }
+        }
+        return out
+    }
 
     func without(_ batch: KlineBatch) -> KlineBatch {
         guard !days.isEmpty else { return batch }

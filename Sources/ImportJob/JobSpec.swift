@@ -82,7 +82,9 @@ public struct JobSpec: Equatable, Sendable {
     public var chunkRows: Int
     public var downloads: Int
     /// Keys planned at once (`concurrency.listings`): their listing requests overlap.
-    public var listings = 16
+    public var listings = 32
+    /// `gaps: rest`: each gap the archives leave is asked of REST (filled, or an exchange gap).
+    public var confirmGaps = false
     /// Days between deep checks (`recheck_days`): every key's monthly folder listed again, even
     /// when the state says its months are settled.
     public var recheckDays = 7
@@ -105,7 +107,7 @@ public struct JobSpec: Equatable, Sendable {
     public var caFile: String?
 
     static let topKeys: Set<String> = ["name", "source", "market", "dataset", "symbols", "discover", "intervals", "from", "to", "columns", "dtype",
-                                       "attribute_group", "target", "write", "concurrency", "validation", "manifest", "rest", "recheck_days"]
+                                       "attribute_group", "target", "write", "concurrency", "validation", "manifest", "rest", "recheck_days", "gaps"]
 
     /// Reads and validates a job file.
     public static func load(path: String) throws -> JobSpec {
@@ -279,13 +281,14 @@ public struct JobSpec: Equatable, Sendable {
         try checkKeys(write, allowed: ["chunk_rows"], prefix: "write.", fail)
         let concurrency = try section("concurrency")
         try checkKeys(concurrency, allowed: ["downloads", "listings"], prefix: "concurrency.", fail)
-        let listings = try int(concurrency, "listings", "concurrency.listings", default: 16, range: 1...256)
+        let listings = try int(concurrency, "listings", "concurrency.listings", default: 32, range: 1...256)
         let validationText = try string(root, "validation", "validation", default: "report")
         guard let validation = ValidationPolicy(rawValue: validationText) else { throw fail("validation", "must be report or strict, not \(validationText)") }
 
+        let baseURL = try string(source, "base_url", "source.base_url", default: SourceLocation.defaultBase)
         var spec = JobSpec(
             file: file, name: name,
-            baseURL: try string(source, "base_url", "source.base_url", default: SourceLocation.defaultBase),
+            baseURL: baseURL,
             listingURL: try string(source, "listing_url", "source.listing_url", default: SourceLocation.defaultListing),
             cacheDirectory: try string(source, "cache_dir", "source.cache_dir", default: ".cache/binance"),
             checksumRequired: checksum == "required", deleteArchivesAfterWrite: deleteAfter,
@@ -293,7 +296,9 @@ public struct JobSpec: Equatable, Sendable {
             intervals: intervals, from: from, to: to, columns: columns, floatType: floatType, attributeGroup: group,
             target: target,
             chunkRows: try int(write, "chunk_rows", "write.chunk_rows", default: 50000, range: 100...5_000_000),
-            downloads: try int(concurrency, "downloads", "concurrency.downloads", default: 16, range: 1...64),
+            // Over a network, archives in flight hide the round trip (make bench-wan); from a
+            // local mirror they only contend for the cores.
+            downloads: try int(concurrency, "downloads", "concurrency.downloads", default: SourceLocation(baseURL).isHTTP ? 16 : 4, range: 1...64),
             validation: validation,
             manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.db"),
             toNow: toText == "now", dataset: dataset,
@@ -303,6 +308,9 @@ public struct JobSpec: Equatable, Sendable {
         spec.caFile = caFile
         spec.listings = listings
         spec.recheckDays = try int(root, "recheck_days", "recheck_days", default: 7, range: 0...3650)
+        let gaps = try string(root, "gaps", "gaps", default: "report")
+        guard ["report", "rest"].contains(gaps) else { throw fail("gaps", "must be report (list them) or rest (ask Binance's REST klines about each), not \(gaps)") }
+        spec.confirmGaps = gaps == "rest"
         return spec
     }
 

@@ -22,6 +22,11 @@ public struct JobVerifier {
         let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
         var differences: [Difference] = []
         var checked = 0
+        // Gaps filled from REST (`gaps: rest`): their klines are their units', not the archive's.
+        var fills: [String: [ClosedRange<Int64>]] = [:]
+        for record in manifest.units.values where record.status == .done && record.id.hasPrefix("rest/gap/") {
+            if let first = record.firstEpoch, let last = record.lastEpoch { fills[record.key, default: []].append(first...last) }
+        }
         for record in manifest.units.values.sorted(by: { $0.id < $1.id }) where record.status == .done {
             checked += 1
             guard let recordedFirst = record.firstEpoch, let recordedLast = record.lastEpoch else {
@@ -32,7 +37,7 @@ public struct JobVerifier {
             // in file order are not the earliest and latest when an archive is out of order.
             let period = KlineArchiveName(fileName: record.remotePath)?.period
             let first = min(recordedFirst, recordedLast, period?.start ?? .max)
-            let last = max(recordedFirst, recordedLast, (period?.end ?? .min) - 1)
+            let last = max(recordedFirst, recordedLast, period.map { $0.end - 1 } ?? .min)  // a gap unit has no calendar period
             let parts = record.key.split(separator: "/").map(String.init)
             let results: [QueryResult]
             do {
@@ -43,7 +48,8 @@ public struct JobVerifier {
             var digest = ColumnDigest()
             if let r = results.first {
                 // A monthly with holes: the days it lacks are its repair units' to verify.
-                let keep = RepairDays(record.lacking ?? []).kept(r.epochs)
+                let filled = record.id.hasPrefix("rest/gap/") ? [] : fills[record.key] ?? []
+                let keep = RepairDays(record.lacking ?? []).kept(r.epochs).filter { i in !filled.contains { $0.contains(r.epochs[i]) } }
                 let all = keep.count == r.epochs.count
                 digest.add(epochs: all ? r.epochs : keep.map { r.epochs[$0] },
                            columns: zip(r.names, r.columns).dropFirst().map { ($0, all ? $1 : $1.gathered(keep)) })

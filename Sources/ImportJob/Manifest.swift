@@ -71,6 +71,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// 1 and 2: the JSON files of earlier releases; 3: the SQLite database.
     public var version = Manifest.currentVersion
     public var units: [String: UnitRecord] = [:]
+    /// The gaps recorded (a state database; none in the JSON of earlier releases).
+    public var gaps: [GapRecord]? = nil
 
     public static let currentVersion = 3
 
@@ -94,6 +96,7 @@ public struct Manifest: Codable, Equatable, Sendable {
             let db = try StateDatabase(path: database, create: false)
             var result = Manifest(job: try db.job() ?? job)
             for record in try db.allRecords() { result.units[record.id] = record }
+            result.gaps = try db.gaps()
             return result
         }
         if size == 0 { return Manifest(job: job) }

@@ -37,6 +37,11 @@ public struct RunSummary: Codable, Sendable {
     public var repairedFromDailyArchives: [String: String] = [:]
     /// Per key, days that a monthly archive lacks and no daily archive has: gaps in every archive.
     public var daysInNoArchive: [String: String] = [:]
+    /// Per key, the gaps recorded in the state ("FIRST..LAST unexplained|filled|exchange_gap"),
+    /// and their count by state; REST requests made to explain them (`gaps: rest`).
+    public var gaps: [String: [String]] = [:]
+    public var gapCounts: [String: Int] = [:]
+    public var gapRequests = 0
     public var manifest: String = ""
     /// REST work (`to: now`): requests made, their documented weight, the highest
     /// X-MBX-USED-WEIGHT-1M seen against the run's budget (share x limit), waits for the next
@@ -72,6 +77,11 @@ public struct RunSummary: Codable, Sendable {
         if let restStopped { out.append("REST stopped: \(restStopped)") }
         for (key, days) in repairedFromDailyArchives.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("repaired from daily archives: \(key) \(days)") }
         for (key, days) in daysInNoArchive.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("in no archive (monthly and daily lack it): \(key) \(days)") }
+        if !gapCounts.isEmpty {
+            out.append("gaps in the archives: " + gapCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                       + (gapCounts["unexplained", default: 0] > 0 ? " (gaps: rest, or --confirm-gaps, asks REST about them)" : ""))
+        }
+        for (key, list) in gaps.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("gaps: \(key): \(list.prefix(5).joined(separator: "; "))\(list.count > 5 ? "; ... (\(list.count))" : "")") }
         for (key, gaps) in notPublishedRanges.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("not published: \(key): \(gaps)") }
         if notPublishedRanges.count > 50 { out.append("... and \(notPublishedRanges.count - 50) more keys with months not published (see the report)") }
         for (id, error) in failures.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("failed: \(id): \(error)") }

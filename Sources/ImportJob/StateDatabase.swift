@@ -1,4 +1,5 @@
 import Foundation
+import KlineArchive
 import MarketStoreDirectory
 
 /// The job's state: a SQLite database (WAL journal, synchronous=FULL), one row per unit in
@@ -19,11 +20,20 @@ final class StateDatabase {
         """
     static let columns = "id, key, status, remote_path, archive_path, sha256, listing, verified, rows, first_epoch, " +
         "last_epoch, digests, anomalies, attempts, error, updated_at, done_at, covered_to, lacking"
+    /// The gaps in the archives of each key: slots no archive holds, and what REST said of them.
+    static let gapsSchema = """
+        CREATE TABLE IF NOT EXISTS gaps (
+            key TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, state TEXT NOT NULL, rows INTEGER,
+            unit TEXT NOT NULL, PRIMARY KEY (key, first)
+        ) WITHOUT ROWID;
+        """
     /// Columns added after the first release of the database, with their type: a run adds them to
     /// an older file; a reader of a file it may not change reads them as NULL.
     static let addedColumns = [("lacking", "TEXT")]
     /// What the SELECTs read: `columns`, with NULL for an added column the file lacks.
     private let selected: String
+    /// False in a file of an earlier release opened read-only (no gaps recorded there).
+    private let hasGaps: Bool
 
     let db: SQLiteDatabase
     /// Prepared on the first write: a reader of a file it may not change never needs it.
@@ -80,6 +90,8 @@ final class StateDatabase {
                 selected = selected.replacingOccurrences(of: ", \(name)", with: ", NULL")
             }
         }
+        if writable { try db.execute(Self.gapsSchema) }
+        hasGaps = try db.text("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'gaps'") != nil
         self.selected = selected
         self.db = db
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -133,6 +145,42 @@ final class StateDatabase {
                 try upsert.step()
             }
         }
+    }
+
+    /// Every gap recorded, by key and first slot.
+    func gaps() throws -> [GapRecord] {
+        guard hasGaps else { return [] }
+        let all = try db.prepare("SELECT key, first, last, state, rows, unit FROM gaps ORDER BY key, first")
+        var out: [GapRecord] = []
+        while try all.step() {
+            guard let key = all.text(0), let first = all.int(1), let last = all.int(2), let state = all.text(3).flatMap(GapRecord.State.init(rawValue:)),
+                  let unit = all.text(5) else { throw corrupt("a gap row without key, range, state or unit") }
+            out.append(GapRecord(key: key, first: first, last: last, state: state, rows: all.int(4).map(Int.init), unit: unit))
+        }
+        return out
+    }
+
+    /// The gaps of `units` replaced by `records` (a unit imported again has the gaps it has now;
+    /// one superseded has none), and `updates` written over, in one transaction.
+    func writeGaps(replacing units: [String: [GapRecord]], updates: [GapRecord]) throws {
+        try db.transaction {
+            let delete = try db.prepare("DELETE FROM gaps WHERE unit = ?")
+            let insert = try db.prepare("INSERT OR REPLACE INTO gaps (key, first, last, state, rows, unit) VALUES (?, ?, ?, ?, ?, ?)")
+            for (unit, records) in units.sorted(by: { $0.key < $1.key }) {
+                delete.bind(1, unit)
+                _ = try delete.step()
+                delete.reset()
+                for r in records { try insertGap(insert, r) }
+            }
+            for r in updates { try insertGap(insert, r) }
+        }
+    }
+
+    private func insertGap(_ insert: SQLiteStatement, _ r: GapRecord) throws {
+        insert.bind(1, r.key); insert.bind(2, r.first); insert.bind(3, r.last); insert.bind(4, r.state.rawValue)
+        insert.bind(5, r.rows.map(Int64.init)); insert.bind(6, r.unit)
+        _ = try insert.step()
+        insert.reset()
     }
 
     /// Forgets the listing fingerprints of `ids` (re-published archives that `status
@@ -213,6 +261,36 @@ final class StateDatabase {
     }
 }
 
+/// A gap of a key: open times [first, last] (UTC s) that no archive holds; `unit` is the unit
+/// whose archive lacks them (or the day no archive has).
+public struct GapRecord: Codable, Equatable, Sendable {
+    public enum State: String, Codable, Sendable {
+        /// Not asked of REST (`gaps: rest` is off, or REST did not answer).
+        case unexplained
+        /// REST had klines for it: written as a REST gap unit.
+        case filled
+        /// REST confirmed it empty: the exchange had no trading (maintenance, a suspension).
+        case exchangeGap = "exchange_gap"
+    }
+    public var key: String
+    public var first: Int64
+    public var last: Int64
+    public var state: State
+    /// Klines REST filled it with.
+    public var rows: Int?
+    public var unit: String
+
+    /// "2024-03-10T02:00:00Z..2024-03-10T03:00:00Z exchange_gap" (or "... filled (1 kline)").
+    public var summary: String {
+        let range = first == last ? UTCCalendar.iso8601(first) : "\(UTCCalendar.iso8601(first))..\(UTCCalendar.iso8601(last))"
+        return range + " " + state.rawValue + (rows.map { " (\($0) kline\($0 == 1 ? "" : "s"))" } ?? "")
+    }
+
+    public init(key: String, first: Int64, last: Int64, state: State, rows: Int? = nil, unit: String) {
+        (self.key, self.first, self.last, self.state, self.rows, self.unit) = (key, first, last, state, rows, unit)
+    }
+}
+
 /// What a state's done units are true of: the target they were written to (a directory's
 /// absolute path, or the server's URL without credentials) and the schema (columns, type,
 /// attribute group). A run with another target or schema is refused unless forced.
@@ -256,6 +334,10 @@ actor ManifestStore {
     private var pending: [String: UnitRecord] = [:]
     private var pendingBinding: StateBinding?
     private var pendingMeta: [String: String] = [:]
+    private var pendingGaps: [String: [GapRecord]] = [:]
+    /// The units that have gaps recorded (few): only they need their gaps cleared.
+    private var unitsWithGaps: Set<String>
+    private var pendingGapUpdates: [GapRecord] = []
     /// A record that could not be read back, or a commit made by `update` that failed; reported
     /// by the next `commit`.
     private var deferredError: Error?
@@ -334,6 +416,7 @@ actor ManifestStore {
         self.job = job
         self.database = database
         self.index = try database?.index() ?? [:]
+        self.unitsWithGaps = Set(try database?.gaps().map(\.unit) ?? [])
         self.commitInterval = commitInterval
     }
 
@@ -348,6 +431,20 @@ actor ManifestStore {
 
     /// Sets a `meta` value with the next commit.
     func setMeta(_ name: String, _ value: String) { pendingMeta[name] = value }
+
+    /// The gaps of `unit` from the next commit on (none: it has none now). A unit without gaps,
+    /// before or now, writes nothing: most units have none, and a statement per unit showed.
+    func setGaps(unit: String, _ records: [GapRecord]) {
+        if records.isEmpty && !unitsWithGaps.contains(unit) { return }
+        if records.isEmpty { unitsWithGaps.remove(unit) } else { unitsWithGaps.insert(unit) }
+        pendingGaps[unit] = records
+    }
+
+    /// A gap's new state (REST's answer), with the next commit.
+    func updateGap(_ record: GapRecord) { pendingGapUpdates.append(record) }
+
+    /// Every gap recorded (commit first to include this run's).
+    func gaps() throws -> [GapRecord] { try database?.gaps() ?? [] }
 
     /// Every unit's status and fingerprint, with the changes not yet committed.
     func currentIndex() -> [String: UnitIndexEntry] { index }
@@ -388,7 +485,7 @@ actor ManifestStore {
     }
 
     private func write() throws {
-        guard !pending.isEmpty || pendingBinding != nil || !pendingMeta.isEmpty else { return }
+        guard !pending.isEmpty || pendingBinding != nil || !pendingMeta.isEmpty || !pendingGaps.isEmpty || !pendingGapUpdates.isEmpty else { return }
         do {
             if database == nil { database = try Self.create(path: path, job: job) }
             try database?.write(pending.values)
@@ -399,6 +496,10 @@ actor ManifestStore {
             if !pendingMeta.isEmpty {
                 try database?.setMeta(pendingMeta)
                 pendingMeta = [:]
+            }
+            if !pendingGaps.isEmpty || !pendingGapUpdates.isEmpty {
+                try database?.writeGaps(replacing: pendingGaps, updates: pendingGapUpdates)
+                (pendingGaps, pendingGapUpdates) = ([:], [])
             }
         } catch {
             throw FileWriteError(path: path, reason: "\(error)")

@@ -143,6 +143,12 @@ actor Writer {
                 $0.doneAt = isoNow()
                 $0.updatedAt = $0.doneAt
             }
+            // The gaps the archive leaves, but for the days a monthly lacks (its repair units'):
+            // recorded for `status` and for `gaps: rest` to ask REST about.
+            if !unit.fromREST, let step = unit.address.interval.seconds {
+                let gaps = RepairDays(report.daysLacking).clip(report.gaps, step: step)
+                await store.setGaps(unit: unit.id, gaps.map { GapRecord(key: unit.key, first: $0[0], last: $0[1], state: .unexplained, unit: unit.id) })
+            }
             await progress.unitDone(rows: report.rows, anomalies: report.anomalyCount, bytes: report.csvBytes)
             if spec.deleteArchivesAfterWrite, let path = outcome.archivePath, path.hasPrefix(spec.cacheDirectory) {
                 try? FileManager.default.removeItem(atPath: path)

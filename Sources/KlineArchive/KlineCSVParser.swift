@@ -454,14 +454,15 @@ final class KlineCSVParser<F: KlineFloat> {
                 to = Int((max(first, last) - slots.anchor) / step) + 1
             }
             r.expectedRows = to - from
-            let gaps = slots.gaps(from: from, to: to, limit: 10)
+            let gaps = slots.gaps(from: from, to: to, limit: 10_000)
             r.missingRows = gaps.count
-            r.missingRanges = gaps.ranges
+            r.missingRanges = Array(gaps.ranges.prefix(10))
+            r.gaps = gaps.ranges
             if let period, period.kind == .month, step <= 86400, gaps.count > 0 {
                 r.daysLacking = slots.daysOfLongGaps(minimum: Int(86400 / step)).map { UTCCalendar.iso8601($0 * 86400).prefix(10).description }
             }
             if gaps.count > 0 {
-                log.add(.missingIntervals, count: gaps.count, examples: gaps.ranges.map {
+                log.add(.missingIntervals, count: gaps.count, examples: gaps.ranges.prefix(Anomaly.maxExamples).map {
                     .init(line: 0, openTime: $0[0], detail: "\(($0[1] - $0[0]) / step + 1) intervals missing from \(UTCCalendar.iso8601($0[0])) to \(UTCCalendar.iso8601($0[1]))")
                 })
             }

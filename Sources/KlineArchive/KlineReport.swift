@@ -27,6 +27,9 @@ public struct KlineReport: Codable, Sendable, Equatable {
     /// a gap of a whole day or more, which the daily archives may hold (binance-public-data #359,
     /// #253, #186: monthlies truncated or missing a day that the dailies have).
     public var daysLacking: [String] = []
+    /// Every gap (up to 10,000), as `missingRanges`: what the state records and `gaps: rest` asks
+    /// REST about.
+    public var gaps: [[Int64]] = []
     public var duplicates: Int = 0
     public var outOfOrder: Int = 0
     public var anomalies: [Anomaly] = []

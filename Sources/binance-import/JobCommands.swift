@@ -67,13 +67,15 @@ func today() throws -> ArchivePeriod {
 
 /// Runs a job and turns the outcome into the exit code: 0 all done; 1 some units failed;
 /// 2 bad usage or job file; 3 target unreachable or refused everything.
-func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, forceDirectory: Bool = false, metricsFile: String? = nil) async throws {
+func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, forceDirectory: Bool = false, metricsFile: String? = nil,
+            confirmGaps: Bool = false) async throws {
     let spec = try options.load()
     let logger = options.logger("binance-import")
     var run = RunOptions(today: try today())
     run.dryRun = dryRun
     run.force = force
     run.forceDirectory = forceDirectory
+    run.confirmGaps = confirmGaps
     run.liveProgress = isatty(2) == 1 && options.logFormat == "human" && !nightly
     if !dryRun {
         Interruption.shared.install { sig in
@@ -117,11 +119,12 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the plan and touch nothing.") var dryRun = false
     @Flag(help: "Re-import units the manifest says are done.") var force = false
     @Flag(name: .customLong("force-directory"), help: "Write into a data directory even if a running server seems to use it.") var forceDirectory = false
+    @Flag(name: .customLong("confirm-gaps"), help: "Ask Binance's REST klines about each gap the archives leave, as gaps: rest does.") var confirmGaps = false
     @Option(name: .customLong("metrics-file"), help: "Write the run's counters to this file in Prometheus' text format (node_exporter's textfile collector).")
     var metricsFile: String?
 
     func run() async throws {
-        try await runJob(options, dryRun: dryRun, force: force, nightly: false, forceDirectory: forceDirectory, metricsFile: metricsFile)
+        try await runJob(options, dryRun: dryRun, force: force, nightly: false, forceDirectory: forceDirectory, metricsFile: metricsFile, confirmGaps: confirmGaps)
     }
 }
 
@@ -132,11 +135,12 @@ struct Nightly: AsyncParsableCommand {
     @OptionGroup var options: JobOptions
     @Option(name: .customLong("metrics-file"), help: "Write the run's counters to this file in Prometheus' text format (node_exporter's textfile collector).")
     var metricsFile: String?
+    @Flag(name: .customLong("confirm-gaps"), help: "Ask Binance's REST klines about each gap the archives leave, as gaps: rest does.") var confirmGaps = false
 
     func run() async throws {
         var o = options
         if o.to == nil { o.to = "latest" }
-        try await runJob(o, dryRun: false, force: false, nightly: true, metricsFile: metricsFile)
+        try await runJob(o, dryRun: false, force: false, nightly: true, metricsFile: metricsFile, confirmGaps: confirmGaps)
     }
 }
 
@@ -237,6 +241,10 @@ struct Status: AsyncParsableCommand {
         if json {
             let object: [String: Any] = ["job": spec.name, "manifest": spec.manifest, "counts": counts, "stale": stale.sorted(), "notes": notes,
                                          "outside_job": outsideKeys,
+                                         "gaps": Dictionary(grouping: (manifest.gaps ?? []).filter { jobKeys.isEmpty || jobKeys.contains($0.key) }, by: \.key).mapValues { list in
+                                             list.map { ["first": UTCCalendar.iso8601($0.first), "last": UTCCalendar.iso8601($0.last), "state": $0.state.rawValue,
+                                                         "rows": $0.rows ?? 0] as [String: Any] }
+                                         },
                                          "failed": Dictionary(uniqueKeysWithValues: failed.map { ($0.id, $0.error ?? "") }),
                                          "months": grid.months.map(\.description),
                                          "grid": grid.rows.mapValues { $0.map(\.rawValue) }]
@@ -254,6 +262,13 @@ struct Status: AsyncParsableCommand {
             for record in failed.prefix(50) { print("failed: \(record.id): \(record.error ?? "")") }
             if failed.count > 50 { print("... and \(failed.count - 50) more failed units (status --json lists them all)") }
             for id in stale.sorted() { print("stale (re-published; the next run re-imports it): \(id)") }
+            let gaps = (manifest.gaps ?? []).filter { jobKeys.isEmpty || jobKeys.contains($0.key) }
+            if !gaps.isEmpty {
+                let byState = Dictionary(grouping: gaps, by: \.state.rawValue).mapValues(\.count)
+                print("gaps in the archives: " + byState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+                for gap in gaps.prefix(30) { print("  \(gap.key) \(gap.summary)") }
+                if gaps.count > 30 { print("  ... and \(gaps.count - 30) more (status --json lists them all)") }
+            }
             for note in notes { print("note: \(note)") }
         }
         if !failed.isEmpty { throw ExitCode(1) }

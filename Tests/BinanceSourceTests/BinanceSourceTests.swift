@@ -220,9 +220,19 @@ final class BinanceSourceTests: XCTestCase {
                 XCTFail("a truncated body was accepted")
             } catch {}
         }
-        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")
-            .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
-            .filter { $0.hasPrefix(tree.path + "-cache") }
+        // A leak holds its descriptor for ever; a failed attempt's file may be closed a moment
+        // after the fetch returns (its sink goes with the transfer's last reference), so wait
+        // up to 2 s before calling it one.
+        func openFiles() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")
+                .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
+                .filter { $0.hasPrefix(tree.path + "-cache") }
+        }
+        var open = try openFiles()
+        for _ in 0..<40 where !open.isEmpty {
+            try await Task.sleep(nanoseconds: 50_000_000)
+            open = try openFiles()
+        }
         XCTAssertEqual(open, [])
     }
 

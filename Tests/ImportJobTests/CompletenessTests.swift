@@ -15,11 +15,12 @@ extension ImportJobTests {
     /// `dailyDays` with the same values (bench/gen_archives.py --cut); rows in `drop` (UTC s,
     /// [first, last)) are in none. Returns the path of an archive of every row that should land.
     @discardableResult
-    func cut(_ symbol: String, _ month: String, monthDays: String, dailyDays: String, drop: (Int64, Int64)? = nil) throws -> String {
+    func cut(_ symbol: String, _ month: String, monthDays: String, dailyDays: String, drop: (Int64, Int64)? = nil, drops: [(Int64, Int64)] = []) throws -> String {
         let reference = work.appendingPathComponent("reference/\(symbol)-1h-\(month).zip").path
         var args = [ServerProcess.repoRoot.appendingPathComponent("bench/gen_archives.py").path, "--cut", tree.path, "--symbol", symbol,
                     "--interval", "1h", "--month", month, "--month-days", monthDays, "--daily-days", dailyDays, "--reference", reference]
-        if let drop { args += ["--drop", "\(drop.0),\(drop.1)"] }
+        let ranges = (drop.map { [$0] } ?? []) + drops
+        if !ranges.isEmpty { args += ["--drop", ranges.map { "\($0.0),\($0.1)" }.joined(separator: ";")] }
         let r = try run("/usr/bin/env", ["python3"] + args)
         XCTAssertEqual(r.status, 0, r.output)
         return reference
@@ -211,5 +212,60 @@ extension ImportJobTests {
         XCTAssertEqual(tableValue(again.output, "skipped (already done)"), "1", again.output)
         let columns = try run("/usr/bin/env", ["python3", "-c", "import sqlite3, sys; print([r[1] for r in sqlite3.connect(sys.argv[1]).execute('pragma table_info(units)')])", database])
         XCTAssertTrue(columns.output.contains("'lacking'"), columns.output)
+    }
+}
+
+extension ImportJobTests {
+    /// Gaps explained: two gaps in every archive of a month; `--confirm-gaps` (then `gaps: rest`)
+    /// asks REST about each: the hour REST has is written (filled), the two hours it has not are
+    /// an exchange gap; status and the report list them; verify checks the filled hour through
+    /// its own unit; a second run asks REST nothing.
+    func testGapsAreFilledFromRESTOrConfirmedAsExchangeGaps() async throws {
+        let march10 = Int64(1_710_028_800), march20 = Int64(1_710_892_800)
+        let reference = try cut("DDDUSDT", "2024-03", monthDays: "all", dailyDays: "none",
+                                drops: [(march10 + 7200, march10 + 14400), (march20 + 18000, march20 + 21600)])
+        let rest = try startREST()
+        defer { rest.stop() }
+        try await rest.control(["now": "2026-11-29T00:00:00Z", "empty": [[(march10 + 7200) * 1000, (march10 + 10800) * 1000]]])
+        let plain = try job("gaps", symbols: ["DDDUSDT"], intervals: ["1h"], from: "2024-03", to: "2024-03")
+        let path = try variant(of: plain, "gaps", replacing: "checksum: required", with: "checksum: required\n  rest_url: \(rest.base)")
+
+        let listed = try importer(["run", path], today: "2026-11-29")
+        XCTAssertEqual(listed.status, 0, listed.output)
+        XCTAssertTrue(listed.output.contains("gaps in the archives: 2 unexplained"), listed.output)
+        func gaps() throws -> [[String: Any]] {
+            let status = try importer(["status", path, "--json", "--offline"], today: "2026-11-29")
+            let object = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
+            return ((object?["gaps"] as? [String: Any])?["DDDUSDT/1H/OHLCV"] as? [[String: Any]]) ?? []
+        }
+        XCTAssertEqual(try gaps().map { $0["state"] as? String }, ["unexplained", "unexplained"])
+
+        let confirmed = try importer(["run", path, "--confirm-gaps"], today: "2026-11-29")
+        XCTAssertEqual(confirmed.status, 0, confirmed.output)
+        XCTAssertTrue(confirmed.output.contains("gaps in the archives: 1 exchange_gap, 1 filled"), confirmed.output)
+        let explained = try gaps()
+        XCTAssertEqual(explained.map { $0["first"] as? String }, ["2024-03-10T02:00:00Z", "2024-03-20T05:00:00Z"])
+        XCTAssertEqual(explained.map { $0["last"] as? String }, ["2024-03-10T03:00:00Z", "2024-03-20T05:00:00Z"])
+        XCTAssertEqual(explained.map { $0["state"] as? String }, ["exchange_gap", "filled"])
+        XCTAssertEqual(explained.map { $0["rows"] as? Int }, [0, 1])
+
+        // The target: every archive row, and the hour REST had with REST's values.
+        let archive = try expected([reference])
+        let fromREST = try dayRows("DDDUSDT", "1h", "2024-03-20")
+        let (epochs, columns) = try await targetRows(.marketstore(url: marketstore.url), "DDDUSDT/1H/OHLCV")
+        XCTAssertEqual(epochs.count, 744 - 2, "741 archive rows and 1 from REST")
+        XCTAssertEqual(Set(epochs), Set(archive.epochs + [march20 + 18000]))
+        let at = try XCTUnwrap(epochs.firstIndex(of: march20 + 18000))
+        XCTAssertEqual(columns.map { $0.slice(at..<(at + 1)) }, fromREST.columns.map { $0.values.slice(5..<6) })
+        let verify = try importer(["verify", path], today: "2026-11-29")
+        XCTAssertEqual(verify.status, 0, verify.output)
+
+        // Explained gaps are not asked again, with gaps: rest in the job file either.
+        let asked = (try await rest.stats()["klines_requests"] as? [Any])?.count ?? 0
+        let withKey = try variant(of: path, "gaps-rest", replacing: "validation: report", with: "validation: report\ngaps: rest")
+        let again = try importer(["run", withKey], today: "2026-11-29")
+        XCTAssertEqual(again.status, 0, again.output)
+        let askedAfter = (try await rest.stats()["klines_requests"] as? [Any])?.count ?? 0
+        XCTAssertEqual(askedAfter, asked)
     }
 }

@@ -27,6 +27,8 @@ POST /_control {"now": "2024-02-05T10:30:00Z", "speed": 60}
 POST /_control {"weight_limit": N}               the limit per minute (both families)
 POST /_control {"ban": true}                     every request answers 418
 POST /_control {"symbols": [..]}                 known symbols/pairs (others: 400, -1121)
+POST /_control {"empty": [[first_ms, last_ms]]}  no klines with open times in these ranges (an
+                                                 exchange gap: maintenance, a suspension)
 POST /_control {"reset": true}                   counters cleared (clock, symbols and limit kept)
 GET /_stats  {"requests": N, "by_path": {path: N}, "weight_by_minute": {minute: used},
               "max_used_weight": N, "rate_limited": N, "banned": N, "klines_requests": [query],
@@ -74,6 +76,7 @@ class State:
         self.drop_until = 0
         self.stall = False
         self.symbols = None
+        self.empty = []  # [first, last] open times (ms) with no klines: an exchange gap
         self.reset()
         self.day_cache = {}
 
@@ -145,6 +148,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.ban = bool(cmd["ban"])
             if "symbols" in cmd:
                 st.symbols = set(cmd["symbols"])
+            if "empty" in cmd:
+                st.empty = [tuple(r) for r in cmd["empty"]]
         self.send(200, {})
 
     def do_GET(self):
@@ -230,6 +235,8 @@ class Handler(BaseHTTPRequestHandler):
             opens = opens[:limit]
         out = []
         for t in opens:
+            if any(a <= t <= b for a, b in st.empty):
+                continue  # the exchange had no trading then (maintenance)
             day = (t // 1000) // 86400 * 86400
             fields = st.day_rows(symbol, interval, day)[(t // 1000 - day) // (step // 1000)]
             row = [int(fields[0]), *fields[1:6], int(fields[6]), fields[7], int(fields[8]), *fields[9:12]]
