@@ -124,7 +124,9 @@ public struct ImportPlan: Sendable {
         for month in months where month < current {
             var u = try unit(month)
             guard let entry = index[u.id] else { return nil }
-            if entry.status == .notPublished, month < recentStart { continue }
+            // Empty by the plan's own listing (it records the folder's fingerprint), not by a 404
+            // from a CDN that lagged the listing: that one is looked at again.
+            if entry.status == .notPublished, month < recentStart, entry.listing?.hasPrefix("folder ") == true { continue }
             guard entry.status == .done, let listing = entry.listing else { return nil }
             u.listing = listing
             guard try unsettledRepairs(of: u, entry: entry, index: index, unit: unit).isEmpty else { return nil }

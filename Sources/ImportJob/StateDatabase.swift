@@ -185,21 +185,15 @@ final class StateDatabase {
 
     /// Forgets the listing fingerprints of `ids` (re-published archives that `status
     /// --check-remote` found): the next run lists their keys and re-imports them.
-    func clearListings(_ ids: [String]) throws {
-        try db.transaction {
-            let statement = try db.prepare("UPDATE units SET listing = NULL WHERE id = ?")
-            for id in ids {
-                statement.bind(1, id)
-                _ = try statement.step()
-                statement.reset()
-            }
-        }
-    }
+    func clearListings(_ ids: [String]) throws { try forEachID("UPDATE units SET listing = NULL WHERE id = ?", ids) }
 
     /// Removes the units `ids` (`forget`), in one transaction.
-    func delete(_ ids: [String]) throws {
+    func delete(_ ids: [String]) throws { try forEachID("DELETE FROM units WHERE id = ?", ids) }
+
+    /// `sql`, whose one parameter is a unit's id, for each of `ids` in one transaction.
+    private func forEachID(_ sql: String, _ ids: [String]) throws {
         try db.transaction {
-            let statement = try db.prepare("DELETE FROM units WHERE id = ?")
+            let statement = try db.prepare(sql)
             for id in ids {
                 statement.bind(1, id)
                 _ = try statement.step()
