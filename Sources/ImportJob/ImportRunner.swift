@@ -17,8 +17,6 @@ public struct RunOptions: Sendable {
     public var forceDirectory = false
     /// Show a live progress line (on a TTY); otherwise log progress every few seconds.
     public var liveProgress = false
-    /// Ask REST about the gaps the archives leave (`--confirm-gaps`, as `gaps: rest`).
-    public var confirmGaps = false
 
     public init(today: ArchivePeriod) { self.today = today }
 }
@@ -132,14 +130,7 @@ public final class ImportRunner: Sendable {
         summary.notPublished = plan.notPublished.count
         for (coverage, months) in plan.unpublishedKeys {
             logger.error("\(coverage.key): \(coverage.noArchiveMessage)")
-            for unit in months {
-                await store.update(unit.id, key: unit.key) {
-                    $0.status = .failed
-                    $0.error = coverage.noArchiveMessage
-                    $0.attempts += 1
-                    $0.updatedAt = isoNow()
-                }
-            }
+            for unit in months { await store.recordFailure(unit.id, key: unit.key, coverage.noArchiveMessage) }
             summary.failed += months.count
             summary.failures[coverage.key] = coverage.noArchiveMessage
         }
@@ -192,7 +183,7 @@ public final class ImportRunner: Sendable {
                 let p = day.address.period
                 await store.setGaps(unit: day.id, [GapRecord(key: day.key, first: p.start, last: p.end - step, state: .unexplained, unit: day.id)])
             }
-            if spec.confirmGaps || options.confirmGaps {
+            if spec.confirmGaps {
                 summary.gapRequests = try await explainGaps(keys: Set(plan.coverage.map(\.key)), store: store, writer: writer)
             }
             // `to: now`: the days after the archives, from REST, once the archives are written.
@@ -280,7 +271,7 @@ public final class ImportRunner: Sendable {
         for var gap in open {
             if Interruption.shared.requested { break }
             guard let owner = KlineArchiveName(fileName: gap.unit), let step = owner.interval.seconds, gap.last + step <= serverTime,
-                  let day = ArchivePeriod(day: String(UTCCalendar.iso8601(gap.first).prefix(10))) else { continue }
+                  case let day = PeriodPlanner.today(now: gap.first) else { continue }
             let klines: [RestKline]
             do {
                 klines = try await client.klines(dataset: spec.dataset, instrument: owner.symbol, interval: owner.interval,
@@ -574,13 +565,7 @@ public final class ImportRunner: Sendable {
 
     func fail(_ unit: PlannedUnit, _ message: String, store: ManifestStore, progress: Progress) async {
         logger.error("\(unit.id): \(message)")
-        await store.update(unit.id, key: unit.key) {
-            // A done unit whose re-import failed keeps its rows in the target: it stays done.
-            if $0.status != .done { $0.status = .failed }
-            $0.error = message
-            $0.attempts += 1
-            $0.updatedAt = isoNow()
-        }
+        await store.recordFailure(unit.id, key: unit.key, message)
         await progress.failed(unit.id, message)
         do {
             try await store.commit()

@@ -467,6 +467,17 @@ actor ManifestStore {
         }
     }
 
+    /// A unit that failed, with why. A done unit stays done: its rows are still in the target, and
+    /// a re-import that failed, a refused write or a listing that failed this time do not undo them.
+    func recordFailure(_ id: String, key: String, _ message: String) {
+        update(id, key: key) {
+            if $0.status != .done { $0.status = .failed }
+            $0.error = message
+            $0.attempts += 1
+            $0.updatedAt = isoNow()
+        }
+    }
+
     /// Commits the changes when `commitInterval` has passed since the last commit, or always with
     /// `force`. (`update` commits by itself when `maxPending` changes wait.)
     func commit(force: Bool = false) throws {

@@ -246,13 +246,7 @@ actor Writer {
     private func fail(_ unit: PlannedUnit, _ message: String) async {
         guard failedUnits.insert(unit.id).inserted else { return }
         logger.error("\(unit.id): \(message)")
-        await store.update(unit.id, key: unit.key) {
-            // A done unit whose re-import was refused keeps its rows in the target: it stays done.
-            if $0.status != .done { $0.status = .failed }
-            $0.error = message
-            $0.attempts += 1
-            $0.updatedAt = isoNow()
-        }
+        await store.recordFailure(unit.id, key: unit.key, message)
         await progress.failed(unit.id, message)
     }
 }

@@ -69,13 +69,13 @@ func today() throws -> ArchivePeriod {
 /// 2 bad usage or job file; 3 target unreachable or refused everything.
 func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, forceDirectory: Bool = false, metricsFile: String? = nil,
             confirmGaps: Bool = false) async throws {
-    let spec = try options.load()
+    var spec = try options.load()
+    if confirmGaps { spec.confirmGaps = true }  // --confirm-gaps: gaps: rest for this run
     let logger = options.logger("binance-import")
     var run = RunOptions(today: try today())
     run.dryRun = dryRun
     run.force = force
     run.forceDirectory = forceDirectory
-    run.confirmGaps = confirmGaps
     run.liveProgress = isatty(2) == 1 && options.logFormat == "human" && !nightly
     if !dryRun {
         Interruption.shared.install { sig in

@@ -131,3 +131,17 @@ extension ImportJobTests {
                        sha256Hex([UInt8](try Data(contentsOf: URL(fileURLWithPath: tree.appendingPathComponent("data/spot/monthly/klines/AAAUSDT/1h/AAAUSDT-1h-2024-02.zip").path)))))
     }
 }
+
+extension ImportJobTests {
+    /// A listing that fails for a key whose months are done fails the run (exit 1) but leaves
+    /// them done: their rows are in the target (it marked them failed).
+    func testAListingErrorLeavesDoneUnitsDone() async throws {
+        for s in ["AAAUSDT", "BBBUSDT"] { try generate("spot", s, "1h", "2024-01") }
+        let path = try job("listing-done", symbols: ["AAAUSDT", "BBBUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01")
+        XCTAssertEqual(try importer(["run", path], today: "2024-06-01").status, 0)
+        try await archives.control(["path": "listing:data/spot/monthly/klines/BBBUSDT/1h/", "fault": 403, "times": 1])
+        let r = try importer(["run", path, "--force"], today: "2024-06-01")
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertEqual(try manifest("listing-done").units["data/spot/monthly/klines/BBBUSDT/1h/BBBUSDT-1h-2024-01.zip"]?.status, .done)
+    }
+}
