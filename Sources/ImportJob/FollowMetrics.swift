@@ -4,13 +4,11 @@ import Foundation
 actor FollowMetrics {
     let job: String
     let started = Date().timeIntervalSince1970
-    private var rowsByKey: [String: Int] = [:]
-    private var requests = 0
-    private var requestsByKey: [String: Int] = [:]
-    private var errorsByKind: [String: Int] = [:]
-    private var lastWriteByKey: [String: Double] = [:]
+    /// The writer's counters: the writer alone counts writes and their errors.
+    private var writes = WriteCounters()
     private var reconnects = 0
     private var duplicates = 0
+    private var malformedFrames = 0
     private var gapFills = 0
     private var restWeight = 0
     /// Seconds from a closed kline's arrival to its acknowledgement by MarketStore.
@@ -28,13 +26,7 @@ actor FollowMetrics {
     }
 
     /// The writer's counters (live klines and gap fills alike).
-    func sync(_ writer: Writer) async {
-        rowsByKey = await writer.rowsByKey
-        requestsByKey = await writer.requestsByKey
-        lastWriteByKey = await writer.lastWriteByKey
-        requests = await writer.requests
-        for (kind, n) in await writer.errorsByKind { errorsByKind[kind] = max(errorsByKind[kind] ?? 0, n) }
-    }
+    func sync(_ counters: WriteCounters) { writes = counters }
 
     func written(lags: [Double]) {
         for lag in lags {
@@ -44,11 +36,9 @@ actor FollowMetrics {
         }
     }
 
-    /// A write that failed as a whole (MarketStore down): counted by kind.
-    func writeFailed(kind: String) { errorsByKind[kind, default: 0] += 1 }
-
     func closedArrived(key: String) { lastClosedArrival[key] = Date().timeIntervalSince1970 }
     func duplicate() { duplicates += 1 }
+    func malformedFrame() { malformedFrames += 1 }
     /// A gap fill, with the REST client's weight used so far.
     func gapFilled(restWeight: Int) {
         gapFills += 1
@@ -78,10 +68,10 @@ actor FollowMetrics {
     func text() -> String {
         let job = [("job", self.job)]
         var m = MetricsText()
-        m.addWrites(job: job, rowsByKey: rowsByKey, requests: requests, requestsByKey: requestsByKey, errorsByKind: errorsByKind,
-                    kinds: ["schema", "timeframe", "refused", "transport"], lastWriteByKey: lastWriteByKey)
+        m.addWrites(job: job, writes)
         m.add("binance_import_stream_reconnects_total", "counter", "Stream connections lost and made again.", [(job, Double(reconnects))])
         m.add("binance_import_stream_duplicates_total", "counter", "Closed klines received again and dropped.", [(job, Double(duplicates))])
+        m.add("binance_import_stream_malformed_frames_total", "counter", "Frames that were not a valid event, skipped.", [(job, Double(malformedFrames))])
         m.add("binance_import_gap_fills_total", "counter", "REST fills of a possible gap (after a reconnect, a stall or an outage).", [(job, Double(gapFills))])
         m.add("binance_import_rest_weight_used_total", "counter", "Documented REST weight used.", [(job, Double(restWeight))])
         m.add("binance_import_streams_connected", "gauge", "Stream connections up.", [(job, Double(connected.values.filter { $0 }.count))])

@@ -124,7 +124,7 @@ public final class Follower: Sendable {
         let longest = spec.intervals.compactMap(\.seconds).max() ?? 60
         let staleAfter = options.staleAfter ?? Double(2 * longest)
         let keyList = keys.keys.sorted()
-        let server = try await MetricsServer.start(host: options.metricsHost, port: options.metricsPort) { path in
+        let server = try await MetricsServer.start(host: options.metricsHost, port: options.metricsPort, logger: logger) { path in
             switch path {
             case "/metrics": return (200, "text/plain; version=0.0.4", await metrics.text())
             case "/healthz":
@@ -179,8 +179,18 @@ public final class Follower: Sendable {
                     await metrics.connection(url, up: true)
                     for try await message in inbound.messages(maxSize: 1 << 20) {
                         if Task.isCancelled || ContinuousClock.now - started > KlineStreams.maxConnectionAge { break }
-                        guard case let .text(text) = message, let event = try KlineEvent.parse(text), event.closed,
-                              let key = streamKeys[event.stream], let step = keys[key]?.interval.seconds else { continue }
+                        guard case let .text(text) = message else { continue }
+                        let parsed: KlineEvent?
+                        do {
+                            parsed = try KlineEvent.parse(text)
+                        } catch {
+                            // One bad frame is not a lost connection: count it, skip it, read on.
+                            await metrics.malformedFrame()
+                            self.logger.warning("stream \(url.prefix(80)): malformed frame skipped: \(error) in \(text.prefix(200))")
+                            continue
+                        }
+                        guard let event = parsed, event.closed, let key = streamKeys[event.stream],
+                              let step = keys[key]?.interval.seconds else { continue }
                         await metrics.closedArrived(key: key)
                         let open = RestKline.milliseconds(event.openTime) / 1000
                         let fresh = await pending.add(key, Received(openTime: open, csvLine: event.csvLine, arrived: Date().timeIntervalSince1970), step: step)
@@ -231,7 +241,7 @@ public final class Follower: Sendable {
         }
         let received = await pending.take()
         guard !received.isEmpty else {
-            await metrics.sync(writer)
+            await metrics.sync(await writer.counters)
             return
         }
         var lags: [String: [Double]] = [:]
@@ -261,11 +271,10 @@ public final class Follower: Sendable {
             // MarketStore down (or a refusal): nothing of this batch is recorded; the keys are
             // filled from REST once writes go through again.
             logger.warning("write of \(received.count) keys failed (\(error)); filled from REST at the next write")
-            await metrics.writeFailed(kind: error is TargetUnavailable ? "transport" : Writer.errorKind(error))
             await writer.forgetFailures()
             for key in received.keys { await pending.markGap(key) }
         }
-        await metrics.sync(writer)
+        await metrics.sync(await writer.counters)
     }
 
     /// The last kline open time (s) the state records for the key: its REST days' coverage, or

@@ -405,11 +405,12 @@ public final class ImportRunner: Sendable {
         summary.rows = counts.rows
         summary.anomalies = counts.anomalies
         summary.downloads = counts.downloads
-        summary.writeRequests = await writer.requests
-        summary.rowsByKey = await writer.rowsByKey
-        summary.lastWriteByKey = await writer.lastWriteByKey
-        summary.requestsByKey = await writer.requestsByKey
-        summary.writeErrors = await writer.errorsByKind
+        let writes = await writer.counters
+        summary.writeRequests = writes.requests
+        summary.rowsByKey = writes.rowsByKey
+        summary.lastWriteByKey = writes.lastWriteByKey
+        summary.requestsByKey = writes.requestsByKey
+        summary.writeErrors = Dictionary(uniqueKeysWithValues: writes.errorsByKind.map { ($0.key.rawValue, $0.value) })
         summary.rowsNotServedByMarketStore = await writer.unservedRows
         summary.failures.merge(counts.failures) { old, _ in old }
         summary.seconds = Date().timeIntervalSince(started)

@@ -28,34 +28,46 @@ struct MetricsText {
         value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
+    /// Go's ParseFloat spellings, which Prometheus reads: NaN, +Inf, -Inf (Swift prints nan, inf).
     static func number(_ v: Double) -> String {
-        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+        if v.isNaN { return "NaN" }
+        if v.isInfinite { return v < 0 ? "-Inf" : "+Inf" }
+        return v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
     }
 }
 
 extension MetricsText {
     /// The write counters `run`/`nightly` (metrics file) and `follow` (/metrics) share.
-    mutating func addWrites(job: [(String, String)], rowsByKey: [String: Int], requests: Int, requestsByKey: [String: Int],
-                            errorsByKind: [String: Int], kinds: [String], lastWriteByKey: [String: Double]) {
+    mutating func addWrites(job: [(String, String)], _ w: WriteCounters) {
         add("binance_import_rows_written_total", "counter", "Rows acknowledged by the target.",
-            [(job, Double(rowsByKey.values.reduce(0, +)))] + rowsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
+            [(job, Double(w.rowsByKey.values.reduce(0, +)))] + w.rowsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
         add("binance_import_write_requests_total", "counter", "Write requests sent (per key: acknowledged ones that carried its rows).",
-            [(job, Double(requests))] + requestsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
+            [(job, Double(w.requests))] + w.requestsByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], Double($0.value)) })
         add("binance_import_write_errors_total", "counter", "Write requests refused or failed, by kind.",
-            kinds.map { (job + [("kind", $0)], Double(errorsByKind[$0] ?? 0)) })
+            WriteErrorKind.allCases.map { (job + [("kind", $0.rawValue)], Double(w.errorsByKind[$0] ?? 0)) })
         add("binance_import_last_write_timestamp_seconds", "gauge", "When the target last acknowledged rows of the key (UTC).",
-            lastWriteByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], $0.value) })
+            w.lastWriteByKey.sorted { $0.key < $1.key }.map { (job + [("key", $0.key)], $0.value) })
     }
 }
 
 extension RunSummary {
+    /// The summary's write counters, as the writer counted them.
+    var writes: WriteCounters {
+        var w = WriteCounters()
+        w.requests = writeRequests
+        w.rowsByKey = rowsByKey
+        w.requestsByKey = requestsByKey
+        w.lastWriteByKey = lastWriteByKey
+        for (kind, n) in writeErrors { if let k = WriteErrorKind(rawValue: kind) { w.errorsByKind[k] = n } }
+        return w
+    }
+
     /// The run's counters as a metrics file: what a scheduled batch reports to the same
     /// dashboards as `follow` (README: Operations, metrics).
     public func metrics() -> String {
         let job = [("job", self.job)]
         var m = MetricsText()
-        m.addWrites(job: job, rowsByKey: rowsByKey, requests: writeRequests, requestsByKey: requestsByKey, errorsByKind: writeErrors,
-                    kinds: ["schema", "timeframe", "refused", "directory", "transport"], lastWriteByKey: lastWriteByKey)
+        m.addWrites(job: job, writes)
         m.add("binance_import_units", "gauge", "Units of the last run by outcome.",
               [("done", done), ("failed", failed), ("skipped", skipped), ("not_published", notPublished), ("superseded", superseded)]
                 .map { (job + [("outcome", $0.0)], Double($0.1)) })

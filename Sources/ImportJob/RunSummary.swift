@@ -89,11 +89,12 @@ public struct RunSummary: Codable, Sendable {
         return out.joined(separator: "\n")
     }
 
-    public func json() -> Data {
+    /// The report as JSON; throws rather than write an empty report (a value JSON cannot hold).
+    public func json() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        return (try? encoder.encode(self)) ?? Data()
+        return try encoder.encode(self)
     }
 }
 

@@ -69,13 +69,15 @@ final class StateDatabase {
             try db.transaction {
                 let meta = try db.prepare("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)")
                 for (name, value) in [("version", "\(Manifest.currentVersion)"), ("job", job ?? "")] {
-                    meta.bind(1, name)
-                    meta.bind(2, value)
+                    try meta.bind(1, name)
+                    try meta.bind(2, value)
                     try meta.step()
                 }
             }
         }
-        let version = try? db.text("SELECT value FROM meta WHERE name = 'version'").flatMap { Int($0) }
+        // A database SQLite cannot read says so (not "version unknown"): only a missing or
+        // unparsable version row is the version's problem.
+        let version = try db.text("SELECT value FROM meta WHERE name = 'version'").flatMap { Int($0) }
         guard let version, version <= Manifest.currentVersion else {
             throw JobFileError(file: path, key: "", reason: "state version \(version.map(String.init) ?? "unknown") is not one this binary reads (\(Manifest.currentVersion)); move the file away to start over")
         }
@@ -113,7 +115,7 @@ final class StateDatabase {
     /// A value of the `meta` table (the job's name, its binding, the day of the last deep check).
     func meta(_ name: String) throws -> String? {
         let statement = try db.prepare("SELECT value FROM meta WHERE name = ?")
-        statement.bind(1, name)
+        try statement.bind(1, name)
         return try statement.step() ? statement.text(0) : nil
     }
 
@@ -121,8 +123,8 @@ final class StateDatabase {
         try db.transaction {
             let meta = try db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
             for (name, value) in values.sorted(by: { $0.key < $1.key }) {
-                meta.bind(1, name)
-                meta.bind(2, value)
+                try meta.bind(1, name)
+                try meta.bind(2, value)
                 try meta.step()
                 meta.reset()
             }
@@ -136,12 +138,12 @@ final class StateDatabase {
         guard let upsert = upsertStatement else { return }
         try db.transaction {
             for r in records {
-                upsert.bind(1, r.id); upsert.bind(2, r.key); upsert.bind(3, r.status.rawValue); upsert.bind(4, r.remotePath)
-                upsert.bind(5, r.archivePath); upsert.bind(6, r.sha256); upsert.bind(7, r.listing); upsert.bind(8, Int64(r.verified ? 1 : 0))
-                upsert.bind(9, r.rows.map(Int64.init)); upsert.bind(10, r.firstEpoch); upsert.bind(11, r.lastEpoch)
-                upsert.bind(12, try r.digests.map(json)); upsert.bind(13, try r.anomalies.map(json))
-                upsert.bind(14, Int64(r.attempts)); upsert.bind(15, r.error); upsert.bind(16, r.updatedAt); upsert.bind(17, r.doneAt); upsert.bind(18, r.coveredTo)
-                upsert.bind(19, try r.lacking.map(json))
+                try upsert.bind(1, r.id); try upsert.bind(2, r.key); try upsert.bind(3, r.status.rawValue); try upsert.bind(4, r.remotePath)
+                try upsert.bind(5, r.archivePath); try upsert.bind(6, r.sha256); try upsert.bind(7, r.listing); try upsert.bind(8, Int64(r.verified ? 1 : 0))
+                try upsert.bind(9, r.rows.map(Int64.init)); try upsert.bind(10, r.firstEpoch); try upsert.bind(11, r.lastEpoch)
+                try upsert.bind(12, try r.digests.map(json)); try upsert.bind(13, try r.anomalies.map(json))
+                try upsert.bind(14, Int64(r.attempts)); try upsert.bind(15, r.error); try upsert.bind(16, r.updatedAt); try upsert.bind(17, r.doneAt); try upsert.bind(18, r.coveredTo)
+                try upsert.bind(19, try r.lacking.map(json))
                 try upsert.step()
             }
         }
@@ -167,7 +169,7 @@ final class StateDatabase {
             let delete = try db.prepare("DELETE FROM gaps WHERE unit = ?")
             let insert = try db.prepare("INSERT OR REPLACE INTO gaps (key, first, last, state, rows, unit) VALUES (?, ?, ?, ?, ?, ?)")
             for (unit, records) in units.sorted(by: { $0.key < $1.key }) {
-                delete.bind(1, unit)
+                try delete.bind(1, unit)
                 _ = try delete.step()
                 delete.reset()
                 for r in records { try insertGap(insert, r) }
@@ -177,8 +179,8 @@ final class StateDatabase {
     }
 
     private func insertGap(_ insert: SQLiteStatement, _ r: GapRecord) throws {
-        insert.bind(1, r.key); insert.bind(2, r.first); insert.bind(3, r.last); insert.bind(4, r.state.rawValue)
-        insert.bind(5, r.rows.map(Int64.init)); insert.bind(6, r.unit)
+        try insert.bind(1, r.key); try insert.bind(2, r.first); try insert.bind(3, r.last); try insert.bind(4, r.state.rawValue)
+        try insert.bind(5, r.rows.map(Int64.init)); try insert.bind(6, r.unit)
         _ = try insert.step()
         insert.reset()
     }
@@ -195,7 +197,7 @@ final class StateDatabase {
         try db.transaction {
             let statement = try db.prepare(sql)
             for id in ids {
-                statement.bind(1, id)
+                try statement.bind(1, id)
                 _ = try statement.step()
                 statement.reset()
             }
@@ -203,7 +205,7 @@ final class StateDatabase {
     }
 
     func record(_ id: String) throws -> UnitRecord? {
-        selectOne.bind(1, id)
+        try selectOne.bind(1, id)
         defer { selectOne.reset() }
         return try selectOne.step() ? try record(selectOne) : nil
     }

@@ -41,18 +41,12 @@ actor Writer {
     private var rows = 0
     private var units: [(unit: PlannedUnit, outcome: UnitOutcome?)] = []
     private var failedUnits: Set<String> = []
-    private(set) var requests = 0
+    /// Requests, rows per key and errors by kind, for the summary and /metrics.
+    private(set) var counters = WriteCounters()
     /// Rows written that MarketStore will not serve back (1 January of 1D buckets).
     private(set) var unservedRows = 0
     private var acknowledged = 0
     private var refusals = 0
-    /// Per key: rows acknowledged and the time of the last acknowledgement (UTC s), for metrics.
-    private(set) var rowsByKey: [String: Int] = [:]
-    private(set) var lastWriteByKey: [String: Double] = [:]
-    /// Per key: acknowledged requests that carried its rows.
-    private(set) var requestsByKey: [String: Int] = [:]
-    /// Refused or failed requests by kind (schema, timeframe, refused, directory, transport).
-    private(set) var errorsByKind: [String: Int] = [:]
     var refusedEverything: Bool { acknowledged == 0 && refusals > 0 }
 
     init(spec: JobSpec, sink: RowSink, store: ManifestStore, progress: Progress, logger: Logger) {
@@ -169,18 +163,13 @@ actor Writer {
             do {
                 try await send(pending)
                 acknowledged += 1
-                let now = Date().timeIntervalSince1970
-                for k in pending.keys {
-                    rowsByKey[k.key, default: 0] += k.count
-                    requestsByKey[k.key, default: 0] += 1
-                    lastWriteByKey[k.key] = now
-                }
+                counters.acknowledged(pending.keys.map { ($0.key, $0.count) }, at: Date().timeIntervalSince1970)
                 return refused
             } catch let error where Self.stoppedAnswering(error) {
-                errorsByKind["transport", default: 0] += 1
+                counters.errorsByKind[.transport, default: 0] += 1
                 throw error
             } catch {
-                errorsByKind[Self.errorKind(error), default: 0] += 1
+                counters.errorsByKind[WriteErrorKind(error), default: 0] += 1
                 if let key = Self.refusedKey(error), pending.keys.contains(where: { $0.key == key }) {
                     refused[key] = "\(error)"
                     pending = pending.restricted(to: Set(pending.keys.map(\.key)).subtracting([key]))
@@ -208,16 +197,6 @@ actor Writer {
     }
 
     /// The kind of a refusal, for the error counters.
-    static func errorKind(_ error: Error) -> String {
-        switch error {
-        case MarketStoreError.schemaMismatch: return "schema"
-        case MarketStoreError.unservableTimeframe: return "timeframe"
-        case is DirectoryError: return "directory"
-        case MarketStoreError.transport: return "transport"
-        default: return "refused"
-        }
-    }
-
     /// The target no longer answers (after the retries of `send`): nothing can be said per key.
     static func stoppedAnswering(_ error: Error) -> Bool {
         if case MarketStoreError.transport = error { return true }
@@ -229,7 +208,7 @@ actor Writer {
         var delay = 0.5
         for attempt in 1...5 {
             do {
-                requests += 1
+                counters.requests += 1
                 try await sink.write(dataset)
                 return
             } catch let MarketStoreError.transport(e) where attempt < 5 && !Interruption.shared.requested {

@@ -101,7 +101,7 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
         }
     }
     if nightly || options.logFormat == "json" {
-        print(String(decoding: summary.json(), as: UTF8.self))
+        print(String(decoding: try summary.json(), as: UTF8.self))
     } else {
         print(summary.table)
         print("report: \(report)")

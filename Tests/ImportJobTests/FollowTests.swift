@@ -38,7 +38,8 @@ extension ImportJobTests {
                 if !process.isRunning { break }
                 Thread.sleep(forTimeInterval: 0.1)
             }
-            throw XCTSkip("follow did not start: \(output)")
+            // Not a skip: a follow that does not start is a regression, on CI or not.
+            throw FollowDidNotStart(output: output)
         }
 
         /// SIGTERM, then the seconds until it exited (or nil after `limit`).
@@ -55,6 +56,11 @@ extension ImportJobTests {
                   let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
         }
+    }
+
+    struct FollowDidNotStart: Error, CustomStringConvertible {
+        let output: String
+        var description: String { "follow did not start: \(output)" }
     }
 
     func get(_ url: String) -> (status: Int, body: String) {
@@ -79,18 +85,25 @@ extension ImportJobTests {
     }
 
     /// Prometheus' parser over /metrics: sample name + labels (JSON) -> value.
-    func metrics(_ port: Int) throws -> [String: Double] {
+    func metrics(_ port: Int) throws -> [String: Double] { try parseMetrics("http://127.0.0.1:\(port)/metrics") }
+
+    /// Prometheus' parser (prometheus_client) over the text at a URL or in a file: sample name +
+    /// labels (JSON) -> value (passed as Python's repr, which spells nan and inf as Swift reads them).
+    func parseMetrics(_ source: String) throws -> [String: Double] {
         let parsed = try run("/usr/bin/env", ["python3", "-c", """
             import json, sys, urllib.request
             from prometheus_client.parser import text_string_to_metric_families
+            src = sys.argv[1]
+            text = urllib.request.urlopen(src).read().decode() if src.startswith("http") else open(src).read()
             out = {}
-            for family in text_string_to_metric_families(urllib.request.urlopen(sys.argv[1]).read().decode()):
+            for family in text_string_to_metric_families(text):
                 for s in family.samples:
-                    out[s.name + json.dumps(s.labels, sort_keys=True)] = s.value
+                    out[s.name + json.dumps(s.labels, sort_keys=True)] = repr(float(s.value))
             print(json.dumps(out))
-            """, "http://127.0.0.1:\(port)/metrics"])
+            """, source])
         XCTAssertEqual(parsed.status, 0, parsed.output)
-        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(parsed.output.utf8)) as? [String: Double])
+        let values = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(parsed.output.utf8)) as? [String: String], parsed.output)
+        return try values.mapValues { try XCTUnwrap(Double($0), $0) }
     }
 
     /// Three symbols followed live: open klines never land, duplicates land once, a dropped
@@ -155,6 +168,35 @@ extension ImportJobTests {
         XCTAssertGreaterThanOrEqual(samples["binance_import_stream_reconnects_total" + #"{"job": "follow"}"#] ?? 0, 1)
         XCTAssertGreaterThan(samples["binance_import_stream_duplicates_total" + #"{"job": "follow"}"#] ?? 0, 0, "\(samples.filter { !$0.key.contains("bucket") })")
         XCTAssertGreaterThan(samples["binance_import_write_lag_seconds_count" + #"{"job": "follow"}"#] ?? 0, 0)
+        let verify = try importer(["verify", path], today: "2024-02-03")
+        XCTAssertEqual(verify.status, 0, verify.output)
+    }
+
+    /// A malformed frame (bad JSON, a kline without its close time) is counted and skipped: the
+    /// connection stays up, no gap fill follows, the klines after it still land.
+    func testFollowCountsAndSkipsMalformedFrames() async throws {
+        let (fixture, path, follow) = try await startFollow("malformed", symbols: ["AAAUSDT"], speed: 60, ["--flush-interval", "0.5"])
+        defer { fixture.stop() }
+        defer { if follow.process.isRunning { follow.process.terminate() } }
+        let port = try follow.metricsPort()
+        try waitFor("healthy", timeout: 20) { get("http://127.0.0.1:\(port)/healthz").status == 200 }
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        let job = #"{"job": "malformed"}"#
+        let before = try metrics(port)
+        let restBefore = try await fixture.stats()["klines_requests"] as? [Any]
+        try await fixture.control(["malformed": 4])
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        let stats = try await fixture.stats()
+        XCTAssertEqual(stats["ws_malformed_sent"] as? Int, 4)
+        let after = try metrics(port)
+        XCTAssertEqual(after["binance_import_stream_malformed_frames_total" + job], 4, "\(after.filter { !$0.key.contains("bucket") })")
+        XCTAssertEqual(after["binance_import_stream_reconnects_total" + job], before["binance_import_stream_reconnects_total" + job])
+        XCTAssertEqual(after["binance_import_gap_fills_total" + job], before["binance_import_gap_fills_total" + job])
+        XCTAssertEqual((stats["klines_requests"] as? [Any])?.count, restBefore?.count, "no REST fill after a malformed frame")
+        XCTAssertGreaterThan(after["binance_import_write_lag_seconds_count" + job] ?? 0, before["binance_import_write_lag_seconds_count" + job] ?? 0,
+                             "klines after the malformed frames still land")
+        XCTAssertNotNil(follow.terminate(), follow.output)
+        XCTAssertEqual(follow.process.terminationStatus, 0, follow.output)
         let verify = try importer(["verify", path], today: "2024-02-03")
         XCTAssertEqual(verify.status, 0, verify.output)
     }

@@ -41,6 +41,8 @@ closes, the closed kline (`k.x` true, the values REST gives), every third one tw
 POST /_control {"drop_minutes": N}   closes every stream and refuses new ones for N minutes of the
                                      clock (the klines of those minutes are never sent)
 POST /_control {"stall": true|false} streams stay open but send nothing (while true)
+POST /_control {"malformed": N}      every open stream sends N malformed frames (bad JSON, a kline
+                                     without its close time), once; counted in ws_malformed_sent
 """
 import asyncio
 import argparse
@@ -75,6 +77,9 @@ class State:
         self.ws_closed_sent = 0
         self.drop_until = 0
         self.stall = False
+        self.malformed = 0
+        self.malformed_round = 0
+        self.ws_malformed_sent = 0
         self.symbols = None
         self.empty = []  # [first, last] open times (ms) with no klines: an exchange gap
         self.reset()
@@ -142,6 +147,9 @@ class Handler(BaseHTTPRequestHandler):
                 st.drop_until = st.now_ms() + int(cmd["drop_minutes"]) * 60000
             if "stall" in cmd:
                 st.stall = bool(cmd["stall"])
+            if "malformed" in cmd:
+                st.malformed = int(cmd["malformed"])
+                st.malformed_round += 1
             if "weight_limit" in cmd:
                 st.weight_limit = int(cmd["weight_limit"])
             if "ban" in cmd:
@@ -161,7 +169,8 @@ class Handler(BaseHTTPRequestHandler):
                                 "weight_by_minute": {f"{f}:{m}": w for (f, m), w in st.weight.items()},
                                 "max_used_weight": st.max_used, "rate_limited": st.rate_limited, "banned": st.banned,
                                 "klines_requests": st.klines_requests, "ws_port": st.ws_port,
-                                "ws_connections": st.ws_connections, "ws_closed_sent": st.ws_closed_sent})
+                                "ws_connections": st.ws_connections, "ws_closed_sent": st.ws_closed_sent,
+                                "ws_malformed_sent": st.ws_malformed_sent})
             return
         family = next((f for p, f in FAMILIES.items() if url.path.startswith(p)), None)
         name = url.path.rsplit("/", 1)[-1]
@@ -271,11 +280,24 @@ async def serve_streams(st, ready):
             step = gen_archives.INTERVALS[kind] * 1000
             streams.append({"name": name, "symbol": symbol.upper(), "interval": kind, "step": step,
                             "open": st.now_ms() // step * step, "n": 0})
+        with st.lock:
+            malformed_seen = st.malformed_round
         try:
             while True:
                 await asyncio.sleep(0.005)
                 with st.lock:
                     now, dropped, stalled = st.now_ms(), st.now_ms() < st.drop_until, st.stall
+                    bad = st.malformed if st.malformed_round != malformed_seen else 0
+                    malformed_seen = st.malformed_round
+                for i in range(bad):
+                    name = streams[0]["name"] if streams else "x@kline_1m"
+                    if i % 2 == 0:
+                        await ws.send('{"stream": "%s", "data": {"e": "kline", "k": {' % name)
+                    else:
+                        await ws.send(json.dumps({"stream": name, "data": {"e": "kline", "E": 0, "s": "X",
+                                                                           "k": {"t": 0, "i": "1m", "x": True}}}))
+                    with st.lock:
+                        st.ws_malformed_sent += 1
                 if dropped:
                     await ws.close(1001, "going away")
                     return
