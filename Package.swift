@@ -3,7 +3,9 @@ import PackageDescription
 
 let package = Package(
     name: "binance-import",
-    platforms: [.macOS(.v13)],
+    // Built and tested on Linux (Debian/Ubuntu, CI). On macOS the code needs 15: discarding task
+    // groups (14), actor isolation parameters and Synchronization's Mutex (15).
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "binance-import", targets: ["binance-import"]),
         .library(name: "KlineArchive", targets: ["KlineArchive"]),

@@ -27,10 +27,12 @@ public enum PeriodPlanner {
     /// The day after `day`.
     public static func day(after day: ArchivePeriod) -> ArchivePeriod { today(now: day.end) }
 
-    /// Today's UTC date as a day period.
+    /// Today's UTC date as a day period, within the periods' years (1970...9999): an epoch
+    /// outside them is the nearest end, never a trap.
     public static func today(now: Int64) -> ArchivePeriod {
-        let iso = UTCCalendar.iso8601(now)  // yyyy-mm-ddT...
-        let y = Int(iso.prefix(4))!, m = Int(iso.dropFirst(5).prefix(2))!, d = Int(iso.dropFirst(8).prefix(2))!
-        return ArchivePeriod(year: y, month: m, day: d)!
+        let c = UTCCalendar.civil(min(max(now, 0), lastEpoch))
+        return ArchivePeriod(year: c.year, month: c.month, day: c.day) ?? ArchivePeriod.epochDay
     }
+
+    private static let lastEpoch = UTCCalendar.epoch(year: 9999, month: 12, day: 31)
 }

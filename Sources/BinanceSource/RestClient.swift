@@ -122,26 +122,27 @@ public actor RestClient {
         return try rows.enumerated().map { n, row in
             guard let fields = row as? [Any], fields.count >= 12 else { throw RestError.malformed(url: url, reason: "kline \(n) is not an array of 12 fields") }
             var text: [String] = []
+            var times: [Int64] = []
             for (i, field) in fields.prefix(12).enumerated() {
                 if let s = field as? String, ![0, 6].contains(i) {
                     text.append(s)
-                } else if let number = field as? NSNumber, [0, 6, 8].contains(i), number.stringValue.allSatisfy(\.isNumber) {
+                } else if let number = field as? NSNumber, [0, 6, 8].contains(i), number.stringValue.allSatisfy(\.isASCII),
+                          let value = Int64(number.stringValue), value >= 0 {
+                    // Digits only, and in range: an integer past Int64 is malformed, not a crash.
                     text.append(number.stringValue)
+                    if i != 8 { times.append(value) }
                 } else {
                     throw RestError.malformed(url: url, reason: "kline \(n) field \(i) is \(field)")
                 }
             }
-            return RestKline(openTime: Int64(text[0])!, closeTime: Int64(text[6])!, csvLine: text.joined(separator: ","))
+            return RestKline(openTime: times[0], closeTime: times[1], csvLine: text.joined(separator: ","))
         }
     }
 
     /// One GET within the budget, with Binance's rate-limit answers handled.
     func get(_ url: String, weight: Int) async throws -> HTTPResponse {
         try await waitForBudget(weight)
-        var attempt = 0
-        while true {
-            attempt += 1
-            var wait: Double
+        return try await retry.attempts { attempt in
             do {
                 let response = try await session.perform(method: "GET", url: url)
                 counters.requests += 1
@@ -152,24 +153,21 @@ public actor RestClient {
                     counters.maxUsedWeight = max(counters.maxUsedWeight, value)
                 }
                 switch response.status {
-                case 200: return response
+                case 200: return .success(response)
                 case 418: throw RestError.banned(url: url, retryAfter: RetryPolicy.retryAfter(response))
                 case 429:
                     counters.rateLimited += 1
-                    guard attempt < retry.maxAttempts else { throw RestError.gaveUp(url: url, reason: "HTTP 429", attempts: attempt) }
-                    wait = RetryPolicy.retryAfter(response) ?? retry.backoff(after: attempt)
-                    if wait > retry.maxRetryAfter { throw RestError.gaveUp(url: url, reason: "HTTP 429 with Retry-After \(Int(wait)) s", attempts: attempt) }
+                    let wait = RetryPolicy.retryAfter(response)
+                    let reason = wait.map { "HTTP 429 with Retry-After \(Int($0)) s" } ?? "HTTP 429"
+                    return .retry(wait: wait, failure: RestError.gaveUp(url: url, reason: reason, attempts: attempt))
                 case 500...599:
-                    guard attempt < retry.maxAttempts else { throw RestError.gaveUp(url: url, reason: "HTTP \(response.status)", attempts: attempt) }
-                    wait = retry.backoff(after: attempt)
+                    return .retry(wait: nil, failure: RestError.gaveUp(url: url, reason: "HTTP \(response.status)", attempts: attempt))
                 default:
                     throw RestError.refused(url: url, status: response.status, message: Self.message(response.body))
                 }
             } catch let e as TransportError {
-                guard attempt < retry.maxAttempts else { throw RestError.gaveUp(url: url, reason: e.message, attempts: attempt) }
-                wait = retry.backoff(after: attempt)
+                return .retry(wait: nil, failure: RestError.gaveUp(url: url, reason: e.message, attempts: attempt))
             }
-            try await Task.sleep(nanoseconds: UInt64(max(0, wait) * 1e9))
         }
     }
 

@@ -120,7 +120,7 @@ public struct ArchiveLister: Sendable {
             repeat {
                 var url = listingURL + "?delimiter=/&prefix=" + Self.escape(prefix)
                 if let marker { url += "&marker=" + Self.escape(marker) }
-                let response = try await retry.run(url: url, session: session) { try await session.perform(method: "GET", url: url) }
+                let response = try await retry.run(url: url) { try await session.perform(method: "GET", url: url) }.response
                 guard response.status == 200 else { throw SourceError.http(url: url, status: response.status, attempts: 1) }
                 let page: ListingPage
                 do {

@@ -11,18 +11,33 @@ CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value) { return c
 // transfer's progress callback reads, so a transfer stuck on a silent server ends at once with
 // CURLE_ABORTED_BY_CALLBACK instead of waiting for its timeout.
 #include <stdatomic.h>
+#include <stdlib.h>
 static atomic_int ccurl_aborting = 0;
 
 void ccurl_abort_all(void) { atomic_store(&ccurl_aborting, 1); }
 int ccurl_aborted(void) { return atomic_load(&ccurl_aborting); }
 
+// Each transfer also has its own flag (`cancelled`, set when the Swift task that waits for it
+// is cancelled): libcurl calls this at least once a second, so a cancelled transfer ends within a
+// second whatever the server does.
 static int ccurl_xferinfo(void *context, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
-    (void)context; (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-    return atomic_load(&ccurl_aborting) ? 1 : 0;
+    (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+    if (atomic_load(&ccurl_aborting)) return 1;
+    return context != NULL && atomic_load((atomic_int *)context) ? 1 : 0;
 }
 
-CURLcode ccurl_enable_abort(CURL *handle) {
+CURLcode ccurl_enable_abort(CURL *handle, void *cancelled) {
     CURLcode rc = curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, ccurl_xferinfo);
+    if (rc != CURLE_OK) return rc;
+    rc = curl_easy_setopt(handle, CURLOPT_XFERINFODATA, (void *)cancelled);
     if (rc != CURLE_OK) return rc;
     return curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
 }
+
+void *ccurl_flag_new(void) {
+    atomic_int *flag = malloc(sizeof(atomic_int));
+    if (flag != NULL) atomic_init(flag, 0);
+    return flag;
+}
+void ccurl_flag_set(void *flag) { atomic_store((atomic_int *)flag, 1); }
+void ccurl_flag_free(void *flag) { free(flag); }

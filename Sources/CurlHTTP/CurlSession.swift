@@ -103,11 +103,32 @@ public final class CurlSession: @unchecked Sendable {
     /// response arrived. `sink`, when given, receives the body instead of the returned buffer.
     public func perform(method: String, url: String, headers: [String] = [], body: [UInt8]? = nil,
                         sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)? = nil) async throws -> HTTPResponse {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(with: Result { try self.performNow(method: method, url: url, headers: headers, body: body, sink: sink) })
+        // Cancelling the waiting task ends the transfer (its progress callback reads the flag):
+        // a stop reaches a stalled download or write within a second.
+        let cancelled = CancelFlag()
+        do {
+            let response = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    queue.async {
+                        continuation.resume(with: Result { try self.performNow(method: method, url: url, headers: headers, body: body, sink: sink, cancelled: cancelled) })
+                    }
+                }
+            } onCancel: {
+                cancelled.set()
             }
+            try Task.checkCancellation()
+            return response
+        } catch where Task.isCancelled {
+            throw CancellationError()  // not a transport error to retry
         }
+    }
+
+    /// A transfer's cancellation flag, set from any thread, read by libcurl's progress callback.
+    private final class CancelFlag: Sendable {
+        // @unchecked-free: the pointer is only handed to C, which reads and writes it atomically.
+        nonisolated(unsafe) let pointer: UnsafeMutableRawPointer? = ccurl_flag_new()
+        func set() { if let pointer { ccurl_flag_set(pointer) } }
+        deinit { if let pointer { ccurl_flag_free(pointer) } }
     }
 
     private final class Exchange {
@@ -117,7 +138,7 @@ public final class CurlSession: @unchecked Sendable {
     }
 
     private func performNow(method: String, url: String, headers: [String], body: [UInt8]?,
-                            sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)?) throws -> HTTPResponse {
+                            sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)?, cancelled: CancelFlag) throws -> HTTPResponse {
         let h = UnsafeMutableRawPointer(handle)
         curl_easy_reset(h)
         let exchange = Exchange()
@@ -145,7 +166,7 @@ public final class CurlSession: @unchecked Sendable {
                             ccurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, self.timeouts.lowSpeedBytes)
                             ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, self.timeouts.lowSpeedSeconds)
                         }
-                        ccurl_enable_abort(h)
+                        ccurl_enable_abort(h, cancelled.pointer)
                         if let caFile = self.caFile { _ = caFile.withCString { ccurl_setopt_string(h, CURLOPT_CAINFO, $0) } }
                         // Credentials for a host from ~/.netrc (or $NETRC) when the URL has none:
                         // a password neither in a job file (git) nor on a command line (ps).

@@ -1,4 +1,5 @@
 import BinanceSource
+import CurlHTTP
 import Foundation
 import KlineArchive
 import Logging
@@ -34,8 +35,7 @@ public final class Follower: Sendable {
 
     public init(spec: JobSpec, logger: Logger) {
         var spec = spec
-        spec.toNow = true
-        spec.to = nil
+        spec.to = .now
         self.spec = spec
         self.logger = logger
     }
@@ -167,10 +167,13 @@ public final class Follower: Sendable {
         return 0
     }
 
+    /// 0.5 s after a lost connection, doubling to 30 s while it keeps failing, with jitter.
+    static let reconnect = RetryPolicy(maxAttempts: .max, baseDelay: 0.5, maxDelay: 30, jitter: 0.25)
+
     /// One connection's reader: reconnects with backoff and jitter, and before the 24-hour limit.
     func read(_ url: String, streamKeys: [String: String], keys: [String: (symbol: String, interval: KlineInterval)],
               pending: Pending, metrics: FollowMetrics) async {
-        var delay = 0.5
+        var failures = 0
         while !Task.isCancelled {
             let started = ContinuousClock.now
             do {
@@ -203,10 +206,9 @@ public final class Follower: Sendable {
             await metrics.connection(url, up: false)
             for key in Set(streamKeys.values) { await pending.markGap(key) }  // anything missed is filled from REST
             if Task.isCancelled { return }
-            if ContinuousClock.now - started > .seconds(10) { delay = 0.5 }  // it was up a while: start the backoff again
-            let wait = delay * Double.random(in: 0.75...1.25)
-            delay = min(30, delay * 2)
-            try? await Task.sleep(nanoseconds: UInt64(wait * 1e9))
+            // It was up a while: start the backoff again.
+            failures = ContinuousClock.now - started > .seconds(10) ? 1 : failures + 1
+            try? await Task.sleep(nanoseconds: UInt64(Self.reconnect.backoff(after: failures) * 1e9))
         }
     }
 
@@ -250,12 +252,13 @@ public final class Follower: Sendable {
             for (key, klines) in received.sorted(by: { $0.key < $1.key }) {
                 guard let k = keys[key] else { continue }
                 let covered = await pending.covered[key]
-                let fresh = klines.values.filter { covered == nil || $0.openTime > covered! }.sorted { $0.openTime < $1.openTime }
+                let fresh = klines.values.filter { $0.openTime > (covered ?? .min) }.sorted { $0.openTime < $1.openTime }
                 // Each UTC day's klines continue that day's unit.
                 for (day, group) in Dictionary(grouping: fresh, by: { floorDiv($0.openTime, 86400) * 86400 }).sorted(by: { $0.key < $1.key }) {
+                    guard let end = group.last?.openTime else { continue }
                     let unit = try runner.restDay(symbol: k.symbol, interval: k.interval, day: PeriodPlanner.today(now: day), key: key)
                     try await writer.add(try runner.restPiece(unit, csv: Array(group.map { $0.csvLine + "\n" }.joined().utf8), interval: k.interval,
-                                                              source: "stream \(key)", coveredTo: group.last!.openTime, continues: true, policy: .report))
+                                                              source: "stream \(key)", coveredTo: end, continues: true, policy: .report))
                 }
                 if let end = fresh.last?.openTime { last[key] = end }
                 lags[key] = fresh.map(\.arrived)

@@ -57,6 +57,27 @@ public enum ImportTarget: Equatable, Sendable {
     }
 }
 
+/// Where a job ends (`to:` in the job file, `--to`).
+public enum JobEnd: Sendable, Equatable {
+    /// Through this month's archive.
+    case month(ArchivePeriod)
+    /// Through the newest archive (up to yesterday, UTC).
+    case latest
+    /// The newest archive, then REST klines up to the last closed candle.
+    case now
+
+    /// `YYYY-MM`, `latest` or `now`; nil for anything else.
+    init?(_ text: String) {
+        switch text {
+        case "latest": self = .latest
+        case "now": self = .now
+        default:
+            guard let month = JobSpec.parseMonth(text) else { return nil }
+            self = .month(month)
+        }
+    }
+}
+
 /// A job file (`jobs/*.yml`), validated. See the README's job file reference.
 public struct JobSpec: Equatable, Sendable {
     public var file: String
@@ -73,8 +94,8 @@ public struct JobSpec: Equatable, Sendable {
     public var discoverMatch: String?
     public var intervals: [KlineInterval]
     public var from: ArchivePeriod
-    /// nil: "latest" (up to yesterday, UTC) or "now".
-    public var to: ArchivePeriod?
+    /// Where the job ends (`to:`).
+    public var to: JobEnd
     public var columns: [KlineColumn]
     public var floatType: FloatType
     public var attributeGroup: String
@@ -91,7 +112,7 @@ public struct JobSpec: Equatable, Sendable {
     public var validation: ValidationPolicy
     public var manifest: String
     /// `to: now`: after the archives, REST klines up to the last closed candle.
-    public var toNow = false
+    public var toNow: Bool { to == .now }
     /// klines, markPriceKlines, indexPriceKlines or premiumIndexKlines.
     public var dataset: KlineDataset = .klines
     /// The market's REST base URL (`source.rest_url`), Binance's by default.
@@ -232,12 +253,8 @@ public struct JobSpec: Equatable, Sendable {
         let fromText = try string(root, "from", "from")
         guard let from = parseMonth(fromText) else { throw fail("from", "must be a month YYYY-MM, not \(fromText)") }
         let toText = try string(root, "to", "to", default: "latest")
-        var to: ArchivePeriod?
-        if toText != "latest" && toText != "now" {
-            guard let t = parseMonth(toText) else { throw fail("to", "must be a month YYYY-MM, latest or now, not \(toText)") }
-            guard (from.year, from.month) <= (t.year, t.month) else { throw fail("from", "\(fromText) is after to: \(toText)") }
-            to = t
-        }
+        guard let to = JobEnd(toText) else { throw fail("to", "must be a month YYYY-MM, latest or now, not \(toText)") }
+        if case let .month(t) = to, (from.year, from.month) > (t.year, t.month) { throw fail("from", "\(fromText) is after to: \(toText)") }
 
         var columns = KlineColumn.ohlcv
         if let list = root["columns"] {
@@ -301,7 +318,7 @@ public struct JobSpec: Equatable, Sendable {
             downloads: try int(concurrency, "downloads", "concurrency.downloads", default: SourceLocation(baseURL).isHTTP ? 16 : 4, range: 1...64),
             validation: validation,
             manifest: try string(root, "manifest", "manifest", default: "state/\(name).manifest.db"),
-            toNow: toText == "now", dataset: dataset,
+            dataset: dataset,
             restURL: try string(source, "rest_url", "source.rest_url", default: RestMarket(market).defaultBaseURL),
             restWeightShare: share,
             restWeightLimit: try int(restSection, "weight_limit", "rest.weight_limit", default: RestMarket(market).defaultWeightLimit, range: 1...1_000_000))
@@ -322,7 +339,8 @@ public struct JobSpec: Equatable, Sendable {
     /// The months of the job up to `today`'s month (`to: latest` ends there).
     public func months(today: ArchivePeriod) -> [ArchivePeriod] {
         let current = ArchivePeriod(year: today.year, month: today.month)!
-        return PeriodPlanner.months(from: from, to: min(to ?? current, current))
+        guard case let .month(last) = to else { return PeriodPlanner.months(from: from, to: current) }
+        return PeriodPlanner.months(from: from, to: min(last, current))
     }
 
     static func checkKeys(_ dict: [String: Any], allowed: Set<String>, prefix: String, _ fail: (String, String) -> JobFileError) throws {
@@ -360,13 +378,10 @@ public struct JobSpec: Equatable, Sendable {
             self.from = p
         }
         if let to {
-            toNow = to == "now"
-            if to == "latest" || to == "now" { self.to = nil } else {
-                guard let p = Self.parseMonth(to) else { throw fail("--to", "must be YYYY-MM, latest or now, not \(to)") }
-                self.to = p
-            }
+            guard let end = JobEnd(to) else { throw fail("--to", "must be YYYY-MM, latest or now, not \(to)") }
+            self.to = end
         }
-        if let t = self.to, (self.from.year, self.from.month) > (t.year, t.month) { throw fail("--from", "\(self.from) is after \(t)") }
+        if case let .month(t) = self.to, (self.from.year, self.from.month) > (t.year, t.month) { throw fail("--from", "\(self.from) is after \(t)") }
         if let symbols {
             let list = symbols.split(separator: ",").map(String.init)
             for s in list {

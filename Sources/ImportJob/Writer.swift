@@ -1,4 +1,5 @@
 import Columnar
+import CurlHTTP
 import Foundation
 import KlineArchive
 import Logging
@@ -72,11 +73,13 @@ actor Writer {
         units = []; keyOrder = []; parts = [:]; rows = 0
         // One copy of the rows into the request's columns: each key's batches, one key after another.
         let names = ["Epoch"] + spec.columns.map(\.rawValue)
-        var columns = [ColumnValues.int64([])] + batchParts[batchKeys[0]]![0].columns.map { $0.values.slice(0..<0) }
+        // The columns' types from the first batch (none: WriteDataSet refuses the names' count).
+        let template = batchKeys.lazy.compactMap { batchParts[$0]?.first }.first
+        var columns = [ColumnValues.int64([])] + (template?.columns.map { $0.values.slice(0..<0) } ?? [])
         var ranges: [WriteDataSet.KeyRange] = []
         for key in batchKeys {
             let start = columns[0].count
-            for batch in batchParts[key]! {
+            for batch in batchParts[key] ?? [] {
                 columns[0].append(contentsOf: .int64(batch.epochs))
                 for (i, c) in batch.columns.enumerated() { columns[i + 1].append(contentsOf: c.values) }
             }
@@ -205,19 +208,20 @@ actor Writer {
 
     /// One request, retried on network errors with backoff (the write is idempotent).
     private func send(_ dataset: WriteDataSet) async throws {
-        var delay = 0.5
-        for attempt in 1...5 {
+        try await Self.writeRetry.attempts { attempt in
             do {
                 counters.requests += 1
                 try await sink.write(dataset)
-                return
-            } catch let MarketStoreError.transport(e) where attempt < 5 && !Interruption.shared.requested {
-                logger.warning("write of \(dataset.keys.count) keys failed (\(e)); retrying in \(delay) s")
-                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
-                delay *= 2
+                return .success(())
+            } catch let MarketStoreError.transport(e) where !Interruption.shared.requested {
+                logger.warning("write of \(dataset.keys.count) keys failed (attempt \(attempt): \(e))")
+                return .retry(wait: nil, failure: MarketStoreError.transport(e))
             }
         }
     }
+
+    /// 0.5, 1, 2, 4 s between five attempts: a MarketStore restart, not a long outage.
+    static let writeRetry = RetryPolicy(maxAttempts: 5, baseDelay: 0.5, maxDelay: 8, jitter: 0)
 
     /// Follow mode: a unit (a REST day) that failed in a write is written again by a later one.
     func forgetFailures() { failedUnits.removeAll() }

@@ -31,7 +31,7 @@ public enum KlineColumn: String, CaseIterable, Codable, Sendable {
 }
 
 /// Width of the price/volume columns.
-public enum FloatType: String, Codable, Sendable {
+public enum FloatType: String, Codable, Sendable, CaseIterable {
     case float32, float64
     /// MarketStore's type string.
     public var wireType: String { self == .float32 ? "f4" : "f8" }

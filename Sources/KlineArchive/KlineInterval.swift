@@ -45,6 +45,14 @@ public struct ArchivePeriod: Hashable, Sendable, Comparable, CustomStringConvert
     public let month: Int
     public let day: Int  // 1 for monthly periods
 
+    /// 1970-01-01, the first day a period can name.
+    public static let epochDay = ArchivePeriod(checked: .day, 1970, 1, 1)
+
+    /// A period whose fields the caller has checked.
+    private init(checked kind: Kind, _ year: Int, _ month: Int, _ day: Int) {
+        (self.kind, self.year, self.month, self.day) = (kind, year, month, day)
+    }
+
     public init?(year: Int, month: Int, day: Int? = nil) {
         guard (1970...9999).contains(year), (1...12).contains(month) else { return nil }
         if let day {
@@ -166,12 +174,11 @@ public enum UTCCalendar {
         epoch - self.epoch(year: year(of: epoch), month: 1, day: 1) < 86400
     }
 
-    /// ISO 8601 UTC text of an epoch second, e.g. `2024-01-01T00:00:00Z`.
-    public static func iso8601(_ epoch: Int64) -> String {
+    /// The UTC civil date and second of the day of an epoch second (Hinnant's civil_from_days).
+    public static func civil(_ epoch: Int64) -> (year: Int, month: Int, day: Int, second: Int) {
         var days = epoch / 86400
         var secs = epoch % 86400
         if secs < 0 { secs += 86400; days -= 1 }
-        // civil_from_days
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
@@ -181,6 +188,12 @@ public enum UTCCalendar {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        return "\(format4(Int(y)))-\(pad2(Int(m)))-\(pad2(Int(d)))T\(pad2(Int(secs / 3600))):\(pad2(Int(secs / 60 % 60))):\(pad2(Int(secs % 60)))Z"
+        return (Int(y), Int(m), Int(d), Int(secs))
+    }
+
+    /// ISO 8601 UTC text of an epoch second, e.g. `2024-01-01T00:00:00Z`.
+    public static func iso8601(_ epoch: Int64) -> String {
+        let c = civil(epoch)
+        return "\(format4(c.year))-\(pad2(c.month))-\(pad2(c.day))T\(pad2(c.second / 3600)):\(pad2(c.second / 60 % 60)):\(pad2(c.second % 60))Z"
     }
 }

@@ -16,13 +16,13 @@ struct Inspect: ParsableCommand {
     var interval: String?
 
     @Option(help: "Float width of price and volume columns: float32 or float64.")
-    var dtype: String = "float32"
+    var dtype: FloatType = .float32
 
     @Option(help: "Columns, comma-separated (Open,High,Low,Close,Volume,QuoteVolume,Trades,TakerBuyBaseVolume,TakerBuyQuoteVolume).")
     var columns: String = "Open,High,Low,Close,Volume"
 
     @Option(help: "Inflater: isal (default, fast) or zlib (the reference), to cross-check an archive.")
-    var inflater: String = "isal"
+    var inflater: InflateEngine = .isal
 
     @Option(help: "Print the first N rows as parsed.")
     var head: Int = 0
@@ -37,11 +37,9 @@ struct Inspect: ParsableCommand {
         if let interval, KlineInterval(interval) == nil {
             throw ValidationError("unknown interval '\(interval)'; expected one of \(KlineInterval.all.map(\.name).joined(separator: " "))")
         }
-        guard FloatType(rawValue: dtype) != nil else { throw ValidationError("--dtype must be float32 or float64, not '\(dtype)'") }
         for name in columns.split(separator: ",") where KlineColumn(name: String(name)) == nil {
             throw ValidationError("unknown column '\(name)'; expected \(KlineColumn.allCases.map(\.rawValue).joined(separator: ","))")
         }
-        guard InflateEngine(rawValue: inflater) != nil else { throw ValidationError("--inflater must be isal or zlib, not '\(inflater)'") }
         guard head >= 0 else { throw ValidationError("--head must be >= 0") }
     }
 
@@ -49,9 +47,9 @@ struct Inspect: ParsableCommand {
         let options = KlineDecodeOptions(
             interval: interval.flatMap(KlineInterval.init),
             columns: columns.split(separator: ",").compactMap { KlineColumn(name: String($0)) },
-            floatType: FloatType(rawValue: dtype)!,
+            floatType: dtype,
             policy: strict ? .strict : .report,
-            inflater: InflateEngine(rawValue: inflater)!)
+            inflater: inflater)
         var report: KlineReport
         var batch: KlineBatch?
         do {
@@ -104,3 +102,7 @@ struct Inspect: ParsableCommand {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+// Options typed by the parser: a wrong value is a usage error (exit 2) that lists the choices.
+extension FloatType: ExpressibleByArgument {}
+extension InflateEngine: ExpressibleByArgument {}

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import KlineArchive
 import TestSupport
@@ -30,12 +31,7 @@ final class BinanceSourceTests: XCTestCase {
         for symbol in ["ETHUSDT", "BNBUSDT", "ETHBTC", "XRPUSDT", "SOLUSDT"] {
             try fm.createDirectory(at: tree.appendingPathComponent("data/spot/monthly/klines/\(symbol)/1m"), withIntermediateDirectories: true)
         }
-        do {
-            server = try ServerProcess(script: "Tests/servers/archive_server.py", arguments: [tree.path, "--page-size", "2"])
-        } catch let e as ServerProcess.StartFailure {
-            if ServerProcess.mustStart { throw e }
-            throw XCTSkip(e.description)
-        }
+        server = try ServerProcess.required(script: "Tests/servers/archive_server.py", arguments: [tree.path, "--page-size", "2"])
     }
 
     override func tearDownWithError() throws {
@@ -72,7 +68,7 @@ final class BinanceSourceTests: XCTestCase {
     }
 
     func ready(_ result: FetchResult, file: StaticString = #filePath, line: UInt = #line) throws -> LocalArchive {
-        guard case let .ready(archive) = result else { XCTFail("not ready: \(result)", file: file, line: line); throw XCTSkip() }
+        guard case let .ready(archive) = result else { throw NotReady(result: "\(result)") }
         return archive
     }
 
@@ -218,7 +214,11 @@ final class BinanceSourceTests: XCTestCase {
             do {
                 _ = try await f.fetch(a)
                 XCTFail("a truncated body was accepted")
-            } catch {}
+            } catch let SourceError.transport(url, _, attempts) {
+                // The truncation, retried to the policy's end: not any error at all.
+                XCTAssertTrue(url.hasSuffix(a.remotePath), url)
+                XCTAssertEqual(attempts, 4)
+            }
         }
         // A leak holds its descriptor for ever; a failed attempt's file may be closed a moment
         // after the fetch returns (its sink goes with the transfer's last reference), so wait
@@ -388,4 +388,39 @@ final class BinanceSourceUnitTests: XCTestCase {
 actor Collector {
     var results: [(ArchiveAddress, Result<FetchResult, Error>)] = []
     func add(_ a: ArchiveAddress, _ r: Result<FetchResult, Error>) { results.append((a, r)) }
+}
+
+struct NotReady: Error, CustomStringConvertible {
+    let result: String
+    var description: String { "the fetch did not give a ready archive: \(result)" }
+}
+
+/// Answers from outside are checked, never trusted with a force unwrap.
+final class RestParseTests: XCTestCase {
+    func kline(_ open: String, _ close: String = "1704067259999") -> [UInt8] {
+        Array(#"[[\#(open),"1.0","2.0","0.5","1.5","10",\#(close),"15",3,"5","7.5","0"]]"#.utf8)
+    }
+
+    func testAKlineParsesExactly() throws {
+        let k = try RestClient.parse(kline("1704067200000"), url: "u")
+        XCTAssertEqual(k, [RestKline(openTime: 1_704_067_200_000, closeTime: 1_704_067_259_999,
+                                     csvLine: "1704067200000,1.0,2.0,0.5,1.5,10,1704067259999,15,3,5,7.5,0")])
+    }
+
+    /// An open time past Int64 (2^63) or negative is malformed: an error naming the field.
+    func testTimesOutOfRangeAreMalformedNotACrash() {
+        for (open, close) in [("9223372036854775808", "1"), ("-1", "1"), ("1", "18446744073709551615")] {
+            XCTAssertThrowsError(try RestClient.parse(kline(open, close), url: "https://api/klines")) { error in
+                XCTAssertTrue("\(error)".contains("field"), "\(open) \(close): \(error)")
+            }
+        }
+    }
+
+    /// Today's date from an epoch, on both sides of midnight and of a leap day.
+    func testTodayFromAnEpoch() {
+        XCTAssertEqual(PeriodPlanner.today(now: 1_709_164_799), ArchivePeriod(year: 2024, month: 2, day: 28))
+        XCTAssertEqual(PeriodPlanner.today(now: 1_709_164_800), ArchivePeriod(year: 2024, month: 2, day: 29))
+        XCTAssertEqual(PeriodPlanner.today(now: -1), ArchivePeriod(year: 1970, month: 1, day: 1), "before the first period")
+        XCTAssertEqual(PeriodPlanner.today(now: .max), ArchivePeriod(year: 9999, month: 12, day: 31), "after the last")
+    }
 }

@@ -277,11 +277,6 @@ extension ImportJobTests {
     }
 
     func startFixture() throws -> ServerProcess {
-        do {
-            return try ServerProcess(script: "Tests/servers/rest_server.py", arguments: ["--ws"])
-        } catch let e as ServerProcess.StartFailure {
-            if ServerProcess.mustStart { throw e }
-            throw XCTSkip(e.description)
-        }
+        try ServerProcess.required(script: "Tests/servers/rest_server.py", arguments: ["--ws"])
     }
 }

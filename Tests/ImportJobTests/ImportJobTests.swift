@@ -26,20 +26,13 @@ final class ImportJobTests: XCTestCase {
 
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            let why = "binance-import is not built (\(Self.binary)); make test builds it"
-            if ServerProcess.mustStart { throw ServerProcess.StartFailure(description: why) }
-            throw XCTSkip(why)
+            throw missing("binance-import is not built (\(Self.binary)); make test builds it")
         }
         work = FileManager.default.temporaryDirectory.appendingPathComponent("import-job-\(getpid())-\(UUID().uuidString.prefix(8))")
         tree = work.appendingPathComponent("tree")
         try FileManager.default.createDirectory(at: tree, withIntermediateDirectories: true)
-        do {
-            archives = try ServerProcess(script: "Tests/servers/archive_server.py", arguments: [tree.path, "--page-size", "3"])
-            marketstore = try ServerProcess(script: "Tests/servers/marketstore_server.py")
-        } catch let e as ServerProcess.StartFailure {
-            if ServerProcess.mustStart { throw e }
-            throw XCTSkip(e.description)
-        }
+        archives = try ServerProcess.required(script: "Tests/servers/archive_server.py", arguments: [tree.path, "--page-size", "3"])
+        marketstore = try ServerProcess.required(script: "Tests/servers/marketstore_server.py")
     }
 
     override func tearDownWithError() throws {
@@ -417,7 +410,7 @@ final class ImportJobTests: XCTestCase {
         let runs = (job["steps"] as? [[String: Any]] ?? []).compactMap { $0["run"] as? String }
         XCTAssertTrue(runs.contains("make nightly JOB=\"$JOB\" TARGET=\"$MARKETSTORE_URL\""), "\(runs)")
         let spec = try JobSpec.load(path: root.appendingPathComponent(try XCTUnwrap(env["JOB"])).path)
-        XCTAssertNil(spec.to, "the nightly job goes up to the latest day (to: latest)")
+        XCTAssertEqual(spec.to, .latest, "the nightly job goes up to the latest day (to: latest)")
         // What make runs: the release binary's nightly with the target from the workflow.
         let dry = try runCommand("/usr/bin/env", ["make", "-n", "nightly", "JOB=\(env["JOB"]!)", "TARGET=http://mkts.example:5993/rpc"], directory: root)
         XCTAssertEqual(dry.status, 0, dry.output)

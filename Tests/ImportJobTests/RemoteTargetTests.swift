@@ -10,12 +10,7 @@ import XCTest
 extension ImportJobTests {
     /// A test server script that must start under CI, and is skipped elsewhere when it cannot.
     func startServer(_ script: String, _ arguments: [String]) throws -> ServerProcess {
-        do {
-            return try ServerProcess(script: script, arguments: arguments)
-        } catch let e as ServerProcess.StartFailure {
-            if ServerProcess.mustStart { throw e }
-            throw XCTSkip(e.description)
-        }
+        try ServerProcess.required(script: script, arguments: arguments)
     }
 
     /// Runs the binary in `work`; sends SIGTERM after `signalAfter` seconds when given, and kills

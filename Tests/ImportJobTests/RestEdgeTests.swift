@@ -11,12 +11,7 @@ import XCTest
 /// fixture REST server (Tests/servers/rest_server.py); and the other kline-shaped datasets.
 extension ImportJobTests {
     func startREST() throws -> ServerProcess {
-        do {
-            return try ServerProcess(script: "Tests/servers/rest_server.py")
-        } catch let e as ServerProcess.StartFailure {
-            if ServerProcess.mustStart { throw e }
-            throw XCTSkip(e.description)
-        }
+        try ServerProcess.required(script: "Tests/servers/rest_server.py")
     }
 
     /// The job file at `path` with `to: now` and the fixture's REST base URL (and more lines).

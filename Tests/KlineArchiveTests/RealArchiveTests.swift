@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import KlineArchive
 
@@ -80,7 +81,7 @@ final class RealArchiveTests: XCTestCase {
     func testInspectCommandJSONAndExitCodes() throws {
         let binary = TestPaths.productsDirectory.appendingPathComponent("binance-import").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw XCTSkip("binance-import is not built next to the tests (\(binary)); `make test` builds it")
+            throw missing("binance-import is not built next to the tests (\(binary)); `make test` builds it")
         }
         let dir = try TestPaths.sharedBinance()
         let ok = try runProcess(binary, ["inspect", dir.appendingPathComponent("BTCUSDT-1m-2020-01-02.zip").path, "--json", "--head", "2"])

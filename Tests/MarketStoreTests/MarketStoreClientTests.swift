@@ -2,6 +2,7 @@ import Columnar
 import CurlHTTP
 import Foundation
 import MsgPack
+import TestSupport
 import XCTest
 @testable import MarketStore
 
@@ -351,5 +352,31 @@ final class MarketStoreClientTests: XCTestCase {
         XCTAssertThrowsError(try WriteDataSet(names: ["Epoch", "Open"], columns: [e, f], keys: [.init(key: "A/1Min/B", start: 0, count: 2), .init(key: "C/1Min/B", start: 1, count: 2)])) {
             XCTAssertTrue("\($0)".contains("overlap"), "\($0)")
         }
+    }
+}
+
+/// Cancelling the task that waits for a transfer ends the transfer: a stop reaches a request
+/// to a server that never answers within a second, not at its 20 s low-speed limit.
+final class CurlCancellationTests: XCTestCase {
+    func testCancellingTheTaskEndsAStalledTransfer() async throws {
+        let silent = try ServerProcess.required(script: "Tests/servers/silent_server.py")
+        defer { silent.stop() }
+        let session = CurlSession()
+        let started = ContinuousClock.now
+        let request = Task { try await session.perform(method: "POST", url: silent.url, body: Array(repeating: 7, count: 1000)) }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        request.cancel()
+        let result = await request.result
+        let took = ContinuousClock.now - started
+        XCTAssertLessThan(took, .seconds(3), "ended \(took) after the start")
+        switch result {
+        case .success(let response): XCTFail("a silent server answered \(response.status)")
+        case .failure(let error): XCTAssertTrue(error is CancellationError, "\(error)")
+        }
+        // The session is usable afterwards: a transfer that is not cancelled runs to its end.
+        let marketstore = try MarketStoreTestServer()
+        defer { marketstore.server.stop() }
+        let answer = try await session.perform(method: "GET", url: marketstore.url.replacingOccurrences(of: "/rpc", with: "/"))
+        XCTAssertGreaterThan(answer.status, 0)
     }
 }

@@ -9,12 +9,7 @@ final class MarketStoreTestServer {
     var url: String { server.url }
 
     init(sink: Bool = false) throws {
-        do {
-            server = try ServerProcess(script: "Tests/servers/marketstore_server.py", arguments: sink ? ["--sink"] : [])
-        } catch let e as ServerProcess.StartFailure {
-            if ServerProcess.mustStart { throw e }
-            throw XCTSkip(e.description)
-        }
+        server = try ServerProcess.required(script: "Tests/servers/marketstore_server.py", arguments: sink ? ["--sink"] : [])
     }
 
     func stop() { server.stop() }

@@ -1,0 +1,19 @@
+import Foundation
+import XCTest
+
+/// What a test needs from the machine (python3 and its packages, the built binary, ../shared):
+/// on CI (CI=true) its absence fails the test; elsewhere the test is skipped with the reason.
+public func missing(_ why: String) -> Error {
+    ServerProcess.mustStart ? ServerProcess.StartFailure(description: why) : XCTSkip(why)
+}
+
+extension ServerProcess {
+    /// Starts a Python test server; one that cannot start fails on CI and skips elsewhere.
+    public static func required(script: String, arguments: [String] = []) throws -> ServerProcess {
+        do {
+            return try ServerProcess(script: script, arguments: arguments)
+        } catch let e as StartFailure {
+            throw missing(e.description)
+        }
+    }
+}
