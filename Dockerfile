@@ -20,9 +20,11 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libcurl4 libisal2 zlib1g libsqlite3-0 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /var/lib/binance-import --create-home importer
+ && groupadd --system --gid 10001 importer \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/binance-import --create-home importer
 COPY --from=build /out/binance-import /usr/local/bin/binance-import
-USER importer
+# Numeric, so that Kubernetes' runAsNonRoot can check it (a name may not resolve on the host).
+USER 10001:10001
 WORKDIR /var/lib/binance-import
 ENTRYPOINT ["binance-import"]
 CMD ["--help"]

@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps build release test test-server bench bench-decode bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps check-deploy build release test test-server bench bench-decode bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -31,10 +31,19 @@ release: deps
 # Builds everything (the CLI too: the tests run it), then runs every test, then the reliability
 # trials (figures to a temporary file; `make reliability` writes docs/reliability.md). Fails on
 # any failure.
-test: test-deps
+test: test-deps check-deploy
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(PYTHON) Tests/reliability/reliability.py --bin $(BIN) --out $${TMPDIR:-/tmp}/binance-import-reliability.md --trials 20
+
+# The deployment files checked by the tools that read them: compose.yaml by docker-compose, the
+# Kubernetes manifests against the API schemas, the Dockerfile by hadolint (.hadolint.yaml), the
+# shell scripts by shellcheck.
+check-deploy: test-deps
+	docker-compose -f compose.yaml config --quiet
+	kubernetes-validate --strict deploy/k8s/*.yaml
+	hadolint Dockerfile
+	shellcheck scripts/ensure-deps .ci/run Tests/fuzz/*.sh
 
 # The MarketStore test server in the foreground (point pymarketstore or the importer at it).
 test-server: test-deps

@@ -78,17 +78,3 @@ public func writeFileDurably(to path: String, size: Int64? = nil, _ produce: (_ 
     let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
     if dfd >= 0 { fsync(dfd); close(dfd) }
 }
-
-/// Appends `bytes` to the file at `path` (created if missing) and fsyncs it: the journal's write.
-/// A crash mid-append can leave a torn last line, which its reader must ignore.
-public func appendDurably(_ bytes: [UInt8], to path: String) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    guard fd >= 0 else { throw FileWriteError(path: path, reason: "open: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    do {
-        try bytes.withUnsafeBytes { try writeFully(fd, $0) }
-    } catch {
-        throw FileWriteError(path: path, reason: "could not append: \(error)")
-    }
-    guard fsync(fd) == 0 else { throw FileWriteError(path: path, reason: "fsync: \(String(cString: strerror(errno)))") }
-}

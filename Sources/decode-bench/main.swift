@@ -42,14 +42,13 @@ func decode(_ path: String, _ floatType: FloatType, _ engine: InflateEngine = .i
                                    chunkRows: 65536) { _ in }
 }
 
-func median(_ v: [Double]) -> Double {
-    let s = v.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
-
 func emit(_ object: [String: Any]) {
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-    print(String(decoding: data, as: UTF8.self))
+    do {
+        print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+    } catch {
+        FileHandle.standardError.write(Data("decode-bench: \(error)\n".utf8))
+        exit(1)
+    }
 }
 
 var args = Array(CommandLine.arguments.dropFirst())

@@ -867,7 +867,7 @@ final class ImportJobTests: XCTestCase {
         let dockerfile = try String(contentsOf: root.appendingPathComponent("Dockerfile"), encoding: .utf8)
         XCTAssertTrue(dockerfile.contains("FROM swift:") && dockerfile.contains("FROM debian:bookworm-slim"))
         for package in ["libcurl4", "libisal2", "zlib1g", "libsqlite3-0", "curl"] { XCTAssertTrue(dockerfile.contains(package), package) }
-        XCTAssertTrue(dockerfile.contains("USER importer") && dockerfile.contains(#"ENTRYPOINT ["binance-import"]"#))
+        XCTAssertTrue(dockerfile.contains("USER 10001:10001") && dockerfile.contains(#"ENTRYPOINT ["binance-import"]"#))
     }
 
     /// The job file example in the README is a valid job file, every key of it.

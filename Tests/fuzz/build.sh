@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=.build-fuzz
 mkdir -p "$out"
+# shellcheck disable=SC2054  # -sanitize takes a comma-separated list: one argument
 flags=(-O -sanitize=fuzzer,address -parse-as-library -enable-testing -I "$out" -I Sources/CIsal -I Sources/CZlib)
 module() {  # NAME SOURCES...
   local name=$1; shift

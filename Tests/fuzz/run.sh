@@ -16,7 +16,7 @@ for t in $targets; do
   mkdir -p "$out/corpus/$t" && cp "$out/seeds/$t"/* "$out/corpus/$t/"
   mkdir -p "$out/artifacts/$t"
   # Regression inputs seed the corpus too, so fixed findings stay covered.
-  cp Tests/fuzz/regressions/$t/* "$out/corpus/$t/" 2>/dev/null || true
+  cp "Tests/fuzz/regressions/$t"/* "$out/corpus/$t/" 2>/dev/null || true
   ASAN_OPTIONS=detect_leaks=0 "$out/fuzz-$t" "$out/corpus/$t" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$out/artifacts/$t/" > "$out/$t.log" 2>&1 &
 done
@@ -40,7 +40,7 @@ wait || true
     cov=$(echo "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*' || echo "?")
     ft=$(echo "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*' || echo "?")
     corp=$(echo "$last" | grep -o 'corp: [0-9]*' | grep -o '[0-9]*' || echo "?")
-    crashes=$(ls "$out/artifacts/$t" | wc -l)
+    crashes=$(find "$out/artifacts/$t" -type f | wc -l)
     echo "| $t | $runs | $rate | $cov | $ft | $corp | $crashes |"
   done
 } >> docs/fuzz.md
