@@ -19,6 +19,8 @@ let package = Package(
         // NIO's HTTP/1 server for /healthz and /metrics.
         .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Signals as an async sequence (already in the graph through swift-websocket).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // zlib (raw inflate and CRC-32, the reference inflater) through the system library: apt-get install zlib1g-dev.
@@ -42,6 +44,7 @@ let package = Package(
             "KlineArchive", "ImportJob", "MarketStore", "MarketStoreDirectory", "BinanceSource",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         // `make bench-decode`: decode vs inflate-only timings on generated archives.
         .executableTarget(name: "decode-bench", dependencies: ["KlineArchive"]),

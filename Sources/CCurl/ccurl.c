@@ -7,22 +7,13 @@ CURLcode ccurl_setopt_string(CURL *handle, CURLoption option, const char *value)
 CURLcode ccurl_setopt_callback(CURL *handle, CURLoption option, ccurl_data_callback callback) { return curl_easy_setopt(handle, option, callback); }
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value) { return curl_easy_getinfo(handle, info, value); }
 
-// Aborting every transfer of the process (a stop requested by a signal): a flag that each
-// transfer's progress callback reads, so a transfer stuck on a silent server ends at once with
-// CURLE_ABORTED_BY_CALLBACK instead of waiting for its timeout.
+// Cancelling a transfer: its own flag (`cancelled`, set when the Swift task that waits for it is
+// cancelled), read by its progress callback. libcurl calls that at least once a second, so a
+// cancelled transfer ends (CURLE_ABORTED_BY_CALLBACK) within a second whatever the server does.
 #include <stdatomic.h>
 #include <stdlib.h>
-static atomic_int ccurl_aborting = 0;
-
-void ccurl_abort_all(void) { atomic_store(&ccurl_aborting, 1); }
-int ccurl_aborted(void) { return atomic_load(&ccurl_aborting); }
-
-// Each transfer also has its own flag (`cancelled`, set when the Swift task that waits for it
-// is cancelled): libcurl calls this at least once a second, so a cancelled transfer ends within a
-// second whatever the server does.
 static int ccurl_xferinfo(void *context, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
     (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-    if (atomic_load(&ccurl_aborting)) return 1;
     return context != NULL && atomic_load((atomic_int *)context) ? 1 : 0;
 }
 

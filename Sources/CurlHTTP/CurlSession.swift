@@ -28,8 +28,6 @@ public struct TransportError: Error, CustomStringConvertible, Equatable {
         return "\(url): \(message) (curl error \(code))"
     }
     public var isTimeout: Bool { code == Int(CURLE_OPERATION_TIMEDOUT.rawValue) }
-    /// Ended by `CurlSession.abortAll()` (a stop was requested).
-    public var wasAborted: Bool { code == Int(CURLE_ABORTED_BY_CALLBACK.rawValue) }
 }
 
 /// `url` with any user and password replaced by `***`, and the values of query parameters that
@@ -91,11 +89,6 @@ public final class CurlSession: @unchecked Sendable {
         let environment = ProcessInfo.processInfo.environment
         self.caFile = caFile ?? environment["CURL_CA_BUNDLE"] ?? environment["SSL_CERT_FILE"]
     }
-
-    /// Ends every transfer of the process at once, and any started later (a stop was requested:
-    /// a transfer stuck on a silent server must not hold the process).
-    public static func abortAll() { ccurl_abort_all() }
-    public static var aborting: Bool { ccurl_aborted() != 0 }
 
     deinit { curl_easy_cleanup(UnsafeMutableRawPointer(handle)) }
 

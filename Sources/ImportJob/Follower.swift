@@ -32,8 +32,11 @@ public struct FollowOptions: Sendable {
 public final class Follower: Sendable {
     let spec: JobSpec
     let logger: Logger
+    /// Set by a signal: what was received is written and recorded, then `run` returns.
+    let stop: StopRequest
 
-    public init(spec: JobSpec, logger: Logger) {
+    public init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest()) {
+        self.stop = stop
         var spec = spec
         spec.to = .now
         self.spec = spec
@@ -88,10 +91,10 @@ public final class Follower: Sendable {
             throw JobFileError(file: spec.file, key: "dataset", reason: "follow reads the kline streams; \(spec.dataset.rawValue) is imported with run (to: now)")
         }
         // 1. Catch up: the archives, then REST to the last closed kline.
-        let runner = ImportRunner(spec: spec, logger: logger)
+        let runner = ImportRunner(spec: spec, logger: logger, stop: stop)
         let catchUp = try await runner.run(RunOptions(today: options.today))
         logger.info("caught up: \(catchUp.done) units done, \(catchUp.failed) failed, \(catchUp.rows) rows")
-        if Interruption.shared.requested { return 1 }
+        if stop.requested { return 1 }
 
         // 2. The state, the writer and the metrics for the live part.
         let lock = try JobLock(manifest: spec.manifest)
@@ -99,7 +102,7 @@ public final class Follower: Sendable {
         let store = try ManifestStore.open(manifest: spec.manifest, job: spec.name)
         let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30), caFile: spec.caFile)
         let progress = Progress(total: 0, live: false, logger: logger)
-        let writer = Writer(spec: spec, sink: SchemaGuard(client: client), store: store, progress: progress, logger: logger)
+        let writer = Writer(spec: spec, sink: SchemaGuard(client: client), store: store, progress: progress, logger: logger, stop: stop)
         // One REST client for every gap fill: its weight budget holds across them.
         let rest = runner.makeRestClient()
         let symbols = try await runner.symbols()
@@ -157,7 +160,7 @@ public final class Follower: Sendable {
                     await self.write(pending: pending, writer: writer, store: store, runner: runner, rest: rest, keys: keyMap, today: options.today, metrics: metrics)
                 }
             }
-            while !Interruption.shared.requested { try? await Task.sleep(nanoseconds: 100_000_000) }
+            await stop.wait()
             group.cancelAll()
         }
         // 4. Stop: what was received is written and recorded.

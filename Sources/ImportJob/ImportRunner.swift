@@ -33,10 +33,13 @@ public struct TargetUnavailable: Error, CustomStringConvertible {
 public final class ImportRunner: Sendable {
     public let spec: JobSpec
     let logger: Logger
+    /// Set by a signal: no new downloads, decodes or REST requests; what is held is written.
+    let stop: StopRequest
 
-    public init(spec: JobSpec, logger: Logger) {
+    public init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest()) {
         self.spec = spec
         self.logger = logger
+        self.stop = stop
     }
 
     var location: SourceLocation { SourceLocation(spec.baseURL) }
@@ -141,11 +144,11 @@ public final class ImportRunner: Sendable {
             let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 300), caFile: spec.caFile)
             do {
                 _ = try await client.version()
-            } catch where Interruption.shared.requested {
+            } catch where stop.requested || Task.isCancelled {
                 // Stopped while waiting for the server: nothing was written, nothing is lost.
                 try await store.close()
                 summary.interrupted = true
-                summary.exitCode = Interruption.shared.exitCode ?? 130
+                summary.exitCode = stop.exitCode ?? 130
                 summary.seconds = Date().timeIntervalSince(started)
                 return summary
             } catch let error as MarketStoreError where error.isAuthentication {
@@ -165,7 +168,7 @@ public final class ImportRunner: Sendable {
         let ticker = Task { await progress.tick() }
         defer { ticker.cancel() }
 
-        let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger)
+        let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger, stop: stop)
         var repairs = work.filter(\.repairs), unrepaired = plan.notPublished.filter(\.repairs)
         do {
             try await runPipeline(work: work, fetcher: fetcher, writer: writer, store: store, progress: progress)
@@ -229,7 +232,7 @@ public final class ImportRunner: Sendable {
         } catch let error as FileWriteError {
             summary.stateError = "\(error)"
         }
-        if rebinding, summary.failed == 0, await progress.counts().failed == 0, !Interruption.shared.requested {
+        if rebinding, summary.failed == 0, await progress.counts().failed == 0, !stop.requested {
             await store.bind(binding)
             logger.notice("the state now records \(binding)")
         }
@@ -269,7 +272,7 @@ public final class ImportRunner: Sendable {
             return await client.counters.requests
         }
         for var gap in open {
-            if Interruption.shared.requested { break }
+            if stop.requested { break }
             guard let owner = KlineArchiveName(fileName: gap.unit), let step = owner.interval.seconds, gap.last + step <= serverTime,
                   case let day = PeriodPlanner.today(now: gap.first) else { continue }
             let klines: [RestKline]
@@ -355,10 +358,10 @@ public final class ImportRunner: Sendable {
         let pieces = BoundedQueue<DecodedPiece>(capacity: 4)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                await fetcher.fetchAll(work, address: \.address, parallelism: self.spec.downloads, isCancelled: { Interruption.shared.requested }) { unit, result in
+                await fetcher.fetchAll(work, address: \.address, parallelism: self.spec.downloads, isCancelled: { self.stop.requested }) { unit, result in
                     await archives.send((unit, result))
                 }
-                await archives.finish()
+                archives.finish()
             }
             let decoders = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 4))
             let decodersLeft = Countdown(decoders)
@@ -366,10 +369,10 @@ public final class ImportRunner: Sendable {
                 group.addTask {
                     let thread = DispatchQueue(label: "binance-import.decode-\(lane)")
                     while let (unit, result) = await archives.receive() {
-                        if Interruption.shared.requested { continue }  // stopping: leave it pending
+                        if self.stop.requested { continue }  // stopping: leave it pending
                         await self.decode(unit, result, on: thread, store: store, progress: progress, into: pieces)
                     }
-                    if await decodersLeft.done() { await pieces.finish() }
+                    if await decodersLeft.done() { pieces.finish() }
                 }
             }
             group.addTask {
@@ -377,8 +380,8 @@ public final class ImportRunner: Sendable {
                     while let piece = await pieces.receive() { try await writer.add(piece) }
                     try await writer.flush()
                 } catch {
-                    await archives.finish()
-                    await pieces.finish()
+                    archives.finish()
+                    pieces.finish()
                     throw error
                 }
             }
@@ -417,9 +420,9 @@ public final class ImportRunner: Sendable {
         summary.rowsPerSecond = summary.seconds > 0 ? Double(summary.rows) / summary.seconds : 0
         summary.exitCode = summary.failed > 0 || summary.stateError != nil || summary.restStopped != nil ? 1 : 0
         summary.peakRssBytes = peakRSS()
-        if Interruption.shared.requested {
+        if stop.requested {
             summary.interrupted = true
-            summary.exitCode = Interruption.shared.exitCode ?? 130
+            summary.exitCode = stop.exitCode ?? 130
         }
         let refusedEverything = await writer.refusedEverything
         if summary.failed > 0 && summary.done == 0 && refusedEverything { summary.exitCode = 3 }
@@ -524,11 +527,7 @@ public final class ImportRunner: Sendable {
     /// the backpressure). Sends the unit's pieces; the last one carries the outcome.
     func decodeBlocking(_ unit: PlannedUnit, _ archive: LocalArchive, options: KlineDecodeOptions,
                         into pieces: BoundedQueue<DecodedPiece>) throws {
-        func send(_ piece: DecodedPiece) {
-            let done = DispatchSemaphore(value: 0)
-            Task { await pieces.send(piece); done.signal() }
-            done.wait()
-        }
+        func send(_ piece: DecodedPiece) { pieces.put(piece) }  // blocks while the writer is behind
         if spec.validation == .strict {
             // Strict: the whole archive is checked before any of its rows is written.
             try KlineArchiveDecoder.stream(path: archive.path, options: options, chunkRows: spec.chunkRows) { _ in }

@@ -37,7 +37,7 @@ extension ImportRunner {
             return outcome
         }
         for edge in edges {
-            if Interruption.shared.requested { break }
+            if stop.requested { break }
             guard let step = edge.interval.seconds else { continue }
             // Only closed candles: open time t is closed once t + step is not after server time.
             let lastClosedOpen = (serverTime / 1000 / step) * step - step

@@ -50,7 +50,11 @@ actor Writer {
     private var refusals = 0
     var refusedEverything: Bool { acknowledged == 0 && refusals > 0 }
 
-    init(spec: JobSpec, sink: RowSink, store: ManifestStore, progress: Progress, logger: Logger) {
+    /// A stop asked by a signal: a request it cut short leaves its units pending.
+    let stop: StopRequest
+
+    init(spec: JobSpec, sink: RowSink, store: ManifestStore, progress: Progress, logger: Logger, stop: StopRequest) {
+        self.stop = stop
         self.spec = spec
         self.sink = sink
         self.store = store
@@ -89,7 +93,7 @@ actor Writer {
         let refused: [String: String]
         do {
             refused = dataset.length > 0 ? try await sendIsolatingKeys(dataset) : [:]
-        } catch where Interruption.shared.requested {
+        } catch where stop.requested || Task.isCancelled {
             // Stopping, and the request was cut short: its units stay pending for the re-run.
             throw StopRequested()
         } catch {
@@ -168,6 +172,8 @@ actor Writer {
                 acknowledged += 1
                 counters.acknowledged(pending.keys.map { ($0.key, $0.count) }, at: Date().timeIntervalSince1970)
                 return refused
+            } catch is CancellationError {
+                throw CancellationError()  // a stop: the request's units stay pending, nothing is refused
             } catch let error where Self.stoppedAnswering(error) {
                 counters.errorsByKind[.transport, default: 0] += 1
                 throw error
@@ -213,7 +219,7 @@ actor Writer {
                 counters.requests += 1
                 try await sink.write(dataset)
                 return .success(())
-            } catch let MarketStoreError.transport(e) where !Interruption.shared.requested {
+            } catch let MarketStoreError.transport(e) where !stop.requested {
                 logger.warning("write of \(dataset.keys.count) keys failed (attempt \(attempt): \(e))")
                 return .retry(wait: nil, failure: MarketStoreError.transport(e))
             }

@@ -77,12 +77,13 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
     run.force = force
     run.forceDirectory = forceDirectory
     run.liveProgress = isatty(2) == 1 && options.logFormat == "human" && !nightly
-    if !dryRun {
-        Interruption.shared.install { sig in
-            logger.warning("signal \(sig): stopping cleanly (no new work; what is being written is finished and recorded); send it again to exit at once")
+    let stop = StopRequest()
+    let runner = ImportRunner(spec: spec, logger: logger, stop: stop)
+    let runOptions = run
+    let summary = dryRun ? try await runner.run(runOptions)
+        : try await withStopOnSignals(stop, logger: logger, saying: "stopping cleanly (no new work; what is being written is finished and recorded)") {
+            try await runner.run(runOptions)
         }
-    }
-    let summary = try await ImportRunner(spec: spec, logger: logger).run(run)
     if dryRun { return }
     let report = ((spec.manifest as NSString).deletingPathExtension as NSString).deletingPathExtension + ".report.json"
     do {
@@ -168,10 +169,12 @@ struct Follow: AsyncParsableCommand {
         follow.metricsPort = port
         follow.staleAfter = staleAfter
         follow.streamURL = streamURL
-        Interruption.shared.install { sig in
-            logger.warning("signal \(sig): stopping (the klines received are written and recorded)")
+        let stop = StopRequest()
+        let follower = Follower(spec: spec, logger: logger, stop: stop)
+        let settings = follow
+        let code = try await withStopOnSignals(stop, logger: logger, saying: "stopping (the klines received are written and recorded)") {
+            try await follower.run(settings)
         }
-        let code = try await Follower(spec: spec, logger: logger).run(follow)
         if code != 0 { throw ExitCode(code) }
     }
 }

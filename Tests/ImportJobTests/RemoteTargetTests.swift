@@ -135,3 +135,28 @@ extension ImportJobTests {
         XCTAssertGreaterThanOrEqual(s["write_calls"] as? Int ?? 0, 1)
     }
 }
+
+extension ImportJobTests {
+    /// SIGTERM while a write hangs (the server sleeps a minute before it answers): the stop
+    /// cancels the write's task, which ends its transfer; the run returns with its summary and
+    /// 143 within 10 s, not by the watchdog; nothing is recorded done that was not acknowledged,
+    /// and the re-run completes.
+    func testSIGTERMDuringAHungWriteEndsTheRunByCancellation() async throws {
+        for month in ["2024-01", "2024-02"] { try generate("spot", "BTCUSDT", "1h", month) }
+        let path = try job("hungwrite", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-02")
+        try await marketstore.control(["delay_write": 1, "delay": 60])
+        let stopped = try runTimed(["run", path], signalAfter: 2, deadline: 60)
+        XCTAssertEqual(stopped.status, 143, stopped.output)
+        XCTAssertLessThan(stopped.afterSignal ?? 99, 10, stopped.output)
+        XCTAssertFalse(stopped.output.contains("not stopped 10 s after the signal"), stopped.output)
+        XCTAssertTrue(stopped.output.contains("re-run the same command to resume"), stopped.output)
+        XCTAssertNotNil(tableValue(stopped.output, "units"), "the summary: \(stopped.output)")
+        let m = try manifest("hungwrite")
+        XCTAssertTrue(m.units.values.allSatisfy { $0.status != .done }, "the hung write was not acknowledged: \(m.units.values.map { "\($0.id) \($0.status)" })")
+
+        let again = try importer(["run", path], today: "2024-06-01")
+        XCTAssertEqual(again.status, 0, again.output)
+        let verify = try importer(["verify", path], today: "2024-06-01")
+        XCTAssertEqual(verify.status, 0, verify.output)
+    }
+}
