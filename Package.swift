@@ -41,7 +41,8 @@ let package = Package(
         .target(name: "KlineArchive", dependencies: ["CIsal", "CZlib", "Columnar"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
-            "KlineArchive", "ImportJob", "MarketStore", "MarketStoreDirectory", "BinanceSource",
+            "KlineArchive", "JobModel", "JobState", "ImportPipeline", "Follow", "MarketStore", "MarketStoreModel", "MarketStoreDirectory",
+            "BinanceSource", "DurableFiles", "Columnar",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -52,37 +53,59 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // HTTP over libcurl: one reused connection per session, timeouts, streaming bodies.
         .target(name: "CurlHTTP", dependencies: ["CCurl"]),
-        // Binance public data: archive addresses, S3 listing, verified downloads, the local cache.
+        // Binance public data: archive addresses, S3 listing, verified downloads, the local cache,
+        // REST klines, the kline streams' protocol.
         .target(name: "BinanceSource", dependencies: [
-            "CurlHTTP", "KlineArchive",
+            "CurlHTTP", "KlineArchive", "DurableFiles", "Columnar",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The one write path of the files this project keeps, and the job's lock.
+        .target(name: "DurableFiles"),
+        // What both targets share: datasets, column schemas, timeframes (no network).
+        .target(name: "MarketStoreModel", dependencies: ["Columnar"]),
         // The offline sink: MarketStore's on-disk format written (and read) directly.
-        .target(name: "MarketStoreDirectory", dependencies: ["Columnar", "KlineArchive", "MarketStore"]),
-        // The import job: job files, plan, state, pipeline, verification, REST edges, follow mode
-        // (Binance's kline streams, /healthz and /metrics).
-        .target(name: "ImportJob", dependencies: [
-            "BinanceSource", "CSQLite", "CurlHTTP", "KlineArchive", "MarketStore", "MarketStoreDirectory", "Columnar",
-            .product(name: "Logging", package: "swift-log"),
+        .target(name: "MarketStoreDirectory", dependencies: ["Columnar", "MarketStoreModel", "DurableFiles"]),
+        // The job as written: job files, targets, shards.
+        .target(name: "JobModel", dependencies: [
+            "BinanceSource", "CurlHTTP", "KlineArchive", "MarketStoreModel", "Columnar",
             .product(name: "Yams", package: "Yams"),
-            .product(name: "WSClient", package: "swift-websocket"),
+        ]),
+        // What the job has done: the SQLite state, the manifest, column digests.
+        .target(name: "JobState", dependencies: ["JobModel", "CSQLite", "DurableFiles", "KlineArchive", "BinanceSource", "Columnar"]),
+        // Counters, their Prometheus exposition, the /healthz and /metrics server.
+        .target(name: "JobMetrics", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // Plan, downloads → decoders → writer, REST edges, summaries, verification.
+        .target(name: "ImportPipeline", dependencies: [
+            "JobModel", "JobState", "JobMetrics", "BinanceSource", "CurlHTTP", "KlineArchive", "MarketStore", "MarketStoreModel",
+            "MarketStoreDirectory", "DurableFiles", "Columnar",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // follow: Binance's kline streams into the pipeline's writer.
+        .target(name: "Follow", dependencies: [
+            "ImportPipeline", "JobModel", "JobState", "JobMetrics", "BinanceSource", "CurlHTTP", "KlineArchive", "MarketStore",
+            "MarketStoreModel", "Columnar",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "WSClient", package: "swift-websocket"),
+        ]),
         // msgpack codec (the subset MarketStore uses); no offline package provides one.
         .target(name: "MsgPack"),
         // MarketStore client: datasets, RPC over HTTP, schema guard, timeframes.
-        .target(name: "MarketStore", dependencies: ["Columnar", "CurlHTTP", "MsgPack"]),
+        .target(name: "MarketStore", dependencies: ["Columnar", "CurlHTTP", "MsgPack", "MarketStoreModel"]),
         .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib", "TestSupport"]),
         .testTarget(name: "MsgPackTests", dependencies: ["MsgPack"]),
         // Helpers of the test targets: Python test servers on ephemeral ports.
         .target(name: "TestSupport", dependencies: ["CurlHTTP", "CZlib"], path: "Tests/TestSupport"),
-        .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
+        .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MarketStoreModel", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),
         .testTarget(name: "FuzzTests", dependencies: ["KlineArchive", "MsgPack", "TestSupport"]),
-        .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "KlineArchive", "MarketStore", "TestSupport"]),
-        .testTarget(name: "ImportJobTests", dependencies: ["ImportJob", "KlineArchive", "MarketStore", "MarketStoreDirectory", "TestSupport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
+        .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "MarketStoreModel", "KlineArchive", "MarketStore", "Columnar", "TestSupport"]),
+        .testTarget(name: "ImportJobTests", dependencies: ["ImportPipeline", "Follow", "JobModel", "JobState", "JobMetrics", "KlineArchive", "MarketStore",
+                                                           "MarketStoreModel", "MarketStoreDirectory", "BinanceSource", "Columnar", "TestSupport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
                     exclude: ["fixtures"]),
-        .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "TestSupport"]),
+        .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "CurlHTTP", "Columnar", "TestSupport"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Crypto
 import CurlHTTP
+import DurableFiles
 import Foundation
 
 /// An archive ready to decode, on local disk.
@@ -269,16 +270,13 @@ final class HashingFileSink: @unchecked Sendable {
 
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
         hasher.update(bufferPointer: chunk)
-        var done = 0
-        while done < chunk.count {
-            let n = Glibc.write(fd, chunk.baseAddress! + done, chunk.count - done)
-            if n <= 0 {
-                failure = "write: \(n < 0 ? String(cString: strerror(errno)) : "nothing written")"
-                return false
-            }
-            done += n
+        do {
+            try writeFully(fd, chunk)  // the project's one write path (short writes, EINTR)
+            return true
+        } catch {
+            failure = "\(error)"
+            return false
         }
-        return true
     }
 
     func finish() throws -> String {

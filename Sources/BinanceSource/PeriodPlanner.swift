@@ -1,3 +1,4 @@
+import Columnar
 import KlineArchive
 
 /// Calendar arithmetic of the plan (UTC): months of a range, days of a month, today.

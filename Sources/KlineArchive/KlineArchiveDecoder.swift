@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Columnar
 
 /// How to decode an archive.
 public struct KlineDecodeOptions: Sendable {

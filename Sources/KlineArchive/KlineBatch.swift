@@ -1,3 +1,4 @@
+import Columnar
 @_exported import Columnar
 
 /// A kline column that can be imported, with its MarketStore column name.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Columnar
 
 /// Parses Binance kline CSV lines straight into columns and validates them row by row.
 /// One instance per archive; lines come from `KlineArchiveDecoder`'s inflate buffer.
@@ -469,10 +470,4 @@ final class KlineCSVParser<F: KlineFloat> {
         }
         r.anomalies = log.anomalies
     }
-}
-
-/// Division rounding toward minus infinity (epochs before 1970 stay on their day and slot).
-@inline(__always) public func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-    let q = a / b
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
 }

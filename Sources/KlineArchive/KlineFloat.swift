@@ -1,3 +1,4 @@
+import Columnar
 /// The two float widths a kline column can be decoded to.
 public protocol KlineFloat: BinaryFloatingPoint {
     static func convert(_ s: DecimalParser.Scanned, _ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Self

@@ -1,3 +1,4 @@
+import Columnar
 /// The interval slots seen so far, as a bitmap over a fixed range (the archive's period), with a
 /// set for the rare rows outside it. Finds duplicate open times and gaps without sorting, in
 /// memory proportional to the period (a month of 1s slots is 330 kB), not to the row count.

@@ -1,5 +1,6 @@
 import Columnar
 import CurlHTTP
+import MarketStoreModel
 import MsgPack
 
 /// What GetInfo says about a bucket.

@@ -1,4 +1,5 @@
 import CurlHTTP
+import MarketStoreModel
 import MsgPack
 
 /// Why a MarketStore call failed. Server-side failures carry the server's own text and the key.
@@ -16,12 +17,8 @@ public enum MarketStoreError: Error, CustomStringConvertible, Equatable {
     case rpc(method: String, code: Int64, message: String)
     /// A Write, GetInfo, Create or Destroy request the server refused, with its message.
     case refused(method: String, keys: [String], message: String)
-    /// The dataset is inconsistent (checked before sending: the real server crashes on some).
-    case invalidDataSet(String)
     /// The bucket exists with another schema; names both.
     case schemaMismatch(key: String, bucket: [ColumnSchema], dataset: [ColumnSchema], reason: String)
-    /// A timeframe the server accepts on write but cannot serve back.
-    case unservableTimeframe(key: String, timeframe: String)
 
     /// The HTTP status, for `.http`.
     public var status: Int? {
@@ -45,26 +42,8 @@ public enum MarketStoreError: Error, CustomStringConvertible, Equatable {
         case let .malformedResponse(method, reason): return "MarketStore's answer to \(method) is not a valid RPC response: \(reason)"
         case let .rpc(method, code, message): return "\(method) failed: \(message) (code \(code))"
         case let .refused(method, keys, message): return "\(method) refused for \(keys.joined(separator: ", ")): \(message)"
-        case let .invalidDataSet(reason): return "invalid dataset: \(reason)"
         case let .schemaMismatch(key, bucket, dataset, reason):
             return "\(key): \(reason); bucket has \(ColumnSchema.describe(bucket)), dataset has \(ColumnSchema.describe(dataset))"
-        case let .unservableTimeframe(key, tf):
-            return "\(key): MarketStore accepts writes to timeframe \(tf) but cannot serve them back; use one of \(Timeframe.servable.joined(separator: ", "))"
         }
     }
-}
-
-/// A column's name and MarketStore type string (`f4`, `f8`, `i8`, `i4`, ...).
-public struct ColumnSchema: Equatable, Sendable, CustomStringConvertible {
-    public var name: String
-    public var type: String
-    public init(_ name: String, _ type: String) {
-        self.name = name
-        self.type = type
-    }
-    public var description: String { "\(name):\(type)" }
-    static func describe(_ columns: [ColumnSchema]) -> String { "[" + columns.map(\.description).joined(separator: " ") + "]" }
-
-    /// GetInfo's type numbers (utils/io/datatypes.go), as type strings.
-    static let typeByCode: [Int64: String] = [0: "f4", 1: "i4", 2: "f8", 3: "i8", 4: "i8", 5: "i1", 9: "i2", 10: "u1", 11: "u2", 12: "u4", 13: "u8"]
 }

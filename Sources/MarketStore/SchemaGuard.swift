@@ -1,3 +1,4 @@
+import MarketStoreModel
 /// Protects writes from MarketStore's silent traps (reference: the real server stores columns of
 /// the same names in another order SCRAMBLED, and silently converts types). Before the first
 /// write to a key it asks GetInfo and then:
@@ -35,9 +36,9 @@ public actor SchemaGuard {
     /// The column order to send for `key`, checking the bucket's schema the first time.
     public func order(for key: String, dataset: WriteDataSet) async throws -> [String] {
         if let known = orders[key] { return known }
-        let timeframe = String(key.split(separator: "/")[1])
+        let timeframe = BucketKey(key)?.timeframe ?? key  // a WriteDataSet's keys are checked on construction
         if !allowUnservableTimeframes, !Timeframe.isServable(timeframe) {
-            throw MarketStoreError.unservableTimeframe(key: key, timeframe: timeframe)
+            throw MarketStoreModelError.unservableTimeframe(key: key, timeframe: timeframe)
         }
         let mine = dataset.schema
         guard let info = try await client.getInfo(key) else {

@@ -1,4 +1,5 @@
 import Foundation
+import MarketStoreModel
 
 /// The 37,024-byte header of a MarketStore year file (utils/io/metadata.go), little-endian:
 /// @0 version (2); @8 description (256 bytes); @264 year; @272 timeframe in ns; @280 record type

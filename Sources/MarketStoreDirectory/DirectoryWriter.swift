@@ -1,7 +1,7 @@
 import Columnar
 import Foundation
-import KlineArchive
-import MarketStore
+import DurableFiles
+import MarketStoreModel
 
 /// Writes fixed-length MarketStore buckets straight into a data directory, in the server's own
 /// format: `<root>/<Symbol>/<Timeframe>/<AttributeGroup>/<YYYY>.bin` plus a `category_name` file
@@ -215,17 +215,6 @@ public final class DirectoryWriter: @unchecked Sendable {
 
 }
 
-/// Removes `*.tmp-<pid>` files left by a writer that died between creating and renaming them (a
-/// crash leaves the old state plus such a file; the new state is written again by the re-run).
-public func removeStaleTemporaries(in dir: String) {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
-    for name in names {
-        guard let range = name.range(of: ".tmp-", options: .backwards), let pid = Int32(name[range.upperBound...]) else { continue }
-        if pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH) {
-            try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
-        }
-    }
-}
 
 extension DirectoryWriter {
     static func ensureCategory(_ dir: String, _ name: String) throws {

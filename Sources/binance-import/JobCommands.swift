@@ -1,11 +1,17 @@
 import ArgumentParser
 import BinanceSource
+import Columnar
+import DurableFiles
+import Follow
 import Foundation
-import ImportJob
+import ImportPipeline
+import JobModel
+import JobState
 import KlineArchive
 import Logging
 import MarketStore
 import MarketStoreDirectory
+import MarketStoreModel
 
 /// Options shared by the commands that take a job file.
 struct JobOptions: ParsableArguments {
@@ -239,7 +245,7 @@ struct Status: AsyncParsableCommand {
         let failed = manifest.units.values.filter { $0.status == .failed }.sorted { $0.id < $1.id }
         let grid = CoverageGrid(manifest: manifest, months: spec.months(today: try today()), keys: keys)
         if !outsideKeys.isEmpty {
-            notes.append("state of keys outside the job (from a run with --symbols), not counted: \(outsideKeys.joined(separator: ", ")); drop them with: binance-import forget \(options.job) --symbols \(Set(outsideKeys.map { $0.split(separator: "/")[0] }).sorted().joined(separator: ","))")
+            notes.append("state of keys outside the job (from a run with --symbols), not counted: \(outsideKeys.joined(separator: ", ")); drop them with: binance-import forget \(options.job) --symbols \(Set(outsideKeys.compactMap { BucketKey($0)?.symbol }).sorted().joined(separator: ","))")
         }
         if json {
             let object: [String: Any] = ["job": spec.name, "manifest": spec.manifest, "counts": counts, "stale": stale.sorted(), "notes": notes,
@@ -291,7 +297,7 @@ struct Forget: AsyncParsableCommand {
         let names = Set(symbols.split(separator: ",").map(String.init))
         guard !names.isEmpty else { throw ValidationError("--symbols names no symbol") }
         let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
-        let ids = manifest.units.values.filter { names.contains(String($0.key.split(separator: "/").first ?? "")) }.map(\.id).sorted()
+        let ids = manifest.units.values.filter { names.contains(BucketKey($0.key)?.symbol ?? "") }.map(\.id).sorted()
         for id in ids.prefix(200) { print("\(dryRun ? "would drop" : "drop"): \(id)") }
         if ids.count > 200 { print("... and \(ids.count - 200) more") }
         if !dryRun, !ids.isEmpty { try Manifest.forget(ids: ids, manifest: spec.manifest) }
@@ -337,8 +343,7 @@ struct Show: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let parts = key.split(separator: "/").map(String.init)
-        guard parts.count == 3 else { throw ValidationError("KEY must be SYMBOL/Timeframe/AttributeGroup") }
+        guard BucketKey(key) != nil else { throw ValidationError("KEY must be SYMBOL/Timeframe/AttributeGroup") }
         let reader = TargetReader(target: try ImportTarget.parse(commandLine: target))
         let keys = try await reader.keys()
         guard keys.contains(key) else {

@@ -1,3 +1,4 @@
+import Columnar
 import KlineArchive
 
 /// The human form of a validation report (and of the first rows).

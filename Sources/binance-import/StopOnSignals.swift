@@ -1,5 +1,9 @@
 import Foundation
-import ImportJob
+import DurableFiles
+import Follow
+import ImportPipeline
+import JobModel
+import JobState
 import Logging
 import UnixSignals
 

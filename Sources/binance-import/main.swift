@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
-import ImportJob
+import DurableFiles
+import Follow
+import ImportPipeline
+import JobModel
+import JobState
 import KlineArchive
 import MarketStoreDirectory
 
@@ -28,6 +32,8 @@ struct BinanceImport: AsyncParsableCommand {
         } catch let error as KlineDecodeError {
             fatal(error.description, code: 1)
         } catch let error as JobFileError {
+            fatal(error.description, code: 2)
+        } catch let error as JobLockError {
             fatal(error.description, code: 2)
         } catch let error as FileWriteError {
             // State that cannot be written (a full disk): nothing was lost; re-run when there is room.

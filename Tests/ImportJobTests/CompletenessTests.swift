@@ -1,10 +1,15 @@
+import Columnar
 import Foundation
 import KlineArchive
 import MarketStore
 import MarketStoreDirectory
 import TestSupport
 import XCTest
-@testable import ImportJob
+@testable import Follow
+@testable import ImportPipeline
+@testable import JobMetrics
+@testable import JobModel
+@testable import JobState
 
 /// Every published kline lands, on the archive shapes Binance really publishes (issue 21; the
 /// cases come from binance-public-data's tracker): a month with daily archives only, a truncated

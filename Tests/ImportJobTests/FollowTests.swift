@@ -4,7 +4,11 @@ import MarketStore
 import TestSupport
 import XCTest
 
-@testable import ImportJob
+@testable import Follow
+@testable import ImportPipeline
+@testable import JobMetrics
+@testable import JobModel
+@testable import JobState
 
 /// `follow` against the fixture's kline streams and REST (Tests/servers/rest_server.py --ws), on
 /// a clock that runs fast, into the MarketStore test server.

@@ -5,7 +5,11 @@ import MarketStoreDirectory
 import TestSupport
 import XCTest
 import Yams
-@testable import ImportJob
+@testable import Follow
+@testable import ImportPipeline
+@testable import JobMetrics
+@testable import JobModel
+@testable import JobState
 
 /// The binance-import command end to end, against the fixture archive server and the MarketStore
 /// test server: every row lands exactly, resume after a failure, nightly stitching, job file errors.
@@ -1014,6 +1018,8 @@ final class ImportJobTests: XCTestCase {
 }
 
 import Crypto
+import MarketStoreModel
+import DurableFiles
 
 /// Copies every file under `source` into `destination` (creating folders); a file already there
 /// must have the same bytes (the `category_name` files every shard writes).

@@ -2,7 +2,11 @@ import Foundation
 import Logging
 import XCTest
 
-@testable import ImportJob
+@testable import Follow
+@testable import ImportPipeline
+@testable import JobMetrics
+@testable import JobModel
+@testable import JobState
 
 /// The metrics exposition, read back by Prometheus' own parser, and the server of /metrics.
 extension ImportJobTests {

@@ -4,7 +4,11 @@ import KlineArchive
 import Logging
 import TestSupport
 import XCTest
-@testable import ImportJob
+@testable import Follow
+@testable import ImportPipeline
+@testable import JobMetrics
+@testable import JobModel
+@testable import JobState
 
 /// Fast over a real network (issue 24): keys planned concurrently into the same plan, a listing
 /// error that fails its key only, a CHECKSUM asked for beside its archive, and a quiet nightly

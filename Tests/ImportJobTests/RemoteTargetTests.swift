@@ -3,7 +3,11 @@ import KlineArchive
 import MarketStore
 import TestSupport
 import XCTest
-@testable import ImportJob
+@testable import Follow
+@testable import ImportPipeline
+@testable import JobMetrics
+@testable import JobModel
+@testable import JobState
 
 /// A remote MarketStore as users deploy it (issue 23): behind nginx with TLS (a private CA) and
 /// basic auth; a server that accepts connections and never answers; a slow link.

@@ -5,7 +5,11 @@ import MarketStore
 import TestSupport
 import XCTest
 
-@testable import ImportJob
+@testable import Follow
+@testable import ImportPipeline
+@testable import JobMetrics
+@testable import JobModel
+@testable import JobState
 
 /// `to: now`: archives, then Binance's REST klines up to the last closed candle, against the
 /// fixture REST server (Tests/servers/rest_server.py); and the other kline-shaped datasets.

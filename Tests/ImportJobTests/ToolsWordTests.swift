@@ -2,7 +2,11 @@ import Foundation
 import MarketStoreDirectory
 import TestSupport
 import XCTest
-@testable import ImportJob
+@testable import Follow
+@testable import ImportPipeline
+@testable import JobMetrics
+@testable import JobModel
+@testable import JobState
 
 /// The tool's word is true (issue 22): each test runs the binary as a user would, in a folder
 /// holding a copy of jobs/demo.yml pointed at a copy of the samples' mirror and at ./db, and

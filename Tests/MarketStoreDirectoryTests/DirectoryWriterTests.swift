@@ -2,6 +2,7 @@ import Columnar
 import Foundation
 import KlineArchive
 import MarketStore
+import MarketStoreModel
 import TestSupport
 import XCTest
 @testable import MarketStoreDirectory

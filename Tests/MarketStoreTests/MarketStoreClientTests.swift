@@ -1,6 +1,7 @@
 import Columnar
 import CurlHTTP
 import Foundation
+import MarketStoreModel
 import MsgPack
 import TestSupport
 import XCTest

@@ -1,5 +1,6 @@
 import Columnar
 import Foundation
+import MarketStoreModel
 import MsgPack
 import TestSupport
 import XCTest

@@ -1,0 +1,146 @@
+import BinanceSource
+import Columnar
+import DurableFiles
+import Foundation
+import JobMetrics
+import JobModel
+import JobState
+import KlineArchive
+import Logging
+import MarketStoreModel
+
+/// What the REST work of a run did.
+package struct RestOutcome: Sendable {
+    package var counters = RestCounters()
+    package var budget = 0
+    /// Why all REST work stopped (a 418 ban, no server time), when it did.
+    package var stopped: String?
+}
+
+/// `to: now`: each key's days after its archives, from Binance's REST klines up to the last
+/// closed candle by the server's clock, through the same writer as the archives. A day is a
+/// unit (`rest/...`) that records the last closed open time it covers; a later run asks only
+/// for the candles after it (the day's rows and digest add up, see `ColumnDigest`), and a
+/// published archive supersedes the day. `follow` fills its gaps with it too.
+package struct RestFiller: Sendable {
+    let spec: JobSpec
+    let stop: StopRequest
+    let logger: Logger
+
+    /// The REST client of a job: its base URL and its share of the weight limit.
+    package func makeClient() -> RestClient {
+        RestClient(baseURL: spec.restURL, market: spec.market, weightLimit: spec.restWeightLimit, share: spec.restWeightShare)
+    }
+
+    /// `client`: a long-running caller (follow) passes its own, so the weight used in a minute is
+    /// counted across its fills; the counters returned are the client's, since it was made.
+    package func fill(_ edges: [RestEdge], client given: RestClient? = nil, store: ManifestStore, writer: Writer, progress: Progress) async throws -> RestOutcome {
+        var outcome = RestOutcome()
+        guard !edges.isEmpty else { return outcome }
+        let client = given ?? makeClient()
+        outcome.budget = client.budget
+        let serverTime: Int64
+        do {
+            serverTime = try await client.serverTime()
+        } catch {
+            outcome.stopped = "REST: \(error)"
+            outcome.counters = await client.counters
+            return outcome
+        }
+        for edge in edges {
+            if stop.requested { break }
+            guard let step = edge.interval.seconds else { continue }
+            // Only closed candles: open time t is closed once t + step is not after server time.
+            let lastClosedOpen = (serverTime / 1000 / step) * step - step
+            var todo = edge.days[...]
+            while let day = todo.first, let record = await store.record(day.id), record.status == .done || record.status == .superseded,
+                  (record.coveredTo ?? .min) >= day.address.period.end - step {
+                todo = todo.dropFirst()
+            }
+            guard let first = todo.first, first.address.period.start <= lastClosedOpen else { continue }
+            // A day covered in part by an earlier run continues after its last covered candle.
+            var resumeAfter: Int64?
+            if let record = await store.record(first.id), record.status == .done, let covered = record.coveredTo {
+                guard covered < lastClosedOpen else { continue }  // no new candle has closed
+                resumeAfter = covered
+            }
+            let klines: [RestKline]
+            do {
+                klines = try await client.klines(dataset: spec.dataset, instrument: edge.symbol, interval: edge.interval,
+                                                 fromMs: (resumeAfter.map { $0 + step } ?? first.address.period.start) * 1000,
+                                                 toMs: lastClosedOpen * 1000)
+            } catch let error as RestError {
+                if case .banned = error {
+                    logger.error("\(error)")
+                    outcome.stopped = "\(error)"
+                    break
+                }
+                for day in todo where day.address.period.start <= lastClosedOpen {
+                    await store.fail(day, "REST: \(error)", progress: progress, logger: logger)
+                }
+                continue
+            }
+            // CSV lines per UTC day, closed candles only (µs times, when sent, read as such).
+            var byDay: [Int64: [UInt8]] = [:]
+            for k in klines {
+                guard RestKline.milliseconds(k.closeTime) < serverTime else { continue }  // still open: never written
+                byDay[floorDiv(RestKline.milliseconds(k.openTime), 86_400_000), default: []] += Array(k.csvLine.utf8) + [0x0A]
+            }
+            for day in todo {
+                let start = day.address.period.start
+                guard start <= lastClosedOpen else { break }
+                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.dataset)) \(edge.symbol) \(edge.interval.name) \(day.address.period)"
+                do {
+                    try await writer.add(try piece(day, csv: byDay[start / 86400] ?? [], interval: edge.interval, source: source,
+                                                       coveredTo: min(day.address.period.end - step, lastClosedOpen),
+                                                       continues: day.id == first.id && resumeAfter != nil, policy: spec.validation))
+                } catch let error as KlineDecodeError {
+                    await store.fail(day, "\(error)", progress: progress, logger: logger)
+                }
+            }
+        }
+        outcome.counters = await client.counters
+        return outcome
+    }
+
+    /// A REST day's unit: the daily archive's address, the `rest/` id.
+    package func day(symbol: String, interval: KlineInterval, day: ArchivePeriod, key: String) throws -> PlannedUnit {
+        var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: day, dataset: spec.dataset), key: key)
+        unit.fromREST = true
+        return unit
+    }
+
+    /// REST or stream klines of one day (CSV lines) as a piece for the writer: parsed like an
+    /// archive, digested, and carrying the day's coverage; `continues` adds them to the rows the
+    /// day already has.
+    package func piece(_ day: PlannedUnit, csv: [UInt8], interval: KlineInterval, source: String, coveredTo: Int64, continues: Bool,
+                   policy: ValidationPolicy) throws -> DecodedPiece {
+        let options = KlineDecodeOptions(interval: interval, period: nil, columns: spec.columns, floatType: spec.floatType, policy: policy)
+        let (batch, report) = try KlineArchiveDecoder.decodeCSV(csv, source: source, options: options)
+        var digest = ColumnDigest()
+        digest.add(batch)
+        var outcome = UnitOutcome(restReport: report, digest: digest, coveredTo: coveredTo)
+        outcome.continues = continues
+        return DecodedPiece(unit: day, batch: batch.count > 0 ? batch : spec.emptyBatch(), outcome: outcome)
+    }
+
+    /// REST days now covered by a done daily or monthly archive: superseded (the archive's rows
+    /// overwrote the same slots).
+    package func supersedeDays(store: ManifestStore) async -> Int {
+        let index = await store.currentIndex()
+        var count = 0
+        for (id, entry) in index where entry.status == .done && id.hasPrefix("rest/") {
+            let daily = "data/" + id.dropFirst("rest/".count)
+            let monthly = UnitRecord.monthlyID(ofDaily: daily)
+            guard index[daily]?.status == .done || monthly.map({ index[$0]?.status == .done }) == true else { continue }
+            await store.update(id) { $0.status = .superseded; $0.error = nil; $0.updatedAt = isoNow() }
+            count += 1
+        }
+        return count
+    }
+}
+
+extension ImportRunner {
+    /// The job's REST work (`to: now`, gap fills).
+    package var rest: RestFiller { RestFiller(spec: spec, stop: stop, logger: logger) }
+}

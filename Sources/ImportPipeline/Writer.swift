@@ -1,0 +1,242 @@
+import Columnar
+import CurlHTTP
+import DurableFiles
+import Foundation
+import JobMetrics
+import JobModel
+import JobState
+import KlineArchive
+import Logging
+import MarketStore
+import MarketStoreDirectory
+import MarketStoreModel
+
+/// Packs decoded rows into Write requests of about `chunk_rows` rows carrying several keys, sends
+/// them one at a time through the schema guard, and marks a unit done once the request carrying
+/// its last rows was acknowledged. Writes to fixed-length buckets are idempotent, so a request
+/// that failed on the network is simply sent again.
+package actor Writer {
+    package let spec: JobSpec
+    package let sink: RowSink
+    package let store: ManifestStore
+    package let progress: Progress
+    package let logger: Logger
+
+    private var keyOrder: [String] = []
+    private var parts: [String: [KlineBatch]] = [:]
+    private var rows = 0
+    private var units: [(unit: PlannedUnit, outcome: UnitOutcome?)] = []
+    private var failedUnits: Set<String> = []
+    /// Requests, rows per key and errors by kind, for the summary and /metrics.
+    package private(set) var counters = WriteCounters()
+    /// Rows written that MarketStore will not serve back (1 January of 1D buckets).
+    private(set) var unservedRows = 0
+    private var acknowledged = 0
+    private var refusals = 0
+    package var refusedEverything: Bool { acknowledged == 0 && refusals > 0 }
+
+    /// A stop asked by a signal: a request it cut short leaves its units pending.
+    package let stop: StopRequest
+
+    package init(spec: JobSpec, sink: RowSink, store: ManifestStore, progress: Progress, logger: Logger, stop: StopRequest) {
+        self.stop = stop
+        self.spec = spec
+        self.sink = sink
+        self.store = store
+        self.progress = progress
+        self.logger = logger
+    }
+
+    package func add(_ piece: DecodedPiece) async throws {
+        if failedUnits.contains(piece.unit.id) { return }
+        if parts[piece.unit.key] == nil { keyOrder.append(piece.unit.key) }
+        parts[piece.unit.key, default: []].append(piece.batch)
+        rows += piece.batch.count
+        units.append((piece.unit, piece.outcome))
+        if rows >= spec.chunkRows { try await flush() }
+    }
+
+    package func flush() async throws {
+        guard !units.isEmpty else { return }
+        let batchUnits = units, batchKeys = keyOrder, batchParts = parts
+        units = []; keyOrder = []; parts = [:]; rows = 0
+        // One copy of the rows into the request's columns: each key's batches, one key after another.
+        let names = ["Epoch"] + spec.columns.map(\.rawValue)
+        // The columns' types from the first batch (none: WriteDataSet refuses the names' count).
+        let template = batchKeys.lazy.compactMap { batchParts[$0]?.first }.first
+        var columns = [ColumnValues.int64([])] + (template?.columns.map { $0.values.slice(0..<0) } ?? [])
+        var ranges: [WriteDataSet.KeyRange] = []
+        for key in batchKeys {
+            let start = columns[0].count
+            for batch in batchParts[key] ?? [] {
+                columns[0].append(contentsOf: .int64(batch.epochs))
+                for (i, c) in batch.columns.enumerated() { columns[i + 1].append(contentsOf: c.values) }
+            }
+            if columns[0].count > start { ranges.append(.init(key: key, start: start, count: columns[0].count - start)) }
+        }
+        let dataset = try WriteDataSet(names: names, columns: columns, keys: ranges)
+        let refused: [String: String]
+        do {
+            refused = dataset.length > 0 ? try await sendIsolatingKeys(dataset) : [:]
+        } catch where stop.requested || Task.isCancelled {
+            // Stopping, and the request was cut short: its units stay pending for the re-run.
+            throw StopRequested()
+        } catch {
+            for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
+            do {
+                try await store.commit(force: true)
+            } catch let saveError {
+                logger.error("could not save the manifest: \(saveError); the failed units stay pending and are retried")
+            }
+            throw TargetUnavailable(description: "MarketStore stopped answering: \(error)")
+        }
+        for (unit, _) in batchUnits { if let reason = refused[unit.key] { await fail(unit, "write: \(reason)") } }
+        // MarketStore stores the 1 January row of a 1D bucket where it never reads it back.
+        for k in dataset.keys where BucketKey(k.key)?.isDaily == true && refused[k.key] == nil {
+            guard case let .int64(epochs) = dataset.columns[0] else { continue }
+            let lost = epochs[k.start..<(k.start + k.count)].filter(UTCCalendar.isFirstOfJanuary)
+            if !lost.isEmpty {
+                unservedRows += lost.count
+                logger.warning("\(k.key): \(lost.count) row(s) of 1 January written; MarketStore will not serve them (its 1D buckets lose 1 January)")
+            }
+        }
+        for (unit, outcome) in batchUnits {
+            guard let outcome, !failedUnits.contains(unit.id) else { continue }
+            let report = outcome.report
+            await store.update(unit.id, key: unit.key) {
+                $0.archivePath = outcome.archivePath
+                $0.sha256 = outcome.sha256
+                $0.listing = unit.listing
+                $0.verified = outcome.verified
+                $0.coveredTo = outcome.coveredTo
+                if outcome.continues && $0.status == .done {
+                    // A REST day continued: the earlier candles stay recorded with these.
+                    $0.rows = ($0.rows ?? 0) + report.rows
+                    $0.firstEpoch = [$0.firstEpoch, report.firstOpenTime].compactMap { $0 }.min()
+                    $0.lastEpoch = [$0.lastEpoch, report.lastOpenTime].compactMap { $0 }.max()
+                    $0.digests = ColumnDigest.adding(outcome.digest.hex, to: $0.digests)
+                } else {
+                    $0.rows = report.rows
+                    $0.firstEpoch = report.firstOpenTime
+                    $0.lastEpoch = report.lastOpenTime
+                    $0.digests = outcome.digest.hex
+                }
+                $0.status = .done
+                $0.lacking = report.daysLacking.isEmpty ? nil : report.daysLacking
+                $0.anomalies = report.anomalies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: report.anomalies.map { ($0.kind.rawValue, $0.count) })
+                $0.attempts += 1
+                $0.error = nil
+                $0.doneAt = isoNow()
+                $0.updatedAt = $0.doneAt
+            }
+            // The gaps the archive leaves, but for the days a monthly lacks (its repair units'):
+            // recorded for `status` and for `gaps: rest` to ask REST about.
+            if !unit.fromREST, let step = unit.address.interval.seconds {
+                let gaps = RepairDays(report.daysLacking).clip(report.gaps, step: step)
+                await store.setGaps(unit: unit.id, gaps.map { GapRecord(key: unit.key, first: $0[0], last: $0[1], state: .unexplained, unit: unit.id) })
+            }
+            await progress.unitDone(rows: report.rows, anomalies: report.anomalyCount, bytes: report.csvBytes)
+            if spec.deleteArchivesAfterWrite, let path = outcome.archivePath, path.hasPrefix(spec.cacheDirectory) {
+                try? FileManager.default.removeItem(atPath: path)
+            }
+        }
+        try await store.commit()
+    }
+
+    /// Sends a request so that one key's failure stays that key's: a key refused for its own
+    /// reasons (its bucket's schema, its timeframe) is taken out and the rest sent again; a
+    /// refusal that names no key is narrowed by sending each key alone (writes to fixed-length
+    /// buckets are idempotent, so keys the server had already written are simply written again).
+    /// Returns the refused keys with why; throws only when the target stops answering.
+    private func sendIsolatingKeys(_ dataset: WriteDataSet) async throws -> [String: String] {
+        var refused: [String: String] = [:]
+        var pending = dataset
+        while !pending.keys.isEmpty {
+            do {
+                try await send(pending)
+                acknowledged += 1
+                counters.acknowledged(pending.keys.map { ($0.key, $0.count) }, at: Date().timeIntervalSince1970)
+                return refused
+            } catch is CancellationError {
+                throw CancellationError()  // a stop: the request's units stay pending, nothing is refused
+            } catch let error where Self.stoppedAnswering(error) {
+                counters.errorsByKind[.transport, default: 0] += 1
+                throw error
+            } catch {
+                counters.errorsByKind[WriteErrorKind(error), default: 0] += 1
+                if let key = Self.refusedKey(error), pending.keys.contains(where: { $0.key == key }) {
+                    refused[key] = "\(error)"
+                    pending = pending.restricted(to: Set(pending.keys.map(\.key)).subtracting([key]))
+                } else if pending.keys.count == 1 {
+                    refused[pending.keys[0].key] = "\(error)"
+                    refusals += 1
+                    return refused
+                } else {
+                    for k in pending.keys { refused.merge(try await sendIsolatingKeys(pending.restricted(to: [k.key]))) { a, _ in a } }
+                    return refused
+                }
+            }
+        }
+        return refused
+    }
+
+    /// The key a refusal belongs to, when a key was refused for its own reasons.
+    package static func refusedKey(_ error: Error) -> String? {
+        switch error {
+        case let MarketStoreError.schemaMismatch(key, _, _, _), let MarketStoreModelError.unservableTimeframe(key, _): return key
+        case let MarketStoreError.refused(_, keys, _) where keys.count == 1: return keys[0]
+        case let DirectoryError.schemaMismatch(key, _, _, _, _), let DirectoryError.badKey(key): return key
+        default: return nil
+        }
+    }
+
+    /// The kind of a refusal, for the error counters.
+    /// The target no longer answers (after the retries of `send`): nothing can be said per key.
+    package static func stoppedAnswering(_ error: Error) -> Bool {
+        if case MarketStoreError.transport = error { return true }
+        return false
+    }
+
+    /// One request, retried on network errors with backoff (the write is idempotent).
+    private func send(_ dataset: WriteDataSet) async throws {
+        try await Self.writeRetry.attempts { attempt in
+            do {
+                counters.requests += 1
+                try await sink.write(dataset)
+                return .success(())
+            } catch let MarketStoreError.transport(e) where !stop.requested {
+                logger.warning("write of \(dataset.keys.count) keys failed (attempt \(attempt): \(e))")
+                return .retry(wait: nil, failure: MarketStoreError.transport(e))
+            }
+        }
+    }
+
+    /// 0.5, 1, 2, 4 s between five attempts: a MarketStore restart, not a long outage.
+    package static let writeRetry = RetryPolicy(maxAttempts: 5, baseDelay: 0.5, maxDelay: 8, jitter: 0)
+
+    /// Follow mode: a unit (a REST day) that failed in a write is written again by a later one.
+    package func forgetFailures() { failedUnits.removeAll() }
+
+    private func fail(_ unit: PlannedUnit, _ message: String) async {
+        guard failedUnits.insert(unit.id).inserted else { return }
+        logger.error("\(unit.id): \(message)")
+        await store.recordFailure(unit.id, key: unit.key, message)
+        await progress.failed(unit.id, message)
+    }
+}
+
+/// A stop was requested while a write was under way; the units it carried stay pending.
+package struct StopRequested: Error {}
+
+extension WriteErrorKind {
+    /// The kind of a refused or failed write, for the counters.
+    package init(_ error: Error) {
+        switch error {
+        case MarketStoreError.schemaMismatch: self = .schema
+        case MarketStoreModelError.unservableTimeframe: self = .timeframe
+        case is DirectoryError: self = .directory
+        case MarketStoreError.transport: self = .transport
+        default: self = .refused
+        }
+    }
+}
