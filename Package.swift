@@ -42,7 +42,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
             "KlineArchive", "JobModel", "JobState", "ImportPipeline", "Follow", "MarketStore", "MarketStoreModel", "MarketStoreDirectory",
-            "BinanceSource", "DurableFiles", "Columnar",
+            "BinanceSource", "DurableFiles", "Columnar", "FuturesArchive",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -65,6 +65,9 @@ let package = Package(
         .target(name: "MarketStoreModel", dependencies: ["Columnar"]),
         // The offline sink: MarketStore's on-disk format written (and read) directly.
         .target(name: "MarketStoreDirectory", dependencies: ["Columnar", "MarketStoreModel", "DurableFiles"]),
+        // Funding-rate and metrics archives (futures): CSV to columns, the metrics label change,
+        // gaps.
+        .target(name: "FuturesArchive", dependencies: ["KlineArchive", "Columnar"]),
         // The job as written: job files, targets, shards.
         .target(name: "JobModel", dependencies: [
             "BinanceSource", "CurlHTTP", "KlineArchive", "MarketStoreModel", "Columnar",
@@ -106,6 +109,7 @@ let package = Package(
         .testTarget(name: "ImportJobTests", dependencies: ["ImportPipeline", "Follow", "JobModel", "JobState", "JobMetrics", "KlineArchive", "MarketStore",
                                                            "MarketStoreModel", "MarketStoreDirectory", "BinanceSource", "Columnar", "TestSupport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
                     exclude: ["fixtures"]),
+        .testTarget(name: "FuturesArchiveTests", dependencies: ["FuturesArchive", "KlineArchive", "Columnar", "TestSupport"]),
         .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "CurlHTTP", "Columnar", "TestSupport"]),
     ]
 )

@@ -1,15 +1,17 @@
 import ArgumentParser
+import Columnar
 import Foundation
+import FuturesArchive
 import KlineArchive
 
 /// `binance-import inspect ARCHIVE.zip`: decode one archive and print its validation report.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Decode one kline archive and print its validation report.",
-        discussion: "Exits 1 when the archive is not a kline archive or does not decode (the reason is printed), and, with --strict, when it has anomalies."
+        abstract: "Decode one archive (klines, funding rates or futures metrics) and print its validation report.",
+        discussion: "Exits 1 when the archive does not decode (the reason is printed), and, with --strict, when it has anomalies."
     )
 
-    @Argument(help: "A Binance kline archive (SYMBOL-INTERVAL-YYYY-MM[-DD].zip).")
+    @Argument(help: "A Binance archive: klines (SYMBOL-INTERVAL-YYYY-MM[-DD].zip), funding rates (SYMBOL-fundingRate-YYYY-MM.zip) or metrics (SYMBOL-metrics-YYYY-MM-DD.zip).")
     var archive: String
 
     @Option(help: "Kline interval (1s, 1m, ... 1d); default: from the file name.")
@@ -43,7 +45,11 @@ struct Inspect: ParsableCommand {
         guard head >= 0 else { throw ValidationError("--head must be >= 0") }
     }
 
+    @Option(help: "For a metrics archive: the market whose labelling it follows (um: USDⓈ-M, which labelled the end of each 5 minutes before 2026-06-25; cm: COIN-M).")
+    var market: FuturesMarket = .um
+
     func run() throws {
+        if FuturesArchiveName(fileName: archive) != nil { return try inspectFutures() }
         let options = KlineDecodeOptions(
             interval: interval.flatMap(KlineInterval.init),
             columns: columns.split(separator: ",").compactMap { KlineColumn(name: String($0)) },
@@ -65,6 +71,47 @@ struct Inspect: ParsableCommand {
             throw ExitCode(1)
         }
         print(json ? try reportJSON(report, batch) : ReportText.render(report, batch.map { headRows($0) }))
+    }
+
+    /// A funding-rate or metrics archive: its report (and first rows), as text or JSON.
+    private func inspectFutures() throws {
+        let (batch, report) = try FuturesArchiveDecoder.decode(path: archive, market: market, inflater: inflater)
+        let names = report.dataset.columns.map(\.name)
+        let head = (0..<min(self.head, batch.count)).map { i -> [String: Any] in
+            var row: [String: Any] = ["Epoch": batch.epochs[i]]
+            for (name, column) in zip(names, batch.columns) {
+                switch column {
+                case let .float64(v): row[name] = v[i]
+                case let .int64(v): row[name] = v[i]
+                case let .float32(v): row[name] = Double(v[i])
+                }
+            }
+            return row
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            guard var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? [String: Any] else { throw ExitCode(1) }
+            if self.head > 0 { object["head"] = head }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+        } else {
+            var lines = ["archive: \(report.archive)", "dataset: \(report.dataset.rawValue) (\(report.symbol), \(report.period))",
+                         "rows: \(report.rows) of \(report.csvRows) read", "labels: \(report.labels.rawValue)"]
+            if let first = report.firstEpoch, let last = report.lastEpoch { lines.append("first..last: \(UTCCalendar.iso8601(first))..\(UTCCalendar.iso8601(last))") }
+            for (label, n) in [("shifted to the period start", report.shifted), ("of the neighbouring archive (dropped)", report.outsidePeriod),
+                               ("duplicates (last kept)", report.duplicates), ("times floored to their slot", report.offSlot),
+                               ("empty values (NaN)", report.emptyValues), ("missing slots", report.missingSlots)] where n > 0 {
+                lines.append("\(label): \(n)")
+            }
+            for gap in report.gaps.prefix(20) { lines.append("gap: \(gap)") }
+            for change in report.intervalChanges { lines.append("funding interval: \(change)") }
+            for row in head { lines.append((["Epoch"] + names).map { "\($0)=\(row[$0] ?? "")" }.joined(separator: " ")) }
+            print(lines.joined(separator: "\n"))
+        }
+        if strict, report.anomalies > 0 {
+            FileHandle.standardError.write(Data("error: \(archive): strict validation failed\n".utf8))
+            throw ExitCode(1)
+        }
     }
 
     private func headRows(_ batch: KlineBatch) -> KlineBatch {
@@ -106,3 +153,4 @@ struct Inspect: ParsableCommand {
 // Options typed by the parser: a wrong value is a usage error (exit 2) that lists the choices.
 extension FloatType: ExpressibleByArgument {}
 extension InflateEngine: ExpressibleByArgument {}
+extension FuturesMarket: ExpressibleByArgument {}

@@ -97,9 +97,21 @@ final class RealArchiveTests: XCTestCase {
         XCTAssertEqual(head.count, 2)
         XCTAssertEqual(head[0]["Open"] as? Double, Double(Float("7200.77")!))
 
-        let bad = try runProcess(binary, ["inspect", dir.appendingPathComponent("non-kline/BTCUSDT-fundingRate-2026-04.zip").path, "--json"])
+        // A funding-rate archive is read by its own decoder (FuturesArchive): its report.
+        let funding = try runProcess(binary, ["inspect", dir.appendingPathComponent("non-kline/BTCUSDT-fundingRate-2026-04.zip").path, "--json", "--head", "1"])
+        XCTAssertEqual(funding.status, 0, funding.stderr)
+        let fundingJSON = try XCTUnwrap(try JSONSerialization.jsonObject(with: funding.stdout) as? [String: Any], String(decoding: funding.stdout, as: UTF8.self))
+        XCTAssertEqual(fundingJSON["dataset"] as? String, "fundingRate")
+        XCTAssertEqual(fundingJSON["rows"] as? Int, 90)
+        XCTAssertEqual((fundingJSON["head"] as? [[String: Any]])?.first?["Rate"] as? Double, Double("-0.00003449"))
+
+        // Bytes that are not a zip, under a kline archive's name: exit 1 with the reason.
+        let garbage = FileManager.default.temporaryDirectory.appendingPathComponent("BTCUSDT-1m-2024-01-\(getpid()).zip")
+        try Data("not a zip".utf8).write(to: garbage)
+        defer { try? FileManager.default.removeItem(at: garbage) }
+        let bad = try runProcess(binary, ["inspect", garbage.path, "--json"])
         XCTAssertEqual(bad.status, 1)
-        XCTAssertTrue(bad.stderr.contains("not a kline archive"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains(garbage.path), bad.stderr)
 
         let usage = try runProcess(binary, ["inspect", "x.zip", "--dtype", "float16"])
         XCTAssertEqual(usage.status, 2, usage.stderr)
