@@ -202,6 +202,9 @@ public struct JobSpec: Equatable, Sendable {
         guard let market = Market(rawValue: marketName) else { throw fail("market", "must be spot, futures/um or futures/cm, not \(marketName)") }
         let datasetName = try string(root, "dataset", "dataset", default: "klines")
         guard let dataset = KlineDataset(rawValue: datasetName) else {
+            if ["fundingRate", "metrics"].contains(datasetName) {
+                throw fail("dataset", "\(datasetName) archives are read by `binance-import inspect` so far; run imports kline datasets only (\(KlineDataset.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
             throw fail("dataset", "must be one of \(KlineDataset.allCases.map(\.rawValue).joined(separator: ", ")), not \(datasetName)")
         }
         guard dataset.exists(on: market) else { throw fail("dataset", "\(datasetName) exist for futures/um and futures/cm only, not \(marketName)") }

@@ -96,7 +96,8 @@ struct Inspect: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
         } else {
             var lines = ["archive: \(report.archive)", "dataset: \(report.dataset.rawValue) (\(report.symbol), \(report.period))",
-                         "rows: \(report.rows) of \(report.csvRows) read", "labels: \(report.labels.rawValue)"]
+                         "rows: \(report.rows) of \(report.csvRows) read"]
+            if report.dataset == .metrics { lines.append("labels: \(report.labels.rawValue)") }
             if let first = report.firstEpoch, let last = report.lastEpoch { lines.append("first..last: \(UTCCalendar.iso8601(first))..\(UTCCalendar.iso8601(last))") }
             for (label, n) in [("shifted to the period start", report.shifted), ("of the neighbouring archive (dropped)", report.outsidePeriod),
                                ("duplicates (last kept)", report.duplicates), ("times floored to their slot", report.offSlot),
