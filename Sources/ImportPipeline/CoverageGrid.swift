@@ -92,7 +92,7 @@ public struct CoverageGrid: Sendable {
         let initials = String(months.map { Array("JFMAMJJASOND")[$0.month - 1] })
         let yearLine = String(years).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         var lines = [pad + yearLine, pad + initials]
-        for key in keys { lines.append(key.padding(toLength: width, withPad: " ", startingAt: 0) + String(rows[key]!.map(\.glyph))) }
+        for key in keys { lines.append(key.padding(toLength: width, withPad: " ", startingAt: 0) + String(rows[key, default: []].map(\.glyph))) }
         lines.append("legend: " + State.allCases.map { "\($0.glyph) \($0.meaning)" }.joined(separator: "  "))
         return lines.joined(separator: "\n")
     }

@@ -77,7 +77,7 @@ public struct RunSummary: Codable, Sendable {
             ("REST requests (weight)", "\(restRequests) (\(restWeight))"),
             ("REST weight used per minute (budget)", "at most \(restMaxUsedWeight1m) (\(restWeightBudget))"),
         ])
-        let width = lines.map(\.0.count).max()!
+        let width = lines.map(\.0.count).max() ?? 0
         var out = lines.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
         if let stateError { out.append("manifest not saved: \(stateError)") }
         if let restStopped { out.append("REST stopped: \(restStopped)") }

@@ -28,7 +28,7 @@ public actor SchemaGuard {
         }
         for (order, keys) in groups.sorted(by: { $0.key.joined() < $1.key.joined() }) {
             var part = dataset.restricted(to: keys)
-            if order != part.names { part = part.reordered(order) }
+            if order != part.names { part = try part.reordered(order) }
             try await client.write(part)
         }
     }

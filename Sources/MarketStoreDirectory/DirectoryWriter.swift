@@ -176,7 +176,14 @@ public final class DirectoryWriter: @unchecked Sendable {
         }
         // The dataset's column feeding each of the file's columns.
         let position = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
-        let sources = header.columns.map { position[$0.name]! }
+        let sources = try header.columns.map { column -> Int in
+            // The schema check before any write makes this hold; a file column without its data
+            // is refused rather than written from another column.
+            guard let k = position[column.name] else {
+                throw DirectoryError.schemaMismatch(key: "", path: path, file: header.columns.map(\.name), dataset: names, reason: "no data for column \(column.name)")
+            }
+            return k
+        }
         let offsets = header.columnOffsets, length = header.recordLength
         let fd = open(path, O_WRONLY)
         guard fd >= 0 else { throw DirectoryError.io(path: path, reason: String(cString: strerror(errno))) }

@@ -69,12 +69,16 @@ public struct WriteDataSet: Sendable {
         return try WriteDataSet(names: first.names, columns: columns, keys: keys)
     }
 
-    /// The same rows with the columns in `order` (names), Epoch first.
-    public func reordered(_ order: [String]) -> WriteDataSet {
+    /// The same rows with the columns in `order` (names), Epoch first; throws when `order` is
+    /// not a permutation of the names.
+    public func reordered(_ order: [String]) throws -> WriteDataSet {
         let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        guard order.count == names.count, Set(order) == Set(names) else {
+            throw MarketStoreModelError.invalidDataSet("columns \(order) are not a reordering of \(names)")
+        }
         var copy = self
         copy.names = order
-        copy.columns = order.map { columns[index[$0]!] }
+        copy.columns = order.compactMap { index[$0].map { columns[$0] } }
         return copy
     }
 

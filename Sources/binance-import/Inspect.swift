@@ -130,7 +130,7 @@ struct Inspect: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as! [String: Any]
+        guard var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? [String: Any] else { throw ExitCode(1) }
         object["header"] = report.header
         if let batch {
             let rows = headRows(batch)

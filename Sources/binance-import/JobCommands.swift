@@ -204,9 +204,10 @@ struct Status: AsyncParsableCommand {
         }
         if let shards {
             // Every shard's state file, read together.
-            guard shards >= 1, options.shard == nil else { throw ValidationError("--shards N (N >= 1) reads all shards; give it without --shard") }
+            guard (1...10_000).contains(shards), options.shard == nil else { throw ValidationError("--shards N (1 to 10000) reads all shards; give it without --shard") }
             for k in 0..<shards {
-                let path = Shard("\(k)/\(shards)")!.manifestPath(spec.manifest)
+                guard let shard = Shard("\(k)/\(shards)") else { throw ValidationError("--shards \(shards): no shard \(k)") }
+                let path = shard.manifestPath(spec.manifest)
                 manifest.units.merge(try Manifest.load(path: path, job: spec.name).units) { _, shard in shard }
             }
         }

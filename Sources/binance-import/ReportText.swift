@@ -41,7 +41,7 @@ enum ReportText {
                 }
                 rows.append(row)
             }
-            let widths = header.indices.map { k in rows.map { $0[k].count }.max()! }
+            let widths = header.indices.map { k in rows.map { $0[k].count }.max() ?? 0 }
             for row in rows {
                 out.append(row.enumerated().map { k, cell in
                     String(repeating: " ", count: widths[k] - cell.count) + cell

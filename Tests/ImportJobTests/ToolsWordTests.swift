@@ -222,3 +222,15 @@ func runSplit(_ executable: String, _ arguments: [String], directory: URL, envir
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
 }
+
+extension ImportJobTests {
+    /// `status --shards N` past the shards a job can have is a usage error, not a crash.
+    func testStatusWithTooManyShardsIsAUsageError() throws {
+        let path = try job("shardcount", symbols: ["BTCUSDT"], intervals: ["1h"], from: "2024-01", to: "2024-01")
+        for n in ["20000", "0"] {
+            let r = try importer(["status", path, "--shards", n, "--offline"], today: "2024-06-01")
+            XCTAssertEqual(r.status, 2, "\(n): \(r.output)")
+            XCTAssertTrue(r.output.contains("--shards N (1 to 10000)"), r.output)
+        }
+    }
+}
