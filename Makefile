@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps check-deploy build release test test-server bench bench-decode bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps check-deploy build release test test-server bench bench-compare bench-decode bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -74,6 +74,10 @@ bench: release
 	$(PYTHON) bench/bench.py --bin .build/release/binance-import --decode-bin .build/release/decode-bench
 
 # Cost per unit as jobs grow (2,400 / 9,600 / 38,400 units of tiny archives): docs/performance.md.
+# Two binaries side by side on make bench's job: `make bench-compare A=path/to/old B=.build/release/binance-import`.
+bench-compare: release
+	$(PYTHON) bench/compare.py --a $(A) --b $(or $(B),$(RELEASE_BIN))
+
 bench-scale: release
 	$(PYTHON) bench/scale.py --bin $(RELEASE_BIN)
 
