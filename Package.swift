@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "MarketStoreDirectory", dependencies: ["Columnar", "MarketStoreModel", "DurableFiles"]),
         // Funding-rate and metrics archives (futures): CSV to columns, the metrics label change,
         // gaps.
-        .target(name: "FuturesArchive", dependencies: ["KlineArchive", "Columnar"]),
+        .target(name: "FuturesArchive", dependencies: ["KlineArchive", "Columnar", "MarketStoreModel"]),
         // The job as written: job files, targets, shards.
         .target(name: "JobModel", dependencies: [
             "BinanceSource", "CurlHTTP", "KlineArchive", "MarketStoreModel", "Columnar",
@@ -109,7 +109,8 @@ let package = Package(
         .testTarget(name: "ImportJobTests", dependencies: ["ImportPipeline", "Follow", "JobModel", "JobState", "JobMetrics", "KlineArchive", "MarketStore",
                                                            "MarketStoreModel", "MarketStoreDirectory", "BinanceSource", "Columnar", "TestSupport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
                     exclude: ["fixtures"]),
-        .testTarget(name: "FuturesArchiveTests", dependencies: ["FuturesArchive", "KlineArchive", "Columnar", "TestSupport"]),
+        .testTarget(name: "FuturesArchiveTests", dependencies: ["FuturesArchive", "KlineArchive", "Columnar", "MarketStore", "MarketStoreModel",
+                                                                "MarketStoreDirectory", "TestSupport"]),
         .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "CurlHTTP", "Columnar", "TestSupport"]),
     ]
 )

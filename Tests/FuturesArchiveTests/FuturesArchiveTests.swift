@@ -1,6 +1,9 @@
 import Columnar
 import Foundation
 import KlineArchive
+import MarketStore
+import MarketStoreDirectory
+import MarketStoreModel
 import TestSupport
 import XCTest
 
@@ -18,11 +21,7 @@ final class FuturesArchiveTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    func archive(_ name: String, _ csv: String) throws -> String {
-        let path = dir.appendingPathComponent(name).path
-        try Data(ZipBuilder.single(String(name.dropLast(4)) + ".csv", csv)).write(to: URL(fileURLWithPath: path))
-        return path
-    }
+    func archive(_ name: String, _ csv: String) throws -> String { try writeArchive(dir, name, csv) }
 
     static let shared = ProcessInfo.processInfo.environment["BINANCE_IMPORT_SHARED"].map { URL(fileURLWithPath: $0) }
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -52,17 +51,7 @@ final class FuturesArchiveTests: XCTestCase {
         XCTAssertEqual(report.duplicates, 0)
     }
 
-    /// One row per 5 minutes, values that say which label they came from.
-    func metricsDay(_ symbol: String, day: Int64, labels: [Int64]) -> String {
-        var csv = FuturesDataset.metrics.header.joined(separator: ",") + "\n"
-        for t in labels {
-            let c = UTCCalendar.civil(t)
-            let stamp = "\(c.year)-\(UTCCalendar.pad2(c.month))-\(UTCCalendar.pad2(c.day)) \(UTCCalendar.pad2(c.second / 3600)):\(UTCCalendar.pad2(c.second / 60 % 60)):00"
-            let n = (t - day) / 300
-            csv += "\(stamp),\(symbol),\(1000 + n).12345678,\(t).5,0.1\(n),1.2345,2.5,0.9999\n"
-        }
-        return csv
-    }
+    func metricsDay(_ symbol: String, day: Int64, labels: [Int64]) -> String { metricsCSV(symbol, day: day, labels: labels) }
 
     /// USDⓈ-M on both sides of 2026-06-25: before it a file labels the end of each period and
     /// carries 00:00 of its day and of the next (289 rows); from it, the start. Read together:
@@ -155,4 +144,81 @@ final class FuturesArchiveTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("line 2: symbol ETHUSDT in the archive of BTCUSDT"), "\(error)")
         }
     }
+}
+
+/// The decoded rows in their buckets, read back exactly from both targets, and by pymarketstore.
+final class FuturesTargetTests: XCTestCase {
+    func testFundingAndMetricsReadBackExactlyFromBothTargets() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("futures-targets-\(getpid())-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let funding = FuturesArchiveTests.shared.appendingPathComponent("binance/non-kline/BTCUSDT-fundingRate-2026-04.zip").path
+        guard FileManager.default.fileExists(atPath: funding) else { throw missing("../shared/binance/non-kline is absent (\(funding))") }
+        var parts: [(FuturesDataset, String, FuturesBatch)] = [(.fundingRate, "BTCUSDT", try FuturesArchiveDecoder.decode(path: funding).batch)]
+        // Metrics across the label change: three days, one batch each.
+        for day in [UTCCalendar.epoch(year: 2026, month: 6, day: 24), MetricsLabel.umChange] {
+            let old = day < MetricsLabel.umChange
+            let labels = old ? Array(stride(from: day, through: day + 86400, by: 300)) : Array(stride(from: day, to: day + 86400, by: 300))
+            let path = try writeArchive(dir, "BTCUSDT-metrics-\(UTCCalendar.iso8601(day).prefix(10)).zip", metricsCSV("BTCUSDT", day: day, labels: labels))
+            parts.append((.metrics, "BTCUSDT", try FuturesArchiveDecoder.decode(path: path).batch))
+        }
+        let server = try ServerProcess.required(script: "Tests/servers/marketstore_server.py")
+        defer { server.stop() }
+        let client = MarketStoreClient(url: server.url)
+        let directory = try DirectoryWriter(root: dir.appendingPathComponent("mktsdb").path)
+        for (dataset, symbol, batch) in parts {
+            let set = try batch.dataSet(dataset, symbol: symbol)
+            try await client.write(set)
+            try directory.write(set)
+        }
+        for dataset in FuturesDataset.allCases {
+            let batches = parts.filter { $0.0 == dataset }.map(\.2)
+            let epochs = batches.flatMap(\.epochs)
+            let key = dataset.key(symbol: "BTCUSDT")
+            let served = try await client.query(symbols: ["BTCUSDT"], timeframe: key.timeframe, attributeGroup: key.attributeGroup)
+            XCTAssertEqual(served.first?.epochs, epochs, "\(key) from the server")
+            let read = try XCTUnwrap(try DirectoryReader(root: dir.appendingPathComponent("mktsdb").path).read(key: key.description), "\(key)")
+            XCTAssertEqual(read.names, ["Epoch"] + dataset.columns.map(\.name))
+            XCTAssertEqual(read.columns.first, .int64(epochs), "\(key) from the directory")
+            for k in dataset.columns.indices {
+                let want = batches.map { $0.columns[k] }
+                let all: ColumnValues = want.dropFirst().reduce(into: want[0]) { $0.append(contentsOf: $1) }
+                XCTAssertEqual(served.first?.columns[k + 1], all, "\(key) \(dataset.columns[k].name), server")
+                XCTAssertEqual(read.columns[k + 1], all, "\(key) \(dataset.columns[k].name), directory")
+            }
+        }
+        // The real Python client reads both buckets: names, row counts, the first funding exactly.
+        let py = try runCommand("/usr/bin/env", ["python3", "-c", """
+            import sys, pymarketstore as pymkts
+            c = pymkts.Client(sys.argv[1])
+            f = c.query(pymkts.Params('BTCUSDT', '1H', 'FUNDING')).first().df()
+            m = c.query(pymkts.Params('BTCUSDT', '5Min', 'METRICS')).first().df()
+            print(list(f.columns), len(f), repr(float(f['Rate'].iloc[0])), int(f['IntervalHours'].iloc[0]))
+            print(list(m.columns), len(m))
+            """, server.url])
+        XCTAssertEqual(py.status, 0, py.output)
+        XCTAssertEqual(py.output.split(separator: "\n").map(String.init), [
+            "['Rate', 'IntervalHours'] 90 -3.449e-05 8",
+            "['SumOpenInterest', 'SumOpenInterestValue', 'CountTopTraderLongShortRatio', 'SumTopTraderLongShortRatio', 'CountLongShortRatio', 'SumTakerLongShortVolRatio'] 576",
+        ])
+    }
+}
+
+/// A zip of one CSV member named after the archive.
+func writeArchive(_ dir: URL, _ name: String, _ csv: String) throws -> String {
+    let path = dir.appendingPathComponent(name).path
+    try Data(ZipBuilder.single(String(name.dropLast(4)) + ".csv", csv)).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+/// A metrics day, one row per label, values that say which label (and file day) they came from.
+func metricsCSV(_ symbol: String, day: Int64, labels: [Int64]) -> String {
+    var csv = FuturesDataset.metrics.header.joined(separator: ",") + "\n"
+    for t in labels {
+        let c = UTCCalendar.civil(t)
+        let stamp = "\(c.year)-\(UTCCalendar.pad2(c.month))-\(UTCCalendar.pad2(c.day)) \(UTCCalendar.pad2(c.second / 3600)):\(UTCCalendar.pad2(c.second / 60 % 60)):00"
+        let n = (t - day) / 300
+        csv += "\(stamp),\(symbol),\(1000 + n).12345678,\(t).5,0.1\(n),1.2345,2.5,0.9999\n"
+    }
+    return csv
 }
