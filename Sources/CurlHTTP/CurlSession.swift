@@ -118,7 +118,8 @@ public final class CurlSession: @unchecked Sendable {
 
     /// A transfer's cancellation flag, set from any thread, read by libcurl's progress callback.
     private final class CancelFlag: Sendable {
-        // @unchecked-free: the pointer is only handed to C, which reads and writes it atomically.
+        // nonisolated(unsafe): the pointer never changes; the flag behind it is only read and
+        // written by C's atomics.
         nonisolated(unsafe) let pointer: UnsafeMutableRawPointer? = ccurl_flag_new()
         func set() { if let pointer { ccurl_flag_set(pointer) } }
         deinit { if let pointer { ccurl_flag_free(pointer) } }

@@ -1,9 +1,5 @@
 import Foundation
-import DurableFiles
-import Follow
 import ImportPipeline
-import JobModel
-import JobState
 import Logging
 import UnixSignals
 

@@ -1,15 +1,13 @@
 import ArgumentParser
-import Foundation
 import DurableFiles
-import Follow
+import Foundation
 import ImportPipeline
 import JobModel
-import JobState
 import KlineArchive
 import MarketStoreDirectory
 
 /// The version `--version` prints.
-let binanceImportVersion = "0.13.0"
+let binanceImportVersion = "0.14.0"
 
 /// Exit codes: 0 all done; 1 some units failed (or an archive that does not decode); 2 bad
 /// usage or job file; 3 target unreachable or refused everything.
