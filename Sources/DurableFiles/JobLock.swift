@@ -22,9 +22,9 @@ public final class JobLock {
             close(fd)
             throw JobLockError(path: path, reason: "another run of this job holds the lock; wait for it to finish")
         }
-        let pid = "\(getpid())\n"
+        // The holder's pid, for a person looking at the lock; the lock is the flock, not the text.
         ftruncate(fd, 0)
-        _ = pid.withCString { write(fd, $0, strlen($0)) }
+        try? Array("\(getpid())\n".utf8).withUnsafeBytes { try writeFully(fd, $0) }
     }
 
     deinit {

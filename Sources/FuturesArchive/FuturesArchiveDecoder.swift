@@ -171,19 +171,17 @@ public enum FuturesArchiveDecoder {
             if rows[epoch] != nil { report.duplicates += 1 }
             rows[epoch] = (values, hours)
         }
-        let epochs = rows.keys.sorted()
+        let sorted = rows.sorted { $0.key < $1.key }
+        let epochs = sorted.map(\.key), hours = sorted.map(\.value.hours)
         var batch = FuturesBatch(epochs: epochs, columns: [])
         switch dataset {
-        case .fundingRate:
-            batch.columns = [.float64(epochs.map { rows[$0]!.values[0] }), .int64(epochs.map { rows[$0]!.hours })]
-        case .metrics:
-            batch.columns = (0..<6).map { k in .float64(epochs.map { rows[$0]!.values[k] }) }
+        case .fundingRate: batch.columns = [.float64(sorted.map { $0.value.values[0] }), .int64(hours)]
+        case .metrics: batch.columns = (0..<6).map { k in .float64(sorted.map { $0.value.values[k] }) }
         }
         report.rows = batch.count
         report.firstEpoch = epochs.first
         report.lastEpoch = epochs.last
-        report.findGaps(epochs: epochs, hours: dataset == .fundingRate ? epochs.map { rows[$0]!.hours } : nil,
-                        period: name.period, slot: dataset.slotSeconds)
+        report.findGaps(epochs: epochs, hours: dataset == .fundingRate ? hours : nil, period: name.period, slot: dataset.slotSeconds)
         return (batch, report)
     }
 

@@ -103,10 +103,13 @@ public final class ImportRunner: Sendable {
         return await finish(summary, started: started, writer: writer, progress: progress)
     }
 
-    /// What a run decided before any work: the plan, the units to import, and the state's binding.
+    /// What a run decided before any work: the plan, the units to import, the state's index and
+    /// binding as planned, and the fetcher (its connections carry on into the downloads).
     struct PlannedRun {
         var plan: ImportPlan
         var work: [PlannedUnit]
+        var index: [String: UnitIndexEntry]
+        var fetcher: ArchiveFetcher
         var binding: StateBinding
         var recorded: StateBinding?
         var rebinding: Bool { recorded != nil && recorded != binding }
@@ -148,7 +151,7 @@ public final class ImportRunner: Sendable {
             }
             work.append(unit)
         }
-        return PlannedRun(plan: plan, work: work, binding: binding, recorded: recorded)
+        return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, recorded: recorded)
     }
 
     func printDryRun(_ planned: PlannedRun, summary: RunSummary) {
@@ -157,8 +160,7 @@ public final class ImportRunner: Sendable {
         if case .directory = location {
             sources = "read from the mirror"
         } else {
-            let fetcher = makeFetcher()
-            let cached = work.filter { FileManager.default.fileExists(atPath: fetcher.cachedPath($0.address)) }.count
+            let cached = work.filter { FileManager.default.fileExists(atPath: planned.fetcher.cachedPath($0.address)) }.count
             sources = "\(cached) archives cached, \(work.count - cached) to fetch"
         }
         print("plan for \(spec.name): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
@@ -208,7 +210,7 @@ public final class ImportRunner: Sendable {
     /// archives lack, the gaps asked of REST (`gaps: rest`), then REST to the last closed candle.
     func execute(_ planned: PlannedRun, store: ManifestStore, writer: Writer, progress: Progress, summary: inout RunSummary) async throws -> Repairs {
         let (plan, work) = (planned.plan, planned.work)
-        await recordNotPublished(plan.notPublished, index: await store.currentIndex(), store: store)
+        await recordNotPublished(plan.notPublished, index: planned.index, store: store)
         summary.notPublished = plan.notPublished.count
         for (coverage, months) in plan.unpublishedKeys {
             logger.error("\(coverage.key): \(coverage.noArchiveMessage)")
@@ -216,7 +218,7 @@ public final class ImportRunner: Sendable {
             summary.failed += months.count
             summary.failures[coverage.key] = coverage.noArchiveMessage
         }
-        let fetcher = makeFetcher()
+        let fetcher = planned.fetcher
         var repairs = Repairs(units: work.filter(\.repairs), inNoArchive: plan.notPublished.filter(\.repairs))
         do {
             try await runPipeline(work: work, fetcher: fetcher, writer: writer, store: store, progress: progress)
@@ -397,7 +399,7 @@ public final class ImportRunner: Sendable {
                     }
                 }
             } catch {
-                for day in days { await fail(day, "listing the daily archives that repair \(monthly.id): \(error)", store: store, progress: progress) }
+                for day in days { await store.fail(day, "listing the daily archives that repair \(monthly.id): \(error)", progress: progress, logger: logger) }
             }
         }
         return (units, notPublished)
@@ -556,7 +558,7 @@ public final class ImportRunner: Sendable {
         let archive: LocalArchive
         switch result {
         case let .failure(error):
-            await fail(unit, "download: \(error)", store: store, progress: progress)
+            await store.fail(unit, "download: \(error)", progress: progress, logger: logger)
             return
         case .success(.notPublished):
             await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.error = nil; $0.updatedAt = isoNow() }
@@ -571,7 +573,7 @@ public final class ImportRunner: Sendable {
         do {
             try await onThread(thread) { try self.decodeBlocking(unit, archive, options: options, into: pieces) }
         } catch {
-            await fail(unit, "\(error)", store: store, progress: progress)
+            await store.fail(unit, "\(error)", progress: progress, logger: logger)
         }
     }
 
@@ -603,17 +605,12 @@ public final class ImportRunner: Sendable {
             report.rows = own.count
         }
         let outcome = UnitOutcome(archive: archive, report: report, digest: digest)
-        if held.isEmpty { held = [emptyBatch()] }
+        if held.isEmpty { held = [spec.emptyBatch()] }
         for (i, batch) in held.enumerated() {
             send(DecodedPiece(unit: unit, batch: batch, outcome: i == held.count - 1 ? outcome : nil))
         }
     }
 
-    package func fail(_ unit: PlannedUnit, _ message: String, store: ManifestStore, progress: Progress) async {
-        await store.fail(unit, message, progress: progress, logger: logger)
-    }
-
-    package func emptyBatch() -> KlineBatch { spec.emptyBatch() }
 }
 
 extension JobSpec {
@@ -626,11 +623,13 @@ extension JobSpec {
 }
 
 extension ManifestStore {
-    /// A unit that failed: logged, recorded (a done unit stays done), counted, and saved at once.
-    package func fail(_ unit: PlannedUnit, _ message: String, progress: Progress, logger: Logger) async {
+    /// A unit that failed: logged, recorded (a done unit stays done), counted, and saved at once
+    /// unless the caller saves (the writer commits once for a whole failed request).
+    package func fail(_ unit: PlannedUnit, _ message: String, progress: Progress, logger: Logger, save: Bool = true) async {
         logger.error("\(unit.id): \(message)")
         recordFailure(unit.id, key: unit.key, message)
         await progress.failed(unit.id, message)
+        guard save else { return }
         do {
             try commit()
         } catch {

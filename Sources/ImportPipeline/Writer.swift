@@ -219,9 +219,7 @@ package actor Writer {
 
     private func fail(_ unit: PlannedUnit, _ message: String) async {
         guard failedUnits.insert(unit.id).inserted else { return }
-        logger.error("\(unit.id): \(message)")
-        await store.recordFailure(unit.id, key: unit.key, message)
-        await progress.failed(unit.id, message)
+        await store.fail(unit, message, progress: progress, logger: logger, save: false)
     }
 }
 

@@ -77,23 +77,9 @@ struct Inspect: ParsableCommand {
     private func inspectFutures() throws {
         let (batch, report) = try FuturesArchiveDecoder.decode(path: archive, market: market, inflater: inflater)
         let names = report.dataset.columns.map(\.name)
-        let head = (0..<min(self.head, batch.count)).map { i -> [String: Any] in
-            var row: [String: Any] = ["Epoch": batch.epochs[i]]
-            for (name, column) in zip(names, batch.columns) {
-                switch column {
-                case let .float64(v): row[name] = v[i]
-                case let .int64(v): row[name] = v[i]
-                case let .float32(v): row[name] = Double(v[i])
-                }
-            }
-            return row
-        }
+        let head = Self.rows(epochs: batch.epochs, columns: Array(zip(names, batch.columns)), count: min(self.head, batch.count))
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            guard var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? [String: Any] else { throw ExitCode(1) }
-            if self.head > 0 { object["head"] = head }
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+            print(try Self.json(report, adding: self.head > 0 ? ["head": head] : [:]))
         } else {
             var lines = ["archive: \(report.archive)", "dataset: \(report.dataset.rawValue) (\(report.symbol), \(report.period))",
                          "rows: \(report.rows) of \(report.csvRows) read"]
@@ -127,27 +113,35 @@ struct Inspect: ParsableCommand {
     }
 
     private func reportJSON(_ report: KlineReport, _ batch: KlineBatch?) throws -> String {
+        var extra: [String: Any] = ["header": report.header]
+        if let batch {
+            extra["head"] = Self.rows(epochs: batch.epochs, columns: batch.columns.map { ($0.column.rawValue, $0.values) }, count: min(head, batch.count))
+        }
+        return try Self.json(report, adding: extra)
+    }
+
+    /// The first `count` rows as JSON objects: Epoch and each named column.
+    static func rows(epochs: [Int64], columns: [(String, ColumnValues)], count: Int) -> [[String: Any]] {
+        (0..<count).map { i in
+            var row: [String: Any] = ["Epoch": epochs[i]]
+            for (name, values) in columns {
+                switch values {
+                case let .float32(v): row[name] = Double(v[i])
+                case let .float64(v): row[name] = v[i]
+                case let .int64(v): row[name] = v[i]
+                }
+            }
+            return row
+        }
+    }
+
+    /// A report as snake_case JSON, with `extra` fields added, sorted and indented.
+    static func json(_ report: some Encodable, adding extra: [String: Any]) throws -> String {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as? [String: Any] else { throw ExitCode(1) }
-        object["header"] = report.header
-        if let batch {
-            let rows = headRows(batch)
-            object["head"] = (0..<rows.count).map { i -> [String: Any] in
-                var row: [String: Any] = ["Epoch": rows.epochs[i]]
-                for c in rows.columns {
-                    switch c.values {
-                    case let .float32(v): row[c.column.rawValue] = Double(v[i])
-                    case let .float64(v): row[c.column.rawValue] = v[i]
-                    case let .int64(v): row[c.column.rawValue] = v[i]
-                    }
-                }
-                return row
-            }
-        }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        return String(decoding: data, as: UTF8.self)
+        object.merge(extra) { _, new in new }
+        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
     }
 }
 
