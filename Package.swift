@@ -56,7 +56,7 @@ let package = Package(
         // Binance public data: archive addresses, S3 listing, verified downloads, the local cache,
         // REST klines, the kline streams' protocol.
         .target(name: "BinanceSource", dependencies: [
-            "CurlHTTP", "KlineArchive", "DurableFiles", "Columnar",
+            "CurlHTTP", "KlineArchive", "FuturesArchive", "DurableFiles", "Columnar",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The one write path of the files this project keeps, and the job's lock.
@@ -70,11 +70,11 @@ let package = Package(
         .target(name: "FuturesArchive", dependencies: ["KlineArchive", "Columnar", "MarketStoreModel"]),
         // The job as written: job files, targets, shards.
         .target(name: "JobModel", dependencies: [
-            "BinanceSource", "CurlHTTP", "KlineArchive", "MarketStoreModel", "Columnar",
+            "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "MarketStoreModel", "Columnar",
             .product(name: "Yams", package: "Yams"),
         ]),
         // What the job has done: the SQLite state, the manifest, column digests.
-        .target(name: "JobState", dependencies: ["JobModel", "CSQLite", "DurableFiles", "KlineArchive", "BinanceSource", "Columnar"]),
+        .target(name: "JobState", dependencies: ["JobModel", "CSQLite", "DurableFiles", "KlineArchive", "FuturesArchive", "BinanceSource", "Columnar"]),
         // Counters, their Prometheus exposition, the /healthz and /metrics server.
         .target(name: "JobMetrics", dependencies: [
             .product(name: "Logging", package: "swift-log"),
@@ -84,7 +84,7 @@ let package = Package(
         ]),
         // Plan, downloads → decoders → writer, REST edges, summaries, verification.
         .target(name: "ImportPipeline", dependencies: [
-            "JobModel", "JobState", "JobMetrics", "BinanceSource", "CurlHTTP", "KlineArchive", "MarketStore", "MarketStoreModel",
+            "JobModel", "JobState", "JobMetrics", "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "MarketStore", "MarketStoreModel",
             "MarketStoreDirectory", "DurableFiles", "Columnar",
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -47,7 +47,7 @@ public func validateSymbol(_ symbol: String) throws {
 /// One kline archive of the public data tree:
 /// `data/<market>/<monthly|daily>/<dataset>/<SYMBOL>/<INTERVAL>/<file>` (dataset: klines,
 /// markPriceKlines, indexPriceKlines, premiumIndexKlines).
-public struct ArchiveAddress: Hashable, Sendable, CustomStringConvertible {
+public struct ArchiveAddress: PublishedArchive, Hashable, Sendable, CustomStringConvertible {
     public let market: Market
     public let symbol: String
     public let interval: KlineInterval
@@ -78,6 +78,5 @@ public struct ArchiveAddress: Hashable, Sendable, CustomStringConvertible {
     }
     /// The path below the base URL (and below the cache directory).
     public var remotePath: String { directory + fileName }
-    public var checksumPath: String { remotePath + ".CHECKSUM" }
     public var description: String { remotePath }
 }

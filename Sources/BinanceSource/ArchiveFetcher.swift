@@ -3,9 +3,22 @@ import CurlHTTP
 import DurableFiles
 import Foundation
 
+/// What the fetcher needs of an archive of the data tree (klines, funding rates, metrics): its
+/// path below the base URL (and the cache), and its file name, which its CHECKSUM names.
+public protocol PublishedArchive: Sendable {
+    var remotePath: String { get }
+    var fileName: String { get }
+}
+
+extension PublishedArchive {
+    /// The CHECKSUM published beside the archive.
+    public var checksumPath: String { remotePath + ".CHECKSUM" }
+}
+
 /// An archive ready to decode, on local disk.
 public struct LocalArchive: Sendable, Equatable {
-    public var address: ArchiveAddress
+    /// The archive's path below the base URL.
+    public var remotePath: String
     public var path: String
     /// SHA-256 (lower-case hex) of the archive, when a CHECKSUM verified it.
     public var sha256: String?
@@ -18,8 +31,8 @@ public struct LocalArchive: Sendable, Equatable {
 
 public enum FetchResult: Sendable, Equatable {
     case ready(LocalArchive)
-    /// HTTP 404 (or no file in the mirror): not published yet, or never.
-    case notPublished(ArchiveAddress)
+    /// HTTP 404 (or no file in the mirror): not published yet, or never (the remote path).
+    case notPublished(String)
 }
 
 /// Downloads, verifies and caches archives. A download goes to a temporary file, hashed with
@@ -42,10 +55,10 @@ public final class ArchiveFetcher: Sendable {
         pool = SessionPool(timeouts: timeouts)
     }
 
-    public func cachedPath(_ address: ArchiveAddress) -> String { (cacheDirectory as NSString).appendingPathComponent(address.remotePath) }
+    public func cachedPath(_ address: some PublishedArchive) -> String { (cacheDirectory as NSString).appendingPathComponent(address.remotePath) }
 
     /// Fetches one archive (or finds it in the cache or the mirror).
-    public func fetch(_ address: ArchiveAddress) async throws -> FetchResult {
+    public func fetch(_ address: some PublishedArchive) async throws -> FetchResult {
         switch location {
         case let .directory(root): return try fetchFromMirror(address, root: root)
         case .http:
@@ -57,7 +70,7 @@ public final class ArchiveFetcher: Sendable {
 
     /// The SHA-256 the published CHECKSUM gives for `address` (nil when there is none), without
     /// downloading the archive: how a re-run tells an unchanged archive from a re-published one.
-    public func publishedChecksum(_ address: ArchiveAddress) async throws -> String? {
+    public func publishedChecksum(_ address: some PublishedArchive) async throws -> String? {
         switch location {
         case let .directory(root):
             let path = (root as NSString).appendingPathComponent(address.checksumPath)
@@ -85,7 +98,7 @@ public final class ArchiveFetcher: Sendable {
 
     /// `fetchAll` over items that carry an address (a job's planned units), each handed back
     /// with its result: no look-up table from addresses back to items.
-    public func fetchAll<Item: Sendable>(_ items: [Item], address: @escaping @Sendable (Item) -> ArchiveAddress, parallelism: Int,
+    public func fetchAll<Item: Sendable>(_ items: [Item], address: @escaping @Sendable (Item) -> any PublishedArchive, parallelism: Int,
                                          isCancelled: @escaping @Sendable () -> Bool = { false },
                                          onResult: @escaping @Sendable (Item, Result<FetchResult, Error>) async -> Void) async {
         await withTaskGroup(of: Void.self) { group in
@@ -105,9 +118,9 @@ public final class ArchiveFetcher: Sendable {
 
     // MARK: - Local mirror
 
-    private func fetchFromMirror(_ address: ArchiveAddress, root: String) throws -> FetchResult {
+    private func fetchFromMirror(_ address: some PublishedArchive, root: String) throws -> FetchResult {
         let path = (root as NSString).appendingPathComponent(address.remotePath)
-        guard FileManager.default.fileExists(atPath: path) else { return .notPublished(address) }
+        guard FileManager.default.fileExists(atPath: path) else { return .notPublished(address.remotePath) }
         var sha: String?
         if let text = try Self.readMirrorFile(path + ".CHECKSUM") {
             let expected = try Self.parseChecksum(text, url: path + ".CHECKSUM", fileName: address.fileName)
@@ -117,12 +130,12 @@ public final class ArchiveFetcher: Sendable {
         } else if checksumRequired {
             throw SourceError.checksumMissing(url: path + ".CHECKSUM")
         }
-        return .ready(LocalArchive(address: address, path: path, sha256: sha, fromCache: true, attempts: 0))
+        return .ready(LocalArchive(remotePath: address.remotePath, path: path, sha256: sha, fromCache: true, attempts: 0))
     }
 
     // MARK: - HTTP
 
-    private func fetchOverHTTP(_ address: ArchiveAddress, session: CurlSession) async throws -> FetchResult {
+    private func fetchOverHTTP(_ address: some PublishedArchive, session: CurlSession) async throws -> FetchResult {
         let zipURL = location.url(of: address.remotePath), sumURL = location.url(of: address.checksumPath)
         let target = cachedPath(address), sumFile = target + ".CHECKSUM"
         try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -152,10 +165,10 @@ public final class ArchiveFetcher: Sendable {
         if early == nil, let expected, FileManager.default.fileExists(atPath: target),
            let cached = try? String(contentsOfFile: sumFile, encoding: .utf8),
            (try? Self.parseChecksum(cached, url: sumFile, fileName: address.fileName)) == expected {
-            return .ready(LocalArchive(address: address, path: target, sha256: expected, fromCache: true, attempts: 0))
+            return .ready(LocalArchive(remotePath: address.remotePath, path: target, sha256: expected, fromCache: true, attempts: 0))
         }
         if early == nil, expected == nil && !checksumRequired && FileManager.default.fileExists(atPath: target) && !FileManager.default.fileExists(atPath: sumFile) {
-            return .ready(LocalArchive(address: address, path: target, sha256: nil, fromCache: true, attempts: 0))
+            return .ready(LocalArchive(remotePath: address.remotePath, path: target, sha256: nil, fromCache: true, attempts: 0))
         }
         var totalAttempts = 0
         for round in 1...2 {  // a hash mismatch is retried once from scratch
@@ -163,18 +176,18 @@ public final class ArchiveFetcher: Sendable {
             if round == 1, let early { fetched = early } else { fetched = try await download(zipURL, to: target, session: session) }
             let (status, actual, attempts) = fetched
             totalAttempts += attempts
-            if status == 404 { return .notPublished(address) }
+            if status == 404 { return .notPublished(address.remotePath) }
             guard status == 200 else { throw SourceError.http(url: zipURL, status: status, attempts: attempts) }
             guard let expected else {
                 if checksumRequired {
                     try? FileManager.default.removeItem(atPath: target)
                     throw SourceError.checksumMissing(url: sumURL)
                 }
-                return .ready(LocalArchive(address: address, path: target, sha256: nil, fromCache: false, attempts: totalAttempts))
+                return .ready(LocalArchive(remotePath: address.remotePath, path: target, sha256: nil, fromCache: false, attempts: totalAttempts))
             }
             if actual == expected {
                 try Self.writeAtomically(Array((sumResponse.body.isEmpty ? Array("\(expected)  \(address.fileName)\n".utf8) : sumResponse.body)), to: sumFile)
-                return .ready(LocalArchive(address: address, path: target, sha256: actual, fromCache: false, attempts: totalAttempts))
+                return .ready(LocalArchive(remotePath: address.remotePath, path: target, sha256: actual, fromCache: false, attempts: totalAttempts))
             }
             try? FileManager.default.removeItem(atPath: target)
             if round == 2 { throw SourceError.checksumMismatch(url: zipURL, expected: expected, actual: actual) }

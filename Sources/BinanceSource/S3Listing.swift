@@ -141,7 +141,11 @@ public struct ArchiveLister: Sendable {
     /// Symbols of a market's monthly klines (or another dataset's), filtered by quote asset suffix
     /// and/or a glob (`*`, `?`).
     public func symbols(market: Market, dataset: KlineDataset = .klines, quote: String? = nil, match: String? = nil) async throws -> [String] {
-        let prefix = "data/\(market.rawValue)/monthly/\(dataset.rawValue)/"
+        try await symbols(folder: "data/\(market.rawValue)/monthly/\(dataset.rawValue)/", quote: quote, match: match)
+    }
+
+    /// The symbol folders under `prefix`, filtered as `symbols(market:...)` does.
+    func symbols(folder prefix: String, quote: String?, match: String?) async throws -> [String] {
         let names = try await list(prefix: prefix).folders.map { String($0.dropFirst(prefix.count).dropLast()) }
         return names.filter { name in
             (try? validateSymbol(name)) != nil

@@ -94,6 +94,9 @@ public final class Follower: Sendable {
         guard case let .marketstore(url) = spec.target else {
             throw JobFileError(file: spec.file, key: "target", reason: "follow writes to a running MarketStore; a data directory belongs to the server that serves it (use run for a stopped server's directory)")
         }
+        if let futures = spec.futures {
+            throw JobFileError(file: spec.file, key: "dataset", reason: "follow reads the kline streams; \(futures.rawValue) is imported with run or nightly")
+        }
         guard spec.dataset == .klines else {
             throw JobFileError(file: spec.file, key: "dataset", reason: "follow reads the kline streams; \(spec.dataset.rawValue) is imported with run (to: now)")
         }

@@ -29,6 +29,8 @@ public struct FuturesReport: Codable, Sendable, Equatable {
     /// Slots with no row, and their spans (UTC, first..last slot start).
     public var missingSlots = 0
     public var gaps: [String] = []
+    /// The same spans as [first, last] slot starts (UTC s): what the job's state records.
+    public var gapRanges: [[Int64]] = []
     /// Funding interval changes within the archive ("2026-04-10T08:00:00Z 8h -> 4h").
     public var intervalChanges: [String] = []
 
@@ -53,6 +55,7 @@ public struct FuturesReport: Codable, Sendable, Equatable {
             guard let first = epochs.first, let last = epochs.last else {
                 missing(from: period.start, to: period.end - 3600, step: 3600)
                 gaps = spans.map { "\(UTCCalendar.iso8601($0.0))..\(UTCCalendar.iso8601($0.1))" }
+                gapRanges = spans.map { [$0.0, $0.1] }
                 return
             }
             let firstStep = hours[0] * 3600
@@ -75,5 +78,6 @@ public struct FuturesReport: Codable, Sendable, Equatable {
             missing(from: expected, to: period.end - slot, step: slot)
         }
         gaps = spans.map { $0.0 == $0.1 ? UTCCalendar.iso8601($0.0) : "\(UTCCalendar.iso8601($0.0))..\(UTCCalendar.iso8601($0.1))" }
+        gapRanges = spans.map { [$0.0, $0.1] }
     }
 }

@@ -57,8 +57,8 @@ public struct CoverageGrid: Sendable {
         self.months = months
         var byCell: [String: [ArchivePeriod: [UnitRecord]]] = [:]
         for record in manifest.units.values where record.status != .superseded && !record.key.isEmpty {
-            guard let name = KlineArchiveName(fileName: record.remotePath),
-                  let month = ArchivePeriod(year: name.period.year, month: name.period.month) else { continue }
+            guard let period = archivePeriod(ofRemotePath: record.remotePath),
+                  let month = ArchivePeriod(year: period.year, month: period.month) else { continue }
             byCell[record.key, default: [:]][month, default: []].append(record)
         }
         keys = Set(expectedKeys).union(byCell.keys).sorted()

@@ -61,7 +61,12 @@ public final class ImportRunner: Sendable {
     package func symbols() async throws -> [String] {
         var all = spec.symbols ?? []
         if spec.symbols == nil {
-            all = try await makeLister().symbols(market: spec.market, quote: spec.discoverQuote, match: spec.discoverMatch)
+            let lister = makeLister()
+            if let futures = spec.futures {
+                all = try await lister.symbols(market: spec.market, dataset: futures, quote: spec.discoverQuote, match: spec.discoverMatch)
+            } else {
+                all = try await lister.symbols(market: spec.market, quote: spec.discoverQuote, match: spec.discoverMatch)
+            }
             if all.isEmpty { throw JobFileError(file: spec.file, key: "discover", reason: "no symbol of \(spec.market.rawValue) matches") }
         }
         guard let shard = spec.shard else { return all }
@@ -74,15 +79,22 @@ public final class ImportRunner: Sendable {
         let started = Date()
         var summary = RunSummary(job: spec.name, startedAt: isoNow())
         summary.manifest = Manifest.databasePath(spec.manifest)
+        summary.dataset = spec.datasetName
         try checkSource()
         try checkTarget()
         // A dry run touches nothing: no lock file, no state folder, no clean-up of leftovers.
         let lock = options.dryRun ? nil : try JobLock(manifest: spec.manifest)
         defer { _ = lock }
         let store = try ManifestStore.open(manifest: spec.manifest, job: spec.name, inMemory: options.dryRun) { logger.notice("\($0)") }
-        let planned = try await plan(options, store: store, summary: &summary)
+        let binding = try await bindState(options, store: store, summary: summary)
+        // Funding rates and metrics have plans of their own (one cadence each, no repairs).
+        let planned: PlannedWork = spec.futures == nil ? .klines(try await plan(options, store: store, binding: binding, summary: &summary))
+            : .futures(try await planFutures(options, store: store, binding: binding, summary: &summary))
         if options.dryRun {
-            printDryRun(planned, summary: summary)
+            switch planned {
+            case let .klines(p): printDryRun(p, summary: summary)
+            case let .futures(p): printDryRun(p, summary: summary)
+            }
             summary.seconds = Date().timeIntervalSince(started)
             return summary
         }
@@ -94,13 +106,41 @@ public final class ImportRunner: Sendable {
             summary.seconds = Date().timeIntervalSince(started)
             return summary
         }
-        let progress = Progress(total: planned.work.count, live: options.liveProgress, logger: logger)
+        let progress = Progress(total: planned.workCount, live: options.liveProgress, logger: logger)
         let ticker = Task { await progress.tick() }
         defer { ticker.cancel() }
         let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger, stop: stop)
-        let repairs = try await execute(planned, store: store, writer: writer, progress: progress, summary: &summary)
-        try await settle(planned, repairs: repairs, store: store, progress: progress, summary: &summary)
+        switch planned {
+        case let .klines(p):
+            let repairs = try await execute(p, store: store, writer: writer, progress: progress, summary: &summary)
+            try await settle(p, repairs: repairs, store: store, progress: progress, summary: &summary)
+        case let .futures(p):
+            try await execute(p, store: store, writer: writer, progress: progress, summary: &summary)
+            try await closeState(keys: Set(p.plan.keys), binding: p.binding, store: store, progress: progress, summary: &summary)
+        }
         return await finish(summary, started: started, writer: writer, progress: progress)
+    }
+
+    /// A run's plan: of kline archives, or of funding-rate or metrics archives.
+    enum PlannedWork {
+        case klines(PlannedRun)
+        case futures(PlannedFuturesRun)
+
+        var workCount: Int {
+            switch self {
+            case let .klines(p): return p.work.count
+            case let .futures(p): return p.work.count
+            }
+        }
+    }
+
+    /// The target and schema this run writes to, against the ones the state records.
+    struct PlannedBinding {
+        var binding: StateBinding
+        var recorded: StateBinding?
+        var rebinding: Bool { recorded != nil && recorded != binding }
+        /// The dry run's line about it.
+        var line: String { "  \(binding)" + (rebinding ? "; the state records \(recorded.map { "\($0)" } ?? ""): a run needs --force" : "") }
     }
 
     /// What a run decided before any work: the plan, the units to import, the state's index and
@@ -110,16 +150,12 @@ public final class ImportRunner: Sendable {
         var work: [PlannedUnit]
         var index: [String: UnitIndexEntry]
         var fetcher: ArchiveFetcher
-        var binding: StateBinding
-        var recorded: StateBinding?
-        var rebinding: Bool { recorded != nil && recorded != binding }
+        var binding: PlannedBinding
     }
 
-    /// The units to import: the plan against the listing and the state, less the done units
-    /// whose archives did not change. Refuses a state bound to another target or schema.
-    func plan(_ options: RunOptions, store: ManifestStore, summary: inout RunSummary) async throws -> PlannedRun {
-        // The state speaks of one target and schema: a run with others would skip units whose rows
-        // are not there. Refused before any work, unless forced (then bound anew once whole).
+    /// The state speaks of one target and schema: a run with others would skip units whose rows
+    /// are not there. Refused before any work, unless forced (then bound anew once whole).
+    func bindState(_ options: RunOptions, store: ManifestStore, summary: RunSummary) async throws -> PlannedBinding {
         let binding = StateBinding(spec)
         let recorded = try await store.binding()
         if let recorded, recorded != binding, !options.force, !options.dryRun {
@@ -128,30 +164,46 @@ public final class ImportRunner: Sendable {
                 + "or give the job another manifest: (one state per target)")
         }
         if recorded == nil { await store.bind(binding) }
+        return PlannedBinding(binding: binding, recorded: recorded)
+    }
 
-        let symbols = try await symbols()
-        let index = await store.currentIndex()
-        // Every key's monthly folder is listed again every `recheck_days` (a deep check that finds
-        // archives published or re-published for months the state calls settled); in between, a
-        // settled key costs one listing a night.
+    /// Whether this run lists every key's folders again (`recheck_days`), and records that it did:
+    /// a deep check finds archives published or re-published for periods the state calls settled;
+    /// in between, a settled key costs one listing a night.
+    func deepCheck(_ options: RunOptions, store: ManifestStore) async throws -> Bool {
         let lastDeepCheck = try await store.meta("deep_checked_day").flatMap { Int64($0) }
         let deepCheck = lastDeepCheck.map { options.today.start - $0 >= Int64(spec.recheckDays) * 86400 || $0 > options.today.start } ?? true
-        let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force, deepCheck: deepCheck)
         if deepCheck, !options.dryRun { await store.setMeta("deep_checked_day", "\(options.today.start)") }
-        summary.units = plan.units.count
-        for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
+        return deepCheck
+    }
 
-        let fetcher = makeFetcher()
-        var work: [PlannedUnit] = []
-        for unit in plan.units {
-            if !options.force, let entry = index[unit.id], entry.status == .done,
-               await isUnchanged(unit, entry, fetcher: fetcher, store: store) {
+    /// The units of `planned` to import: all with `--force`, otherwise less the done units whose
+    /// archives did not change.
+    func unitsToImport<Unit: WorkUnit>(_ planned: [Unit], index: [String: UnitIndexEntry], fetcher: ArchiveFetcher, store: ManifestStore,
+                                       force: Bool, summary: inout RunSummary) async -> [Unit] {
+        var work: [Unit] = []
+        for unit in planned {
+            if !force, let entry = index[unit.id], entry.status == .done, await isUnchanged(unit, entry, fetcher: fetcher, store: store) {
                 summary.skipped += 1
                 continue
             }
             work.append(unit)
         }
-        return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, recorded: recorded)
+        return work
+    }
+
+    /// The units to import: the plan against the listing and the state, less the done units
+    /// whose archives did not change.
+    func plan(_ options: RunOptions, store: ManifestStore, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedRun {
+        let symbols = try await symbols()
+        let index = await store.currentIndex()
+        let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force,
+                                      deepCheck: try await deepCheck(options, store: store))
+        summary.units = plan.units.count
+        for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
+        let fetcher = makeFetcher()
+        let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
+        return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding)
     }
 
     func printDryRun(_ planned: PlannedRun, summary: RunSummary) {
@@ -164,7 +216,7 @@ public final class ImportRunner: Sendable {
             sources = "\(cached) archives cached, \(work.count - cached) to fetch"
         }
         print("plan for \(spec.name): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
-        print("  \(planned.binding)" + (planned.rebinding ? "; the state records \(planned.recorded.map { "\($0)" } ?? ""): a run needs --force" : ""))
+        print(planned.binding.line)
         for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
         if work.count > 200 { print("  ... and \(work.count - 200) more") }
         for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }
@@ -277,9 +329,14 @@ public final class ImportRunner: Sendable {
         for unit in repairs.inNoArchive { inNoArchive[unit.key, default: []].append("\(unit.address.period)") }
         summary.repairedFromDailyArchives = repaired.mapValues(daySpans)
         summary.daysInNoArchive = inNoArchive.mapValues(daySpans)
+        try await closeState(keys: Set(planned.plan.coverage.map(\.key)), binding: planned.binding, store: store, progress: progress, summary: &summary)
+    }
+
+    /// The end of every run: the state saved, the gaps of the job's keys summarized, the state
+    /// bound to this run's target and schema once whole, and closed.
+    func closeState(keys: Set<String>, binding planned: PlannedBinding, store: ManifestStore, progress: Progress, summary: inout RunSummary) async throws {
         do {
             try await store.commit(force: true)
-            let keys = Set(planned.plan.coverage.map(\.key))
             for gap in try await store.gaps() where keys.contains(gap.key) {
                 summary.gaps[gap.key, default: []].append(gap.summary)
                 summary.gapCounts[gap.state.rawValue, default: 0] += 1
@@ -300,7 +357,7 @@ public final class ImportRunner: Sendable {
 
     /// Periods with no archive listed, recorded as not published; one already recorded so (with
     /// the same listing fingerprint), done or superseded is left as it is: nothing to write.
-    package func recordNotPublished(_ units: [PlannedUnit], index: [String: UnitIndexEntry], store: ManifestStore) async {
+    package func recordNotPublished(_ units: [any WorkUnit], index: [String: UnitIndexEntry], store: ManifestStore) async {
         for unit in units {
             let entry = index[unit.id]
             guard entry?.status != .done && entry?.status != .superseded else { continue }
@@ -408,11 +465,20 @@ public final class ImportRunner: Sendable {
     /// Downloads (N in parallel), decoders (one per core, at most 4) and the writer, joined by
     /// bounded queues.
     package func runPipeline(work: [PlannedUnit], fetcher: ArchiveFetcher, writer: Writer, store: ManifestStore, progress: Progress) async throws {
-        let archives = BoundedQueue<(PlannedUnit, Result<FetchResult, Error>)>(capacity: spec.downloads * 2)
+        try await runPipeline(work: work, fetcher: fetcher, writer: writer) { unit, result, thread, pieces in
+            await self.decode(unit, result, on: thread, store: store, progress: progress, into: pieces)
+        }
+    }
+
+    /// The pipeline over units of any dataset, `decode` turning each fetched archive into pieces
+    /// (or recording why not).
+    package func runPipeline<Unit: WorkUnit>(work: [Unit], fetcher: ArchiveFetcher, writer: Writer,
+                                             decode: @escaping @Sendable (Unit, Result<FetchResult, Error>, DispatchQueue, BoundedQueue<DecodedPiece>) async -> Void) async throws {
+        let archives = BoundedQueue<(Unit, Result<FetchResult, Error>)>(capacity: spec.downloads * 2)
         let pieces = BoundedQueue<DecodedPiece>(capacity: 4)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                await fetcher.fetchAll(work, address: \.address, parallelism: self.spec.downloads, isCancelled: { self.stop.requested }) { unit, result in
+                await fetcher.fetchAll(work, address: \.archive, parallelism: self.spec.downloads, isCancelled: { self.stop.requested }) { unit, result in
                     await archives.send((unit, result))
                 }
                 archives.finish()
@@ -424,7 +490,7 @@ public final class ImportRunner: Sendable {
                     let thread = DispatchQueue(label: "binance-import.decode-\(lane)")
                     while let (unit, result) = await archives.receive() {
                         if self.stop.requested { continue }  // stopping: leave it pending
-                        await self.decode(unit, result, on: thread, store: store, progress: progress, into: pieces)
+                        await decode(unit, result, thread, pieces)
                     }
                     if await decodersLeft.done() { pieces.finish() }
                 }
@@ -445,9 +511,13 @@ public final class ImportRunner: Sendable {
 
     /// The job as a run would plan it now (listing the source, discovering symbols), against
     /// the recorded state: for `status`, which shows what is still to do, not only what is recorded.
-    public func plan(today: ArchivePeriod, state: Manifest) async throws -> (keys: [String], units: [PlannedUnit]) {
+    package func plan(today: ArchivePeriod, state: Manifest) async throws -> (keys: [String], units: [any WorkUnit]) {
         try checkSource()
         let index = state.units.mapValues { UnitIndexEntry(status: $0.status, listing: $0.listing, lacking: $0.lacking) }
+        if spec.futures != nil {
+            let plan = try await makeFuturesPlan(symbols: try await symbols(), today: today, index: index)
+            return (plan.keys, plan.units)
+        }
         let plan = try await makePlan(symbols: try await symbols(), today: today, index: index)
         return (plan.coverage.map(\.key), plan.units)
     }
@@ -462,6 +532,7 @@ public final class ImportRunner: Sendable {
         summary.rows = counts.rows
         summary.anomalies = counts.anomalies
         summary.downloads = counts.downloads
+        summary.adjusted = counts.adjustments
         let writes = await writer.counters
         summary.writeRequests = writes.requests
         summary.rowsByKey = writes.rowsByKey
@@ -528,12 +599,12 @@ public final class ImportRunner: Sendable {
     /// A done unit is skipped while its archive is unchanged: the same listing fingerprint as when
     /// it was imported (no request at all), or, when the fingerprint changed or was never
     /// recorded, the same published CHECKSUM (one small request; the new fingerprint is kept).
-    package func isUnchanged(_ unit: PlannedUnit, _ entry: UnitIndexEntry, fetcher: ArchiveFetcher, store: ManifestStore) async -> Bool {
+    package func isUnchanged(_ unit: some WorkUnit, _ entry: UnitIndexEntry, fetcher: ArchiveFetcher, store: ManifestStore) async -> Bool {
         if let listing = unit.listing, entry.listing == listing { return true }
         guard let record = await store.record(unit.id) else { return false }
         let published: String?
         do {
-            published = try await fetcher.publishedChecksum(unit.address)
+            published = try await fetcher.publishedChecksum(unit.archive)
         } catch {
             logger.warning("\(unit.id): its listing changed and its CHECKSUM could not be read (\(error)); kept as done, checked again next run")
             return true
@@ -604,7 +675,7 @@ public final class ImportRunner: Sendable {
             digest.add(own)
             report.rows = own.count
         }
-        let outcome = UnitOutcome(archive: archive, report: report, digest: digest)
+        let outcome = UnitOutcome(archive: archive, facts: UnitFacts(report), digest: digest)
         if held.isEmpty { held = [spec.emptyBatch()] }
         for (i, batch) in held.enumerated() {
             send(DecodedPiece(unit: unit, batch: batch, outcome: i == held.count - 1 ? outcome : nil))
@@ -625,7 +696,7 @@ extension JobSpec {
 extension ManifestStore {
     /// A unit that failed: logged, recorded (a done unit stays done), counted, and saved at once
     /// unless the caller saves (the writer commits once for a whole failed request).
-    package func fail(_ unit: PlannedUnit, _ message: String, progress: Progress, logger: Logger, save: Bool = true) async {
+    package func fail(_ unit: any WorkUnit, _ message: String, progress: Progress, logger: Logger, save: Bool = true) async {
         logger.error("\(unit.id): \(message)")
         recordFailure(unit.id, key: unit.key, message)
         await progress.failed(unit.id, message)
@@ -683,29 +754,37 @@ package struct UnitOutcome: Sendable {
     package var archivePath: String?
     package var sha256: String?
     package var verified: Bool
-    package var report: KlineReport
+    package var facts: UnitFacts
     package var digest: ColumnDigest
     /// A REST unit: the open time of the last closed candle covered.
     package var coveredTo: Int64?
     /// A REST day continued after an earlier run's candles: its rows add to the recorded ones.
     package var continues = false
 
-    package init(archive: LocalArchive, report: KlineReport, digest: ColumnDigest) {
+    package init(archive: LocalArchive, facts: UnitFacts, digest: ColumnDigest) {
         (archivePath, sha256, verified) = (archive.path, archive.sha256, archive.verified)
-        (self.report, self.digest) = (report, digest)
+        (self.facts, self.digest) = (facts, digest)
     }
 
-    package init(restReport report: KlineReport, digest: ColumnDigest, coveredTo: Int64) {
+    package init(restFacts facts: UnitFacts, digest: ColumnDigest, coveredTo: Int64) {
         (archivePath, sha256, verified) = (nil, nil, false)
-        (self.report, self.digest, self.coveredTo) = (report, digest, coveredTo)
+        (self.facts, self.digest, self.coveredTo) = (facts, digest, coveredTo)
     }
 }
 
 /// Rows of one unit on their way to the writer; the last piece of a unit carries its outcome.
 package struct DecodedPiece: Sendable {
-    package var unit: PlannedUnit
-    package var batch: KlineBatch
+    package var unit: any WorkUnit
+    package var batch: RowBatch
     package var outcome: UnitOutcome?
+
+    package init(unit: any WorkUnit, batch: RowBatch, outcome: UnitOutcome?) {
+        (self.unit, self.batch, self.outcome) = (unit, batch, outcome)
+    }
+
+    package init(unit: any WorkUnit, batch: KlineBatch, outcome: UnitOutcome?) {
+        self.init(unit: unit, batch: RowBatch(batch), outcome: outcome)
+    }
 }
 
 package actor Countdown {

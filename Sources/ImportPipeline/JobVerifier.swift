@@ -40,7 +40,7 @@ public struct JobVerifier {
             }
             // The unit's period, widened to any row recorded outside it: the first and last rows
             // in file order are not the earliest and latest when an archive is out of order.
-            let period = KlineArchiveName(fileName: record.remotePath)?.period
+            let period = archivePeriod(ofRemotePath: record.remotePath)
             let first = min(recordedFirst, recordedLast, period?.start ?? .max)
             let last = max(recordedFirst, recordedLast, period.map { $0.end - 1 } ?? .min)  // a gap unit has no calendar period
             let results: [QueryResult]

@@ -27,7 +27,11 @@ package actor Progress {
         self.logger = logger
     }
 
-    package func unitDone(rows: Int, anomalies: Int, bytes: UInt64) {
+    /// Conventions applied by rule, by kind (see `UnitFacts.adjustments`).
+    private(set) var adjustments: [String: Int] = [:]
+
+    package func unitDone(rows: Int, anomalies: Int, bytes: UInt64, adjustments: [String: Int] = [:]) {
+        self.adjustments.merge(adjustments, uniquingKeysWith: +)
         done += 1
         self.rows += rows
         self.anomalies += anomalies
@@ -45,8 +49,9 @@ package actor Progress {
     package func notPublished() { notPublishedCount += 1 }
     package func downloaded() { downloads += 1 }
 
-    package func counts() -> (done: Int, failed: Int, notPublished: Int, rows: Int, anomalies: Int, downloads: Int, failures: [String: String]) {
-        (done, failedCount, notPublishedCount, rows, anomalies, downloads, failures)
+    package func counts() -> (done: Int, failed: Int, notPublished: Int, rows: Int, anomalies: Int, downloads: Int, failures: [String: String],
+                              adjustments: [String: Int]) {
+        (done, failedCount, notPublishedCount, rows, anomalies, downloads, failures, adjustments)
     }
 
     package var line: String {

@@ -119,7 +119,7 @@ package struct RestFiller: Sendable {
         let (batch, report) = try KlineArchiveDecoder.decodeCSV(csv, source: source, options: options)
         var digest = ColumnDigest()
         digest.add(batch)
-        var outcome = UnitOutcome(restReport: report, digest: digest, coveredTo: coveredTo)
+        var outcome = UnitOutcome(restFacts: UnitFacts(report), digest: digest, coveredTo: coveredTo)
         outcome.continues = continues
         return DecodedPiece(unit: day, batch: batch.count > 0 ? batch : spec.emptyBatch(), outcome: outcome)
     }

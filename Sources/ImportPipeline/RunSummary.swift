@@ -11,6 +11,8 @@ import MarketStoreModel
 /// What a run did; printed as a table and written as JSON next to the manifest.
 public struct RunSummary: Codable, Sendable {
     public var job: String
+    /// The job's dataset (klines, markPriceKlines, ..., fundingRate, metrics).
+    public var dataset = "klines"
     public var startedAt: String
     public var seconds: Double = 0
     public var units = 0
@@ -41,7 +43,8 @@ public struct RunSummary: Codable, Sendable {
     /// Per key, the days that a monthly archive lacked and their daily archives supplied in this
     /// run, as ranges ("2024-07-08..2024-07-31").
     public var repairedFromDailyArchives: [String: String] = [:]
-    /// Per key, days that a monthly archive lacks and no daily archive has: gaps in every archive.
+    /// Per key, days in no archive: that a monthly kline archive lacks and no daily archive has,
+    /// or (metrics) with no daily archive between the key's first and last: gaps in the data.
     public var daysInNoArchive: [String: String] = [:]
     /// Per key, the gaps recorded in the state ("FIRST..LAST unexplained|filled|exchange_gap"),
     /// and their count by state; REST requests made to explain them (`gaps: rest`).
@@ -65,6 +68,11 @@ public struct RunSummary: Codable, Sendable {
     public var requestsByKey: [String: Int] = [:]
     /// Refused or failed write requests by kind (schema, timeframe, refused, directory, transport).
     public var writeErrors: [String: Int] = [:]
+    /// Funding rates and metrics: rows adjusted by the stated rules, by kind
+    /// (`shifted_to_period_start`: USDⓈ-M metrics labelled by the end of their 5 minutes before
+    /// 2026-06-25; `outside_period_dropped`: a row of the neighbouring file's period, which that
+    /// file writes; `off_slot_floored`: a funding time a few ms after the hour).
+    public var adjusted: [String: Int] = [:]
 
     public var table: String {
         let lines: [(String, String)] = [
@@ -82,10 +90,11 @@ public struct RunSummary: Codable, Sendable {
         if let stateError { out.append("manifest not saved: \(stateError)") }
         if let restStopped { out.append("REST stopped: \(restStopped)") }
         for (key, days) in repairedFromDailyArchives.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("repaired from daily archives: \(key) \(days)") }
-        for (key, days) in daysInNoArchive.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("in no archive (monthly and daily lack it): \(key) \(days)") }
+        for (key, days) in daysInNoArchive.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("in no archive: \(key) \(days)") }
+        if !adjusted.isEmpty { out.append("adjusted by rule: " + adjusted.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")) }
         if !gapCounts.isEmpty {
             out.append("gaps in the archives: " + gapCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-                       + (gapCounts["unexplained", default: 0] > 0 ? " (gaps: rest, or --confirm-gaps, asks REST about them)" : ""))
+                       + (gapCounts["unexplained", default: 0] > 0 && !["fundingRate", "metrics"].contains(dataset) ? " (gaps: rest, or --confirm-gaps, asks REST about them)" : ""))
         }
         for (key, list) in gaps.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("gaps: \(key): \(list.prefix(5).joined(separator: "; "))\(list.count > 5 ? "; ... (\(list.count))" : "")") }
         for (key, gaps) in notPublishedRanges.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("not published: \(key): \(gaps)") }

@@ -23,9 +23,9 @@ package actor Writer {
     package let logger: Logger
 
     private var keyOrder: [String] = []
-    private var parts: [String: [KlineBatch]] = [:]
+    private var parts: [String: [RowBatch]] = [:]
     private var rows = 0
-    private var units: [(unit: PlannedUnit, outcome: UnitOutcome?)] = []
+    private var units: [(unit: any WorkUnit, outcome: UnitOutcome?)] = []
     private var failedUnits: Set<String> = []
     /// Requests, rows per key and errors by kind, for the summary and /metrics.
     package private(set) var counters = WriteCounters()
@@ -61,9 +61,9 @@ package actor Writer {
         let batchUnits = units, batchKeys = keyOrder, batchParts = parts
         units = []; keyOrder = []; parts = [:]; rows = 0
         // One copy of the rows into the request's columns: each key's batches, one key after another.
-        let names = ["Epoch"] + spec.columns.map(\.rawValue)
-        // The columns' types from the first batch (none: WriteDataSet refuses the names' count).
+        // The columns' names and types from the first batch (a run writes one dataset's columns).
         let template = batchKeys.lazy.compactMap { batchParts[$0]?.first }.first
+        let names = ["Epoch"] + (template?.columns.map(\.name) ?? [])
         var columns = [ColumnValues.int64([])] + (template?.columns.map { $0.values.slice(0..<0) } ?? [])
         var ranges: [WriteDataSet.KeyRange] = []
         for key in batchKeys {
@@ -102,7 +102,7 @@ package actor Writer {
         }
         for (unit, outcome) in batchUnits {
             guard let outcome, !failedUnits.contains(unit.id) else { continue }
-            let report = outcome.report
+            let report = outcome.facts
             await store.update(unit.id, key: unit.key) {
                 $0.archivePath = outcome.archivePath
                 $0.sha256 = outcome.sha256
@@ -112,18 +112,18 @@ package actor Writer {
                 if outcome.continues && $0.status == .done {
                     // A REST day continued: the earlier candles stay recorded with these.
                     $0.rows = ($0.rows ?? 0) + report.rows
-                    $0.firstEpoch = [$0.firstEpoch, report.firstOpenTime].compactMap { $0 }.min()
-                    $0.lastEpoch = [$0.lastEpoch, report.lastOpenTime].compactMap { $0 }.max()
+                    $0.firstEpoch = [$0.firstEpoch, report.firstEpoch].compactMap { $0 }.min()
+                    $0.lastEpoch = [$0.lastEpoch, report.lastEpoch].compactMap { $0 }.max()
                     $0.digests = ColumnDigest.adding(outcome.digest.hex, to: $0.digests)
                 } else {
                     $0.rows = report.rows
-                    $0.firstEpoch = report.firstOpenTime
-                    $0.lastEpoch = report.lastOpenTime
+                    $0.firstEpoch = report.firstEpoch
+                    $0.lastEpoch = report.lastEpoch
                     $0.digests = outcome.digest.hex
                 }
                 $0.status = .done
                 $0.lacking = report.daysLacking.isEmpty ? nil : report.daysLacking
-                $0.anomalies = report.anomalies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: report.anomalies.map { ($0.kind.rawValue, $0.count) })
+                $0.anomalies = report.anomalies.isEmpty ? nil : report.anomalies
                 $0.attempts += 1
                 $0.error = nil
                 $0.doneAt = isoNow()
@@ -131,11 +131,11 @@ package actor Writer {
             }
             // The gaps the archive leaves, but for the days a monthly lacks (its repair units'):
             // recorded for `status` and for `gaps: rest` to ask REST about.
-            if !unit.fromREST, let step = unit.address.interval.seconds {
+            if let step = unit.gapStep {
                 let gaps = RepairDays(report.daysLacking).clip(report.gaps, step: step)
                 await store.setGaps(unit: unit.id, gaps.map { GapRecord(key: unit.key, first: $0[0], last: $0[1], state: .unexplained, unit: unit.id) })
             }
-            await progress.unitDone(rows: report.rows, anomalies: report.anomalyCount, bytes: report.csvBytes)
+            await progress.unitDone(rows: report.rows, anomalies: report.anomalyCount, bytes: report.bytes, adjustments: report.adjustments)
             if spec.deleteArchivesAfterWrite, let path = outcome.archivePath, path.hasPrefix(spec.cacheDirectory) {
                 try? FileManager.default.removeItem(atPath: path)
             }
@@ -217,7 +217,7 @@ package actor Writer {
     /// Follow mode: a unit (a REST day) that failed in a write is written again by a later one.
     package func forgetFailures() { failedUnits.removeAll() }
 
-    private func fail(_ unit: PlannedUnit, _ message: String) async {
+    private func fail(_ unit: any WorkUnit, _ message: String) async {
         guard failedUnits.insert(unit.id).inserted else { return }
         await store.fail(unit, message, progress: progress, logger: logger, save: false)
     }

@@ -1,6 +1,7 @@
 import Columnar
 import DurableFiles
 import Foundation
+import FuturesArchive
 import JobModel
 import KlineArchive
 
@@ -303,7 +304,11 @@ public struct StateBinding: Equatable, Sendable, CustomStringConvertible {
 
     public init(_ spec: JobSpec) {
         target = spec.target.normalized
-        schema = "columns \(spec.columns.map(\.rawValue).joined(separator: ",")), \(spec.floatType.rawValue), attribute group \(spec.attributeGroup)"
+        if let futures = spec.futures {
+            schema = "\(futures.rawValue): columns \(futures.columns.map { "\($0.name) \($0.type)" }.joined(separator: ",")), attribute group \(spec.attributeGroup)"
+        } else {
+            schema = "columns \(spec.columns.map(\.rawValue).joined(separator: ",")), \(spec.floatType.rawValue), attribute group \(spec.attributeGroup)"
+        }
     }
 
     public var description: String { "target \(target) (\(schema))" }

@@ -76,7 +76,12 @@ func today() throws -> ArchivePeriod {
 func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, forceDirectory: Bool = false, metricsFile: String? = nil,
             confirmGaps: Bool = false) async throws {
     var spec = try options.load()
-    if confirmGaps { spec.confirmGaps = true }  // --confirm-gaps: gaps: rest for this run
+    if confirmGaps {  // --confirm-gaps: gaps: rest for this run
+        if let futures = spec.futures {
+            throw JobFileError(file: "command line", key: "--confirm-gaps", reason: "it asks REST klines; \(futures.rawValue) gaps are reported, not asked")
+        }
+        spec.confirmGaps = true
+    }
     let logger = options.logger("binance-import")
     var run = RunOptions(today: try today())
     run.dryRun = dryRun
@@ -215,15 +220,13 @@ struct Status: AsyncParsableCommand {
         if checkRemote {
             let fetcher = ArchiveFetcher(location: SourceLocation(spec.baseURL), cacheDirectory: spec.cacheDirectory)
             for record in manifest.units.values where record.status == .done && !record.isREST {
-                guard let sha = record.sha256, let name = KlineArchiveName(fileName: record.remotePath),
-                      let address = try? ArchiveAddress(market: spec.market, symbol: name.symbol, interval: name.interval, period: name.period,
-                                                        dataset: spec.dataset) else { continue }
+                guard let sha = record.sha256, let address = spec.publishedArchive(ofRemotePath: record.remotePath) else { continue }
                 if let published = try await fetcher.publishedChecksum(address), published != sha { stale.append(record.id) }
             }
             // Recorded, so the next run looks at these keys even between deep checks.
             if !stale.isEmpty, shards == nil { try Manifest.markRepublished(ids: stale, manifest: spec.manifest) }
         }
-        var keys = try (spec.symbols ?? []).flatMap { symbol in try spec.intervals.map { try spec.key(symbol: symbol, interval: $0) } }
+        var keys = try (spec.symbols ?? []).flatMap { try spec.keys(symbol: $0) }
         if !offline {
             // What a run would do now: units planned but not recorded yet (symbols not discovered
             // when a run stopped, months published since) count as pending.

@@ -298,7 +298,7 @@ final class BinanceSourceTests: XCTestCase {
     func testNotPublishedAndOtherClientErrors() async throws {
         let missing = try address("2020-01-04")
         let result = try await fetcher().fetch(missing)
-        XCTAssertEqual(result, .notPublished(missing))
+        XCTAssertEqual(result, .notPublished(missing.remotePath))
         let zips = try await requests(missing.remotePath)
         XCTAssertEqual(zips, 1, "404 is not retried")
         let a = try address("2020-01-01")
@@ -316,7 +316,7 @@ final class BinanceSourceTests: XCTestCase {
             XCTAssertEqual(archive.sha256, "66c701b381d5c2482343ba1c7f600e55d3f5c18f0117ff0789d043a21b62bab6")
             let missing = try address("2021-01-01")
             let result = try await f.fetch(missing)
-            XCTAssertEqual(result, .notPublished(missing))
+            XCTAssertEqual(result, .notPublished(missing.remotePath))
         }
         // A CHECKSUM that exists but cannot be read is an error, not a missing CHECKSUM (which
         // `checksum: optional` would accept).

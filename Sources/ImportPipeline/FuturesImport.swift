@@ -1,0 +1,283 @@
+import BinanceSource
+import Columnar
+import DurableFiles
+import Foundation
+import FuturesArchive
+import JobModel
+import JobState
+import KlineArchive
+import Logging
+
+/// One funding-rate (monthly) or metrics (daily) archive of a job, and the key its rows go to.
+public struct FuturesUnit: WorkUnit, Equatable {
+    public var address: FuturesArchiveAddress
+    public var key: String
+    /// The listing's fingerprint; for a period the plan found absent from its listing,
+    /// `FuturesUnit.absent`; nil for a period not listed this run.
+    public var listing: String?
+
+    public init(address: FuturesArchiveAddress, key: String, listing: String? = nil) {
+        (self.address, self.key, self.listing) = (address, key, listing)
+    }
+
+    public var id: String { address.remotePath }
+    package var archive: any PublishedArchive { address }
+    package var gapStep: Int64? { address.dataset.slotSeconds }
+
+    /// The fingerprint recorded for a period that its listing did not show: only such a period
+    /// is settled as unpublished (a 404 from a CDN that lags its listing is looked at again).
+    public static let absent = "absent from the listing"
+
+    /// The slots of the period, as a gap ([first, last] slot starts).
+    var wholePeriod: GapRecord {
+        GapRecord(key: key, first: address.period.start, last: address.period.end - address.dataset.slotSeconds, state: .unexplained, unit: id)
+    }
+}
+
+/// The units of a funding-rate or metrics job: symbol x period over the job's range. Funding
+/// archives are monthly: one listing of the symbol's folder a run. Metrics archives are daily:
+/// the recent months are listed by month every run; older days by year, unless the state says
+/// every day of that year is settled (done, or absent from an earlier listing) and no deep check
+/// is due (`recheck_days`), so a nightly over years of history costs a few requests a symbol.
+/// A period with no archive between the key's first and last archive is a gap of the whole
+/// period (binance-public-data #287, #276, #258: metrics days missing); before the first or after
+/// the last, a listing or a delisting.
+public struct FuturesPlan: Sendable {
+    public var keys: [String] = []
+    /// Archives listed (or settled in the state): imported, or skipped when done and unchanged.
+    public var units: [FuturesUnit] = []
+    /// Periods without an archive: recorded as not published.
+    public var notPublished: [FuturesUnit] = []
+    /// The not-published periods between a key's first and last archive: gaps in the data.
+    public var holes: [FuturesUnit] = []
+    /// Per key, the periods before its first archive or after its last.
+    public var notPublishedRanges: [String: String] = [:]
+    /// Keys with no archive in the range (a wrong symbol), or whose listing failed, with why,
+    /// and their periods (failed units).
+    public var failedKeys: [(key: String, reason: String, periods: [FuturesUnit])] = []
+}
+
+/// A futures run's decisions before any work, as `PlannedRun` is for klines.
+struct PlannedFuturesRun {
+    var plan: FuturesPlan
+    var work: [FuturesUnit]
+    var index: [String: UnitIndexEntry]
+    var fetcher: ArchiveFetcher
+    var binding: ImportRunner.PlannedBinding
+}
+
+extension ImportRunner {
+    /// The futures dataset of the job (the runner takes this path only for such jobs).
+    var futuresDataset: FuturesDataset {
+        guard let futures = spec.futures else { preconditionFailure("not a fundingRate or metrics job") }
+        return futures
+    }
+
+    func planFutures(_ options: RunOptions, store: ManifestStore, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedFuturesRun {
+        let index = await store.currentIndex()
+        let plan = try await makeFuturesPlan(symbols: try await symbols(), today: options.today, index: index, force: options.force,
+                                             deepCheck: try await deepCheck(options, store: store))
+        summary.units = plan.units.count
+        summary.notPublishedRanges = plan.notPublishedRanges
+        let fetcher = makeFetcher()
+        let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
+        return PlannedFuturesRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding)
+    }
+
+    /// The plan of every symbol, `spec.listings` symbols at a time, assembled in symbol order. A
+    /// symbol whose listing failed fails alone; when every one failed, the source is wrong.
+    package func makeFuturesPlan(symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false,
+                                 deepCheck: Bool = true) async throws -> FuturesPlan {
+        let parts = await withTaskGroup(of: (Int, Result<FuturesPlan, Error>).self) { group in
+            var next = 0, out: [(Int, Result<FuturesPlan, Error>)] = []
+            while next < symbols.count || !group.isEmpty {
+                while next < symbols.count && next - out.count < max(1, spec.listings) {
+                    let (i, symbol) = (next, symbols[next])
+                    group.addTask {
+                        do {
+                            return (i, .success(try await self.planFuturesKey(symbol: symbol, today: today, index: index, force: force, deepCheck: deepCheck)))
+                        } catch { return (i, .failure(error)) }
+                    }
+                    next += 1
+                }
+                if let done = await group.next() { out.append(done) }
+            }
+            return out.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        let failures = parts.compactMap { result -> Error? in if case let .failure(e) = result { return e } else { return nil } }
+        if !symbols.isEmpty, failures.count == symbols.count {
+            if let error = failures[0] as? SourceError, case .listing = error {
+                throw JobFileError(file: spec.file, key: "source.listing_url", reason: "\(error)")
+            }
+            throw failures[0]
+        }
+        var plan = FuturesPlan()
+        for (i, part) in parts.enumerated() {
+            switch part {
+            case let .success(p):
+                plan.keys += p.keys
+                plan.units += p.units
+                plan.notPublished += p.notPublished
+                plan.holes += p.holes
+                plan.notPublishedRanges.merge(p.notPublishedRanges) { a, _ in a }
+                plan.failedKeys += p.failedKeys
+            case let .failure(error):
+                let key = try spec.keys(symbol: symbols[i])[0]
+                plan.keys.append(key)
+                let periods = try futuresPeriods(today: today).map { try futuresUnit(symbols[i], $0, key: key) }
+                plan.failedKeys.append((key, "listing the \(futuresDataset.rawValue) archives of \(symbols[i]) failed: \(error)", periods))
+            }
+        }
+        return plan
+    }
+
+    /// The periods of the job that can be out by `today`: months before the current one
+    /// (funding), days before today (metrics).
+    func futuresPeriods(today: ArchivePeriod) -> [ArchivePeriod] {
+        let months = spec.months(today: today)
+        guard !futuresDataset.isMonthly else {
+            let current = ArchivePeriod(year: today.year, month: today.month)!
+            return months.filter { $0 < current }
+        }
+        return months.flatMap { PeriodPlanner.days(of: $0).filter { $0 < today } }
+    }
+
+    func futuresUnit(_ symbol: String, _ period: ArchivePeriod, key: String, listing: String? = nil) throws -> FuturesUnit {
+        FuturesUnit(address: try FuturesArchiveAddress(market: spec.market, symbol: symbol, dataset: futuresDataset, period: period), key: key, listing: listing)
+    }
+
+    /// One symbol's part of the plan (see `FuturesPlan`).
+    func planFuturesKey(symbol: String, today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool, deepCheck: Bool) async throws -> FuturesPlan {
+        let dataset = futuresDataset
+        let key = try spec.keys(symbol: symbol)[0]
+        let periods = futuresPeriods(today: today)
+        let lister = makeLister()
+        // The fingerprint of each period's archive: listed now, or recorded in the state for the
+        // days of a settled year.
+        var fingerprints: [ArchivePeriod: String] = [:]
+        if dataset.isMonthly {
+            fingerprints = try await lister.published(market: spec.market, dataset: dataset, symbol: symbol).mapValues(\.fingerprint)
+        } else {
+            let current = ArchivePeriod(year: today.year, month: today.month)!
+            let recentStart = PeriodPlanner.months(back: ImportPlan.recentMonths, from: current)
+            func month(_ day: ArchivePeriod) -> ArchivePeriod { ArchivePeriod(year: day.year, month: day.month)! }
+            let old = periods.filter { month($0) < recentStart }
+            for year in Set(old.map(\.year)).sorted() {
+                let days = old.filter { $0.year == year }
+                let entries = try days.map { (day: $0, entry: index[try futuresUnit(symbol, $0, key: key).id]) }
+                let settled = !deepCheck && !force && entries.allSatisfy {
+                    $0.entry?.status == .done || ($0.entry?.status == .notPublished && $0.entry?.listing == FuturesUnit.absent)
+                }
+                if settled {
+                    for (day, entry) in entries where entry?.status == .done { fingerprints[day] = entry?.listing ?? "recorded" }
+                } else {
+                    fingerprints.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, year: year).mapValues(\.fingerprint)) { a, _ in a }
+                }
+            }
+            for recent in Set(periods.filter { month($0) >= recentStart }.map(month)).sorted() {
+                fingerprints.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, month: recent).mapValues(\.fingerprint)) { a, _ in a }
+            }
+        }
+        var plan = FuturesPlan(keys: [key])
+        let found = periods.filter { fingerprints[$0] != nil }
+        guard let first = found.first, let last = found.last else {
+            if let from = periods.first, let to = periods.last {
+                plan.failedKeys.append((key, "no \(dataset.rawValue) archive published for \(symbol) in \(from)..\(to); check the symbol",
+                                        try periods.map { try futuresUnit(symbol, $0, key: key) }))
+            }
+            return plan
+        }
+        var before: [ArchivePeriod] = [], after: [ArchivePeriod] = []
+        for period in periods {
+            if let fingerprint = fingerprints[period] {
+                plan.units.append(try futuresUnit(symbol, period, key: key, listing: fingerprint))
+                continue
+            }
+            let absent = try futuresUnit(symbol, period, key: key, listing: FuturesUnit.absent)
+            plan.notPublished.append(absent)
+            if period < first { before.append(period) } else if period > last { after.append(period) } else { plan.holes.append(absent) }
+        }
+        var ranges: [String] = []
+        if !before.isEmpty { ranges.append("\(KeyCoverage.span(before)) (before its first archive)") }
+        if !after.isEmpty { ranges.append("\(KeyCoverage.span(after)) (after its last archive)") }
+        if !ranges.isEmpty { plan.notPublishedRanges[key] = ranges.joined(separator: "; ") }
+        return plan
+    }
+
+    func printDryRun(_ planned: PlannedFuturesRun, summary: RunSummary) {
+        let (plan, work) = (planned.plan, planned.work)
+        print("plan for \(spec.name) (\(futuresDataset.rawValue)): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import")
+        print(planned.binding.line)
+        for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
+        if work.count > 200 { print("  ... and \(work.count - 200) more") }
+        for (key, ranges) in plan.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(ranges)") }
+        for hole in plan.holes { print("  gap (no archive): \(hole.key): \(hole.address.period)") }
+        for failed in plan.failedKeys { print("  fails: \(failed.key): \(failed.reason)") }
+    }
+
+    /// The work: periods without an archive recorded (the holes as gaps), keys that fail as a
+    /// whole, then the archives through the pipeline.
+    func execute(_ planned: PlannedFuturesRun, store: ManifestStore, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
+        let plan = planned.plan
+        await recordNotPublished(plan.notPublished, index: planned.index, store: store)
+        summary.notPublished = plan.notPublished.count
+        for hole in plan.holes where planned.index[hole.id]?.status != .done { await store.setGaps(unit: hole.id, [hole.wholePeriod]) }
+        var holes: [String: [String]] = [:]
+        for hole in plan.holes where hole.address.period.kind == .day { holes[hole.key, default: []].append("\(hole.address.period)") }
+        summary.daysInNoArchive = holes.mapValues(daySpans)
+        for failed in plan.failedKeys {
+            logger.error("\(failed.key): \(failed.reason)")
+            for unit in failed.periods { await store.recordFailure(unit.id, key: unit.key, failed.reason) }
+            summary.failed += failed.periods.count
+            summary.failures[failed.key] = failed.reason
+        }
+        let market = planned.work.first?.address.futuresMarket ?? .um
+        do {
+            try await runPipeline(work: planned.work, fetcher: planned.fetcher, writer: writer) { unit, result, thread, pieces in
+                await self.decodeFutures(unit, result, market: market, on: thread, store: store, progress: progress, into: pieces)
+            }
+        } catch let error as FileWriteError {
+            summary.stateError = "\(error)"
+        } catch is StopRequested {
+            // A signal cut a write short: the summary says so; its units are pending.
+        }
+    }
+
+    /// Decodes one fetched funding-rate or metrics archive into one piece for the writer (the
+    /// archives are small: a month of funding is 3 KB, a day of metrics 30 KB); records failures.
+    func decodeFutures(_ unit: FuturesUnit, _ result: Result<FetchResult, Error>, market: FuturesMarket, on thread: DispatchQueue,
+                       store: ManifestStore, progress: Progress, into pieces: BoundedQueue<DecodedPiece>) async {
+        let archive: LocalArchive
+        switch result {
+        case let .failure(error):
+            await store.fail(unit, "download: \(error)", progress: progress, logger: logger)
+            return
+        case .success(.notPublished):
+            // Listed, then 404: a CDN behind its listing. Not settled: listed again next run.
+            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.listing = nil; $0.error = nil; $0.updatedAt = isoNow() }
+            await progress.notPublished()
+            return
+        case let .success(.ready(a)):
+            archive = a
+        }
+        if !archive.fromCache { await progress.downloaded() }
+        let dataset = futuresDataset, strict = spec.validation == .strict
+        do {
+            try await onThread(thread) {
+                let (batch, report) = try FuturesArchiveDecoder.decode(path: archive.path, market: market)
+                if strict, report.anomalies > 0 {
+                    throw FuturesDecodeError.row(archive: archive.path, line: 0, reason: "validation: strict, and the archive has \(report.duplicates) duplicate(s), "
+                                                 + "\(report.missingSlots) missing slot(s), \(report.emptyValues) empty value(s)")
+                }
+                let rows = RowBatch(batch, dataset)
+                var digest = ColumnDigest()
+                digest.add(epochs: rows.epochs, columns: rows.columns)
+                let size = (try? FileManager.default.attributesOfItem(atPath: archive.path)[.size] as? UInt64) ?? nil
+                // Put from the decode thread: it blocks while the writer is behind.
+                pieces.put(DecodedPiece(unit: unit, batch: rows, outcome: UnitOutcome(archive: archive, facts: UnitFacts(report, bytes: size ?? 0), digest: digest)))
+            }
+        } catch {
+            await store.fail(unit, "\(error)", progress: progress, logger: logger)
+        }
+    }
+}

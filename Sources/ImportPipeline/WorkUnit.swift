@@ -1,0 +1,104 @@
+import BinanceSource
+import Columnar
+import FuturesArchive
+import JobModel
+import KlineArchive
+
+/// What the writer, the state and the downloads need of a unit, whatever its dataset: a kline
+/// archive or REST day (`PlannedUnit`), a funding-rate or metrics archive (`FuturesUnit`).
+package protocol WorkUnit: Sendable {
+    /// The state's id: the archive's remote path (`rest/...` for REST units).
+    var id: String { get }
+    /// The MarketStore key its rows go to.
+    var key: String { get }
+    /// The listing's fingerprint of its archive when planned.
+    var listing: String? { get }
+    /// The archive to download (for a REST unit, the archive it stands in for).
+    var archive: any PublishedArchive { get }
+    /// The slot length of the gaps its archive's report gives; nil: it records no gaps (REST).
+    var gapStep: Int64? { get }
+}
+
+extension PlannedUnit: WorkUnit {
+    package var archive: any PublishedArchive { address }
+    package var gapStep: Int64? { fromREST ? nil : address.interval.seconds }
+}
+
+/// Rows on their way to the writer: epochs and named columns, whatever the dataset.
+package struct RowBatch: Sendable {
+    package var epochs: [Int64]
+    package var columns: [(name: String, values: ColumnValues)]
+    package var count: Int { epochs.count }
+
+    package init(epochs: [Int64], columns: [(name: String, values: ColumnValues)]) {
+        (self.epochs, self.columns) = (epochs, columns)
+    }
+
+    package init(_ batch: KlineBatch) {
+        self.init(epochs: batch.epochs, columns: batch.columns.map { ($0.column.rawValue, $0.values) })
+    }
+
+    package init(_ batch: FuturesBatch, _ dataset: FuturesDataset) {
+        self.init(epochs: batch.epochs, columns: zip(dataset.columns, batch.columns).map { ($0.name, $1) })
+    }
+}
+
+/// What the state records of a decoded unit, from its dataset's report.
+package struct UnitFacts: Sendable {
+    package var rows: Int
+    package var firstEpoch: Int64?
+    package var lastEpoch: Int64?
+    /// A monthly kline archive's days lacking (repaired from dailies).
+    package var daysLacking: [String] = []
+    /// Counts by kind, as the state records them (anomalies, and the conventions applied).
+    package var anomalies: [String: Int]
+    /// Anomalies for the run's count (a convention applied by rule is not one).
+    package var anomalyCount: Int
+    /// Slots no row covers, as [first, last] slot starts.
+    package var gaps: [[Int64]]
+    package var bytes: UInt64
+    /// Conventions applied by rule, for the run's summary (metrics labels shifted, rows of the
+    /// neighbouring file dropped, funding times floored to the hour).
+    package var adjustments: [String: Int] = [:]
+
+    package init(_ report: KlineReport) {
+        rows = report.rows
+        (firstEpoch, lastEpoch) = (report.firstOpenTime, report.lastOpenTime)
+        daysLacking = report.daysLacking
+        anomalies = Dictionary(uniqueKeysWithValues: report.anomalies.map { ($0.kind.rawValue, $0.count) })
+        anomalyCount = report.anomalyCount
+        gaps = report.gaps
+        bytes = report.csvBytes
+    }
+
+    package init(_ report: FuturesReport, bytes: UInt64) {
+        rows = report.rows
+        (firstEpoch, lastEpoch) = (report.firstEpoch, report.lastEpoch)
+        adjustments = ["shifted_to_period_start": report.shifted, "outside_period_dropped": report.outsidePeriod,
+                       "off_slot_floored": report.offSlot].filter { $0.value > 0 }
+        let counted = ["duplicates": report.duplicates, "missing_slots": report.missingSlots, "empty_values": report.emptyValues]
+        anomalies = counted.merging(adjustments) { a, _ in a }.filter { $0.value > 0 }
+        anomalyCount = report.anomalies
+        gaps = report.gapRanges
+        self.bytes = bytes
+    }
+}
+
+/// The period of a unit's archive, from its id or remote path, for kline and futures names alike;
+/// nil for a gap filled from REST (no calendar period).
+package func archivePeriod(ofRemotePath path: String) -> ArchivePeriod? {
+    KlineArchiveName(fileName: path)?.period ?? FuturesArchiveName(fileName: path)?.period
+}
+
+extension JobSpec {
+    /// The published archive behind a unit's remote path in this job's market and dataset (for
+    /// `status --check-remote`); nil for a path that names none.
+    package func publishedArchive(ofRemotePath path: String) -> (any PublishedArchive)? {
+        if let futures {
+            guard let name = FuturesArchiveName(fileName: path), name.dataset == futures else { return nil }
+            return try? FuturesArchiveAddress(market: market, symbol: name.symbol, dataset: futures, period: name.period)
+        }
+        guard let name = KlineArchiveName(fileName: path) else { return nil }
+        return try? ArchiveAddress(market: market, symbol: name.symbol, interval: name.interval, period: name.period, dataset: dataset)
+    }
+}
