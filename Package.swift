@@ -111,6 +111,6 @@ let package = Package(
                     exclude: ["fixtures"]),
         .testTarget(name: "FuturesArchiveTests", dependencies: ["FuturesArchive", "KlineArchive", "Columnar", "MarketStore", "MarketStoreModel",
                                                                 "MarketStoreDirectory", "TestSupport"]),
-        .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "CurlHTTP", "Columnar", "TestSupport"]),
+        .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "FuturesArchive", "CurlHTTP", "Columnar", "TestSupport"]),
     ]
 )

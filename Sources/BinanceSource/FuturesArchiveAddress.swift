@@ -41,12 +41,10 @@ extension ArchiveLister {
         } else if let year {
             prefix += "\(symbol)-\(dataset.rawValue)-\(String(format: "%04d", year))-"
         }
-        var out: [ArchivePeriod: ListedFile] = [:]
-        for file in try await list(prefix: prefix).files where file.key.hasSuffix(".zip") {
-            guard let name = FuturesArchiveName(fileName: file.key), name.symbol == symbol, name.dataset == dataset else { continue }
-            out[name.period] = file
+        return try await published(prefix: prefix) { key in
+            guard let name = FuturesArchiveName(fileName: key), name.symbol == symbol, name.dataset == dataset else { return nil }
+            return name.period
         }
-        return out
     }
 
     /// The symbols with funding-rate or metrics archives in a futures market.

@@ -74,4 +74,11 @@ public struct RestMarket: Sendable {
 
     /// The weight of a server time request.
     public let timeWeight = 1
+
+    /// `/fapi/v1/fundingRate`, `/dapi/v1/fundingRate`: the funding history, oldest first from
+    /// startTime, at most `fundingLimit` a request. Its weight (USDⓈ-M: a limit of its own, 500
+    /// per 5 minutes shared with fundingInfo; COIN-M: 1) is counted as 1.
+    public var fundingRatePath: String { prefix + "/fundingRate" }
+    public let fundingLimit = 1000
+    public let fundingWeight = 1
 }

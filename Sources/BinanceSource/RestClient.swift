@@ -49,6 +49,12 @@ public struct RestKline: Sendable, Equatable {
     public static func milliseconds(_ t: Int64) -> Int64 { t >= 100_000_000_000_000 ? t / 1000 : t }
 }
 
+/// One funding from REST: its time (ms, a few ms after the hour as in the archives) and rate.
+public struct RestFunding: Sendable, Equatable {
+    public var fundingTime: Int64
+    public var rate: String
+}
+
 /// Binance's REST klines, within a share of the request weight limit: every request's documented
 /// weight is checked against the X-MBX-USED-WEIGHT-1M of the last answer in the same minute of
 /// server time; past the budget the client waits for the next minute. 429 waits for
@@ -108,6 +114,37 @@ public actor RestClient {
             start = end + 1
         }
         return out
+    }
+
+    /// Every funding of `symbol` with a funding time in [fromMs, toMs], oldest first, as sent:
+    /// the time in ms and the rate's own digits. Pages of `fundingLimit` follow on after the last
+    /// time received.
+    public func fundingRates(symbol: String, fromMs: Int64, toMs: Int64) async throws -> [RestFunding] {
+        var out: [RestFunding] = []
+        var start = fromMs
+        while start <= toMs {
+            let url = baseURL + rest.fundingRatePath + "?symbol=\(symbol)&startTime=\(start)&endTime=\(toMs)&limit=\(rest.fundingLimit)"
+            let page = try Self.parseFunding(try await get(url, weight: rest.fundingWeight).body, url: url)
+            out += page.filter { $0.fundingTime >= start && $0.fundingTime <= toMs }
+            guard page.count >= rest.fundingLimit, let last = page.last?.fundingTime, last >= start else { break }
+            start = last + 1
+        }
+        return out
+    }
+
+    /// `[{"symbol": ..., "fundingTime": ms, "fundingRate": "-0.00003449", ...}]`: the time an
+    /// integer, the rate a string kept as sent for the exact parser.
+    static func parseFunding(_ body: [UInt8], url: String) throws -> [RestFunding] {
+        guard let rows = try? JSONSerialization.jsonObject(with: Data(body)) as? [Any] else {
+            throw RestError.malformed(url: url, reason: "not a JSON array: \(String(decoding: body.prefix(200), as: UTF8.self))")
+        }
+        return try rows.enumerated().map { n, row in
+            guard let object = row as? [String: Any], let time = object["fundingTime"] as? NSNumber, let timeValue = Int64(time.stringValue), timeValue >= 0,
+                  let rate = object["fundingRate"] as? String, !rate.isEmpty, rate.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x2E }) else {
+                throw RestError.malformed(url: url, reason: "funding \(n) is not {fundingTime: ms, fundingRate: \"decimal\"}: \(row)")
+            }
+            return RestFunding(fundingTime: timeValue, rate: rate)
+        }
     }
 
     /// Binance's REST name of an interval: `1M` for a month (`1mo` in archive names).

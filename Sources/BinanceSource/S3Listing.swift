@@ -166,11 +166,19 @@ public struct ArchiveLister: Sendable {
         } else if let year {
             prefix += "\(symbol)-\(interval.name)-\(String(format: "%04d", year))-"
         }
+        return try await published(prefix: prefix) { key in
+            guard let name = KlineArchiveName(fileName: key), name.symbol == symbol, name.interval == interval,
+                  (name.period.kind == .day) == daily else { return nil }
+            return name.period
+        }
+    }
+
+    /// The archives (`.zip`) listed under `prefix` by the period `period(key)` gives them; files
+    /// it gives none (another name, another symbol) are left out.
+    func published(prefix: String, period: (String) -> ArchivePeriod?) async throws -> [ArchivePeriod: ListedFile] {
         var out: [ArchivePeriod: ListedFile] = [:]
         for file in try await list(prefix: prefix).files where file.key.hasSuffix(".zip") {
-            guard let name = KlineArchiveName(fileName: file.key), name.symbol == symbol, name.interval == interval,
-                  (name.period.kind == .day) == daily else { continue }
-            out[name.period] = file
+            if let p = period(file.key) { out[p] = file }
         }
         return out
     }

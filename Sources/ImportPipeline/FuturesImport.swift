@@ -15,14 +15,16 @@ public struct FuturesUnit: WorkUnit, Equatable {
     /// The listing's fingerprint; for a period the plan found absent from its listing,
     /// `FuturesUnit.absent`; nil for a period not listed this run.
     public var listing: String?
+    /// A month of funding from REST (`to: now`): the monthly archive's address, a `rest/` id.
+    public var fromREST = false
 
     public init(address: FuturesArchiveAddress, key: String, listing: String? = nil) {
         (self.address, self.key, self.listing) = (address, key, listing)
     }
 
-    public var id: String { address.remotePath }
+    public var id: String { fromREST ? "rest/" + address.remotePath.dropFirst("data/".count) : address.remotePath }
     package var archive: any PublishedArchive { address }
-    package var gapStep: Int64? { address.dataset.slotSeconds }
+    package var gapStep: Int64? { fromREST ? nil : address.dataset.slotSeconds }
 
     /// The fingerprint recorded for a period that its listing did not show: only such a period
     /// is settled as unpublished (a 404 from a CDN that lags its listing is looked at again).
@@ -55,6 +57,9 @@ public struct FuturesPlan: Sendable {
     /// Keys with no archive in the range (a wrong symbol), or whose listing failed, with why,
     /// and their periods (failed units).
     public var failedKeys: [(key: String, reason: String, periods: [FuturesUnit])] = []
+    /// Funding with `to: now`: per key, the months after its last archive (within the recent
+    /// months) through the current one, from REST.
+    public var restMonths: [[FuturesUnit]] = []
 }
 
 /// A futures run's decisions before any work, as `PlannedRun` is for klines.
@@ -121,6 +126,7 @@ extension ImportRunner {
                 plan.holes += p.holes
                 plan.notPublishedRanges.merge(p.notPublishedRanges) { a, _ in a }
                 plan.failedKeys += p.failedKeys
+                plan.restMonths += p.restMonths
             case let .failure(error):
                 let key = try spec.keys(symbol: symbols[i])[0]
                 plan.keys.append(key)
@@ -201,6 +207,18 @@ extension ImportRunner {
         if !before.isEmpty { ranges.append("\(KeyCoverage.span(before)) (before its first archive)") }
         if !after.isEmpty { ranges.append("\(KeyCoverage.span(after)) (after its last archive)") }
         if !ranges.isEmpty { plan.notPublishedRanges[key] = ranges.joined(separator: "; ") }
+        // `to: now` (funding): the months after the last archive, within the recent months (a key
+        // whose archives ended long ago is delisted, not late), through the current one.
+        if spec.toNow, dataset == .fundingRate {
+            let current = ArchivePeriod(year: today.year, month: today.month)!
+            let recentStart = PeriodPlanner.months(back: ImportPlan.recentMonths, from: current)
+            let months = try spec.months(today: today).filter { $0 > last && $0 >= recentStart }.map { month -> FuturesUnit in
+                var unit = try futuresUnit(symbol, month, key: key)
+                unit.fromREST = true
+                return unit
+            }
+            if !months.isEmpty { plan.restMonths.append(months) }
+        }
         return plan
     }
 
@@ -213,6 +231,10 @@ extension ImportRunner {
         for (key, ranges) in plan.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(ranges)") }
         for hole in plan.holes { print("  gap (no archive): \(hole.key): \(hole.address.period)") }
         for failed in plan.failedKeys { print("  fails: \(failed.key): \(failed.reason)") }
+        for months in plan.restMonths {
+            guard let first = months.first, let last = months.last else { continue }
+            print("  from REST (to: now): \(first.key): \(first.address.period)..\(last.address.period), up to the last funding")
+        }
     }
 
     /// The work: periods without an archive recorded (the holes as gaps), keys that fail as a
@@ -236,6 +258,13 @@ extension ImportRunner {
             try await runPipeline(work: planned.work, fetcher: planned.fetcher, writer: writer) { unit, result, thread, pieces in
                 await self.decodeFutures(unit, result, market: market, on: thread, store: store, progress: progress, into: pieces)
             }
+            if !plan.restMonths.isEmpty {
+                await progress.add(units: plan.restMonths.map(\.count).reduce(0, +))
+                summary.record(try await fillFunding(plan.restMonths, store: store, writer: writer, progress: progress))
+            }
+            try await writer.flush()
+            // REST months whose monthly archive is now done: the archive's rows are the same slots.
+            summary.superseded += await rest.supersedeDays(store: store)
         } catch let error as FileWriteError {
             summary.stateError = "\(error)"
         } catch is StopRequested {
@@ -265,10 +294,7 @@ extension ImportRunner {
         do {
             try await onThread(thread) {
                 let (batch, report) = try FuturesArchiveDecoder.decode(path: archive.path, market: market)
-                if strict, report.anomalies > 0 {
-                    throw FuturesDecodeError.row(archive: archive.path, line: 0, reason: "validation: strict, and the archive has \(report.duplicates) duplicate(s), "
-                                                 + "\(report.missingSlots) missing slot(s), \(report.emptyValues) empty value(s)")
-                }
+                if strict, report.anomalies > 0 { throw StrictValidationFailed(report: report) }
                 let rows = RowBatch(batch, dataset)
                 var digest = ColumnDigest()
                 digest.add(epochs: rows.epochs, columns: rows.columns)
@@ -279,5 +305,105 @@ extension ImportRunner {
         } catch {
             await store.fail(unit, "\(error)", progress: progress, logger: logger)
         }
+    }
+}
+
+extension ImportRunner {
+    /// `to: now` for funding: each key's months after its archives, from Binance's funding
+    /// history (`/fapi/v1/fundingRate`, `/dapi/v1/fundingRate`) up to the server's clock, through
+    /// the same decoder and writer as the archives. A month is a unit (`rest/...`) recorded whole
+    /// each run (a month is under 1,000 fundings: one request); a month covered to its end is not
+    /// asked again, and the monthly archive published later supersedes it.
+    ///
+    /// REST gives no funding interval: it is the hours since the funding before (each request
+    /// starts a day early to have it), as the archives' `funding_interval_hours` is; for a
+    /// symbol's first funding, the hours to the next; for a lone one, Binance's default of 8.
+    func fillFunding(_ keys: [[FuturesUnit]], store: ManifestStore, writer: Writer, progress: Progress) async throws -> RestOutcome {
+        var outcome = RestOutcome()
+        let client = rest.makeClient()
+        outcome.budget = client.budget
+        let serverMs: Int64
+        do {
+            serverMs = try await client.serverTime()
+        } catch {
+            outcome.stopped = "REST: \(error)"
+            outcome.counters = await client.counters
+            return outcome
+        }
+        let serverTime = floorDiv(serverMs, 1000)
+        let path = RestMarket(spec.market).fundingRatePath
+        for months in keys {
+            if stop.requested { break }
+            var todo: [FuturesUnit] = []
+            for unit in months where unit.address.period.start <= serverTime {
+                if let record = await store.record(unit.id), record.status == .done || record.status == .superseded,
+                   (record.coveredTo ?? .min) >= unit.address.period.end - 3600 { continue }  // covered to its last hour
+                todo.append(unit)
+            }
+            guard let first = todo.first, let last = todo.last else { continue }
+            let symbol = first.address.symbol
+            let fundings: [RestFunding]
+            do {
+                fundings = try await client.fundingRates(symbol: symbol, fromMs: (first.address.period.start - 86400) * 1000,
+                                                         toMs: min(serverMs, last.address.period.end * 1000 - 1))
+            } catch let error as RestError {
+                if case .banned = error {
+                    logger.error("\(error)")
+                    outcome.stopped = "\(error)"
+                    break
+                }
+                for unit in todo { await store.fail(unit, "REST: \(error)", progress: progress, logger: logger) }
+                continue
+            }
+            let hours = Self.fundingIntervals(fundings.map { floorDiv($0.fundingTime, 3_600_000) })
+            for unit in todo {
+                let period = unit.address.period
+                var csv = FuturesDataset.fundingRate.header.joined(separator: ",") + "\n"
+                for (funding, h) in zip(fundings, hours) where (period.start * 1000..<period.end * 1000).contains(funding.fundingTime) {
+                    csv += "\(funding.fundingTime),\(h),\(funding.rate)\n"
+                }
+                let source = "\(spec.restURL)\(path) \(symbol) \(period)"
+                do {
+                    guard let name = FuturesArchiveName(fileName: unit.address.fileName) else { continue }
+                    let (batch, report) = try FuturesArchiveDecoder.decodeCSV(Array(csv.utf8), source: source, member: "", name: name, market: unit.address.futuresMarket)
+                    var facts = UnitFacts(report, bytes: UInt64(csv.utf8.count))
+                    // A month under way has no fundings after now: no gap is made of that.
+                    facts.gaps = []
+                    facts.anomalyCount -= report.missingSlots
+                    facts.anomalies["missing_slots"] = nil
+                    let rows = RowBatch(batch, .fundingRate)
+                    var digest = ColumnDigest()
+                    digest.add(epochs: rows.epochs, columns: rows.columns)
+                    try await writer.add(DecodedPiece(unit: unit, batch: rows, outcome: UnitOutcome(restFacts: facts, digest: digest,
+                                                                                                    coveredTo: min(serverTime, period.end - 1))))
+                } catch let error as FuturesDecodeError {
+                    await store.fail(unit, "\(error)", progress: progress, logger: logger)
+                }
+            }
+        }
+        outcome.counters = await client.counters
+        return outcome
+    }
+
+    /// The interval of each funding (hour numbers since 1970, ascending): the hours since the one
+    /// before; the first takes the next one's; a lone funding Binance's default of 8. A step of
+    /// more than a day (fundings missing from the answer) takes the interval before it.
+    package static func fundingIntervals(_ hours: [Int64]) -> [Int64] {
+        var out: [Int64] = []
+        for i in hours.indices {
+            if i > 0, (1...24).contains(hours[i] - hours[i - 1]) { out.append(hours[i] - hours[i - 1]); continue }
+            if i > 0, let before = out.last { out.append(before); continue }
+            out.append(hours.count > 1 && (1...24).contains(hours[1] - hours[0]) ? hours[1] - hours[0] : 8)
+        }
+        return out
+    }
+}
+
+/// `validation: strict`: a funding-rate or metrics archive with anomalies is not written.
+struct StrictValidationFailed: Error, CustomStringConvertible {
+    let report: FuturesReport
+    var description: String {
+        "\(report.archive): validation: strict, and the archive has \(report.duplicates) duplicate(s), \(report.missingSlots) missing slot(s) "
+            + "(\(report.gaps.prefix(3).joined(separator: ", "))\(report.gaps.count > 3 ? ", ..." : "")), \(report.emptyValues) empty value(s)"
     }
 }

@@ -294,13 +294,7 @@ public final class ImportRunner: Sendable {
             // `to: now`: the days after the archives, from REST, once the archives are written.
             let outcome = try await rest.fill(plan.restEdges, store: store, writer: writer, progress: progress)
             try await writer.flush()
-            summary.restRequests = outcome.counters.requests
-            summary.restWeight = outcome.counters.weight
-            summary.restMaxUsedWeight1m = outcome.counters.maxUsedWeight
-            summary.restWeightBudget = outcome.budget
-            summary.restBudgetWaits = outcome.counters.budgetWaits
-            summary.restRateLimited = outcome.counters.rateLimited
-            summary.restStopped = outcome.stopped
+            summary.record(outcome)
         } catch let error as FileWriteError {
             // The manifest could not be saved (a full disk): what is recorded stays consistent, the
             // rest is written again by the re-run (fixed-length slots make that idempotent).

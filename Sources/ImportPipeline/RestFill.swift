@@ -17,6 +17,19 @@ package struct RestOutcome: Sendable {
     package var stopped: String?
 }
 
+extension RunSummary {
+    /// The REST work's figures, as the summary and the report give them.
+    package mutating func record(_ outcome: RestOutcome) {
+        restRequests = outcome.counters.requests
+        restWeight = outcome.counters.weight
+        restMaxUsedWeight1m = outcome.counters.maxUsedWeight
+        restWeightBudget = outcome.budget
+        restBudgetWaits = outcome.counters.budgetWaits
+        restRateLimited = outcome.counters.rateLimited
+        restStopped = outcome.stopped
+    }
+}
+
 /// `to: now`: each key's days after its archives, from Binance's REST klines up to the last
 /// closed candle by the server's clock, through the same writer as the archives. A day is a
 /// unit (`rest/...`) that records the last closed open time it covers; a later run asks only

@@ -210,7 +210,9 @@ public struct JobSpec: Equatable, Sendable {
             let known = KlineDataset.allCases.map(\.rawValue) + FuturesDataset.allCases.map(\.rawValue)
             throw fail("dataset", "must be one of \(known.joined(separator: ", ")), not \(datasetName)")
         }
-        guard dataset.exists(on: market), futures == nil || market != .spot else { throw fail("dataset", "\(datasetName) exist for futures/um and futures/cm only, not \(marketName)") }
+        guard dataset.exists(on: market), futures == nil || market != .spot else {
+            throw fail("dataset", "\(datasetName)\(futures == nil ? "" : " archives") exist for futures/um and futures/cm only, not \(marketName)")
+        }
         if let futures {
             // One cadence and one schema per dataset: nothing to choose, so a key that would choose
             // is a mistake to say, not to ignore.

@@ -1,5 +1,6 @@
 import CurlHTTP
 import Foundation
+import FuturesArchive
 import KlineArchive
 import TestSupport
 import XCTest
@@ -358,6 +359,16 @@ final class BinanceSourceUnitTests: XCTestCase {
             XCTAssertThrowsError(try validateSymbol(bad), bad) { XCTAssertTrue("\($0)".contains("invalid symbol"), "\($0)") }
         }
         XCTAssertNoThrow(try validateSymbol("BTCUSD_260925"))
+        // Funding-rate and metrics archives: no interval folder; monthly and daily respectively.
+        let funding = try FuturesArchiveAddress(market: .futuresUM, symbol: "BTCUSDT", dataset: .fundingRate, period: ArchivePeriod(year: 2026, month: 4)!)
+        XCTAssertEqual(funding.remotePath, "data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2026-04.zip")
+        XCTAssertEqual(funding.checksumPath, funding.remotePath + ".CHECKSUM")
+        let metrics = try FuturesArchiveAddress(market: .futuresCM, symbol: "BTCUSD_PERP", dataset: .metrics, period: ArchivePeriod(year: 2026, month: 6, day: 24)!)
+        XCTAssertEqual(metrics.remotePath, "data/futures/cm/daily/metrics/BTCUSD_PERP/BTCUSD_PERP-metrics-2026-06-24.zip")
+        XCTAssertEqual(metrics.futuresMarket, .cm)
+        XCTAssertThrowsError(try FuturesArchiveAddress(market: .spot, symbol: "BTCUSDT", dataset: .fundingRate, period: ArchivePeriod(year: 2026, month: 4)!))
+        XCTAssertThrowsError(try FuturesArchiveAddress(market: .futuresUM, symbol: "BTCUSDT", dataset: .metrics, period: ArchivePeriod(year: 2026, month: 4)!))
+        XCTAssertThrowsError(try FuturesArchiveAddress(market: .futuresUM, symbol: "BTCUSDT", dataset: .fundingRate, period: ArchivePeriod(year: 2026, month: 4, day: 1)!))
     }
 
     func testListingPageParsing() throws {
@@ -412,6 +423,18 @@ final class RestParseTests: XCTestCase {
         for (open, close) in [("9223372036854775808", "1"), ("-1", "1"), ("1", "18446744073709551615")] {
             XCTAssertThrowsError(try RestClient.parse(kline(open, close), url: "https://api/klines")) { error in
                 XCTAssertTrue("\(error)".contains("field"), "\(open) \(close): \(error)")
+            }
+        }
+    }
+
+    /// The funding history: times as integers, rates kept as sent; anything else is malformed.
+    func testFundingHistoryParsesExactlyAndRefusesWhatItIsNot() throws {
+        let body = Array(#"[{"symbol":"BTCUSDT","fundingTime":1777507200004,"fundingRate":"-0.00004220","markPrice":"1.0"}]"#.utf8)
+        XCTAssertEqual(try RestClient.parseFunding(body, url: "u"), [RestFunding(fundingTime: 1_777_507_200_004, rate: "-0.00004220")])
+        for bad in [#"{"code":-1121}"#, #"[{"fundingTime":"1","fundingRate":"0.1"}]"#, #"[{"fundingTime":1,"fundingRate":0.1}]"#,
+                    #"[{"fundingTime":9223372036854775808,"fundingRate":"0.1"}]"#, #"[{"fundingTime":1,"fundingRate":"1e5x"}]"#] {
+            XCTAssertThrowsError(try RestClient.parseFunding(Array(bad.utf8), url: "https://fapi/fundingRate"), bad) { error in
+                XCTAssertTrue("\(error)".contains("https://fapi/fundingRate: unexpected answer"), "\(bad): \(error)")
             }
         }
     }

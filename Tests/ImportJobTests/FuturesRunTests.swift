@@ -14,7 +14,7 @@ import XCTest
 extension ImportJobTests {
     /// A funding-rate or metrics job file (no intervals, columns or dtype: the dataset fixes them).
     func futuresJob(_ name: String, dataset: String, symbols: [String], from: String, to: String, market: String = "futures/um",
-                    target: ImportTarget? = nil, extra: String = "") throws -> String {
+                    target: ImportTarget? = nil, rest: ServerProcess? = nil, extra: String = "") throws -> String {
         let targetLine: String
         switch target ?? .marketstore(url: marketstore.url) {
         case let .marketstore(url): targetLine = "marketstore: \(url)"
@@ -26,6 +26,7 @@ extension ImportJobTests {
           base_url: \(archives.base)/
           listing_url: \(archives.base)/listing
           cache_dir: \(work.appendingPathComponent("cache").path)
+          rest_url: \(rest?.base ?? "http://127.0.0.1:9")
         market: \(market)
         dataset: \(dataset)
         symbols: [\(symbols.joined(separator: ", "))]
@@ -62,7 +63,10 @@ extension ImportJobTests {
         return csv
     }
 
-    func testTheRealFundingArchiveLandsExactlyOnBothTargetsVerifiesAndIsNotDownloadedTwice() async throws {
+    /// The real funding archive of ../shared/binance/non-kline (BTCUSDT, USDⓈ-M, 2026-04) in the
+    /// tree, as the archive server publishes it; returns its path in ../shared.
+    @discardableResult
+    func publishRealFundingArchive() throws -> URL {
         let shared = ServerProcess.shared.appendingPathComponent("binance/non-kline")
         let name = "BTCUSDT-fundingRate-2026-04.zip"
         guard FileManager.default.fileExists(atPath: shared.appendingPathComponent(name).path) else { throw missing("../shared/binance/non-kline is absent") }
@@ -71,10 +75,15 @@ extension ImportJobTests {
         for file in [name, name + ".CHECKSUM"] {
             try FileManager.default.copyItem(at: shared.appendingPathComponent(file), to: tree.appendingPathComponent("\(folder)/\(file)"))
         }
+        return shared.appendingPathComponent(name)
+    }
+
+    func testTheRealFundingArchiveLandsExactlyOnBothTargetsVerifiesAndIsNotDownloadedTwice() async throws {
+        let archive = try publishRealFundingArchive()
         // The expected rows, read independently: Python's zipfile for the text, Swift's own
         // Double(String) for each rate, the hour floored by hand.
         let text = try run("/usr/bin/env", ["python3", "-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print(z.read(z.namelist()[0]).decode(), end='')",
-                                            shared.appendingPathComponent(name).path])
+                                            archive.path])
         XCTAssertEqual(text.status, 0, text.output)
         let lines = text.output.split(separator: "\n").dropFirst().map { $0.split(separator: ",").map(String.init) }
         let epochs = lines.map { Int64($0[0])! / 1000 / 3600 * 3600 }
@@ -240,7 +249,7 @@ extension ImportJobTests {
             ("intervals: [1h]", "dataset: fundingRate", "key 'intervals': fundingRate archives have no intervals"),
             ("columns: [Open]", "dataset: metrics", "key 'columns': metrics archives have no columns"),
             ("gaps: rest", "dataset: metrics", "key 'gaps': gaps: rest asks REST klines"),
-            ("", "dataset: metrics\nmarket: spot", "key 'dataset': metrics exist for futures/um and futures/cm only, not spot"),
+            ("", "dataset: metrics\nmarket: spot", "key 'dataset': metrics archives exist for futures/um and futures/cm only, not spot"),
             ("", "dataset: metrics\nto: now", "key 'to': metrics come from their daily archives only"),
         ]
         for (extra, dataset, message) in cases {
@@ -261,8 +270,77 @@ extension ImportJobTests {
         let gaps = try importer(["run", metrics, "--confirm-gaps"], today: "2026-03-01")
         XCTAssertEqual(gaps.status, 2, gaps.output)
         XCTAssertTrue(gaps.output.contains("--confirm-gaps"), gaps.output)
+        // The README's example and the job files of the repo are valid jobs of these datasets.
+        let readme = try String(contentsOf: ServerProcess.repoRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try XCTUnwrap(readme.range(of: "### Funding rates and futures metrics"))
+        let start = try XCTUnwrap(readme.range(of: "```yaml\n", range: section.upperBound..<readme.endIndex))
+        let end = try XCTUnwrap(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        XCTAssertEqual(try JobSpec.parse(yaml: String(readme[start.upperBound..<end.lowerBound]), file: "README.md").futures, .fundingRate)
+        for (file, dataset) in [("jobs/usdm-funding.yml", "fundingRate"), ("jobs/usdm-metrics.yml", "metrics")] {
+            let spec = try JobSpec.load(path: ServerProcess.repoRoot.appendingPathComponent(file).path)
+            XCTAssertEqual(spec.futures?.rawValue, dataset, file)
+            XCTAssertEqual(try spec.keys(symbol: "BTCUSDT"), [dataset == "metrics" ? "BTCUSDT/5Min/METRICS" : "BTCUSDT/1H/FUNDING"], file)
+        }
         let follow = try importer(["follow", metrics], today: "2026-03-01")
         XCTAssertNotEqual(follow.status, 0, follow.output)
         XCTAssertTrue(follow.output.contains("follow reads the kline streams; metrics is imported with run or nightly"), follow.output)
+    }
+
+    /// `to: now` for funding: the months after the last archive from REST's funding history up to
+    /// the server's clock, the intervals derived across a change from 8 h to 4 h; an hour later
+    /// only the month under way is asked again; the monthly archive published later supersedes
+    /// its REST month with the same values, and verify passes throughout.
+    func testFundingToNowFillsFromRESTAndTheMonthlyArchiveSupersedesIt() async throws {
+        let rest = try startREST()
+        defer { rest.stop() }
+        try publishRealFundingArchive()
+        let change = ArchivePeriod(day: "2026-06-05")!.start
+        try await rest.control(["funding_intervals": [[0, 8], [change * 1000, 4]]])
+        let path = try futuresJob("funding-now", dataset: "fundingRate", symbols: ["BTCUSDT"], from: "2026-04", to: "now", rest: rest)
+        let first = try await runAt("2026-06-10T05:30:00Z", ["run", path, "--log-format", "json"], rest: rest)
+        XCTAssertEqual(first.status, 0, first.output)
+        XCTAssertEqual(nightlySummary(first.output)["done"] as? Int, 3, first.output)
+
+        // What the fixture's funding history holds from May on, asked of it directly.
+        let may = ArchivePeriod(year: 2026, month: 5)!
+        let asked = try run("/usr/bin/env", ["python3", "-c", "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+                                             "\(rest.base)/fapi/v1/fundingRate?symbol=BTCUSDT&startTime=\(may.start * 1000)&endTime=\(ArchivePeriod(day: "2026-06-10")!.start * 1000 + 5 * 3_600_000)&limit=1000"])
+        XCTAssertEqual(asked.status, 0, asked.output)
+        let history = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(asked.output.utf8)) as? [[String: Any]])
+        let times = history.map { ($0["fundingTime"] as! NSNumber).int64Value / 1000 / 3600 * 3600 }
+        XCTAssertEqual(times.last, ArchivePeriod(day: "2026-06-10")!.start + 4 * 3600, "the last funding before 05:30 is 04:00 (every 4 h from 5 June)")
+        let served = try await TargetReader(target: .marketstore(url: marketstore.url)).read(key: "BTCUSDT/1H/FUNDING", from: may.start, to: nil)
+        let rows = try XCTUnwrap(served.first)
+        XCTAssertEqual(rows.columns[0], .int64(times))
+        XCTAssertEqual(rows.columns[1], .float64(history.map { Double($0["fundingRate"] as! String)! }), "every rate exact")
+        XCTAssertEqual(rows.columns[2], .int64(times.map { $0 <= change ? 8 : 4 }), "the hours since the funding before")
+        let m = try manifest("funding-now")
+        let mayID = "rest/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2026-05.zip", juneID = mayID.replacingOccurrences(of: "2026-05", with: "2026-06")
+        XCTAssertEqual(m.units[mayID]?.status, .done)
+        XCTAssertEqual(m.units[juneID]?.rows, times.filter { $0 >= ArchivePeriod(year: 2026, month: 6)!.start }.count)
+        XCTAssertEqual(try grid(path, today: "2026-06-10")["BTCUSDT/1H/FUNDING"], ["monthly", "rest", "rest"])
+        XCTAssertEqual(try importer(["verify", path], today: "2026-06-10").status, 0)
+
+        // An hour later: May is covered to its end; June is asked again and gains 08:00.
+        try await rest.control(["reset": true])
+        let later = try await runAt("2026-06-10T09:30:00Z", ["run", path, "--log-format", "json"], rest: rest)
+        XCTAssertEqual(later.status, 0, later.output)
+        let byPath = try await rest.stats()["by_path"] as? [String: Int]
+        XCTAssertEqual(byPath?["/fapi/v1/fundingRate"], 1, later.output)
+        XCTAssertEqual(try manifest("funding-now").units[juneID]?.rows, (m.units[juneID]?.rows ?? 0) + 1)
+
+        // The May archive is published with the values REST gave: it supersedes the REST month.
+        var csv = "calc_time,funding_interval_hours,last_funding_rate\n"
+        let mayFundings = history.filter { ($0["fundingTime"] as! NSNumber).int64Value < may.end * 1000 }
+        for f in mayFundings { csv += "\((f["fundingTime"] as! NSNumber).int64Value),8,\(f["fundingRate"] as! String)\n" }
+        try publish("data/futures/um/monthly/fundingRate/BTCUSDT", "BTCUSDT-fundingRate-2026-05.zip", csv: csv)
+        let published = try await runAt("2026-06-10T10:00:00Z", ["run", path, "--log-format", "json"], rest: rest)
+        XCTAssertEqual(published.status, 0, published.output)
+        XCTAssertEqual(nightlySummary(published.output)["superseded"] as? Int, 1, published.output)
+        XCTAssertEqual(try manifest("funding-now").units[mayID]?.status, .superseded)
+        let again = try await TargetReader(target: .marketstore(url: marketstore.url)).read(key: "BTCUSDT/1H/FUNDING", from: may.start, to: may.end - 1)
+        XCTAssertEqual(again.first?.columns[1], .float64(mayFundings.map { Double($0["fundingRate"] as! String)! }))
+        XCTAssertEqual(try grid(path, today: "2026-06-10")["BTCUSDT/1H/FUNDING"], ["monthly", "monthly", "rest"])
+        XCTAssertEqual(try importer(["verify", path], today: "2026-06-10").status, 0)
     }
 }

@@ -906,7 +906,7 @@ final class ImportJobTests: XCTestCase {
             ("columns: [Open, High, Low, Close, Volume]", "columns: [Open, Close, Open]", "key 'columns': Open is listed twice"),
             ("to: 2024-02", "to: soon", "key 'to': must be a month YYYY-MM, latest or now"),
             ("attribute_group: OHLCV", "dataset: tradeKlines", "key 'dataset': must be one of klines, markPriceKlines, indexPriceKlines, premiumIndexKlines"),
-            ("attribute_group: OHLCV", "dataset: fundingRate", "key 'dataset': fundingRate archives are read by `binance-import inspect` so far; run imports kline datasets only"),
+            ("attribute_group: OHLCV", "dataset: fundingRate", "key 'dataset': fundingRate archives exist for futures/um and futures/cm only, not spot"),
             ("validation: report", "validation: report\nrest:\n  weight_share: 2", "key 'rest.weight_share': must be a number in (0, 1]"),
             ("validation: report", "validation: report\nrest:\n  budget: 2", "key 'rest.budget': unknown key"),
         ]

@@ -79,8 +79,11 @@ def directory_snapshot(root):
 
 
 class Job:
-    def __init__(self, work, archives_url, target, name, symbols, months, chunk_rows=500, downloads=3):
-        self.work, self.name = work, name
+    def __init__(self, work, archives_url, target, name, symbols, months, chunk_rows=500, downloads=3, dataset=None, market="spot",
+                 today="2024-12-15"):
+        """An hourly kline job, or (dataset: fundingRate or metrics) one of that futures dataset,
+        run as of `today`."""
+        self.work, self.name, self.today = work, name, today
         self.manifest = os.path.join(work, "state", name + ".manifest.db")
         self.cache = os.path.join(work, "cache-" + name)
         self.path = os.path.join(work, name + ".yml")
@@ -90,9 +93,9 @@ source:
   base_url: {archives_url}/
   listing_url: {archives_url}/listing
   cache_dir: {self.cache}
-market: spot
+market: {market}
 symbols: [{", ".join(symbols)}]
-intervals: [1h]
+{"dataset: " + dataset if dataset else "intervals: [1h]"}
 from: {months[0]}
 to: {months[-1]}
 target:
@@ -144,19 +147,70 @@ def crash_trials(binary, work, archives, symbols, months, trials, rng, lines):
               f"A job of {len(symbols)} symbols x {len(months)} months of hourly archives ({len(symbols) * len(months)} units, "
               "write requests of 500 rows), killed with SIGKILL at a seeded random time within 5-80% of the fastest of three "
               "clean runs (each archive answered 150 ms late), then re-run with the same command. Each trial starts from an empty target, manifest and cache, so "
-              "kills land in downloads, decodes, writes and manifest updates alike.", "",
+              "kills land in downloads, decodes, writes and manifest updates alike. Then the same for a job of 5-minute "
+              "futures metrics (daily archives) and one of funding rates (monthly archives).", ""]
+    paths = [f"data/spot/monthly/klines/{sym}/1h/{sym}-1h-{m}.zip" for sym in symbols for m in months]
+    kill_and_resume(binary, work, archives, "klines", [f"{s}/1H/OHLCV" for s in symbols], paths,
+                    lambda target, name: Job(work, archives.base, target, name, symbols, months), trials, rng, lines)
+    metric_days = [f"2026-06-{d:02d}" for d in range(20, 30)]
+    paths = [f"data/futures/um/daily/metrics/{sym}/{sym}-metrics-{d}.zip" for sym in symbols for d in metric_days]
+    kill_and_resume(binary, work, archives, "metrics", [f"{s}/5Min/METRICS" for s in symbols], paths,
+                    lambda target, name: Job(work, archives.base, target, name, symbols, ["2026-06"], dataset="metrics", market="futures/um",
+                                                        today="2026-11-29"),
+                    trials // 2, rng, lines)
+    funding_months = [f"2025-{m:02d}" for m in range(1, 13)]
+    paths = [f"data/futures/um/monthly/fundingRate/{sym}/{sym}-fundingRate-{m}.zip" for sym in symbols for m in funding_months]
+    kill_and_resume(binary, work, archives, "fundingRate", [f"{s}/1H/FUNDING" for s in symbols], paths,
+                    lambda target, name: Job(work, archives.base, target, name, symbols, ["2025-01", "2025-12"], dataset="fundingRate",
+                                                        market="futures/um", today="2026-11-29"),
+                    trials // 2, rng, lines)
+
+
+def publish_futures(tree, symbols):
+    """Synthetic USD-M metrics (2026-06-20..29, across the 2026-06-25 label change) and funding
+    rates (2025, every 8 h) for `symbols`, with their CHECKSUMs."""
+    def write(folder, name, text):
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, name)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(name[:-4] + ".csv", text)
+        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        open(path + ".CHECKSUM", "w").write(f"{digest}  {name}\n")
+    for sym in symbols:
+        for d in range(20, 30):
+            day = calendar_day(2026, 6, d)
+            labels = range(day + 300, day + 86400 + 1, 300) if d < 25 else range(day, day + 86400, 300)
+            rows = ["create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
+                    "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio"]
+            rows += [f"{datetime.datetime.fromtimestamp(t, datetime.timezone.utc):%Y-%m-%d %H:%M:%S},{sym},{t % 9973}.25,{t}.5,0.{t % 97},1.{t % 89},2.{t % 83},0.{t % 79}"
+                     for t in labels]
+            write(os.path.join(tree, f"data/futures/um/daily/metrics/{sym}"), f"{sym}-metrics-2026-06-{d:02d}.zip", "\n".join(rows) + "\n")
+        for m in range(1, 13):
+            start = calendar_day(2025, m, 1)
+            end = calendar_day(2025 + m // 12, m % 12 + 1, 1)
+            rows = ["calc_time,funding_interval_hours,last_funding_rate"]
+            rows += [f"{t * 1000 + (t // 3600) % 7},8,{((t // 3600) * 37 % 200 - 100) / 1e6:.8f}" for t in range(start, end, 8 * 3600)]
+            write(os.path.join(tree, f"data/futures/um/monthly/fundingRate/{sym}"), f"{sym}-fundingRate-2025-{m:02d}.zip", "\n".join(rows) + "\n")
+
+
+def calendar_day(y, m, d):
+    return int(datetime.datetime(y, m, d, tzinfo=datetime.timezone.utc).timestamp())
+
+
+def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials, rng, lines):
+    """`trials` SIGKILL trials per target of the job `make_job(target, name)` whose archives are
+    `paths` (each answered 150 ms late), against three clean runs."""
+    lines += [f"### {label}", "",
               "| target | trials | killed while running (SIGKILL observed) | killed before all units were done | of those, with some done | re-run exit 0 | data equal to a clean run | manifest all done | units done at the kill (min-max) |",
               "|---|---|---|---|---|---|---|---|---|"]
-    keys = [f"{s}/1H/OHLCV" for s in symbols]
 
     def paced():
         # Each archive answered 150 ms late: the run spans several group commits (a run of this
         # job on loopback is otherwise shorter than one), so kills land before, between and
         # after commits.
         archives.control(reset=True)
-        for sym in symbols:
-            for m in months:
-                archives.control(path=f"data/spot/monthly/klines/{sym}/1h/{sym}-1h-{m}.zip", fault="delay", seconds=0.15, times=1)
+        for path in paths:
+            archives.control(path=path, fault="delay", seconds=0.15, times=1)
 
     for target_kind in ("marketstore", "directory"):
         if target_kind == "marketstore":
@@ -168,7 +222,7 @@ def crash_trials(binary, work, archives, symbols, months, trials, rng, lines):
             target = os.path.join(work, "mktsdb")
             snapshot = lambda: directory_snapshot(target)  # noqa: E731
             reset_target = lambda: shutil.rmtree(target, ignore_errors=True)  # noqa: E731
-        job = Job(work, archives.base, target, "crash-" + target_kind, symbols, months)
+        job = make_job(target, f"crash-{label}-{target_kind}")
         # Kills are drawn within the fastest of three clean runs: one run's time varies, and a
         # kill drawn past a faster run's end finds the process gone.
         clean_runs = []
@@ -177,18 +231,18 @@ def crash_trials(binary, work, archives, symbols, months, trials, rng, lines):
             job.reset()
             paced()
             t0 = time.time()
-            code, out = run(binary, ["run", job.path])
+            code, out = run(binary, ["run", job.path], env_today=job.today)
             clean_runs.append(time.time() - t0)
-            check(code == 0, f"clean run ({target_kind}): {out[-300:]}")
+            check(code == 0, f"clean run ({label}, {target_kind}): {out[-300:]}")
         clean_seconds = min(clean_runs)
         reference = snapshot()
-        total = len(symbols) * len(months)
+        total = len(paths)
         killed, mid_run, some_done, reran_ok, equal, all_done, done_at_kill = 0, 0, 0, 0, 0, 0, []
         for _ in range(trials):
             reset_target()
             job.reset()
             paced()
-            p = start(binary, ["run", job.path])
+            p = start(binary, ["run", job.path], env_today=job.today)
             time.sleep(rng.uniform(0.05, 0.8) * clean_seconds)
             p.send_signal(signal.SIGKILL)
             p.wait()
@@ -197,21 +251,23 @@ def crash_trials(binary, work, archives, symbols, months, trials, rng, lines):
             mid_run += done < total  # the work was not over: the kill interrupted it
             some_done += 0 < done < total
             done_at_kill.append(done)
-            code, out = run(binary, ["run", job.path])
+            code, out = run(binary, ["run", job.path], env_today=job.today)
             reran_ok += code == 0
             same = snapshot() == reference
             equal += same
             units = job.manifest_units()
-            all_done += len(units) == len(symbols) * len(months) and all(u["status"] == "done" for u in units.values())
-        check(killed == trials, f"crash trials ({target_kind}): {trials - killed} run(s) ended before the kill")
+            done_units = [u for u in units.values() if u["status"] == "done"]
+            all_done += len(done_units) == total and all(u["status"] in ("done", "not_published") for u in units.values())
+        check(killed == trials, f"crash trials ({label}, {target_kind}): {trials - killed} run(s) ended before the kill")
         # Kills are drawn between 5% and 80% of the fastest clean run; the run may still end its work
         # first on a loaded machine, but not in most trials.
-        check(mid_run >= trials // 2, f"crash trials ({target_kind}): only {mid_run} of {trials} kills landed before the work was over")
-        check(reran_ok == trials and equal == trials and all_done == trials, f"crash trials ({target_kind})")
+        check(mid_run >= trials // 2, f"crash trials ({label}, {target_kind}): only {mid_run} of {trials} kills landed before the work was over")
+        check(reran_ok == trials and equal == trials and all_done == trials, f"crash trials ({label}, {target_kind})")
         lines.append(f"| {target_kind} | {trials} | {killed} | {mid_run} | {some_done} | {reran_ok} | {equal} | {all_done} | {min(done_at_kill)}-{max(done_at_kill)} |")
         if ms:
             ms.stop()
-    lines += ["", f"(A clean run of this job took {clean_seconds:.2f} s.)", ""]
+        lines.append(f"| ({target_kind}: a clean run took {clean_seconds:.2f} s) | | | | | | | | |")
+    lines.append("")
 
 
 def signal_trials(binary, work, archives, symbols, months, rng, lines):
@@ -386,6 +442,7 @@ def load_trial(binary, work, archives, tree, lines):
         for mo in months:
             y, m = map(int, mo.split("-"))
             gen_archives.write_archive(os.path.join(tree, f"data/spot/monthly/klines/{s}/1h"), s, "1h", y, m)
+    publish_futures(tree, symbols)
     ms = Server("marketstore_server.py", "--sink")
     job = Job(work, archives.base, ms.url, "load", symbols, months, chunk_rows=50000, downloads=4)
     job.reset()
@@ -426,6 +483,7 @@ def main():
         for mo in months:
             y, m = map(int, mo.split("-"))
             gen_archives.write_archive(os.path.join(tree, f"data/spot/monthly/klines/{s}/1h"), s, "1h", y, m)
+    publish_futures(tree, symbols)
     archives = Server("archive_server.py", tree, "--page-size", "50")
     lines = ["# Reliability (`make reliability`)", "",
              f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `Tests/reliability/reliability.py` "

@@ -6,6 +6,11 @@ GET /api/v3/time, /fapi/v1/time, /dapi/v1/time       {"serverTime": ms} (weight 
 GET /api/v3/klines                                    spot klines (symbol)
 GET /fapi/v1/{klines,markPriceKlines,premiumIndexKlines}   USD-M (symbol)
 GET /fapi/v1/indexPriceKlines                         USD-M index price (pair)
+GET /fapi/v1/fundingRate, /dapi/v1/fundingRate        the funding history (symbol, startTime,
+    endTime, limit: default 100, at most 1000): the oldest fundings from startTime, never past
+    endTime or the clock; [{"symbol", "fundingTime" (a few ms after the hour, as Binance's),
+    "fundingRate" (a string), "markPrice"}]. Fundings every 8 h from 00:00 UTC unless
+    funding_intervals says otherwise; weight 1
 GET /dapi/v1/...                                      COIN-M, the same four
     interval, startTime, endTime, limit: default 500; at most 1000 (spot) or 1500 (futures),
     more is HTTP 400 (-1130). Spot and USD-M answer the oldest klines from startTime up to limit
@@ -29,6 +34,9 @@ POST /_control {"ban": true}                     every request answers 418
 POST /_control {"symbols": [..]}                 known symbols/pairs (others: 400, -1121)
 POST /_control {"empty": [[first_ms, last_ms]]}  no klines with open times in these ranges (an
                                                  exchange gap: maintenance, a suspension)
+POST /_control {"funding_intervals": [[from_ms, hours], ...]}
+                                                 the funding schedule: from each time on, every
+                                                 `hours` (the first entry from 0; default 8 h)
 POST /_control {"reset": true}                   counters cleared (clock, symbols and limit kept)
 GET /_stats  {"requests": N, "by_path": {path: N}, "weight_by_minute": {minute: used},
               "max_used_weight": N, "rate_limited": N, "banned": N, "klines_requests": [query],
@@ -82,6 +90,7 @@ class State:
         self.ws_malformed_sent = 0
         self.symbols = None
         self.empty = []  # [first, last] open times (ms) with no klines: an exchange gap
+        self.funding_intervals = [(0, 8)]
         self.reset()
         self.day_cache = {}
 
@@ -100,6 +109,19 @@ class State:
 
     def limit(self, family):
         return self.weight_limit or (6000 if family == "spot" else 2400)
+
+    def fundings(self, start, end):
+        """Funding times (ms, on the hour) in [start, end] by the schedule, ascending."""
+        out = []
+        segments = sorted(self.funding_intervals)
+        for i, (first, hours) in enumerate(segments):
+            stop = segments[i + 1][0] if i + 1 < len(segments) else end + 1
+            step = hours * 3600000
+            t = first + max(0, -(-(start - first) // step)) * step
+            while t < stop and t <= end:
+                out.append(t)
+                t += step
+        return out
 
     def day_rows(self, symbol, interval, day_start):
         """The daily archive's rows of that day: [open ms, close ms, fields...]."""
@@ -158,6 +180,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.symbols = set(cmd["symbols"])
             if "empty" in cmd:
                 st.empty = [tuple(r) for r in cmd["empty"]]
+            if "funding_intervals" in cmd:
+                st.funding_intervals = [tuple(r) for r in cmd["funding_intervals"]]
         self.send(200, {})
 
     def do_GET(self):
@@ -174,17 +198,17 @@ class Handler(BaseHTTPRequestHandler):
             return
         family = next((f for p, f in FAMILIES.items() if url.path.startswith(p)), None)
         name = url.path.rsplit("/", 1)[-1]
-        if family is None or (name != "time" and name not in DATASETS) or (family == "spot" and name not in ("time", "klines")):
+        if family is None or (name not in ("time", "fundingRate") and name not in DATASETS) or (family == "spot" and name not in ("time", "klines")):
             self.send(404, {"code": -1, "msg": "no such endpoint"})
             return
         q = dict(urllib.parse.parse_qsl(url.query))
-        limit_max = 1000 if family == "spot" else 1500
+        limit_max = 1000 if family == "spot" or name == "fundingRate" else 1500
         try:
-            limit = int(q.get("limit", 500))
+            limit = int(q.get("limit", 100 if name == "fundingRate" else 500))
         except ValueError:
             self.send(400, {"code": -1100, "msg": "Illegal characters found in parameter 'limit'"})
             return
-        weight = 1 if name == "time" else klines_weight(family, limit)
+        weight = 1 if name in ("time", "fundingRate") else klines_weight(family, limit)
         with st.lock:
             now = st.now_ms()
             minute = now // 60000
@@ -209,6 +233,25 @@ class Handler(BaseHTTPRequestHandler):
                 st.klines_requests.append(dict(q, path=url.path))
         if name == "time":
             self.send(200, {"serverTime": now}, headers)
+            return
+        if name == "fundingRate":
+            symbol = q.get("symbol")
+            if not symbol or (st.symbols is not None and symbol not in st.symbols):
+                self.send(400, {"code": -1121, "msg": "Invalid symbol."}, headers)
+                return
+            if not 1 <= limit <= limit_max:
+                self.send(400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}, headers)
+                return
+            start = int(q.get("startTime", 0))
+            end = min(int(q.get("endTime", now)), now)
+            out = []
+            for hour_ms in st.fundings(start - 10, end):
+                t = hour_ms + (hour_ms // 3600000) % 7  # computed a few ms after the hour
+                if start <= t <= end and t <= now:
+                    k = hour_ms // 3600000
+                    out.append({"symbol": symbol, "fundingTime": t, "fundingRate": f"{((k * 37) % 200 - 100) / 1e6:.8f}",
+                                "markPrice": f"{60000 + k % 1000}.12345678"})
+            self.send(200, out[:limit], headers)
             return
         param = "pair" if name == "indexPriceKlines" else "symbol"
         symbol, interval = q.get(param), q.get("interval")
