@@ -403,7 +403,8 @@ extension ImportRunner {
 struct StrictValidationFailed: Error, CustomStringConvertible {
     let report: FuturesReport
     var description: String {
-        "\(report.archive): validation: strict, and the archive has \(report.duplicates) duplicate(s), \(report.missingSlots) missing slot(s) "
-            + "(\(report.gaps.prefix(3).joined(separator: ", "))\(report.gaps.count > 3 ? ", ..." : "")), \(report.emptyValues) empty value(s)"
+        let spans = report.gaps.isEmpty ? "" : " (\(report.gaps.prefix(3).joined(separator: ", "))\(report.gaps.count > 3 ? ", ..." : ""))"
+        return "\(report.archive): validation: strict, and the archive has \(report.duplicates) duplicate(s), \(report.missingSlots) missing slot(s)\(spans), "
+            + "\(report.emptyValues) empty value(s)"
     }
 }

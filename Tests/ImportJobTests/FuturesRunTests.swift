@@ -225,23 +225,34 @@ extension ImportJobTests {
         func csv(_ day: String) -> String {
             metricsDay(day, labels: Array(stride(from: start(day), to: start(day) + 86400, by: 300))).replacingOccurrences(of: ",BTCUSDT,", with: ",BTCUSD_PERP,")
         }
+        try publish(folder, "BTCUSD_PERP-metrics-2026-06-23.zip", csv: csv("2026-06-23").replacingOccurrences(of: "sum_open_interest,", with: "open_interest,"))
         try publish(folder, "BTCUSD_PERP-metrics-2026-06-24.zip", csv: csv("2026-06-24"))
         try publish(folder, "BTCUSD_PERP-metrics-2026-06-25.zip", csv: csv("2026-06-25"), checksum: String(repeating: "0", count: 64))
         let path = try futuresJob("metrics-cm", dataset: "metrics", symbols: ["BTCUSD_PERP"], from: "2026-06", to: "2026-06", market: "futures/cm")
         let first = try importer(["run", path], today: "2026-06-26")
         XCTAssertEqual(first.status, 1, first.output)
         XCTAssertTrue(first.output.contains("BTCUSD_PERP-metrics-2026-06-25.zip") && first.output.contains("SHA-256 mismatch"), first.output)
-        try publish(folder, "BTCUSD_PERP-metrics-2026-06-25.zip", csv: csv("2026-06-25"))
+        XCTAssertTrue(first.output.contains("BTCUSD_PERP-metrics-2026-06-23.zip: the header is \"create_time,symbol,open_interest,"), first.output)
+        XCTAssertEqual(tableValue(first.output, "done"), "1", first.output)
+        for day in ["2026-06-23", "2026-06-25"] { try publish(folder, "BTCUSD_PERP-metrics-\(day).zip", csv: csv(day)) }
         let second = try importer(["run", path], today: "2026-06-26")
         XCTAssertEqual(second.status, 0, second.output)
-        XCTAssertEqual(tableValue(second.output, "done"), "1", second.output)
+        XCTAssertEqual(tableValue(second.output, "done"), "2", second.output)
         XCTAssertEqual(tableValue(second.output, "skipped (already done)"), "1", second.output)
         // COIN-M labels the start of each period all along: nothing is shifted.
         let read = try await TargetReader(target: .marketstore(url: marketstore.url)).read(key: "BTCUSD_PERP/5Min/METRICS", from: nil, to: nil)
         let rows = try XCTUnwrap(read.first)
-        XCTAssertEqual(rows.columns[0], .int64(Array(stride(from: start("2026-06-24"), to: start("2026-06-26"), by: 300))))
-        XCTAssertEqual(rows.columns[2], .float64(Array(stride(from: start("2026-06-24"), to: start("2026-06-26"), by: 300)).map { Double("\($0).5")! }))
+        XCTAssertEqual(rows.columns[0], .int64(Array(stride(from: start("2026-06-23"), to: start("2026-06-26"), by: 300))))
+        XCTAssertEqual(rows.columns[2], .float64(Array(stride(from: start("2026-06-23"), to: start("2026-06-26"), by: 300)).map { Double("\($0).5")! }))
         XCTAssertEqual(try importer(["verify", path], today: "2026-06-26").status, 0)
+
+        // validation: strict fails a day with anomalies (here its empty ratios) and writes none of it.
+        let strict = try futuresJob("metrics-cm-strict", dataset: "metrics", symbols: ["BTCUSD_PERP"], from: "2026-06", to: "2026-06", market: "futures/cm",
+                                    target: .directory(path: work.appendingPathComponent("strict-db").path), extra: "validation: strict")
+        let refused = try importer(["run", strict], today: "2026-06-26")
+        XCTAssertEqual(refused.status, 1, refused.output)
+        XCTAssertTrue(refused.output.contains("validation: strict, and the archive has 0 duplicate(s), 0 missing slot(s), 288 empty value(s)"), refused.output)
+        XCTAssertEqual(tableValue(refused.output, "rows written"), "0", refused.output)
     }
 
     func testFuturesJobFilesSayWhatTheDatasetFixes() throws {

@@ -212,6 +212,7 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
         for path in paths:
             archives.control(path=path, fault="delay", seconds=0.15, times=1)
 
+    clean_times = []
     for target_kind in ("marketstore", "directory"):
         if target_kind == "marketstore":
             ms = Server("marketstore_server.py")
@@ -236,6 +237,7 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
             check(code == 0, f"clean run ({label}, {target_kind}): {out[-300:]}")
         clean_seconds = min(clean_runs)
         reference = snapshot()
+        check(bool(reference) and all(reference.values()), f"clean run ({label}, {target_kind}) left rows of every key")
         total = len(paths)
         killed, mid_run, some_done, reran_ok, equal, all_done, done_at_kill = 0, 0, 0, 0, 0, 0, []
         for _ in range(trials):
@@ -266,8 +268,8 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
         lines.append(f"| {target_kind} | {trials} | {killed} | {mid_run} | {some_done} | {reran_ok} | {equal} | {all_done} | {min(done_at_kill)}-{max(done_at_kill)} |")
         if ms:
             ms.stop()
-        lines.append(f"| ({target_kind}: a clean run took {clean_seconds:.2f} s) | | | | | | | | |")
-    lines.append("")
+        clean_times.append(f"{clean_seconds:.2f} s into {target_kind}")
+    lines += ["", f"(A clean run of this job took {', '.join(clean_times)}.)", ""]
 
 
 def signal_trials(binary, work, archives, symbols, months, rng, lines):
