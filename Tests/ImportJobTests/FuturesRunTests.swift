@@ -245,6 +245,12 @@ extension ImportJobTests {
         XCTAssertEqual(rows.columns[0], .int64(Array(stride(from: start("2026-06-23"), to: start("2026-06-26"), by: 300))))
         XCTAssertEqual(rows.columns[2], .float64(Array(stride(from: start("2026-06-23"), to: start("2026-06-26"), by: 300)).map { Double("\($0).5")! }))
         XCTAssertEqual(try importer(["verify", path], today: "2026-06-26").status, 0)
+        // discover: lists the dataset's own folder (data/futures/cm/daily/metrics/).
+        let discover = try variant(of: path, "metrics-cm-discover", replacing: "symbols: [BTCUSD_PERP]", with: "discover: {quote: _PERP}")
+        let dry = try importer(["run", discover, "--dry-run"], today: "2026-06-26")
+        XCTAssertEqual(dry.status, 0, dry.output)
+        XCTAssertTrue(dry.output.contains("plan for metrics-cm (metrics): 3 units; 3 already done; 0 to import"), dry.output)
+        XCTAssertTrue(dry.output.contains("not published: BTCUSD_PERP/5Min/METRICS: 2026-06-01..2026-06-22 (before its first archive)"), dry.output)
 
         // validation: strict fails a day with anomalies (here its empty ratios) and writes none of it.
         let strict = try futuresJob("metrics-cm-strict", dataset: "metrics", symbols: ["BTCUSD_PERP"], from: "2026-06", to: "2026-06", market: "futures/cm",
