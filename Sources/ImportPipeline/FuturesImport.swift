@@ -276,20 +276,7 @@ extension ImportRunner {
     /// archives are small: a month of funding is 3 KB, a day of metrics 30 KB); records failures.
     func decodeFutures(_ unit: FuturesUnit, _ result: Result<FetchResult, Error>, market: FuturesMarket, on thread: DispatchQueue,
                        store: ManifestStore, progress: Progress, into pieces: BoundedQueue<DecodedPiece>) async {
-        let archive: LocalArchive
-        switch result {
-        case let .failure(error):
-            await store.fail(unit, "download: \(error)", progress: progress, logger: logger)
-            return
-        case .success(.notPublished):
-            // Listed, then 404: a CDN behind its listing. Not settled: listed again next run.
-            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.listing = nil; $0.error = nil; $0.updatedAt = isoNow() }
-            await progress.notPublished()
-            return
-        case let .success(.ready(a)):
-            archive = a
-        }
-        if !archive.fromCache { await progress.downloaded() }
+        guard let archive = await fetchedArchive(unit, result, store: store, progress: progress) else { return }
         let dataset = futuresDataset, strict = spec.validation == .strict
         do {
             try await onThread(thread) {

@@ -620,25 +620,31 @@ public final class ImportRunner: Sendable {
     /// Decodes one fetched archive into pieces for the writer; records failures in the manifest.
     package func decode(_ unit: PlannedUnit, _ result: Result<FetchResult, Error>, on thread: DispatchQueue, store: ManifestStore, progress: Progress,
                 into pieces: BoundedQueue<DecodedPiece>) async {
-        let archive: LocalArchive
-        switch result {
-        case let .failure(error):
-            await store.fail(unit, "download: \(error)", progress: progress, logger: logger)
-            return
-        case .success(.notPublished):
-            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.error = nil; $0.updatedAt = isoNow() }
-            await progress.notPublished()
-            return
-        case let .success(.ready(a)):
-            archive = a
-        }
-        if !archive.fromCache { await progress.downloaded() }
+        guard let archive = await fetchedArchive(unit, result, store: store, progress: progress) else { return }
         let options = KlineDecodeOptions(interval: unit.address.interval, period: unit.address.period, columns: spec.columns,
                                          floatType: spec.floatType, policy: spec.validation)
         do {
             try await onThread(thread) { try self.decodeBlocking(unit, archive, options: options, into: pieces) }
         } catch {
             await store.fail(unit, "\(error)", progress: progress, logger: logger)
+        }
+    }
+
+    /// The archive a fetch gave, or nil once its failure or its 404 is recorded. A 404 for a
+    /// listed archive is a CDN behind its listing: the listing is forgotten, so the period is
+    /// looked at again by the next run.
+    package func fetchedArchive(_ unit: any WorkUnit, _ result: Result<FetchResult, Error>, store: ManifestStore, progress: Progress) async -> LocalArchive? {
+        switch result {
+        case let .failure(error):
+            await store.fail(unit, "download: \(error)", progress: progress, logger: logger)
+            return nil
+        case .success(.notPublished):
+            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.listing = nil; $0.error = nil; $0.updatedAt = isoNow() }
+            await progress.notPublished()
+            return nil
+        case let .success(.ready(archive)):
+            if !archive.fromCache { await progress.downloaded() }
+            return archive
         }
     }
 
