@@ -217,6 +217,20 @@ extension ImportJobTests {
         let rows = try await TargetReader(target: .marketstore(url: marketstore.url)).read(key: "BTCUSDT/5Min/METRICS", from: start("2026-06-28"), to: start("2026-06-29") - 1)
         XCTAssertEqual(rows.first?.count, 288)
         XCTAssertEqual(try importer(["verify", path], today: "2026-12-07").status, 0)
+
+        // 2026-06-29 is re-published with other values: status --check-remote finds it stale, and
+        // the next run (no deep check due) re-imports it through its changed CHECKSUM.
+        let day29 = "BTCUSDT-metrics-2026-06-29.zip"
+        try publish(folder, day29, csv: metricsDay("2026-06-29", labels: Array(stride(from: start("2026-06-29"), to: start("2026-06-30"), by: 300)))
+                                            .replacingOccurrences(of: ",0.9999\n", with: ",0.5\n"))
+        let check = try importer(["status", path, "--check-remote"], today: "2026-12-08")
+        XCTAssertTrue(check.output.contains("stale (re-published; the next run re-imports it): \(folder)/\(day29)"), check.output)
+        let rerun = try importer(["run", path, "--log-format", "json"], today: "2026-12-08")
+        XCTAssertEqual(rerun.status, 0, rerun.output)
+        XCTAssertEqual(nightlySummary(rerun.output)["done"] as? Int, 1, rerun.output)
+        let replaced = try await TargetReader(target: .marketstore(url: marketstore.url)).read(key: "BTCUSDT/5Min/METRICS", from: start("2026-06-29"), to: start("2026-06-30") - 1)
+        XCTAssertEqual(replaced.first?.columns[6], .float64(Array(repeating: 0.5, count: 288)), "the re-published values")
+        XCTAssertEqual(try importer(["verify", path], today: "2026-12-08").status, 0)
     }
 
     func testAFailedMetricsDayFailsTheRunNamesTheFileAndTheRerunFinishesIt() async throws {
