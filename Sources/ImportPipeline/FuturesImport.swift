@@ -93,29 +93,10 @@ extension ImportRunner {
     /// symbol whose listing failed fails alone; when every one failed, the source is wrong.
     package func makeFuturesPlan(symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false,
                                  deepCheck: Bool = true) async throws -> FuturesPlan {
-        let parts = await withTaskGroup(of: (Int, Result<FuturesPlan, Error>).self) { group in
-            var next = 0, out: [(Int, Result<FuturesPlan, Error>)] = []
-            while next < symbols.count || !group.isEmpty {
-                while next < symbols.count && next - out.count < max(1, spec.listings) {
-                    let (i, symbol) = (next, symbols[next])
-                    group.addTask {
-                        do {
-                            return (i, .success(try await self.planFuturesKey(symbol: symbol, today: today, index: index, force: force, deepCheck: deepCheck)))
-                        } catch { return (i, .failure(error)) }
-                    }
-                    next += 1
-                }
-                if let done = await group.next() { out.append(done) }
-            }
-            return out.sorted { $0.0 < $1.0 }.map(\.1)
+        let parts = await inOrder(count: symbols.count, atOnce: spec.listings) { i in
+            try await self.planFuturesKey(symbol: symbols[i], today: today, index: index, force: force, deepCheck: deepCheck)
         }
-        let failures = parts.compactMap { result -> Error? in if case let .failure(e) = result { return e } else { return nil } }
-        if !symbols.isEmpty, failures.count == symbols.count {
-            if let error = failures[0] as? SourceError, case .listing = error {
-                throw JobFileError(file: spec.file, key: "source.listing_url", reason: "\(error)")
-            }
-            throw failures[0]
-        }
+        if !symbols.isEmpty, case let failures = parts.compactMap(\.failure), failures.count == symbols.count { throw listingMistake(failures[0]) }
         var plan = FuturesPlan()
         for (i, part) in parts.enumerated() {
             switch part {
@@ -158,14 +139,14 @@ extension ImportRunner {
         let key = try spec.keys(symbol: symbol)[0]
         let periods = futuresPeriods(today: today)
         let lister = makeLister()
+        let current = ArchivePeriod(year: today.year, month: today.month)!
+        let recentStart = PeriodPlanner.months(back: ImportPlan.recentMonths, from: current)
         // The fingerprint of each period's archive: listed now, or recorded in the state for the
         // days of a settled year.
         var fingerprints: [ArchivePeriod: String] = [:]
         if dataset.isMonthly {
             fingerprints = try await lister.published(market: spec.market, dataset: dataset, symbol: symbol).mapValues(\.fingerprint)
         } else {
-            let current = ArchivePeriod(year: today.year, month: today.month)!
-            let recentStart = PeriodPlanner.months(back: ImportPlan.recentMonths, from: current)
             func month(_ day: ArchivePeriod) -> ArchivePeriod { ArchivePeriod(year: day.year, month: day.month)! }
             let old = periods.filter { month($0) < recentStart }
             for year in Set(old.map(\.year)).sorted() {
@@ -210,8 +191,6 @@ extension ImportRunner {
         // `to: now` (funding): the months after the last archive, within the recent months (a key
         // whose archives ended long ago is delisted, not late), through the current one.
         if spec.toNow, dataset == .fundingRate {
-            let current = ArchivePeriod(year: today.year, month: today.month)!
-            let recentStart = PeriodPlanner.months(back: ImportPlan.recentMonths, from: current)
             let months = try spec.months(today: today).filter { $0 > last && $0 >= recentStart }.map { month -> FuturesUnit in
                 var unit = try futuresUnit(symbol, month, key: key)
                 unit.fromREST = true
@@ -353,11 +332,8 @@ extension ImportRunner {
                 do {
                     guard let name = FuturesArchiveName(fileName: unit.address.fileName) else { continue }
                     let (batch, report) = try FuturesArchiveDecoder.decodeCSV(Array(csv.utf8), source: source, member: "", name: name, market: unit.address.futuresMarket)
-                    var facts = UnitFacts(report, bytes: UInt64(csv.utf8.count))
                     // A month under way has no fundings after now: no gap is made of that.
-                    facts.gaps = []
-                    facts.anomalyCount -= report.missingSlots
-                    facts.anomalies["missing_slots"] = nil
+                    let facts = UnitFacts(report, bytes: UInt64(csv.utf8.count), countingMissingSlots: false)
                     let rows = RowBatch(batch, .fundingRate)
                     var digest = ColumnDigest()
                     digest.add(epochs: rows.epochs, columns: rows.columns)

@@ -174,26 +174,11 @@ public struct ImportPlan: Sendable {
         let keys = try symbols.flatMap { symbol in try spec.intervals.map { (symbol, $0, try spec.key(symbol: symbol, interval: $0)) } }
         let context = KeyContext(spec: spec, today: today, current: current, months: months, recentStart: recentStart, index: index,
                                  dailiesByMonthly: dailiesByMonthly, force: force, lister: lister, deepCheck: deepCheck)
-        let finished = await withTaskGroup(of: (Int, Result<ImportPlan, Error>).self) { group in
-            var next = 0, out: [(Int, Result<ImportPlan, Error>)] = []
-            out.reserveCapacity(keys.count)
-            while next < keys.count || !group.isEmpty {
-                // Up to `listings` keys in flight; the next one starts as one finishes.
-                while next < keys.count && next - out.count < max(1, listings) {
-                    let (i, symbol, interval, key) = (next, keys[next].0, keys[next].1, keys[next].2)
-                    group.addTask {
-                        do { return (i, .success(try await Self.planKey(symbol: symbol, interval: interval, key: key, context))) } catch { return (i, .failure(error)) }
-                    }
-                    next += 1
-                }
-                if let done = await group.next() { out.append(done) }
-            }
-            return out
+        let planned = await inOrder(count: keys.count, atOnce: listings) { i in
+            try await Self.planKey(symbol: keys[i].0, interval: keys[i].1, key: keys[i].2, context)
         }
-        let planned = finished.sorted { $0.0 < $1.0 }.map(\.1)
         // A key whose listing failed fails alone; when every key failed, the source is wrong.
-        let failures = planned.compactMap { result -> Error? in if case let .failure(e) = result { return e } else { return nil } }
-        if !keys.isEmpty, failures.count == keys.count { throw failures[0] }
+        if !keys.isEmpty, case let failures = planned.compactMap(\.failure), failures.count == keys.count { throw failures[0] }
         for (i, result) in planned.enumerated() {
             switch result {
             case let .success(part):
@@ -362,4 +347,29 @@ public struct ImportPlan: Sendable {
         plan.coverage.append(coverage)
         return plan
     }
+}
+
+/// `body(0..<count)` with at most `atOnce` in flight (the next starts as one finishes), the
+/// results in index order whatever order they finish in: how a plan lists many keys at once.
+package func inOrder<T: Sendable>(count: Int, atOnce: Int, _ body: @escaping @Sendable (Int) async throws -> T) async -> [Result<T, Error>] {
+    await withTaskGroup(of: (Int, Result<T, Error>).self) { group in
+        var next = 0, out: [(Int, Result<T, Error>)] = []
+        out.reserveCapacity(count)
+        while next < count || !group.isEmpty {
+            while next < count && next - out.count < max(1, atOnce) {
+                let i = next
+                group.addTask {
+                    do { return (i, .success(try await body(i))) } catch { return (i, .failure(error)) }
+                }
+                next += 1
+            }
+            if let done = await group.next() { out.append(done) }
+        }
+        return out.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+}
+
+extension Result {
+    /// The error of a failure, nil for a success.
+    package var failure: Failure? { if case let .failure(e) = self { return e } else { return nil } }
 }

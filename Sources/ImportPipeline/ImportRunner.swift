@@ -581,12 +581,18 @@ public final class ImportRunner: Sendable {
         do {
             return try await ImportPlan.make(spec: spec, symbols: symbols, today: today, lister: makeLister(), index: index, force: force,
                                              listings: spec.listings, deepCheck: deepCheck)
-        } catch let error as SourceError {
-            switch error {
-            case .listing, .http(_, 400..<500, _):
-                throw JobFileError(file: spec.file, key: "source.listing_url", reason: "\(error)")
-            default: throw error
-            }
+        } catch {
+            throw listingMistake(error)
+        }
+    }
+
+    /// A listing endpoint that answers with something other than a listing (not XML, a 4xx) is
+    /// a wrong `listing_url` or `base_url`: a job file error, not an empty source.
+    package func listingMistake(_ error: Error) -> Error {
+        guard let error = error as? SourceError else { return error }
+        switch error {
+        case .listing, .http(_, 400..<500, _): return JobFileError(file: spec.file, key: "source.listing_url", reason: "\(error)")
+        default: return error
         }
     }
 

@@ -71,15 +71,18 @@ package struct UnitFacts: Sendable {
         bytes = report.csvBytes
     }
 
-    package init(_ report: FuturesReport, bytes: UInt64) {
+    /// `countingMissingSlots` false: the rows of a period still under way (REST), whose slots
+    /// after now are not missing.
+    package init(_ report: FuturesReport, bytes: UInt64, countingMissingSlots: Bool = true) {
         rows = report.rows
         (firstEpoch, lastEpoch) = (report.firstEpoch, report.lastEpoch)
         adjustments = ["shifted_to_period_start": report.shifted, "outside_period_dropped": report.outsidePeriod,
                        "off_slot_floored": report.offSlot].filter { $0.value > 0 }
-        let counted = ["duplicates": report.duplicates, "missing_slots": report.missingSlots, "empty_values": report.emptyValues]
+        let missing = countingMissingSlots ? report.missingSlots : 0
+        let counted = ["duplicates": report.duplicates, "missing_slots": missing, "empty_values": report.emptyValues]
         anomalies = counted.merging(adjustments) { a, _ in a }.filter { $0.value > 0 }
-        anomalyCount = report.anomalies
-        gaps = report.gapRanges
+        anomalyCount = report.anomalies - report.missingSlots + missing
+        gaps = countingMissingSlots ? report.gapRanges : []
         self.bytes = bytes
     }
 }
