@@ -24,6 +24,22 @@ public enum MetricsLabel: String, Sendable, Codable {
     public static func of(market: FuturesMarket, day: Int64) -> MetricsLabel {
         market == .um && day < umChange ? .periodEnd : .periodStart
     }
+
+    /// The convention a day's labels (slot starts as written, UTC s) show, or nil when they
+    /// cannot tell (a truncated file: the date's expectation decides). A row labelled 00:00 of
+    /// the next day is an end; a day from 00:00 to 23:55 without it is starts; from 00:05 to
+    /// 23:55 it could be either.
+    public static func read(labels: [Int64], day: Int64) -> MetricsLabel? {
+        guard let first = labels.min(), let last = labels.max() else { return nil }
+        if labels.contains(day + 86400) { return .periodEnd }
+        if first == day, last == day + 86400 - 300 { return .periodStart }
+        return nil
+    }
+}
+
+/// Whether a metrics archive's label convention was read from its rows or taken from its date.
+public enum LabelSource: String, Sendable, Codable {
+    case content, date
 }
 
 /// Why a funding-rate or metrics archive does not decode.
@@ -31,6 +47,8 @@ public enum FuturesDecodeError: Error, CustomStringConvertible, Equatable {
     case notFutures(archive: String, reason: String)
     case header(archive: String, found: String, expected: String)
     case row(archive: String, line: Int, reason: String)
+    /// Not one row of the archive's own period (another month's file under this name).
+    case wrongPeriod(archive: String, period: String, rows: Int, first: Int64, last: Int64)
     case zip(ZipError)
 
     public var description: String {
@@ -38,6 +56,8 @@ public enum FuturesDecodeError: Error, CustomStringConvertible, Equatable {
         case let .notFutures(archive, reason): return "\(archive): \(reason)"
         case let .header(archive, found, expected): return "\(archive): the header is \"\(found)\", not the expected \"\(expected)\""
         case let .row(archive, line, reason): return "\(archive): line \(line): \(reason)"
+        case let .wrongPeriod(archive, period, rows, first, last):
+            return "\(archive): no row of \(period): its \(rows) rows run \(UTCCalendar.iso8601(first))..\(UTCCalendar.iso8601(last))"
         case let .zip(e): return "\(e)"
         }
     }
@@ -100,6 +120,75 @@ public enum FuturesArchiveDecoder {
     public static func decodeCSV(_ bytes: [UInt8], source: String, member: String, name: FuturesArchiveName,
                                  market: FuturesMarket) throws -> (batch: FuturesBatch, report: FuturesReport) {
         let dataset = name.dataset
+        var report = FuturesReport(archive: source, member: member, dataset: dataset, symbol: name.symbol, period: name.period.description)
+        report.header = dataset.header
+        let parsed = try parseRows(bytes, source: source, name: name, report: &report)
+        let period = name.period
+        let label: MetricsLabel
+        if dataset == .metrics {
+            let expected = MetricsLabel.of(market: market, day: period.start)
+            let read = MetricsLabel.read(labels: parsed.map(\.epoch), day: period.start)
+            label = read ?? expected
+            report.labelsFrom = read == nil ? .date : .content
+            report.labelsContradictDate = label != expected
+        } else {
+            label = .periodStart
+        }
+        report.labels = label
+        // Slot -> (row values); the last row of a slot wins, as a MarketStore write would.
+        var rows: [Int64: Row] = [:], before: [Int64: Row] = [:]
+        var strays: [Int64] = []
+        for var row in parsed {
+            if label == .periodEnd {
+                row.epoch -= dataset.slotSeconds
+                report.shifted += 1
+            }
+            if row.epoch >= period.start, row.epoch < period.end {
+                if rows[row.epoch] != nil { report.duplicates += 1 }
+                rows[row.epoch] = row
+            } else if label == .periodEnd, row.epoch == period.start - dataset.slotSeconds {
+                // The 00:00 row of an end-labelled day is the last period of the day before: its
+                // file's to write, when it exists (the import decides).
+                before[row.epoch] = row
+            } else {
+                strays.append(row.epoch)
+            }
+        }
+        report.neighbourRows = before.count
+        report.outsidePeriod = strays.count
+        guard !rows.isEmpty || parsed.isEmpty else {
+            let times = parsed.map(\.epoch)
+            throw FuturesDecodeError.wrongPeriod(archive: source, period: period.description, rows: parsed.count,
+                                                 first: times.min() ?? 0, last: times.max() ?? 0)
+        }
+        var batch = FuturesBatch(rows: rows, dataset: dataset)
+        if !before.isEmpty { batch.before = FuturesRows(FuturesBatch(rows: before, dataset: dataset)) }
+        report.rows = batch.count
+        report.firstEpoch = batch.epochs.first
+        report.lastEpoch = batch.epochs.last
+        if dataset == .fundingRate {
+            report.findFundingGaps(epochs: batch.epochs, hours: rows.sorted { $0.key < $1.key }.map(\.value.hours), period: period)
+        } else {
+            report.findGaps(epochs: batch.epochs, period: period, slot: dataset.slotSeconds)
+        }
+        return (batch, report)
+    }
+
+    /// One data line: its slot (floored; before any label shift), values and funding interval.
+    struct Row {
+        var epoch: Int64
+        var values: [Double]
+        var hours: Int64
+    }
+
+    /// How far from its slot's start a time may be and still be that slot's: funding is computed
+    /// a few ms after the hour (0 to 13 ms in the real files), counted as a convention. Seconds
+    /// or minutes off is an anomaly.
+    static let slotJitterMs: Int64 = 1_000
+
+    /// The data lines after a header that must be the dataset's, each checked and parsed.
+    static func parseRows(_ bytes: [UInt8], source: String, name: FuturesArchiveName, report: inout FuturesReport) throws -> [Row] {
+        let dataset = name.dataset
         var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { line -> ArraySlice<UInt8> in
             line.last == 0x0D ? line.dropLast() : line
         }
@@ -109,80 +198,58 @@ public enum FuturesArchiveDecoder {
         guard header.split(separator: ",", omittingEmptySubsequences: false).map(String.init) == dataset.header else {
             throw FuturesDecodeError.header(archive: source, found: header, expected: dataset.header.joined(separator: ","))
         }
-        var report = FuturesReport(archive: source, member: member, dataset: dataset, symbol: name.symbol, period: name.period.description)
-        report.header = dataset.header
-        let label = dataset == .metrics ? MetricsLabel.of(market: market, day: name.period.start) : .periodStart
-        report.labels = label
-        // Slot -> (row values); the last row of a slot wins, as a MarketStore write would.
-        var rows: [Int64: (values: [Double], hours: Int64)] = [:]
+        var rows: [Row] = []
         for (i, line) in lines.enumerated().dropFirst() {
             let number = i + 1
-            guard !line.isEmpty else { throw FuturesDecodeError.row(archive: source, line: number, reason: "an empty line") }
+            func fail(_ reason: String) -> FuturesDecodeError { .row(archive: source, line: number, reason: reason) }
+            guard !line.isEmpty else { throw fail("an empty line") }
             let fields = line.split(separator: 0x2C, omittingEmptySubsequences: false)
-            guard fields.count == dataset.header.count else {
-                throw FuturesDecodeError.row(archive: source, line: number, reason: "\(fields.count) fields, expected \(dataset.header.count)")
-            }
+            guard fields.count == dataset.header.count else { throw fail("\(fields.count) fields, expected \(dataset.header.count)") }
             report.csvRows += 1
-            var epoch: Int64
+            let ms: Int64
             var values: [Double] = []
             var hours: Int64 = 0
             switch dataset {
             case .fundingRate:
-                guard let ms = integer(fields[0]), ms >= 0 else { throw FuturesDecodeError.row(archive: source, line: number, reason: "calc_time \(text(fields[0])) is not milliseconds") }
-                guard let h = integer(fields[1]), (1...24).contains(h) else {
-                    throw FuturesDecodeError.row(archive: source, line: number, reason: "funding_interval_hours \(text(fields[1])) is not 1 to 24")
-                }
-                guard let rate = decimal(fields[2]) else { throw FuturesDecodeError.row(archive: source, line: number, reason: "last_funding_rate \(text(fields[2])) is not a number") }
-                // Funding is computed a few ms after the hour: the hour is the funding's slot.
-                epoch = floorDiv(ms, 1000)
-                if epoch % 3600 != 0 || ms % 1000 != 0 { report.offSlot += 1 }
-                epoch = floorDiv(epoch, 3600) * 3600
-                (values, hours) = ([rate], h)
+                guard let t = integer(fields[0]), t >= 0 else { throw fail("calc_time \(text(fields[0])) is not milliseconds") }
+                guard let h = integer(fields[1]), (1...24).contains(h) else { throw fail("funding_interval_hours \(text(fields[1])) is not 1 to 24") }
+                guard let rate = decimal(fields[2]) else { throw fail("last_funding_rate \(text(fields[2])) is not a number") }
+                (ms, values, hours) = (t, [rate], h)
             case .metrics:
-                guard let t = dateTime(fields[0]) else {
-                    throw FuturesDecodeError.row(archive: source, line: number, reason: "create_time \(text(fields[0])) is not YYYY-MM-DD HH:MM:SS")
-                }
-                guard text(fields[1]) == name.symbol else {
-                    throw FuturesDecodeError.row(archive: source, line: number, reason: "symbol \(text(fields[1])) in the archive of \(name.symbol)")
-                }
-                epoch = t
-                if epoch % 300 != 0 { report.offSlot += 1 }
-                epoch = floorDiv(epoch, 300) * 300
-                if label == .periodEnd {
-                    epoch -= 300
-                    report.shifted += 1
-                }
+                guard let t = dateTime(fields[0]) else { throw fail("create_time \(text(fields[0])) is not YYYY-MM-DD HH:MM:SS") }
+                guard text(fields[1]) == name.symbol else { throw fail("symbol \(text(fields[1])) in the archive of \(name.symbol)") }
+                ms = t * 1000
                 for (k, field) in fields.dropFirst(2).enumerated() {
                     // An empty ratio (a period Binance did not compute) is NaN: MarketStore keeps
-                    // the slot, and readers see it is missing.
+                    // the slot, and readers see it is missing. So is a `nan` or `inf` (counted
+                    // apart): a ratio has no infinite value.
                     if field.isEmpty { values.append(.nan); report.emptyValues += 1; continue }
-                    guard let v = decimal(field) else {
-                        throw FuturesDecodeError.row(archive: source, line: number, reason: "\(dataset.header[k + 2]) \(text(field)) is not a number")
-                    }
-                    values.append(v)
+                    if let v = decimal(field) { values.append(v); continue }
+                    guard isNotANumberWord(field) else { throw fail("\(dataset.header[k + 2]) \(text(field)) is not a number") }
+                    values.append(.nan)
+                    report.notANumber += 1
                 }
             }
-            // A row of another day or month belongs to the neighbouring archive (end labels: the
-            // 00:00 row of the day before); that archive writes it.
-            guard epoch >= name.period.start, epoch < name.period.end else {
-                report.outsidePeriod += 1
-                continue
+            let slotMs = dataset.slotSeconds * 1000
+            let nearest = floorDiv(ms + slotMs / 2, slotMs) * slotMs
+            var epoch = floorDiv(ms, slotMs) * dataset.slotSeconds
+            if ms != nearest {
+                if abs(ms - nearest) <= slotJitterMs {
+                    report.offSlot += 1
+                    epoch = nearest / 1000
+                } else {
+                    report.offHour += 1
+                    if report.offHourTimes.count < 20 { report.offHourTimes.append(UTCCalendar.iso8601(floorDiv(ms, 1000))) }
+                }
             }
-            if rows[epoch] != nil { report.duplicates += 1 }
-            rows[epoch] = (values, hours)
+            rows.append(Row(epoch: epoch, values: values, hours: hours))
         }
-        let sorted = rows.sorted { $0.key < $1.key }
-        let epochs = sorted.map(\.key), hours = sorted.map(\.value.hours)
-        var batch = FuturesBatch(epochs: epochs, columns: [])
-        switch dataset {
-        case .fundingRate: batch.columns = [.float64(sorted.map { $0.value.values[0] }), .int64(hours)]
-        case .metrics: batch.columns = (0..<6).map { k in .float64(sorted.map { $0.value.values[k] }) }
-        }
-        report.rows = batch.count
-        report.firstEpoch = epochs.first
-        report.lastEpoch = epochs.last
-        report.findGaps(epochs: epochs, hours: dataset == .fundingRate ? hours : nil, period: name.period, slot: dataset.slotSeconds)
-        return (batch, report)
+        return rows
+    }
+
+    /// `nan`, `inf`, `-inf`, `infinity` in any case.
+    static func isNotANumberWord(_ field: ArraySlice<UInt8>) -> Bool {
+        ["nan", "inf", "-inf", "+inf", "infinity", "-infinity"].contains(text(field).lowercased())
     }
 
     static func text(_ field: ArraySlice<UInt8>) -> String { String(decoding: field, as: UTF8.self) }
@@ -213,5 +280,23 @@ public enum FuturesArchiveDecoder {
               let sec = number(17..<19), (1...12).contains(mo), (1...UTCCalendar.daysInMonth(year: y, month: mo)).contains(d),
               h < 24, mi < 60, sec < 60 else { return nil }
         return UTCCalendar.epoch(year: y, month: mo, day: d) + Int64(h * 3600 + mi * 60 + sec)
+    }
+}
+
+extension FuturesArchiveDecoder {
+    /// An end-labelled day's row of the period before (`FuturesBatch.before`) is written by the
+    /// day before's own archive when it has one: dropped then, kept otherwise (it is the only
+    /// copy of that period). The report counts which.
+    public static func placeNeighbourRows(_ batch: FuturesBatch, _ report: FuturesReport,
+                                          dayBeforeHasArchive: Bool) -> (batch: FuturesBatch, report: FuturesReport) {
+        guard let before = batch.before else { return (batch, report) }
+        var (batch, report) = (batch, report)
+        batch.before = nil
+        guard !dayBeforeHasArchive else { return (batch, report) }
+        batch = batch.merged(with: before)
+        report.neighbourKept = before.epochs.count
+        report.rows = batch.count
+        (report.firstEpoch, report.lastEpoch) = (batch.epochs.first, batch.epochs.last)
+        return (batch, report)
     }
 }

@@ -45,5 +45,42 @@ public enum FuturesDataset: String, CaseIterable, Sendable, Codable {
 public struct FuturesBatch: Sendable, Equatable {
     public var epochs: [Int64]
     public var columns: [ColumnValues]
+    /// Rows of the period before the archive's own (an end-labelled metrics day's 00:00 row):
+    /// the import writes them only when no archive of that period does.
+    public var before: FuturesRows?
     public var count: Int { epochs.count }
+
+    public init(epochs: [Int64], columns: [ColumnValues]) {
+        (self.epochs, self.columns) = (epochs, columns)
+    }
+
+    /// Decoded rows by slot, in slot order.
+    init(rows: [Int64: FuturesArchiveDecoder.Row], dataset: FuturesDataset) {
+        let sorted = rows.sorted { $0.key < $1.key }
+        switch dataset {
+        case .fundingRate: columns = [.float64(sorted.map { $0.value.values[0] }), .int64(sorted.map(\.value.hours))]
+        case .metrics: columns = (0..<dataset.columns.count).map { k in .float64(sorted.map { $0.value.values[k] }) }
+        }
+        epochs = sorted.map(\.key)
+    }
+
+    /// These rows with `other`'s added in slot order (no slot in both).
+    public func merged(with other: FuturesRows) -> FuturesBatch {
+        let all = epochs + other.epochs
+        let order = all.indices.sorted { all[$0] < all[$1] }
+        var out = FuturesBatch(epochs: order.map { all[$0] }, columns: [])
+        for (mine, theirs) in zip(columns, other.columns) {
+            var column = mine
+            column.append(contentsOf: theirs)
+            out.columns.append(column.gathered(order))
+        }
+        return out
+    }
+}
+
+/// Rows apart from a batch's own (see `FuturesBatch.before`).
+public struct FuturesRows: Sendable, Equatable {
+    public var epochs: [Int64]
+    public var columns: [ColumnValues]
+    init(_ batch: FuturesBatch) { (epochs, columns) = (batch.epochs, batch.columns) }
 }

@@ -17,6 +17,17 @@ public struct FuturesUnit: WorkUnit, Equatable {
     public var listing: String?
     /// A month of funding from REST (`to: now`): the monthly archive's address, a `rest/` id.
     public var fromREST = false
+    /// Metrics: what the day before has (an end-labelled day carries that day's last period).
+    public var dayBefore: DayBefore = .unarchived
+
+    public enum DayBefore: Sendable, Equatable {
+        /// Its own archive writes its last period.
+        case archived
+        /// No archive, between the key's first and last: a gap (this unit) the row may narrow.
+        case hole(FuturesUnitHole)
+        /// No archive, before the key's first (or outside the job).
+        case unarchived
+    }
 
     public init(address: FuturesArchiveAddress, key: String, listing: String? = nil) {
         (self.address, self.key, self.listing) = (address, key, listing)
@@ -30,10 +41,27 @@ public struct FuturesUnit: WorkUnit, Equatable {
     /// is settled as unpublished (a 404 from a CDN that lags its listing is looked at again).
     public static let absent = "absent from the listing"
 
-    /// The slots of the period, as a gap ([first, last] slot starts).
-    var wholePeriod: GapRecord {
-        GapRecord(key: key, first: address.period.start, last: address.period.end - address.dataset.slotSeconds, state: .unexplained, unit: id)
+    /// The slots of the period, as a gap ([first, last] slot starts); without its last slot
+    /// when the day after holds that period (an end-labelled day's 00:00 row, kept).
+    func gap(lastSlotHeldByNextDay: Bool = false) -> GapRecord {
+        let slot = address.dataset.slotSeconds
+        return GapRecord(key: key, first: address.period.start, last: address.period.end - slot * (lastSlotHeldByNextDay ? 2 : 1),
+                         state: .unexplained, unit: id)
     }
+
+    /// The day before's gap, as this unit's rows leave it.
+    func gapOfDayBefore(keptItsLastPeriod: Bool) -> (unit: String, gap: GapRecord)? {
+        guard case let .hole(hole) = dayBefore else { return nil }
+        return (hole.id, hole.unit.gap(lastSlotHeldByNextDay: keptItsLastPeriod))
+    }
+}
+
+/// A day without an archive between a key's first and last (boxed: a unit refers to it).
+public final class FuturesUnitHole: Sendable, Equatable {
+    let unit: FuturesUnit
+    var id: String { unit.id }
+    init(_ unit: FuturesUnit) { self.unit = unit }
+    public static func == (a: FuturesUnitHole, b: FuturesUnitHole) -> Bool { a.unit == b.unit }
 }
 
 /// The units of a funding-rate or metrics job: symbol x period over the job's range. Funding
@@ -177,7 +205,15 @@ extension ImportRunner {
         var before: [ArchivePeriod] = [], after: [ArchivePeriod] = []
         for period in periods {
             if let fingerprint = fingerprints[period] {
-                plan.units.append(try futuresUnit(symbol, period, key: key, listing: fingerprint))
+                var unit = try futuresUnit(symbol, period, key: key, listing: fingerprint)
+                if !dataset.isMonthly, let dayBefore = periods.last(where: { $0 < period }), dayBefore.start == period.start - 86400 {
+                    if fingerprints[dayBefore] != nil {
+                        unit.dayBefore = .archived
+                    } else if dayBefore > first {
+                        unit.dayBefore = .hole(FuturesUnitHole(try futuresUnit(symbol, dayBefore, key: key, listing: FuturesUnit.absent)))
+                    }
+                }
+                plan.units.append(unit)
                 continue
             }
             let absent = try futuresUnit(symbol, period, key: key, listing: FuturesUnit.absent)
@@ -222,7 +258,15 @@ extension ImportRunner {
         let plan = planned.plan
         await recordNotPublished(plan.notPublished, index: planned.index, store: store)
         summary.notPublished = plan.notPublished.count
-        for hole in plan.holes where planned.index[hole.id]?.status != .done { await store.setGaps(unit: hole.id, [hole.wholePeriod]) }
+        for hole in plan.holes where planned.index[hole.id]?.status != .done {
+            // The day after may hold the hole's last period (an end-labelled 00:00 row it kept):
+            // its record says so; a day imported this run sets the gap again when decoded.
+            var kept = false
+            if let next = plan.units.first(where: { $0.gapOfDayBefore(keptItsLastPeriod: false)?.unit == hole.id }) {
+                kept = (await store.record(next.id)?.anomalies?["neighbour_row_kept"] ?? 0) > 0
+            }
+            await store.setGaps(unit: hole.id, [hole.gap(lastSlotHeldByNextDay: kept)])
+        }
         var holes: [String: [String]] = [:]
         for hole in plan.holes where hole.address.period.kind == .day { holes[hole.key, default: []].append("\(hole.address.period)") }
         summary.daysInNoArchive = holes.mapValues(daySpans)
@@ -258,8 +302,9 @@ extension ImportRunner {
         guard let archive = await fetchedArchive(unit, result, store: store, progress: progress) else { return }
         let dataset = futuresDataset, strict = spec.validation == .strict
         do {
-            try await onThread(thread) {
-                let (batch, report) = try FuturesArchiveDecoder.decode(path: archive.path, market: market)
+            let dayBefore = try await onThread(thread) { () -> (unit: String, gap: GapRecord)? in
+                let decoded = try FuturesArchiveDecoder.decode(path: archive.path, market: market)
+                let (batch, report) = FuturesArchiveDecoder.placeNeighbourRows(decoded.batch, decoded.report, dayBeforeHasArchive: unit.dayBefore == .archived)
                 if strict, report.anomalies > 0 { throw StrictValidationFailed(report: report) }
                 let rows = RowBatch(batch, dataset)
                 var digest = ColumnDigest()
@@ -267,7 +312,9 @@ extension ImportRunner {
                 let size = (try? FileManager.default.attributesOfItem(atPath: archive.path)[.size] as? UInt64) ?? nil
                 // Put from the decode thread: it blocks while the writer is behind.
                 pieces.put(DecodedPiece(unit: unit, batch: rows, outcome: UnitOutcome(archive: archive, facts: UnitFacts(report, bytes: size ?? 0), digest: digest)))
+                return unit.gapOfDayBefore(keptItsLastPeriod: report.neighbourKept > 0)
             }
+            if let dayBefore { await store.setGaps(unit: dayBefore.unit, [dayBefore.gap]) }
         } catch {
             await store.fail(unit, "\(error)", progress: progress, logger: logger)
         }

@@ -76,10 +76,12 @@ package struct UnitFacts: Sendable {
     package init(_ report: FuturesReport, bytes: UInt64, countingMissingSlots: Bool = true) {
         rows = report.rows
         (firstEpoch, lastEpoch) = (report.firstEpoch, report.lastEpoch)
-        adjustments = ["shifted_to_period_start": report.shifted, "outside_period_dropped": report.outsidePeriod,
-                       "off_slot_floored": report.offSlot].filter { $0.value > 0 }
+        adjustments = ["shifted_to_period_start": report.shifted, "outside_period_dropped": report.neighbourRows - report.neighbourKept,
+                       "neighbour_row_kept": report.neighbourKept, "off_slot_floored": report.offSlot,
+                       "labels_read_from_content": report.labelsContradictDate ? 1 : 0].filter { $0.value > 0 }
         let missing = countingMissingSlots ? report.missingSlots : 0
-        let counted = ["duplicates": report.duplicates, "missing_slots": missing, "empty_values": report.emptyValues]
+        let counted = ["duplicates": report.duplicates, "missing_slots": missing, "empty_values": report.emptyValues,
+                       "not_a_number": report.notANumber, "off_hour": report.offHour, "outside_period": report.outsidePeriod]
         anomalies = counted.merging(adjustments) { a, _ in a }.filter { $0.value > 0 }
         anomalyCount = report.anomalies - report.missingSlots + missing
         gaps = countingMissingSlots ? report.gapRanges : []

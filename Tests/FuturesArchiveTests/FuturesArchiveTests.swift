@@ -69,7 +69,8 @@ final class FuturesArchiveTests: XCTestCase {
             XCTAssertEqual(report.labels, old ? .periodEnd : .periodStart, name)
             XCTAssertEqual(report.csvRows, old ? 289 : 288, name)
             XCTAssertEqual(report.shifted, old ? 289 : 0, name)
-            XCTAssertEqual(report.outsidePeriod, old ? 1 : 0, "the 00:00 row of the day before: \(name)")
+            XCTAssertEqual(report.neighbourRows, old ? 1 : 0, "the 00:00 row of the day before: \(name)")
+            XCTAssertEqual(report.outsidePeriod, 0, name)
             XCTAssertEqual(report.rows, 288, name)
             XCTAssertEqual(report.missingSlots, 0, "\(name): \(report.gaps)")
             epochs += batch.epochs
@@ -112,18 +113,19 @@ final class FuturesArchiveTests: XCTestCase {
         XCTAssertEqual(h.gaps, ["2026-06-27T01:00:00Z..2026-06-27T01:55:00Z"])
     }
 
-    /// A funding interval that changes from 8 h to 4 h, and a funding missing: both reported.
+    /// A funding interval that changes from 8 h to 4 h (the first funding 4 h after the one
+    /// before says 4), and a funding missing: both reported.
     func testFundingIntervalChangesAndMissingFundings() throws {
         let start = UTCCalendar.epoch(year: 2026, month: 2, day: 1)
         var times = Array(stride(from: start, to: start + 10 * 86400, by: 8 * 3600))
         times += Array(stride(from: start + 10 * 86400, to: UTCCalendar.epoch(year: 2026, month: 3, day: 1), by: 4 * 3600))
         times.removeAll { $0 == start + 2 * 86400 + 8 * 3600 }  // one 8 h funding missing
         var csv = FuturesDataset.fundingRate.header.joined(separator: ",") + "\n"
-        for t in times { csv += "\(t * 1000 + 7),\(t < start + 10 * 86400 ? 8 : 4),0.000\(t % 97)1\n" }
+        for t in times { csv += "\(t * 1000 + 7),\(t <= start + 10 * 86400 ? 8 : 4),0.000\(t % 97)1\n" }
         let (batch, report) = try FuturesArchiveDecoder.decode(path: try archive("XYZUSDT-fundingRate-2026-02.zip", csv))
         XCTAssertEqual(batch.count, times.count)
         XCTAssertEqual(report.offSlot, times.count)
-        XCTAssertEqual(report.intervalChanges, ["2026-02-11T00:00:00Z 8h -> 4h"])
+        XCTAssertEqual(report.intervalChanges, ["2026-02-11T04:00:00Z 8h -> 4h"])
         XCTAssertEqual(report.missingSlots, 1)
         XCTAssertEqual(report.gaps, ["2026-02-03T08:00:00Z"])
     }

@@ -138,6 +138,30 @@ extension ImportJobTests {
         return iso.replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: "+00:00")
     }
 
+    /// An end-labelled day after a day with no archive: its 00:00 row is the only copy of that
+    /// day's last period, so it is kept, and the missing day's gap stops before it (issue 32:
+    /// the row was dropped as "the neighbour's" and the day reported wholly missing).
+    func testAnEndLabelledDayAfterAMissingDayKeepsItsFirstRow() async throws {
+        let folder = "data/futures/um/daily/metrics/BTCUSDT"
+        func start(_ day: String) -> Int64 { ArchivePeriod(day: day)!.start }
+        for day in ["2026-06-20", "2026-06-22"] {
+            try publish(folder, "BTCUSDT-metrics-\(day).zip", csv: metricsDay(day, labels: Array(stride(from: start(day), through: start(day) + 86400, by: 300))))
+        }
+        let path = try futuresJob("metrics-hole", dataset: "metrics", symbols: ["BTCUSDT"], from: "2026-06", to: "2026-06")
+        for today in ["2026-11-29", "2026-11-30"] {  // the second run imports nothing and must say the same
+            let run = try importer(["run", path, "--log-format", "json"], today: today)
+            XCTAssertEqual(run.status, 0, run.output)
+            XCTAssertEqual((nightlySummary(run.output)["gaps"] as? [String: [String]])?["BTCUSDT/5Min/METRICS"],
+                           ["2026-06-21T00:00:00Z..2026-06-21T23:50:00Z unexplained"], run.output)
+        }
+        let rows = try await TargetReader(target: .marketstore(url: marketstore.url)).read(key: "BTCUSDT/5Min/METRICS", from: nil, to: nil)
+        let want = [start("2026-06-20") - 300] + Array(stride(from: start("2026-06-20"), to: start("2026-06-21"), by: 300))
+            + Array(stride(from: start("2026-06-22") - 300, to: start("2026-06-23"), by: 300))
+        XCTAssertEqual(rows.first?.columns[0], .int64(want))
+        XCTAssertEqual(rows.first?.columns[2], .float64(want.map { Double("\($0 + 300).5")! }), "each period from the row labelled its end")
+        XCTAssertEqual(try importer(["verify", path], today: "2026-11-30").status, 0)
+    }
+
     func testMetricsAcrossTheLabelChangeLandOncePerFiveMinutesWithTheirGapsOnBothTargets() async throws {
         let folder = "data/futures/um/daily/metrics/BTCUSDT"
         func start(_ day: String) -> Int64 { ArchivePeriod(day: day)!.start }
@@ -153,7 +177,8 @@ extension ImportJobTests {
         // A truncated day (its second half is missing), and 2026-06-28 not published at all.
         try publish(folder, "BTCUSDT-metrics-2026-06-27.zip", csv: metricsDay("2026-06-27", labels: Array(stride(from: start("2026-06-27"), to: start("2026-06-27") + 43200, by: 300))))
         // The slots every file should land in, and the label (of its own file) each comes from.
-        var expected: [(epoch: Int64, label: Int64)] = []
+        // 2026-06-23's 00:00 row is 2026-06-22's last period, which has no archive: kept.
+        var expected: [(epoch: Int64, label: Int64)] = [(start("2026-06-23") - 300, start("2026-06-23"))]
         for day in ["2026-06-23", "2026-06-24", "2026-06-25", "2026-06-26", "2026-06-27", "2026-06-29"] {
             let end = day == "2026-06-27" ? start(day) + 43200 : start(day) + 86400
             for slot in stride(from: start(day), to: end, by: 300) { expected.append((slot, start(day) < start("2026-06-25") ? slot + 300 : slot)) }
@@ -167,7 +192,8 @@ extension ImportJobTests {
             let summary = nightlySummary(first.output)
             XCTAssertEqual(summary["done"] as? Int, 6, first.output)
             XCTAssertEqual(summary["rows"] as? Int, expected.count, first.output)
-            XCTAssertEqual(summary["adjusted"] as? [String: Int], ["shifted_to_period_start": 2 * 289, "outside_period_dropped": 2], first.output)
+            XCTAssertEqual(summary["adjusted"] as? [String: Int], ["shifted_to_period_start": 2 * 289, "outside_period_dropped": 1,
+                                                                  "neighbour_row_kept": 1], first.output)
             XCTAssertEqual((summary["days_in_no_archive"] as? [String: String])?["BTCUSDT/5Min/METRICS"], "2026-06-28", first.output)
             XCTAssertEqual((summary["not_published_ranges"] as? [String: String])?["BTCUSDT/5Min/METRICS"],
                            "2026-06-01..2026-06-22 (before its first archive); 2026-06-30 (after its last archive)", first.output)
