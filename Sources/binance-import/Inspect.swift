@@ -85,13 +85,19 @@ struct Inspect: ParsableCommand {
                          "rows: \(report.rows) of \(report.csvRows) read"]
             if report.dataset == .metrics { lines.append("labels: \(report.labels.rawValue)") }
             if let first = report.firstEpoch, let last = report.lastEpoch { lines.append("first..last: \(UTCCalendar.iso8601(first))..\(UTCCalendar.iso8601(last))") }
-            for (label, n) in [("shifted to the period start", report.shifted), ("of the neighbouring archive (dropped)", report.outsidePeriod),
-                               ("duplicates (last kept)", report.duplicates), ("times floored to their slot", report.offSlot),
-                               ("empty values (NaN)", report.emptyValues), ("missing slots", report.missingSlots)] where n > 0 {
+            if report.dataset == .metrics { lines[lines.count - 1] += report.labelsFrom == .content ? " (read from the rows)" : " (by the file's date)" }
+            if report.labelsContradictDate { lines.append("labels: the rows contradict the file's date (2026-06-25 change): read by the rows") }
+            for (label, n) in [("shifted to the period start", report.shifted), ("the day before's last period (its own archive writes it when it has one)", report.neighbourRows),
+                               ("outside the archive's period (dropped)", report.outsidePeriod),
+                               ("duplicates (last kept)", report.duplicates), ("times taken to their slot (under a second off)", report.offSlot),
+                               ("times off their slot (floored)", report.offHour),
+                               ("empty values (NaN)", report.emptyValues), ("nan or inf values (NaN)", report.notANumber), ("missing slots", report.missingSlots)] where n > 0 {
                 lines.append("\(label): \(n)")
             }
+            for time in report.offHourTimes { lines.append("off its slot: \(time)") }
             for gap in report.gaps.prefix(20) { lines.append("gap: \(gap)") }
             for change in report.intervalChanges { lines.append("funding interval: \(change)") }
+            if let column = report.intervalColumn { lines.append("funding interval column: \(column.rawValue)") }
             for row in head { lines.append((["Epoch"] + names).map { "\($0)=\(row[$0] ?? "")" }.joined(separator: " ")) }
             print(lines.joined(separator: "\n"))
         }
@@ -126,8 +132,9 @@ struct Inspect: ParsableCommand {
             var row: [String: Any] = ["Epoch": epochs[i]]
             for (name, values) in columns {
                 switch values {
-                case let .float32(v): row[name] = Double(v[i])
-                case let .float64(v): row[name] = v[i]
+                // JSON has no NaN or infinity: such a value (an empty metrics field) is null.
+                case let .float32(v): row[name] = v[i].isFinite ? Double(v[i]) : NSNull()
+                case let .float64(v): row[name] = v[i].isFinite ? v[i] : NSNull()
                 case let .int64(v): row[name] = v[i]
                 }
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DurableFiles
 import Foundation
+import FuturesArchive
 import ImportPipeline
 import JobModel
 import KlineArchive
@@ -29,6 +30,8 @@ struct BinanceImport: AsyncParsableCommand {
             }
         } catch let error as KlineDecodeError {
             fatal(error.description, code: 1)
+        } catch let error as FuturesDecodeError {
+            fatal(error.description, code: 1)
         } catch let error as JobFileError {
             fatal(error.description, code: 2)
         } catch let error as JobLockError {
@@ -40,11 +43,12 @@ struct BinanceImport: AsyncParsableCommand {
             fatal(error.description, code: 3)
         } catch {
             let code = exitCode(for: error)
-            if code == .success || code == ExitCode(1) && !(error is ExitCode) {
-                // --help, --version, or an ExitCode a command chose.
-                exit(withError: error)
-            }
+            // --help, --version.
+            if code == .success { exit(withError: error) }
+            // An ExitCode a command chose (it said why).
             if error is ExitCode { Foundation.exit(code.rawValue) }
+            // Any other failure of a command: its message (as JSON too where the command speaks it).
+            if code == ExitCode(1) { fatal("\(error)", code: 1) }
             // Usage errors: ArgumentParser's message, exit code 2.
             fatal(fullMessage(for: error), code: 2, prefix: "")
         }

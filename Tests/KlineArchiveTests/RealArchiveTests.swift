@@ -117,3 +117,37 @@ final class RealArchiveTests: XCTestCase {
         XCTAssertEqual(usage.status, 2, usage.stderr)
     }
 }
+
+/// `inspect --json` prints valid JSON whatever happens (issue 32): the error object for an
+/// archive that does not decode, and NaN (an empty metrics value) as null in `head`.
+final class InspectJSONTests: XCTestCase {
+    func testInspectJSONIsValidOnFailureAndWithEmptyValues() throws {
+        let binary = TestPaths.productsDirectory.appendingPathComponent("binance-import").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw missing("binance-import is not built next to the tests (\(binary)); `make test` builds it")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("inspect-json-\(getpid())-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let header = "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio"
+        let metrics = dir.appendingPathComponent("BTCUSDT-metrics-2026-07-01.zip")
+        try Data(ZipBuilder.single("BTCUSDT-metrics-2026-07-01.csv", header + "\n2026-07-01 00:00:00,BTCUSDT,1.5,2.5,,1.2,,0.9\n2026-07-01 00:05:00,BTCUSDT,1.5,2.5,0.1,1.2,nan,0.9\n")).write(to: metrics)
+        let ok = try runProcess(binary, ["inspect", metrics.path, "--json", "--head", "5"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: ok.stdout) as? [String: Any], ok.stderr)
+        let head = try XCTUnwrap(json["head"] as? [[String: Any]])
+        XCTAssertEqual(head.count, 2)
+        XCTAssertTrue(head[0]["CountTopTraderLongShortRatio"] is NSNull, "\(head[0])")
+        XCTAssertEqual(head[0]["SumOpenInterest"] as? Double, 1.5)
+        XCTAssertEqual([json["empty_values"] as? Int, json["not_a_number"] as? Int], [2, 1])
+
+        let renamed = dir.appendingPathComponent("BTCUSDT-fundingRate-2026-01.zip")
+        try Data(ZipBuilder.single("BTCUSDT-fundingRate-2026-01.csv", "calc_time,interval_hours,last_funding_rate\n1767225600000,8,0.0001\n")).write(to: renamed)
+        let bad = try runProcess(binary, ["inspect", renamed.path, "--json"])
+        XCTAssertEqual(bad.status, 1, bad.stderr)
+        let error = try XCTUnwrap(try JSONSerialization.jsonObject(with: bad.stdout) as? [String: Any], "stdout: \(String(decoding: bad.stdout, as: UTF8.self))")
+        XCTAssertEqual(error["exit_code"] as? Int, 1)
+        XCTAssertTrue((error["error"] as? String)?.contains("the header is \"calc_time,interval_hours,last_funding_rate\"") == true, "\(error)")
+        XCTAssertTrue(bad.stderr.contains(renamed.path), bad.stderr)
+    }
+}
