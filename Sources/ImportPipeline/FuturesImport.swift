@@ -97,6 +97,7 @@ struct PlannedFuturesRun {
     var index: [String: UnitIndexEntry]
     var fetcher: ArchiveFetcher
     var binding: ImportRunner.PlannedBinding
+    var deepCheck: ImportRunner.DeepCheck
 }
 
 extension ImportRunner {
@@ -108,13 +109,14 @@ extension ImportRunner {
 
     func planFutures(_ options: RunOptions, store: ManifestStore, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedFuturesRun {
         let index = await store.currentIndex()
+        let deepCheck = try await deepCheck(options, store: store)
         let plan = try await makeFuturesPlan(symbols: try await symbols(), today: options.today, index: index, force: options.force,
-                                             deepCheck: try await deepCheck(options, store: store))
+                                             deepCheck: deepCheck.due)
         summary.units = plan.units.count
         summary.notPublishedRanges = plan.notPublishedRanges
         let fetcher = makeFetcher()
         let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
-        return PlannedFuturesRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding)
+        return PlannedFuturesRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, deepCheck: deepCheck)
     }
 
     /// The plan of every symbol, `spec.listings` symbols at a time, assembled in symbol order. A
@@ -239,8 +241,10 @@ extension ImportRunner {
 
     func printDryRun(_ planned: PlannedFuturesRun, summary: RunSummary) {
         let (plan, work) = (planned.plan, planned.work)
-        print("plan for \(spec.name) (\(futuresDataset.rawValue)): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import")
+        let sources = sourcesNote(work.map(\.address), fetcher: planned.fetcher)
+        print("plan for \(spec.name) (\(futuresDataset.rawValue)): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
         print(planned.binding.line)
+        print(planned.deepCheck.line)
         for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
         if work.count > 200 { print("  ... and \(work.count - 200) more") }
         for (key, ranges) in plan.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(ranges)") }

@@ -151,6 +151,7 @@ public final class ImportRunner: Sendable {
         var index: [String: UnitIndexEntry]
         var fetcher: ArchiveFetcher
         var binding: PlannedBinding
+        var deepCheck: DeepCheck
     }
 
     /// The state speaks of one target and schema: a run with others would skip units whose rows
@@ -169,12 +170,32 @@ public final class ImportRunner: Sendable {
 
     /// Whether this run lists every key's folders again (`recheck_days`), and records that it did:
     /// a deep check finds archives published or re-published for periods the state calls settled;
-    /// in between, a settled key costs one listing a night.
-    func deepCheck(_ options: RunOptions, store: ManifestStore) async throws -> Bool {
-        let lastDeepCheck = try await store.meta("deep_checked_day").flatMap { Int64($0) }
-        let deepCheck = lastDeepCheck.map { options.today.start - $0 >= Int64(spec.recheckDays) * 86400 || $0 > options.today.start } ?? true
-        if deepCheck, !options.dryRun { await store.setMeta("deep_checked_day", "\(options.today.start)") }
-        return deepCheck
+    /// in between, a settled key costs one listing a night. A dry run reads the same record.
+    func deepCheck(_ options: RunOptions, store: ManifestStore) async throws -> DeepCheck {
+        let every = Int64(spec.recheckDays) * 86400
+        let last = try await store.meta("deep_checked_day").flatMap { Int64($0) }
+        let due = last.map { options.today.start - $0 >= every || $0 > options.today.start } ?? true
+        if due, !options.dryRun { await store.setMeta("deep_checked_day", "\(options.today.start)") }
+        return DeepCheck(due: due, next: due ? options.today.start : (last ?? options.today.start) + every, everyDays: spec.recheckDays)
+    }
+
+    /// Whether this run is a deep check, and when the next one is (what the dry run says).
+    struct DeepCheck {
+        var due: Bool
+        var next: Int64
+        var everyDays: Int
+
+        var line: String {
+            due ? "deep check: due (every \(everyDays) days): every key's folders are listed again"
+                : "deep check: next on \(UTCCalendar.iso8601(next).prefix(10)) (recheck_days: \(everyDays)); until then settled periods are not listed again"
+        }
+    }
+
+    /// Where the archives of a dry run's work come from: the mirror, or the cache and downloads.
+    func sourcesNote(_ archives: [any PublishedArchive], fetcher: ArchiveFetcher) -> String {
+        if case .directory = location { return "read from the mirror" }
+        let cached = archives.filter { FileManager.default.fileExists(atPath: fetcher.cachedPath($0)) }.count
+        return "\(cached) archives cached, \(archives.count - cached) to fetch"
     }
 
     /// The units of `planned` to import: all with `--force`, otherwise less the done units whose
@@ -197,26 +218,21 @@ public final class ImportRunner: Sendable {
     func plan(_ options: RunOptions, store: ManifestStore, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedRun {
         let symbols = try await symbols()
         let index = await store.currentIndex()
-        let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force,
-                                      deepCheck: try await deepCheck(options, store: store))
+        let deepCheck = try await deepCheck(options, store: store)
+        let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force, deepCheck: deepCheck.due)
         summary.units = plan.units.count
         for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
         let fetcher = makeFetcher()
         let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
-        return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding)
+        return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, deepCheck: deepCheck)
     }
 
     func printDryRun(_ planned: PlannedRun, summary: RunSummary) {
         let (plan, work) = (planned.plan, planned.work)
-        let sources: String
-        if case .directory = location {
-            sources = "read from the mirror"
-        } else {
-            let cached = work.filter { FileManager.default.fileExists(atPath: planned.fetcher.cachedPath($0.address)) }.count
-            sources = "\(cached) archives cached, \(work.count - cached) to fetch"
-        }
+        let sources = sourcesNote(work.map(\.address), fetcher: planned.fetcher)
         print("plan for \(spec.name): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
         print(planned.binding.line)
+        print(planned.deepCheck.line)
         for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
         if work.count > 200 { print("  ... and \(work.count - 200) more") }
         for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }

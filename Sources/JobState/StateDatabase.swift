@@ -122,6 +122,13 @@ package final class StateDatabase {
         return try statement.step() ? statement.text(0) : nil
     }
 
+    package func allMeta() throws -> [String: String] {
+        let statement = try db.prepare("SELECT name, value FROM meta")
+        var values: [String: String] = [:]
+        while try statement.step() { values[statement.text(0) ?? ""] = statement.text(1) }
+        return values
+    }
+
     package func setMeta(_ values: [String: String]) throws {
         try db.transaction {
             let meta = try db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
@@ -363,7 +370,9 @@ package actor ManifestStore {
         if inMemory {
             let db = try StateDatabase(path: ":memory:", create: true, job: job, walJournal: false)
             try db.write(try Manifest.load(path: manifest, job: job).units.values)
-            if StateDatabase.isDatabase(path), let binding = try StateDatabase(path: path, create: false).binding() { try db.bind(binding) }
+            // The binding and the rest of the run's memory (the last deep check): a dry run
+            // plans exactly what the run would.
+            if StateDatabase.isDatabase(path) { try db.setMeta(try StateDatabase(path: path, create: false).allMeta()) }
             return try ManifestStore(path: path, job: job, database: db, commitInterval: commitInterval)
         }
         if StateDatabase.isDatabase(path) {

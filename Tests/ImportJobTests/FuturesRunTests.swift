@@ -162,6 +162,32 @@ extension ImportJobTests {
         XCTAssertEqual(try importer(["verify", path], today: "2026-11-30").status, 0)
     }
 
+    /// A metrics day published late in a month more than two months back: the run does not list
+    /// that year again before the deep check, and the dry run must say the same (issue 32: it
+    /// promised "1 to import" and the run skipped it), with the deep check's date; at the deep
+    /// check both find it.
+    func testTheDryRunPlansWhatTheRunDoesForALateDayInAnOldMonth() async throws {
+        let folder = "data/futures/um/daily/metrics/BTCUSDT"
+        func start(_ day: String) -> Int64 { ArchivePeriod(day: day)!.start }
+        for day in ["2026-06-25", "2026-06-27"] {
+            try publish(folder, "BTCUSDT-metrics-\(day).zip", csv: metricsDay(day, labels: Array(stride(from: start(day), to: start(day) + 86400, by: 300))))
+        }
+        let path = try futuresJob("metrics-late", dataset: "metrics", symbols: ["BTCUSDT"], from: "2026-06", to: "2026-06", extra: "recheck_days: 7")
+        XCTAssertEqual(try importer(["run", path], today: "2026-11-29").status, 0)
+        try publish(folder, "BTCUSDT-metrics-2026-06-26.zip", csv: metricsDay("2026-06-26", labels: Array(stride(from: start("2026-06-26"), to: start("2026-06-27"), by: 300))))
+        let dry = try importer(["run", path, "--dry-run"], today: "2026-11-30")
+        XCTAssertEqual(dry.status, 0, dry.output)
+        XCTAssertTrue(dry.output.contains("2 already done; 0 to import"), dry.output)
+        XCTAssertTrue(dry.output.contains("deep check: next on 2026-12-06 (recheck_days: 7)"), dry.output)
+        let run = try importer(["run", path, "--log-format", "json"], today: "2026-11-30")
+        XCTAssertEqual(nightlySummary(run.output)["done"] as? Int, 0, run.output)
+        let dueDry = try importer(["run", path, "--dry-run"], today: "2026-12-06")
+        XCTAssertTrue(dueDry.output.contains("1 to import"), dueDry.output)
+        XCTAssertTrue(dueDry.output.contains("deep check: due (every 7 days)"), dueDry.output)
+        let due = try importer(["run", path, "--log-format", "json"], today: "2026-12-06")
+        XCTAssertEqual(nightlySummary(due.output)["done"] as? Int, 1, due.output)
+    }
+
     func testMetricsAcrossTheLabelChangeLandOncePerFiveMinutesWithTheirGapsOnBothTargets() async throws {
         let folder = "data/futures/um/daily/metrics/BTCUSDT"
         func start(_ day: String) -> Int64 { ArchivePeriod(day: day)!.start }
