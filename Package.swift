@@ -87,6 +87,7 @@ let package = Package(
             "JobModel", "JobState", "JobMetrics", "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "MarketStore", "MarketStoreModel",
             "MarketStoreDirectory", "DurableFiles", "Columnar",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         // follow: Binance's kline streams into the pipeline's writer.
         .target(name: "Follow", dependencies: [

@@ -104,7 +104,7 @@ public final class Follower: Sendable {
         let runner = ImportRunner(spec: spec, logger: logger, stop: stop)
         let catchUp = try await runner.run(RunOptions(today: options.today))
         logger.info("caught up: \(catchUp.done) units done, \(catchUp.failed) failed, \(catchUp.rows) rows")
-        if stop.requested { return 1 }
+        if let signalled = stop.exitCode { return signalled }
 
         // 2. The state, the writer and the metrics for the live part.
         let lock = try JobLock(manifest: spec.manifest)
@@ -177,7 +177,7 @@ public final class Follower: Sendable {
         await write(pending: pending, writer: writer, store: store, runner: runner, rest: rest, keys: keys, today: options.today, metrics: metrics)
         try await store.close()
         logger.notice("stopped: everything received was written and recorded")
-        return 0
+        return stop.exitCode ?? 0
     }
 
     /// 0.5 s after a lost connection, doubling to 30 s while it keeps failing, with jitter.

@@ -313,7 +313,7 @@ extension ImportRunner {
                 let rows = RowBatch(batch, dataset)
                 var digest = ColumnDigest()
                 digest.add(epochs: rows.epochs, columns: rows.columns)
-                let size = (try? FileManager.default.attributesOfItem(atPath: archive.path)[.size] as? UInt64) ?? nil
+                let size = try FileManager.default.attributesOfItem(atPath: archive.path)[.size] as? UInt64
                 // Put from the decode thread: it blocks while the writer is behind.
                 pieces.put(DecodedPiece(unit: unit, batch: rows, outcome: UnitOutcome(archive: archive, facts: UnitFacts(report, bytes: size ?? 0), digest: digest)))
                 return unit.gapOfDayBefore(keptItsLastPeriod: report.neighbourKept > 0)

@@ -446,11 +446,21 @@ public final class ImportRunner: Sendable {
             // The index, not the record: this runs for every monthly unit of a run.
             guard let entry = await store.entry(monthly.id), entry.status == .done, let lacking = entry.lacking else { continue }
             let a = monthly.address
-            let days: [PlannedUnit] = lacking.compactMap(ArchivePeriod.init(day:)).compactMap { period in
-                guard let address = try? ArchiveAddress(market: a.market, symbol: a.symbol, interval: a.interval, period: period, dataset: a.dataset) else { return nil }
-                var unit = PlannedUnit(address: address, key: monthly.key)
-                unit.repairs = true
-                return unit
+            var days: [PlannedUnit] = []
+            for day in lacking {
+                // A recorded day that names no archive is the state's fault: said, not skipped.
+                do {
+                    guard let period = ArchivePeriod(day: day) else {
+                        logger.error("\(monthly.id): the state records it lacking \"\(day)\", which is not a day")
+                        continue
+                    }
+                    var unit = PlannedUnit(address: try ArchiveAddress(market: a.market, symbol: a.symbol, interval: a.interval, period: period, dataset: a.dataset),
+                                           key: monthly.key)
+                    unit.repairs = true
+                    days.append(unit)
+                } catch {
+                    logger.error("\(monthly.id): its lacking day \(day) cannot be repaired: \(error)")
+                }
             }
             logger.notice("\(monthly.id) lacks \(lacking.count) day(s) (\(daySpans(lacking))): looking for their daily archives")
             do {

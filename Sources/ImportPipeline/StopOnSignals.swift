@@ -1,5 +1,5 @@
 import Foundation
-import ImportPipeline
+
 import Logging
 import UnixSignals
 
@@ -7,12 +7,14 @@ import UnixSignals
 /// work to stop cleanly (`stop`: no new downloads or decodes; what is held is written and
 /// recorded); 5 s later, or at a second signal, the work's task is cancelled, which ends the
 /// transfers still running (their units stay pending). The work then returns by itself, with its
-/// summary, and the exit code says which signal (130, 143). A last-resort watchdog ends the
-/// process if the work has not returned 10 s after the first signal; the tests check it never
-/// has to.
-func withStopOnSignals<T: Sendable>(_ stop: StopRequest, logger: Logger, saying message: String,
+/// summary, and the exit code says which signal (130, 143). No timer ends the process: work
+/// that is slow to return (a write the server is slow to acknowledge) is waited for. The signal
+/// dispositions are restored when the work returns.
+package func withStopOnSignals<T: Sendable>(_ stop: StopRequest, logger: Logger, saying message: String,
                                     _ work: @escaping @Sendable () async throws -> T) async throws -> T {
-    for sig in [SIGINT, SIGTERM] { signal(sig, SIG_IGN) }  // the signal source alone sees them
+    // The signal source alone sees them while the work runs; as they were afterwards.
+    let previous = [SIGINT, SIGTERM].map { ($0, signal($0, SIG_IGN)) }
+    defer { for (sig, handler) in previous { signal(sig, handler) } }
     let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
     return try await withThrowingTaskGroup(of: SignalEvent<T>.self) { group in
         group.addTask { .finished(try await work()) }
@@ -23,10 +25,6 @@ func withStopOnSignals<T: Sendable>(_ stop: StopRequest, logger: Logger, saying 
                 if count > 1 { return .cancelWork }
                 stop.request(signal: received.rawValue)
                 logger.warning("signal \(received.rawValue): \(message); send it again to stop at once")
-                DispatchQueue.global().asyncAfter(deadline: .now() + 10) {
-                    FileHandle.standardError.write(Data("binance-import: not stopped 10 s after the signal; exiting\n".utf8))
-                    exit(128 + received.rawValue)
-                }
             }
             return .idle
         }
