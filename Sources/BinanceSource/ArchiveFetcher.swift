@@ -142,7 +142,7 @@ public final class ArchiveFetcher: Sendable {
         // With no cached copy the archive is needed whatever its CHECKSUM says: both requests go
         // out at once, one round trip instead of two (the hash is compared once both are in,
         // before a row is read). A cached copy is checked against the CHECKSUM first.
-        var early: (Int, String, Int)?
+        var early: Download?
         let sumResponse: HTTPResponse
         if FileManager.default.fileExists(atPath: target) {
             sumResponse = try await retry.run(url: sumURL) { try await session.perform(method: "GET", url: sumURL) }.0
@@ -151,15 +151,26 @@ public final class ArchiveFetcher: Sendable {
             defer { Task { await pool.give(other) } }
             async let checksum = retry.run(url: sumURL) { try await other.perform(method: "GET", url: sumURL) }
             early = try await download(zipURL, to: target, session: session)
-            sumResponse = try await checksum.0
+            do {
+                sumResponse = try await checksum.0
+            } catch {
+                early?.discard()
+                throw error
+            }
         }
         var expected: String?
         switch sumResponse.status {
         case 200:
-            expected = try Self.parseChecksum(String(decoding: sumResponse.body, as: UTF8.self), url: sumURL, fileName: address.fileName)
+            do {
+                expected = try Self.parseChecksum(String(decoding: sumResponse.body, as: UTF8.self), url: sumURL, fileName: address.fileName)
+            } catch {
+                early?.discard()
+                throw error
+            }
         case 404:
             break
         default:
+            early?.discard()
             throw SourceError.http(url: sumURL, status: sumResponse.status, attempts: 1)
         }
         if early == nil, let expected, FileManager.default.fileExists(atPath: target),
@@ -172,32 +183,54 @@ public final class ArchiveFetcher: Sendable {
         }
         var totalAttempts = 0
         for round in 1...2 {  // a hash mismatch is retried once from scratch
-            let fetched: (Int, String, Int)
+            let fetched: Download
             if round == 1, let early { fetched = early } else { fetched = try await download(zipURL, to: target, session: session) }
-            let (status, actual, attempts) = fetched
-            totalAttempts += attempts
-            if status == 404 { return .notPublished(address.remotePath) }
-            guard status == 200 else { throw SourceError.http(url: zipURL, status: status, attempts: attempts) }
+            totalAttempts += fetched.attempts
+            if fetched.status == 404 { return .notPublished(address.remotePath) }
+            guard fetched.status == 200 else { throw SourceError.http(url: zipURL, status: fetched.status, attempts: fetched.attempts) }
             guard let expected else {
                 if checksumRequired {
-                    try? FileManager.default.removeItem(atPath: target)
+                    fetched.discard()
                     throw SourceError.checksumMissing(url: sumURL)
                 }
+                try fetched.keep(as: target)
                 return .ready(LocalArchive(remotePath: address.remotePath, path: target, sha256: nil, fromCache: false, attempts: totalAttempts))
             }
-            if actual == expected {
+            if fetched.sha256 == expected {
+                try fetched.keep(as: target)
                 try Self.writeAtomically(Array((sumResponse.body.isEmpty ? Array("\(expected)  \(address.fileName)\n".utf8) : sumResponse.body)), to: sumFile)
-                return .ready(LocalArchive(remotePath: address.remotePath, path: target, sha256: actual, fromCache: false, attempts: totalAttempts))
+                return .ready(LocalArchive(remotePath: address.remotePath, path: target, sha256: fetched.sha256, fromCache: false, attempts: totalAttempts))
             }
-            try? FileManager.default.removeItem(atPath: target)
-            if round == 2 { throw SourceError.checksumMismatch(url: zipURL, expected: expected, actual: actual) }
+            fetched.discard()
+            // The cached copy (re-published since) is not what the CHECKSUM says either.
+            if FileManager.default.fileExists(atPath: target) { try? FileManager.default.removeItem(atPath: target) }
+            if round == 2 { throw SourceError.checksumMismatch(url: zipURL, expected: expected, actual: fetched.sha256) }
         }
         fatalError("unreachable")
     }
 
-    /// Downloads `url` into `target` through a temporary file, hashing the bytes as they arrive.
-    /// Returns the final status, the SHA-256 of the body and the attempts made.
-    private func download(_ url: String, to target: String, session: CurlSession) async throws -> (Int, String, Int) {
+    /// A download held under a temporary name beside its cache name until its hash is checked.
+    struct Download {
+        var status: Int
+        var sha256: String
+        var attempts: Int
+        var temporary: String
+
+        /// Takes the cache name (the hash matched, or no CHECKSUM is required).
+        func keep(as target: String) throws {
+            guard rename(temporary, target) == 0 else { throw SourceError.io(path: target, reason: String(cString: strerror(errno))) }
+        }
+
+        func discard() {
+            do { try FileManager.default.removeItem(atPath: temporary) } catch CocoaError.fileNoSuchFile {} catch {
+                // A leftover `.part-` file is removed by the next download of the archive.
+            }
+        }
+    }
+
+    /// Downloads `url` into a temporary file beside `target`, hashing the bytes as they arrive.
+    /// The caller names it `target` once the hash is checked, or discards it.
+    private func download(_ url: String, to target: String, session: CurlSession) async throws -> Download {
         // Partial downloads of runs that were killed: their process is gone.
         let dir = (target as NSString).deletingLastPathComponent, base = (target as NSString).lastPathComponent
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(base + ".part-") {
@@ -206,19 +239,21 @@ public final class ArchiveFetcher: Sendable {
             }
         }
         let temp = target + ".part-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { try? FileManager.default.removeItem(atPath: temp) }
         var digest = ""
-        let (response, attempts) = try await retry.run(url: url) {
-            let sink = try HashingFileSink(path: temp)
-            let response = try await session.perform(method: "GET", url: url) { chunk in sink.write(chunk) }
-            digest = try sink.finish()
-            return response
+        do {
+            let (response, attempts) = try await retry.run(url: url) {
+                let sink = try HashingFileSink(path: temp)
+                let response = try await session.perform(method: "GET", url: url) { chunk in sink.write(chunk) }
+                digest = try sink.finish()
+                return response
+            }
+            let download = Download(status: response.status, sha256: digest, attempts: attempts, temporary: temp)
+            if response.status != 200 { download.discard() }
+            return download
+        } catch {
+            Download(status: 0, sha256: "", attempts: 0, temporary: temp).discard()
+            throw error
         }
-        if response.status == 200 {
-            try? FileManager.default.removeItem(atPath: target)
-            guard rename(temp, target) == 0 else { throw SourceError.io(path: target, reason: String(cString: strerror(errno))) }
-        }
-        return (response.status, digest, attempts)
     }
 
     // MARK: - Helpers

@@ -266,6 +266,28 @@ final class BinanceSourceTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 30, "the low-speed timeout cut the 60 s stall short")
     }
 
+    /// The archive takes its cache name only once its hash matched the CHECKSUM (issue 32): while
+    /// the CHECKSUM is slow to come, the downloaded bytes wait under a temporary name, so a crash
+    /// then leaves no unverified file where the cache is trusted.
+    func testADownloadIsNamedInTheCacheOnlyAfterItsChecksumMatched() async throws {
+        let a = try address("2020-01-03")
+        try await server.control(["path": a.remotePath + ".CHECKSUM", "fault": "delay", "seconds": 2, "times": 1])
+        let f = fetcher()
+        let fetch = Task { try await f.fetch(a) }
+        let dir = (f.cachedPath(a) as NSString).deletingLastPathComponent
+        var sawPart = false
+        let deadline = Date().addingTimeInterval(1.8)
+        while Date() < deadline {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: f.cachedPath(a)), "named before its CHECKSUM came")
+            sawPart = sawPart || ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).contains { $0.contains(".part-") }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        XCTAssertTrue(sawPart, "the download was under way while the CHECKSUM was awaited")
+        let fetched = try await fetch.value
+        XCTAssertNotNil(try ready(fetched).sha256)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: f.cachedPath(a)))
+    }
+
     func testChecksumFaults() async throws {
         let a = try address("2020-01-01")
         // Wrong once: the download is retried from scratch and verifies.
