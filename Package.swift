@@ -101,7 +101,7 @@ let package = Package(
         // MarketStore client: datasets, RPC over HTTP, schema guard, timeframes.
         .target(name: "MarketStore", dependencies: ["Columnar", "CurlHTTP", "MsgPack", "MarketStoreModel"]),
         .testTarget(name: "KlineArchiveTests", dependencies: ["KlineArchive", "CZlib", "TestSupport"]),
-        .testTarget(name: "MsgPackTests", dependencies: ["MsgPack"]),
+        .testTarget(name: "MsgPackTests", dependencies: ["MsgPack", "TestSupport"]),
         // Helpers of the test targets: Python test servers on ephemeral ports.
         .target(name: "TestSupport", dependencies: ["CurlHTTP", "CZlib"], path: "Tests/TestSupport"),
         .testTarget(name: "MarketStoreTests", dependencies: ["MarketStore", "MarketStoreModel", "MsgPack", "Columnar", "CurlHTTP", "TestSupport"]),

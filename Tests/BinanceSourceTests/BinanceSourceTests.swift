@@ -16,7 +16,7 @@ final class BinanceSourceTests: XCTestCase {
     /// A temporary tree in the remote layout holding the real archives of ../shared/binance.
     override func setUpWithError() throws {
         let shared = ServerProcess.shared.appendingPathComponent("binance")
-        guard FileManager.default.fileExists(atPath: shared.path) else { throw XCTSkip("../shared/binance is absent (\(shared.path))") }
+        guard FileManager.default.fileExists(atPath: shared.path) else { throw missing("../shared/binance is absent (\(shared.path))") }
         tree = FileManager.default.temporaryDirectory.appendingPathComponent("binance-tree-\(getpid())-\(UUID().uuidString.prefix(8))")
         let fm = FileManager.default
         for (interval, days) in [("1m", ["2020-01-01", "2020-01-02", "2020-01-03"]), ("1h", ["2026-05-08", "2026-05-09"])] {

@@ -151,3 +151,25 @@ final class InspectJSONTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains(renamed.path), bad.stderr)
     }
 }
+
+/// A test that reads ../shared must fail on CI when it is absent (a CI machine without it would
+/// otherwise pass by skipping): every such guard goes through `missing`, which skips only off CI.
+final class SharedRequirementTests: XCTestCase {
+    func testNoTestSkipsOnCIWhenSharedIsAbsent() throws {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let files = try XCTUnwrap(FileManager.default.enumerator(atPath: tests.path)).compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") }
+        var offenders: [String] = []
+        for file in files {
+            let text = try String(contentsOf: tests.appendingPathComponent(file), encoding: .utf8)
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            where line.contains("XCTSkip(\"" + "../shared") {
+                offenders.append("\(file):\(n + 1)")
+            }
+        }
+        XCTAssertEqual(offenders, [], "use missing(...), which fails on CI")
+        let saved = ProcessInfo.processInfo.environment["CI"]
+        setenv("CI", "true", 1)
+        defer { if let saved { setenv("CI", saved, 1) } else { unsetenv("CI") } }
+        XCTAssertFalse(missing("../shared is absent") is XCTSkip, "on CI the absence fails the test")
+    }
+}

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import TestSupport
 @_exported import TestSupport
 import XCTest
 @testable import KlineArchive
@@ -14,7 +15,7 @@ enum TestPaths {
     static func sharedBinance() throws -> URL {
         let dir = shared.appendingPathComponent("binance")
         guard FileManager.default.fileExists(atPath: dir.path) else {
-            throw XCTSkip("../shared/binance is absent (looked in \(dir.path)); the real-archive tests need it")
+            throw missing("../shared/binance is absent (looked in \(dir.path)); the real-archive tests need it")
         }
         return dir
     }

@@ -12,7 +12,7 @@ final class PyMarketStoreContractTests: XCTestCase {
     func testContractWithPymarketstoreAndTheCaptures() async throws {
         let captures = MarketStoreTestServer.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/marketstore/captures")
         guard FileManager.default.fileExists(atPath: captures.path) else {
-            throw XCTSkip("../shared/marketstore/captures is absent (looked in \(captures.path))")
+            throw missing("../shared/marketstore/captures is absent (looked in \(captures.path))")
         }
         // The captured dataset, as the Swift client would send it.
         let captured = try MsgPackReader.decode([UInt8](Data(contentsOf: captures.appendingPathComponent("write_request_body.msgpack"))))

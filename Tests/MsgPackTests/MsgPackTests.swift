@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import MsgPack
 
@@ -9,7 +10,7 @@ final class MsgPackTests: XCTestCase {
 
     func captureNames() throws -> [String] {
         guard FileManager.default.fileExists(atPath: Self.captures.path) else {
-            throw XCTSkip("../shared/marketstore/captures is absent (looked in \(Self.captures.path))")
+            throw missing("../shared/marketstore/captures is absent (looked in \(Self.captures.path))")
         }
         return try FileManager.default.contentsOfDirectory(atPath: Self.captures.path)
             .filter { $0.hasSuffix(".msgpack") }.map { String($0.dropLast(".msgpack".count)) }.sorted()
