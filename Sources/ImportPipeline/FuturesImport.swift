@@ -112,7 +112,7 @@ extension ImportRunner {
         let deepCheck = try await deepCheck(options, store: store)
         let plan = try await makeFuturesPlan(symbols: try await symbols(), today: options.today, index: index, force: options.force,
                                              deepCheck: deepCheck.due)
-        summary.units = plan.units.count
+        summary.units = plan.units.count + plan.failedKeys.map(\.periods.count).reduce(0, +)
         summary.notPublishedRanges = plan.notPublishedRanges
         let fetcher = makeFetcher()
         let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
@@ -272,7 +272,10 @@ extension ImportRunner {
             await store.setGaps(unit: hole.id, [hole.gap(lastSlotHeldByNextDay: kept)])
         }
         var holes: [String: [String]] = [:]
-        for hole in plan.holes where hole.address.period.kind == .day { holes[hole.key, default: []].append("\(hole.address.period)") }
+        for hole in plan.holes {
+            let period = hole.address.period
+            holes[hole.key, default: []] += period.kind == .day ? ["\(period)"] : PeriodPlanner.days(of: period).map { "\($0)" }
+        }
         summary.daysInNoArchive = holes.mapValues(daySpans)
         for failed in plan.failedKeys {
             logger.error("\(failed.key): \(failed.reason)")

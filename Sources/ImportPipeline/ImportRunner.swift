@@ -220,7 +220,8 @@ public final class ImportRunner: Sendable {
         let index = await store.currentIndex()
         let deepCheck = try await deepCheck(options, store: store)
         let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force, deepCheck: deepCheck.due)
-        summary.units = plan.units.count
+        // The months of a key with no archive at all fail: units of the run all the same.
+        summary.units = plan.units.count + plan.unpublishedKeys.map(\.1.count).reduce(0, +)
         for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
         let fetcher = makeFetcher()
         let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
@@ -256,7 +257,7 @@ public final class ImportRunner: Sendable {
             } catch let error as MarketStoreError where error.isAuthentication {
                 throw TargetUnavailable(description: "MarketStore at \(spec.target.display): \(error)")
             } catch {
-                throw TargetUnavailable(description: "MarketStore at \(spec.target.display) is unreachable: \(error)")
+                throw TargetUnavailable(description: "MarketStore at \(spec.target.display) is unreachable: \((error as? MarketStoreError)?.unreachableReason ?? "\(error)")")
             }
             return SchemaGuard(client: client)
         case let .directory(path):
@@ -581,7 +582,10 @@ public final class ImportRunner: Sendable {
         guard case let .directory(path) = spec.target else { return }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }  // made by the first write
-        guard isDirectory.boolValue else { throw JobFileError(file: spec.file, key: "target.directory", reason: "target \(path) is a file, not a directory") }
+        guard isDirectory.boolValue else {
+            throw JobFileError(file: spec.targetFromCommandLine ? "command line" : spec.file, key: spec.targetFromCommandLine ? "--target" : "target.directory",
+                               reason: "target \(path) is a file, not a directory")
+        }
         guard access(path, W_OK | X_OK) == 0 else {
             throw TargetUnavailable(description: "target directory \(path) cannot be written: \(String(cString: strerror(errno))) (check its owner and permissions)")
         }

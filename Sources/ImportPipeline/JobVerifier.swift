@@ -109,7 +109,7 @@ public struct TargetReader: Sendable {
             do {
                 return try await MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30), caFile: caFile).listSymbols(format: "tbk").sorted()
             } catch let error as MarketStoreError {
-                if case .transport = error { throw TargetUnavailable(description: "MarketStore at \(redactCredentials(url)) is unreachable: \(error)") }
+                if let reason = error.unreachableReason { throw TargetUnavailable(description: "MarketStore at \(redactCredentials(url)) is unreachable: \(reason)") }
                 throw error
             }
         case let .directory(path):

@@ -104,6 +104,8 @@ public struct JobSpec: Equatable, Sendable {
     public var floatType: FloatType
     public var attributeGroup: String
     public var target: ImportTarget
+    /// The target was given by `--target` (its mistakes are the command line's, not the file's).
+    public var targetFromCommandLine = false
     public var chunkRows: Int
     public var downloads: Int
     /// Keys planned at once (`concurrency.listings`): their listing requests overlap.
@@ -430,7 +432,10 @@ public struct JobSpec: Equatable, Sendable {
             if let twice = Self.firstRepeated(list) { throw fail("--symbols", "\(twice) is listed twice") }
             self.symbols = list
         }
-        if let target { self.target = try ImportTarget.parse(commandLine: target) }
+        if let target {
+            self.target = try ImportTarget.parse(commandLine: target)
+            targetFromCommandLine = true
+        }
     }
 }
 

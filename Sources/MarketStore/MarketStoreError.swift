@@ -26,6 +26,13 @@ public enum MarketStoreError: Error, CustomStringConvertible, Equatable {
         return nil
     }
 
+    /// Why the server could not be reached (a transport failure), for "MarketStore at X is
+    /// unreachable: <why>"; nil for an answer.
+    public var unreachableReason: String? {
+        if case let .transport(e) = self { return "\(e)" }
+        return nil
+    }
+
     /// Credentials refused (401, 403, 407): by MarketStore's proxy, since MarketStore has none.
     public var isAuthentication: Bool { [401, 403, 407].contains(status ?? 0) }
 

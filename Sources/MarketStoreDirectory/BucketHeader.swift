@@ -131,7 +131,7 @@ public enum DirectoryError: Error, CustomStringConvertible, Equatable {
         case let .schemaMismatch(key, path, file, dataset, reason):
             return "\(key): \(reason); \(path) has [\(file.joined(separator: " "))], the dataset has [\(dataset.joined(separator: " "))]"
         case let .inUse(root, evidence):
-            return "\(root) is in use by a running MarketStore server (\(evidence)); stop it first, or force the write"
+            return "\(root) is in use by a running MarketStore server (\(evidence)); stop it first, or give --force-directory to write anyway"
         case let .io(path, reason): return "\(path): \(reason)"
         case let .badKey(key): return "key \(key) is not SYMBOL/Timeframe/AttributeGroup with a known timeframe"
         }

@@ -306,6 +306,9 @@ struct Forget: AsyncParsableCommand {
         if ids.count > 200 { print("... and \(ids.count - 200) more") }
         if !dryRun, !ids.isEmpty { try Manifest.forget(ids: ids, manifest: spec.manifest) }
         print("\(dryRun ? "would drop" : "dropped") \(ids.count) units of \(names.sorted().joined(separator: ", ")) from \(Manifest.databasePath(spec.manifest))")
+        for name in names.sorted() where spec.symbols?.contains(name) == true {
+            print("warning: \(name) is still in the job: the next run imports its units again (remove it from \(job) to stop that)")
+        }
     }
 }
 

@@ -15,7 +15,7 @@ let binanceImportVersion = "0.15.0"
 struct BinanceImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "binance-import",
-        abstract: "Load Binance public kline archives into MarketStore.",
+        abstract: "Load Binance's public market data (klines, funding rates, futures metrics) into MarketStore.",
         version: binanceImportVersion,
         subcommands: [Run.self, Nightly.self, Follow.self, Status.self, Verify.self, Inspect.self, Show.self, Forget.self]
     )

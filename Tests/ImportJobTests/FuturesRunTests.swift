@@ -162,6 +162,24 @@ extension ImportJobTests {
         XCTAssertEqual(try importer(["verify", path], today: "2026-11-30").status, 0)
     }
 
+    /// A month with no funding archive between two that have one is a gap, and the summary's
+    /// days_in_no_archive says which days (issue 32: the gap was there, the days list empty).
+    func testAFundingMonthWithNoArchiveIsListedAsDaysInNoArchive() throws {
+        let folder = "data/futures/um/monthly/fundingRate/XYZUSDT"
+        for month in ["2026-01", "2026-03"] {
+            let start = ArchivePeriod(year: 2026, month: Int(month.suffix(2))!)!
+            var csv = "calc_time,funding_interval_hours,last_funding_rate\n"
+            for t in stride(from: start.start, to: start.end, by: 8 * 3600) { csv += "\(t * 1000 + 3),8,0.0001\n" }
+            try publish(folder, "XYZUSDT-fundingRate-\(month).zip", csv: csv)
+        }
+        let path = try futuresJob("funding-hole", dataset: "fundingRate", symbols: ["XYZUSDT"], from: "2026-01", to: "2026-03")
+        let run = try importer(["run", path, "--log-format", "json"], today: "2026-11-29")
+        XCTAssertEqual(run.status, 0, run.output)
+        let summary = nightlySummary(run.output)
+        XCTAssertEqual((summary["days_in_no_archive"] as? [String: String])?["XYZUSDT/1H/FUNDING"], "2026-02-01..2026-02-28", run.output)
+        XCTAssertEqual((summary["gaps"] as? [String: [String]])?["XYZUSDT/1H/FUNDING"], ["2026-02-01T00:00:00Z..2026-02-28T23:00:00Z unexplained"], run.output)
+    }
+
     /// A metrics day published late in a month more than two months back: the run does not list
     /// that year again before the deep check, and the dry run must say the same (issue 32: it
     /// promised "1 to import" and the run skipped it), with the deep check's date; at the deep

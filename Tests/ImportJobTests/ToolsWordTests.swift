@@ -234,3 +234,48 @@ extension ImportJobTests {
         }
     }
 }
+
+extension ImportJobTests {
+    /// The smaller findings of issue 32's trial, each as a user meets it.
+    func testTheWordsOfSmallerFindings() async throws {
+        let job = try demoJob()
+        // A --target that is a file is the command line's mistake, not the job file's.
+        try "x".write(to: work.appendingPathComponent("afile"), atomically: true, encoding: .utf8)
+        let file = try demo(["run", job, "--target", "./afile", "--force"])
+        XCTAssertEqual(file.status, 2, file.output)
+        XCTAssertTrue(file.output.contains("command line: key '--target': target ./afile is a file"), file.output)
+        XCTAssertFalse(file.output.contains("target.directory"), file.output)
+        // An unreachable server is said so once.
+        let down = try demo(["run", job, "--target", "http://127.0.0.1:9/rpc", "--force"])
+        XCTAssertEqual(down.status, 3, down.output)
+        XCTAssertTrue(down.output.contains("is unreachable"), down.output)
+        XCTAssertFalse(down.output.contains("unreachable: MarketStore unreachable"), down.output)
+        // An unknown symbol's units are units of the run too: failed ones are among them.
+        let unknown = try demo(["run", job, "--symbols", "BTCUSDT,NOPEUSDT", "--log-format", "json"])
+        XCTAssertEqual(unknown.status, 1, unknown.output)
+        let summary = nightlySummary(unknown.output)
+        let (units, failed) = (summary["units"] as? Int ?? -1, summary["failed"] as? Int ?? -1)
+        XCTAssertEqual(failed, 2, unknown.output)
+        XCTAssertGreaterThanOrEqual(units, 2 + failed, "units counts the failed ones: \(unknown.output)")
+        // forget of a symbol the job still names: done, with a warning that a run brings it back.
+        let forget = try demo(["forget", job, "--symbols", "BTCUSDT"])
+        XCTAssertEqual(forget.status, 0, forget.output)
+        XCTAssertTrue(forget.output.contains("BTCUSDT is still in the job"), forget.output)
+        // The help says what the tool loads.
+        let help = try demo(["--help"])
+        XCTAssertFalse(help.output.contains("kline archives into"), help.output)
+        XCTAssertTrue(help.output.contains("funding"), help.output)
+    }
+
+    /// A directory a running server holds: the refusal names the flag that overrides it.
+    func testTheInUseRefusalNamesTheFlag() throws {
+        let db = work.appendingPathComponent("held")
+        try FileManager.default.createDirectory(at: db, withIntermediateDirectories: true)
+        let wal = db.appendingPathComponent("WALFile.1.walfile")
+        try Data([0]).write(to: wal)
+        let job = try demoJob("held") { $0.replacingOccurrences(of: "directory: db", with: "directory: held") }
+        let run = try demo(["run", job])
+        XCTAssertEqual(run.status, 3, run.output)
+        XCTAssertTrue(run.output.contains("--force-directory"), run.output)
+    }
+}
