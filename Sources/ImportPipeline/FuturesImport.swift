@@ -402,15 +402,19 @@ extension ImportRunner {
         return outcome
     }
 
-    /// The interval of each funding (hour numbers since 1970, ascending): the hours since the one
-    /// before; the first takes the next one's; a lone funding Binance's default of 8. A step of
-    /// more than a day (fundings missing from the answer) takes the interval before it.
+    /// The interval of each funding (hour numbers since 1970, ascending), as the archives'
+    /// column reads (README, "Funding rates"): the hours since the funding before; a step that
+    /// is no interval Binance uses (a 3 h step back onto the grid after hourly fundings) the
+    /// next one up; a step longer than 8 h (fundings missing from the answer) the interval
+    /// before it; the first funding the next one's; a lone one Binance's default of 8.
     package static func fundingIntervals(_ hours: [Int64]) -> [Int64] {
+        let used: [Int64] = [1, 2, 4, 8]
+        func interval(_ step: Int64) -> Int64? { used.first { $0 >= step && step >= 1 } }
         var out: [Int64] = []
         for i in hours.indices {
-            if i > 0, (1...24).contains(hours[i] - hours[i - 1]) { out.append(hours[i] - hours[i - 1]); continue }
+            if i > 0, let h = interval(hours[i] - hours[i - 1]) { out.append(h); continue }
             if i > 0, let before = out.last { out.append(before); continue }
-            out.append(hours.count > 1 && (1...24).contains(hours[1] - hours[0]) ? hours[1] - hours[0] : 8)
+            out.append(hours.count > 1 ? interval(hours[1] - hours[0]) ?? 8 : 8)
         }
         return out
     }

@@ -430,7 +430,9 @@ extension ImportJobTests {
         XCTAssertEqual(byPath?["/fapi/v1/fundingRate"], 1, later.output)
         XCTAssertEqual(try manifest("funding-now").units[juneID]?.rows, (m.units[juneID]?.rows ?? 0) + 1)
 
-        // The May archive is published with the values REST gave: it supersedes the REST month.
+        // The May archive is published with the values REST gave: it supersedes the REST month,
+        // and stores the very rows REST did (the interval column read the same way).
+        let fromREST = try await TargetReader(target: .marketstore(url: marketstore.url)).read(key: "BTCUSDT/1H/FUNDING", from: may.start, to: may.end - 1)
         var csv = "calc_time,funding_interval_hours,last_funding_rate\n"
         let mayFundings = history.filter { ($0["fundingTime"] as! NSNumber).int64Value < may.end * 1000 }
         for f in mayFundings { csv += "\((f["fundingTime"] as! NSNumber).int64Value),8,\(f["fundingRate"] as! String)\n" }
@@ -441,6 +443,7 @@ extension ImportJobTests {
         XCTAssertEqual(try manifest("funding-now").units[mayID]?.status, .superseded)
         let again = try await TargetReader(target: .marketstore(url: marketstore.url)).read(key: "BTCUSDT/1H/FUNDING", from: may.start, to: may.end - 1)
         XCTAssertEqual(again.first?.columns[1], .float64(mayFundings.map { Double($0["fundingRate"] as! String)! }))
+        XCTAssertEqual(again.first?.columns, fromREST.first?.columns, "the archive's rows are REST's")
         XCTAssertEqual(try grid(path, today: "2026-06-10")["BTCUSDT/1H/FUNDING"], ["monthly", "monthly", "rest"])
         XCTAssertEqual(try importer(["verify", path], today: "2026-06-10").status, 0)
     }

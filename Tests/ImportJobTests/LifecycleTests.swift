@@ -57,3 +57,18 @@ extension ImportJobTests {
         XCTAssertEqual(code, 143)
     }
 }
+
+/// REST's funding history has no interval: it is derived so that a month served by REST stores
+/// what the archive would (issue 32): the hours since the funding before, the new interval from
+/// the first funding after a change, and a schedule back on its grid (a 3 h step after hourly
+/// fundings) given the interval it returns to.
+final class FundingIntervalTests: XCTestCase {
+    func testIntervalsDerivedFromFundingTimesReadAsTheArchivesDo() {
+        // 8 h, a change to 4 h, a capped rate's hourly funding, back on the 4 h grid with a 3 h step.
+        let hours: [Int64] = [0, 8, 16, 24, 28, 32, 33, 36, 40]
+        XCTAssertEqual(ImportRunner.fundingIntervals(hours), [8, 8, 8, 8, 4, 4, 1, 4, 4])
+        // A missing funding (a 16 h step) takes the interval before it; a lone funding 8.
+        XCTAssertEqual(ImportRunner.fundingIntervals([0, 8, 24, 32]), [8, 8, 8, 8])
+        XCTAssertEqual(ImportRunner.fundingIntervals([5]), [8])
+    }
+}
