@@ -94,12 +94,7 @@ public final class Follower: Sendable {
         guard case let .marketstore(url) = spec.target else {
             throw JobFileError(file: spec.file, key: "target", reason: "follow writes to a running MarketStore; a data directory belongs to the server that serves it (use run for a stopped server's directory)")
         }
-        if let futures = spec.futures {
-            throw JobFileError(file: spec.file, key: "dataset", reason: "follow reads the kline streams; \(futures.rawValue) is imported with run or nightly")
-        }
-        guard spec.dataset == .klines else {
-            throw JobFileError(file: spec.file, key: "dataset", reason: "follow reads the kline streams; \(spec.dataset.rawValue) is imported with run (to: now)")
-        }
+        if let refusal = spec.dataset.followRefusal { throw JobFileError(file: spec.file, key: "dataset", reason: refusal) }
         // 1. Catch up: the archives, then REST to the last closed kline.
         let runner = ImportRunner(spec: spec, logger: logger, stop: stop)
         let catchUp = try await runner.run(RunOptions(today: options.today))

@@ -38,6 +38,12 @@ public enum FuturesDataset: String, CaseIterable, Sendable, Codable {
 
     /// Archives are monthly for funding rates, daily for metrics.
     public var isMonthly: Bool { self == .fundingRate }
+
+    /// Binance's REST serves its history (`to: now` continues the archives from it): funding.
+    public var continuesFromREST: Bool { self == .fundingRate }
+
+    /// Its rows are labelled by a time whose convention changed (metrics: period end or start).
+    public var hasLabelConvention: Bool { self == .metrics }
 }
 
 /// The columns of one decoded archive: epochs (UTC seconds, the slot's start) and one column per

@@ -92,6 +92,7 @@ public struct FuturesPlan: Sendable {
 
 /// A futures run's decisions before any work, as `PlannedRun` is for klines.
 struct PlannedFuturesRun {
+    var dataset: FuturesDataset
     var plan: FuturesPlan
     var work: [FuturesUnit]
     var index: [String: UnitIndexEntry]
@@ -101,30 +102,24 @@ struct PlannedFuturesRun {
 }
 
 extension ImportRunner {
-    /// The futures dataset of the job (the runner takes this path only for such jobs).
-    var futuresDataset: FuturesDataset {
-        guard let futures = spec.futures else { preconditionFailure("not a fundingRate or metrics job") }
-        return futures
-    }
-
-    func planFutures(_ options: RunOptions, store: ManifestStore, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedFuturesRun {
+    func planFutures(_ dataset: FuturesDataset, _ options: RunOptions, store: ManifestStore, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedFuturesRun {
         let index = await store.currentIndex()
         let deepCheck = try await deepCheck(options, store: store)
-        let plan = try await makeFuturesPlan(symbols: try await symbols(), today: options.today, index: index, force: options.force,
+        let plan = try await makeFuturesPlan(dataset, symbols: try await symbols(), today: options.today, index: index, force: options.force,
                                              deepCheck: deepCheck.due)
         summary.units = plan.units.count + plan.failedKeys.map(\.periods.count).reduce(0, +)
         summary.notPublishedRanges = plan.notPublishedRanges
         let fetcher = makeFetcher()
         let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
-        return PlannedFuturesRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, deepCheck: deepCheck)
+        return PlannedFuturesRun(dataset: dataset, plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, deepCheck: deepCheck)
     }
 
     /// The plan of every symbol, `spec.listings` symbols at a time, assembled in symbol order. A
     /// symbol whose listing failed fails alone; when every one failed, the source is wrong.
-    package func makeFuturesPlan(symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false,
+    package func makeFuturesPlan(_ dataset: FuturesDataset, symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false,
                                  deepCheck: Bool = true) async throws -> FuturesPlan {
         let parts = await inOrder(count: symbols.count, atOnce: spec.listings) { i in
-            try await self.planFuturesKey(symbol: symbols[i], today: today, index: index, force: force, deepCheck: deepCheck)
+            try await self.planFuturesKey(dataset, symbol: symbols[i], today: today, index: index, force: force, deepCheck: deepCheck)
         }
         if !symbols.isEmpty, case let failures = parts.compactMap(\.failure), failures.count == symbols.count { throw listingMistake(failures[0]) }
         var plan = FuturesPlan()
@@ -141,8 +136,8 @@ extension ImportRunner {
             case let .failure(error):
                 let key = try spec.keys(symbol: symbols[i])[0]
                 plan.keys.append(key)
-                let periods = try futuresPeriods(today: today).map { try futuresUnit(symbols[i], $0, key: key) }
-                plan.failedKeys.append((key, "listing the \(futuresDataset.rawValue) archives of \(symbols[i]) failed: \(error)", periods))
+                let periods = try futuresPeriods(dataset, today: today).map { try futuresUnit(dataset, symbols[i], $0, key: key) }
+                plan.failedKeys.append((key, "listing the \(dataset.rawValue) archives of \(symbols[i]) failed: \(error)", periods))
             }
         }
         return plan
@@ -150,24 +145,24 @@ extension ImportRunner {
 
     /// The periods of the job that can be out by `today`: months before the current one
     /// (funding), days before today (metrics).
-    func futuresPeriods(today: ArchivePeriod) -> [ArchivePeriod] {
+    func futuresPeriods(_ dataset: FuturesDataset, today: ArchivePeriod) -> [ArchivePeriod] {
         let months = spec.months(today: today)
-        guard !futuresDataset.isMonthly else {
+        guard !dataset.isMonthly else {
             let current = ArchivePeriod(year: today.year, month: today.month)!
             return months.filter { $0 < current }
         }
         return months.flatMap { PeriodPlanner.days(of: $0).filter { $0 < today } }
     }
 
-    func futuresUnit(_ symbol: String, _ period: ArchivePeriod, key: String, listing: String? = nil) throws -> FuturesUnit {
-        FuturesUnit(address: try FuturesArchiveAddress(market: spec.market, symbol: symbol, dataset: futuresDataset, period: period), key: key, listing: listing)
+    func futuresUnit(_ dataset: FuturesDataset, _ symbol: String, _ period: ArchivePeriod, key: String, listing: String? = nil) throws -> FuturesUnit {
+        FuturesUnit(address: try FuturesArchiveAddress(market: spec.market, symbol: symbol, dataset: dataset, period: period), key: key, listing: listing)
     }
 
     /// One symbol's part of the plan (see `FuturesPlan`).
-    func planFuturesKey(symbol: String, today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool, deepCheck: Bool) async throws -> FuturesPlan {
-        let dataset = futuresDataset
+    func planFuturesKey(_ dataset: FuturesDataset, symbol: String, today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool,
+                        deepCheck: Bool) async throws -> FuturesPlan {
         let key = try spec.keys(symbol: symbol)[0]
-        let periods = futuresPeriods(today: today)
+        let periods = futuresPeriods(dataset, today: today)
         let lister = makeLister()
         let current = ArchivePeriod(year: today.year, month: today.month)!
         let recentStart = PeriodPlanner.months(back: ImportPlan.recentMonths, from: current)
@@ -181,7 +176,7 @@ extension ImportRunner {
             let old = periods.filter { month($0) < recentStart }
             for year in Set(old.map(\.year)).sorted() {
                 let days = old.filter { $0.year == year }
-                let entries = try days.map { (day: $0, entry: index[try futuresUnit(symbol, $0, key: key).id]) }
+                let entries = try days.map { (day: $0, entry: index[try futuresUnit(dataset, symbol, $0, key: key).id]) }
                 let settled = !deepCheck && !force && entries.allSatisfy {
                     $0.entry?.status == .done || ($0.entry?.status == .notPublished && $0.entry?.listing == FuturesUnit.absent)
                 }
@@ -200,25 +195,25 @@ extension ImportRunner {
         guard let first = found.first, let last = found.last else {
             if let from = periods.first, let to = periods.last {
                 plan.failedKeys.append((key, "no \(dataset.rawValue) archive published for \(symbol) in \(from)..\(to); check the symbol",
-                                        try periods.map { try futuresUnit(symbol, $0, key: key) }))
+                                        try periods.map { try futuresUnit(dataset, symbol, $0, key: key) }))
             }
             return plan
         }
         var before: [ArchivePeriod] = [], after: [ArchivePeriod] = []
         for period in periods {
             if let fingerprint = fingerprints[period] {
-                var unit = try futuresUnit(symbol, period, key: key, listing: fingerprint)
+                var unit = try futuresUnit(dataset, symbol, period, key: key, listing: fingerprint)
                 if !dataset.isMonthly, let dayBefore = periods.last(where: { $0 < period }), dayBefore.start == period.start - 86400 {
                     if fingerprints[dayBefore] != nil {
                         unit.dayBefore = .archived
                     } else if dayBefore > first {
-                        unit.dayBefore = .hole(FuturesUnitHole(try futuresUnit(symbol, dayBefore, key: key, listing: FuturesUnit.absent)))
+                        unit.dayBefore = .hole(FuturesUnitHole(try futuresUnit(dataset, symbol, dayBefore, key: key, listing: FuturesUnit.absent)))
                     }
                 }
                 plan.units.append(unit)
                 continue
             }
-            let absent = try futuresUnit(symbol, period, key: key, listing: FuturesUnit.absent)
+            let absent = try futuresUnit(dataset, symbol, period, key: key, listing: FuturesUnit.absent)
             plan.notPublished.append(absent)
             if period < first { before.append(period) } else if period > last { after.append(period) } else { plan.holes.append(absent) }
         }
@@ -228,9 +223,9 @@ extension ImportRunner {
         if !ranges.isEmpty { plan.notPublishedRanges[key] = ranges.joined(separator: "; ") }
         // `to: now` (funding): the months after the last archive, within the recent months (a key
         // whose archives ended long ago is delisted, not late), through the current one.
-        if spec.toNow, dataset == .fundingRate {
+        if spec.toNow, dataset.continuesFromREST {
             let months = try spec.months(today: today).filter { $0 > last && $0 >= recentStart }.map { month -> FuturesUnit in
-                var unit = try futuresUnit(symbol, month, key: key)
+                var unit = try futuresUnit(dataset, symbol, month, key: key)
                 unit.fromREST = true
                 return unit
             }
@@ -242,7 +237,7 @@ extension ImportRunner {
     func printDryRun(_ planned: PlannedFuturesRun, summary: RunSummary) {
         let (plan, work) = (planned.plan, planned.work)
         let sources = sourcesNote(work.map(\.address), fetcher: planned.fetcher)
-        print("plan for \(spec.name) (\(futuresDataset.rawValue)): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
+        print("plan for \(spec.name) (\(planned.dataset.rawValue)): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
         print(planned.binding.line)
         print(planned.deepCheck.line)
         for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
@@ -307,7 +302,7 @@ extension ImportRunner {
     func decodeFutures(_ unit: FuturesUnit, _ result: Result<FetchResult, Error>, market: FuturesMarket, on thread: DispatchQueue,
                        store: ManifestStore, progress: Progress, into pieces: BoundedQueue<DecodedPiece>) async {
         guard let archive = await fetchedArchive(unit, result, store: store, progress: progress) else { return }
-        let dataset = futuresDataset, strict = spec.validation == .strict
+        let dataset = unit.address.dataset, strict = spec.validation == .strict
         do {
             let dayBefore = try await onThread(thread) { () -> (unit: String, gap: GapRecord)? in
                 let decoded = try FuturesArchiveDecoder.decode(path: archive.path, market: market)

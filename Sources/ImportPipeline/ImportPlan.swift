@@ -195,7 +195,7 @@ public struct ImportPlan: Sendable {
                 coverage.noArchive = true
                 coverage.listingError = "\(error)"
                 let unpublished = try months.map {
-                    PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: $0, dataset: spec.dataset), key: key)
+                    PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: $0, dataset: spec.klineKind), key: key)
                 }
                 plan.coverage.append(coverage)
                 plan.unpublishedKeys.append((coverage, unpublished))
@@ -219,7 +219,7 @@ public struct ImportPlan: Sendable {
             (c.spec, c.today, c.current, c.months, c.recentStart, c.index, c.dailiesByMonthly, c.force, c.lister)
         var plan = ImportPlan(units: [], notPublished: [], superseded: [:], coverage: [], unpublishedKeys: [])
         func unit(_ period: ArchivePeriod, _ listing: String?) throws -> PlannedUnit {
-            PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: period, dataset: spec.dataset),
+            PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: period, dataset: spec.klineKind),
                         key: key, listing: listing)
         }
         // The monthly archives' fingerprints by month: from the listing of the monthly folder, or
@@ -231,7 +231,7 @@ public struct ImportPlan: Sendable {
         if let settled {
             (monthly, folder) = (settled, nil)
         } else {
-            monthly = try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval, daily: false).mapValues(\.fingerprint)
+            monthly = try await lister.published(market: spec.market, dataset: spec.klineKind, symbol: symbol, interval: interval, daily: false).mapValues(\.fingerprint)
             folder = folderFingerprint(monthly)
         }
         let listedMonths = months.filter { $0 < current && monthly[$0] != nil }
@@ -255,11 +255,11 @@ public struct ImportPlan: Sendable {
         }
         var dailyFiles: [ArchivePeriod: ListedFile] = [:]
         for year in years.sorted() {
-            dailyFiles.merge(try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval,
+            dailyFiles.merge(try await lister.published(market: spec.market, dataset: spec.klineKind, symbol: symbol, interval: interval,
                                                         daily: true, year: year)) { a, _ in a }
         }
         for month in monthsToList where !years.contains(month.year) {
-            dailyFiles.merge(try await lister.published(market: spec.market, dataset: spec.dataset, symbol: symbol, interval: interval,
+            dailyFiles.merge(try await lister.published(market: spec.market, dataset: spec.klineKind, symbol: symbol, interval: interval,
                                                         daily: true, month: month)) { a, _ in a }
         }
 

@@ -62,11 +62,7 @@ public final class ImportRunner: Sendable {
         var all = spec.symbols ?? []
         if spec.symbols == nil {
             let lister = makeLister()
-            if let futures = spec.futures {
-                all = try await lister.symbols(market: spec.market, dataset: futures, quote: spec.discoverQuote, match: spec.discoverMatch)
-            } else {
-                all = try await lister.symbols(market: spec.market, quote: spec.discoverQuote, match: spec.discoverMatch)
-            }
+            all = try await spec.dataset.listSymbols(lister, market: spec.market, quote: spec.discoverQuote, match: spec.discoverMatch)
             if all.isEmpty { throw JobFileError(file: spec.file, key: "discover", reason: "no symbol of \(spec.market.rawValue) matches") }
         }
         guard let shard = spec.shard else { return all }
@@ -87,14 +83,11 @@ public final class ImportRunner: Sendable {
         defer { _ = lock }
         let store = try ManifestStore.open(manifest: spec.manifest, job: spec.name, inMemory: options.dryRun) { logger.notice("\($0)") }
         let binding = try await bindState(options, store: store, summary: summary)
-        // Funding rates and metrics have plans of their own (one cadence each, no repairs).
-        let planned: PlannedWork = spec.futures == nil ? .klines(try await plan(options, store: store, binding: binding, summary: &summary))
-            : .futures(try await planFutures(options, store: store, binding: binding, summary: &summary))
+        // Each dataset plans its own way (klines: monthly archives repaired from dailies; funding
+        // and metrics: one cadence each).
+        let planned = try await spec.pipelineDataset().plan(self, options, store: store, binding: binding, summary: &summary)
         if options.dryRun {
-            switch planned {
-            case let .klines(p): printDryRun(p, summary: summary)
-            case let .futures(p): printDryRun(p, summary: summary)
-            }
+            planned.printDryRun(self, summary: summary)
             summary.seconds = Date().timeIntervalSince(started)
             return summary
         }
@@ -110,28 +103,8 @@ public final class ImportRunner: Sendable {
         let ticker = Task { await progress.tick() }
         defer { ticker.cancel() }
         let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger, stop: stop)
-        switch planned {
-        case let .klines(p):
-            let repairs = try await execute(p, store: store, writer: writer, progress: progress, summary: &summary)
-            try await settle(p, repairs: repairs, store: store, progress: progress, summary: &summary)
-        case let .futures(p):
-            try await execute(p, store: store, writer: writer, progress: progress, summary: &summary)
-            try await closeState(keys: Set(p.plan.keys), binding: p.binding, store: store, progress: progress, summary: &summary)
-        }
+        try await planned.execute(self, store: store, writer: writer, progress: progress, summary: &summary)
         return await finish(summary, started: started, writer: writer, progress: progress)
-    }
-
-    /// A run's plan: of kline archives, or of funding-rate or metrics archives.
-    enum PlannedWork {
-        case klines(PlannedRun)
-        case futures(PlannedFuturesRun)
-
-        var workCount: Int {
-            switch self {
-            case let .klines(p): return p.work.count
-            case let .futures(p): return p.work.count
-            }
-        }
     }
 
     /// The target and schema this run writes to, against the ones the state records.
@@ -399,7 +372,7 @@ public final class ImportRunner: Sendable {
                   case let day = PeriodPlanner.today(now: gap.first) else { continue }
             let klines: [RestKline]
             do {
-                klines = try await client.klines(dataset: spec.dataset, instrument: owner.symbol, interval: owner.interval,
+                klines = try await client.klines(dataset: spec.klineKind, instrument: owner.symbol, interval: owner.interval,
                                                  fromMs: gap.first * 1000, toMs: gap.last * 1000)
             } catch let error as RestError {
                 logger.warning("gap \(gap.summary) of \(gap.key): REST: \(error)")
@@ -414,12 +387,12 @@ public final class ImportRunner: Sendable {
                 gap.state = .exchangeGap
             } else {
                 var fill = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: owner.symbol, interval: owner.interval, period: day,
-                                                                   dataset: spec.dataset), key: gap.key)
+                                                                   dataset: spec.klineKind), key: gap.key)
                 fill.fromREST = true
                 fill.gap = gap.first...gap.last
                 var csv: [UInt8] = []
                 for kline in inside { csv += Array(kline.csvLine.utf8) + [0x0A] }
-                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.dataset)) \(owner.symbol) \(owner.interval.name) gap \(gap.summary)"
+                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.klineKind)) \(owner.symbol) \(owner.interval.name) gap \(gap.summary)"
                 do {
                     try await writer.add(try rest.piece(fill, csv: csv, interval: owner.interval, source: source, coveredTo: gap.last, continues: false,
                                                        policy: spec.validation))
@@ -535,12 +508,7 @@ public final class ImportRunner: Sendable {
     package func plan(today: ArchivePeriod, state: Manifest) async throws -> (keys: [String], units: [any WorkUnit]) {
         try checkSource()
         let index = state.units.mapValues { UnitIndexEntry(status: $0.status, listing: $0.listing, lacking: $0.lacking) }
-        if spec.futures != nil {
-            let plan = try await makeFuturesPlan(symbols: try await symbols(), today: today, index: index)
-            return (plan.keys, plan.units)
-        }
-        let plan = try await makePlan(symbols: try await symbols(), today: today, index: index)
-        return (plan.coverage.map(\.key), plan.units)
+        return try await spec.pipelineDataset().plan(self, today: today, index: index)
     }
 
     /// The summary's counts and exit code, from the run's counters.

@@ -79,7 +79,7 @@ package struct RestFiller: Sendable {
             }
             let klines: [RestKline]
             do {
-                klines = try await client.klines(dataset: spec.dataset, instrument: edge.symbol, interval: edge.interval,
+                klines = try await client.klines(dataset: spec.klineKind, instrument: edge.symbol, interval: edge.interval,
                                                  fromMs: (resumeAfter.map { $0 + step } ?? first.address.period.start) * 1000,
                                                  toMs: lastClosedOpen * 1000)
             } catch let error as RestError {
@@ -102,7 +102,7 @@ package struct RestFiller: Sendable {
             for day in todo {
                 let start = day.address.period.start
                 guard start <= lastClosedOpen else { break }
-                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.dataset)) \(edge.symbol) \(edge.interval.name) \(day.address.period)"
+                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.klineKind)) \(edge.symbol) \(edge.interval.name) \(day.address.period)"
                 do {
                     try await writer.add(try piece(day, csv: byDay[start / 86400] ?? [], interval: edge.interval, source: source,
                                                        coveredTo: min(day.address.period.end - step, lastClosedOpen),
@@ -118,7 +118,7 @@ package struct RestFiller: Sendable {
 
     /// A REST day's unit: the daily archive's address, the `rest/` id.
     package func day(symbol: String, interval: KlineInterval, day: ArchivePeriod, key: String) throws -> PlannedUnit {
-        var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: day, dataset: spec.dataset), key: key)
+        var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: day, dataset: spec.klineKind), key: key)
         unit.fromREST = true
         return unit
     }

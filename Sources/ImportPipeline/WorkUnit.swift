@@ -99,11 +99,6 @@ extension JobSpec {
     /// The published archive behind a unit's remote path in this job's market and dataset (for
     /// `status --check-remote`); nil for a path that names none.
     package func publishedArchive(ofRemotePath path: String) -> (any PublishedArchive)? {
-        if let futures {
-            guard let name = FuturesArchiveName(fileName: path), name.dataset == futures else { return nil }
-            return try? FuturesArchiveAddress(market: market, symbol: name.symbol, dataset: futures, period: name.period)
-        }
-        guard let name = KlineArchiveName(fileName: path) else { return nil }
-        return try? ArchiveAddress(market: market, symbol: name.symbol, interval: name.interval, period: name.period, dataset: dataset)
+        dataset.publishedArchive(ofRemotePath: path, market: market)
     }
 }

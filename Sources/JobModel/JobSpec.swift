@@ -83,7 +83,7 @@ public enum JobEnd: Sendable, Equatable {
 }
 
 /// A job file (`jobs/*.yml`), validated. See the README's job file reference.
-public struct JobSpec: Equatable, Sendable {
+public struct JobSpec: Sendable {
     public var file: String
     public var name: String
     public var baseURL: String
@@ -119,11 +119,8 @@ public struct JobSpec: Equatable, Sendable {
     public var manifest: String
     /// `to: now`: after the archives, REST klines up to the last closed candle.
     public var toNow: Bool { to == .now }
-    /// klines, markPriceKlines, indexPriceKlines or premiumIndexKlines.
-    public var dataset: KlineDataset = .klines
-    /// `dataset: fundingRate` or `metrics` (futures markets): archives with a fixed cadence and
-    /// schema of their own, no intervals or columns; nil for the kline datasets.
-    public var futures: FuturesDataset?
+    /// What the job loads (`dataset:`): everything that differs between datasets is its.
+    public var dataset: any Dataset = KlineDataset.klines
     /// The market's REST base URL (`source.rest_url`), Binance's by default.
     public var restURL: String
     /// The share of the REST weight limit a run allows itself (`rest.weight_share`, default 0.5).
@@ -207,22 +204,20 @@ public struct JobSpec: Equatable, Sendable {
         let marketName = try string(root, "market", "market")
         guard let market = Market(rawValue: marketName) else { throw fail("market", "must be spot, futures/um or futures/cm, not \(marketName)") }
         let datasetName = try string(root, "dataset", "dataset", default: "klines")
-        let futures = FuturesDataset(rawValue: datasetName)
-        guard let dataset = futures == nil ? KlineDataset(rawValue: datasetName) : .klines else {
-            let known = KlineDataset.allCases.map(\.rawValue) + FuturesDataset.allCases.map(\.rawValue)
-            throw fail("dataset", "must be one of \(known.joined(separator: ", ")), not \(datasetName)")
+        guard let dataset = Datasets.named(datasetName) else {
+            throw fail("dataset", "must be one of \(Datasets.all.map(\.name).joined(separator: ", ")), not \(datasetName)")
         }
-        guard dataset.exists(on: market), futures == nil || market != .spot else {
-            throw fail("dataset", "\(datasetName)\(futures == nil ? "" : " archives") exist for futures/um and futures/cm only, not \(marketName)")
+        guard dataset.exists(on: market) else {
+            throw fail("dataset", "\(datasetName)\(dataset.fixedSchema == nil ? "" : " archives") exist for futures/um and futures/cm only, not \(marketName)")
         }
-        if let futures {
+        if let fixed = dataset.fixedSchema {
             // One cadence and one schema per dataset: nothing to choose, so a key that would choose
             // is a mistake to say, not to ignore.
             for key in ["intervals", "columns", "dtype"] where root[key] != nil {
-                throw fail(key, "\(futures.rawValue) archives have no \(key): one row per \(futures == .fundingRate ? "funding" : "5 minutes"), columns \(futures.columns.map(\.name).joined(separator: ", ")) (float64\(futures == .fundingRate ? ", the interval an integer" : "")); remove the key")
+                throw fail(key, "\(datasetName) archives have no \(key): \(fixed); remove the key")
             }
-            if root["gaps"] as? String == "rest" { throw fail("gaps", "gaps: rest asks REST klines; \(futures.rawValue) gaps are reported, not asked (use gaps: report)") }
         }
+        if root["gaps"] as? String == "rest", let refusal = dataset.restGapsRefusal { throw fail("gaps", "gaps: rest \(refusal) (use gaps: report)") }
         let restSection = try section("rest")
         try checkKeys(restSection, allowed: ["weight_share", "weight_limit"], prefix: "rest.", fail)
         var share = 0.5
@@ -255,7 +250,8 @@ public struct JobSpec: Equatable, Sendable {
         default: throw fail("symbols", "give either symbols or discover, not both")
         }
 
-        guard let intervalList = futures != nil ? [] : root["intervals"] as? [Any], futures != nil || !intervalList.isEmpty else {
+        let choosesIntervals = dataset.fixedSchema == nil
+        guard let intervalList = choosesIntervals ? root["intervals"] as? [Any] : [], !choosesIntervals || !intervalList.isEmpty else {
             throw fail("intervals", "must be a non-empty list such as [1m]")
         }
         let intervals = try intervalList.map { item -> KlineInterval in
@@ -278,7 +274,7 @@ public struct JobSpec: Equatable, Sendable {
         let toText = try string(root, "to", "to", default: "latest")
         guard let to = JobEnd(toText) else { throw fail("to", "must be a month YYYY-MM, latest or now, not \(toText)") }
         if case let .month(t) = to, (from.year, from.month) > (t.year, t.month) { throw fail("from", "\(fromText) is after to: \(toText)") }
-        if let reason = Self.endRefused(futures, to) { throw fail("to", reason) }
+        if let reason = dataset.refusal(of: to) { throw fail("to", reason) }
 
         var columns = KlineColumn.ohlcv
         if let list = root["columns"] {
@@ -293,7 +289,7 @@ public struct JobSpec: Equatable, Sendable {
         }
         let dtype = try string(root, "dtype", "dtype", default: "float32")
         guard let floatType = FloatType(rawValue: dtype) else { throw fail("dtype", "must be float32 or float64, not \(dtype)") }
-        let group = try string(root, "attribute_group", "attribute_group", default: futures?.defaultAttributeGroup ?? dataset.defaultAttributeGroup)
+        let group = try string(root, "attribute_group", "attribute_group", default: dataset.defaultAttributeGroup)
         guard !group.isEmpty, !group.contains("/"), !group.contains(":"), !group.contains(",") else { throw fail("attribute_group", "must be a plain name such as OHLCV") }
 
         let targetSection = try section("target")
@@ -347,7 +343,6 @@ public struct JobSpec: Equatable, Sendable {
             restWeightShare: share,
             restWeightLimit: try int(restSection, "weight_limit", "rest.weight_limit", default: RestMarket(market).defaultWeightLimit, range: 1...1_000_000))
         spec.caFile = caFile
-        spec.futures = futures
         spec.listings = listings
         spec.recheckDays = try int(root, "recheck_days", "recheck_days", default: 7, range: 0...3650)
         let gaps = try string(root, "gaps", "gaps", default: "report")
@@ -361,20 +356,15 @@ public struct JobSpec: Equatable, Sendable {
         "\(symbol)/\(try Timeframe.forBinanceInterval(interval.name))/\(attributeGroup)"
     }
 
-    /// The keys of a symbol: one per interval, or the futures dataset's one (`BTCUSDT/1H/FUNDING`).
-    public func keys(symbol: String) throws -> [String] {
-        if let futures { return [futures.key(symbol: symbol, attributeGroup: attributeGroup).description] }
-        return try intervals.map { try key(symbol: symbol, interval: $0) }
-    }
-
-    /// Why `to` cannot end a job of this dataset, or nil.
-    static func endRefused(_ futures: FuturesDataset?, _ to: JobEnd) -> String? {
-        guard futures == .metrics, to == .now else { return nil }
-        return "metrics come from their daily archives only (Binance's REST keeps 30 days of them, spread over five endpoints): use latest"
-    }
+    /// The keys of a symbol: one per interval (klines), or the dataset's one (`BTCUSDT/1H/FUNDING`).
+    public func keys(symbol: String) throws -> [String] { try dataset.keys(symbol: symbol, in: self) }
 
     /// The dataset's name as the job file gives it.
-    public var datasetName: String { futures?.rawValue ?? dataset.rawValue }
+    public var datasetName: String { dataset.name }
+
+    /// The kline pipeline's dataset. Only jobs of a `KlineDataset` reach that pipeline (their
+    /// `PipelineDataset` conformance chooses it), so this is never the fallback there.
+    public var klineKind: KlineDataset { dataset as? KlineDataset ?? .klines }
 
     /// The months of the job up to `today`'s month (`to: latest` ends there).
     public func months(today: ArchivePeriod) -> [ArchivePeriod] {
@@ -419,7 +409,7 @@ public struct JobSpec: Equatable, Sendable {
         }
         if let to {
             guard let end = JobEnd(to) else { throw fail("--to", "must be YYYY-MM, latest or now, not \(to)") }
-            if let reason = Self.endRefused(futures, end) { throw fail("--to", reason) }
+            if let reason = dataset.refusal(of: end) { throw fail("--to", reason) }
             self.to = end
         }
         if case let .month(t) = self.to, (self.from.year, self.from.month) > (t.year, t.month) { throw fail("--from", "\(self.from) is after \(t)") }

@@ -311,11 +311,7 @@ public struct StateBinding: Equatable, Sendable, CustomStringConvertible {
 
     public init(_ spec: JobSpec) {
         target = spec.target.normalized
-        if let futures = spec.futures {
-            schema = "\(futures.rawValue): columns \(futures.columns.map { "\($0.name) \($0.type)" }.joined(separator: ",")), attribute group \(spec.attributeGroup)"
-        } else {
-            schema = "columns \(spec.columns.map(\.rawValue).joined(separator: ",")), \(spec.floatType.rawValue), attribute group \(spec.attributeGroup)"
-        }
+        schema = spec.dataset.schema(of: spec)
     }
 
     public var description: String { "target \(target) (\(schema))" }

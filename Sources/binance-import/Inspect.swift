@@ -83,9 +83,9 @@ struct Inspect: ParsableCommand {
         } else {
             var lines = ["archive: \(report.archive)", "dataset: \(report.dataset.rawValue) (\(report.symbol), \(report.period))",
                          "rows: \(report.rows) of \(report.csvRows) read"]
-            if report.dataset == .metrics { lines.append("labels: \(report.labels.rawValue)") }
+            if report.dataset.hasLabelConvention { lines.append("labels: \(report.labels.rawValue)") }
             if let first = report.firstEpoch, let last = report.lastEpoch { lines.append("first..last: \(UTCCalendar.iso8601(first))..\(UTCCalendar.iso8601(last))") }
-            if report.dataset == .metrics { lines[lines.count - 1] += report.labelsFrom == .content ? " (read from the rows)" : " (by the file's date)" }
+            if report.dataset.hasLabelConvention { lines[lines.count - 1] += report.labelsFrom == .content ? " (read from the rows)" : " (by the file's date)" }
             if report.labelsContradictDate { lines.append("labels: the rows contradict the file's date (2026-06-25 change): read by the rows") }
             for (label, n) in [("shifted to the period start", report.shifted), ("the day before's last period (its own archive writes it when it has one)", report.neighbourRows),
                                ("outside the archive's period (dropped)", report.outsidePeriod),

@@ -77,9 +77,7 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
             confirmGaps: Bool = false) async throws {
     var spec = try options.load()
     if confirmGaps {  // --confirm-gaps: gaps: rest for this run
-        if let futures = spec.futures {
-            throw JobFileError(file: "command line", key: "--confirm-gaps", reason: "it asks REST klines; \(futures.rawValue) gaps are reported, not asked")
-        }
+        if let refusal = spec.dataset.restGapsRefusal { throw JobFileError(file: "command line", key: "--confirm-gaps", reason: refusal) }
         spec.confirmGaps = true
     }
     let logger = options.logger("binance-import")

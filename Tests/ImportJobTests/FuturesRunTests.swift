@@ -376,10 +376,10 @@ extension ImportJobTests {
         let section = try XCTUnwrap(readme.range(of: "### Funding rates and futures metrics"))
         let start = try XCTUnwrap(readme.range(of: "```yaml\n", range: section.upperBound..<readme.endIndex))
         let end = try XCTUnwrap(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
-        XCTAssertEqual(try JobSpec.parse(yaml: String(readme[start.upperBound..<end.lowerBound]), file: "README.md").futures, .fundingRate)
+        XCTAssertEqual(try JobSpec.parse(yaml: String(readme[start.upperBound..<end.lowerBound]), file: "README.md").dataset.name, "fundingRate")
         for (file, dataset) in [("jobs/usdm-funding.yml", "fundingRate"), ("jobs/usdm-metrics.yml", "metrics")] {
             let spec = try JobSpec.load(path: ServerProcess.repoRoot.appendingPathComponent(file).path)
-            XCTAssertEqual(spec.futures?.rawValue, dataset, file)
+            XCTAssertEqual(spec.dataset.name, dataset, file)
             XCTAssertEqual(try spec.keys(symbol: "BTCUSDT"), [dataset == "metrics" ? "BTCUSDT/5Min/METRICS" : "BTCUSDT/1H/FUNDING"], file)
         }
         let follow = try importer(["follow", metrics], today: "2026-03-01")

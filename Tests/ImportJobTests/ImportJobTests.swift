@@ -881,7 +881,7 @@ final class ImportJobTests: XCTestCase {
         let start = try XCTUnwrap(readme.range(of: "```yaml\n", range: section.upperBound..<readme.endIndex))
         let end = try XCTUnwrap(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
         let spec = try JobSpec.parse(yaml: String(readme[start.upperBound..<end.lowerBound]), file: "README.md")
-        XCTAssertEqual(spec.dataset, .klines)
+        XCTAssertEqual(spec.dataset.name, "klines")
         XCTAssertEqual(spec.restWeightShare, 0.5)
         XCTAssertEqual(spec.restURL, "https://api.binance.com")
         XCTAssertEqual(Manifest.databasePath(spec.manifest), "state/spot-majors-1m.manifest.db")
