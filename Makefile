@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps check-deploy build release test test-server bench bench-compare bench-decode bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps check-deploy check-imports build release test test-server bench bench-compare bench-decode bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -31,7 +31,7 @@ release: deps
 # Builds everything (the CLI too: the tests run it), then runs every test, then the reliability
 # trials (figures to a temporary file; `make reliability` writes docs/reliability.md). Fails on
 # any failure.
-test: test-deps check-deploy
+test: test-deps check-deploy check-imports
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	$(PYTHON) Tests/reliability/reliability.py --bin $(BIN) --out $${TMPDIR:-/tmp}/binance-import-reliability.md --trials 20
@@ -44,6 +44,10 @@ check-deploy: test-deps
 	kubernetes-validate --strict deploy/k8s/*.yaml
 	hadolint Dockerfile
 	shellcheck scripts/ensure-deps .ci/run Tests/fuzz/*.sh
+
+# Who may import whom (docs/architecture.md): fails on an import a module must not make.
+check-imports:
+	$(PYTHON) scripts/check-imports
 
 # The MarketStore test server in the foreground (point pymarketstore or the importer at it).
 test-server: test-deps

@@ -2,6 +2,7 @@ import BinanceSource
 import Columnar
 import FuturesArchive
 import JobModel
+import JobState
 import KlineArchive
 
 /// What the writer, the state and the downloads need of a unit, whatever its dataset: a kline
@@ -40,6 +41,13 @@ package struct RowBatch: Sendable {
 
     package init(_ batch: FuturesBatch, _ dataset: FuturesDataset) {
         self.init(epochs: batch.epochs, columns: zip(dataset.columns, batch.columns).map { ($0.name, $1) })
+    }
+}
+
+extension ColumnDigest {
+    /// The digest of a kline batch's rows, by column name.
+    package mutating func add(_ batch: KlineBatch) {
+        add(epochs: batch.epochs, columns: batch.columns.map { ($0.column.rawValue, $0.values) })
     }
 }
 

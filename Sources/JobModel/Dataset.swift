@@ -26,7 +26,7 @@ public protocol Dataset: Sendable, CustomStringConvertible {
     func schema(of spec: JobSpec) -> String
     /// Why `to` cannot end a job of it, or nil.
     func refusal(of end: JobEnd) -> String?
-    /// Why `gaps: rest` (and `--confirm-gaps`) cannot serve it, or nil.
+    /// Why `gaps: rest` (and `--confirm-gaps`) cannot serve it ("asks ...; ..."), or nil.
     var restGapsRefusal: String? { get }
     /// Why `follow` cannot serve it, or nil.
     var followRefusal: String? { get }
@@ -93,7 +93,7 @@ extension FuturesArchiveDataset {
         "\(name): columns \(archives.columns.map { "\($0.name) \($0.type)" }.joined(separator: ",")), attribute group \(spec.attributeGroup)"
     }
 
-    public var restGapsRefusal: String? { "it asks REST klines; \(name) gaps are reported, not asked" }
+    public var restGapsRefusal: String? { "asks REST klines; \(name) gaps are reported, not asked" }
     public var followRefusal: String? { "follow reads the kline streams; \(name) is imported with run or nightly" }
 
     public func publishedArchive(ofRemotePath path: String, market: Market) -> (any PublishedArchive)? {

@@ -2,7 +2,6 @@ import Columnar
 import DurableFiles
 import Foundation
 import JobModel
-import KlineArchive
 
 /// A per-column digest of rows that does not depend on their order: the wrapping sum over rows of
 /// a 64-bit mix of (epoch, the value's bits). `verify` computes it from what the target returns and
@@ -45,10 +44,6 @@ public struct ColumnDigest: Equatable, Sendable {
             }
             sums[name, default: 0] &+= sum
         }
-    }
-
-    public mutating func add(_ batch: KlineBatch) {
-        add(epochs: batch.epochs, columns: batch.columns.map { ($0.column.rawValue, $0.values) })
     }
 
     /// As tagged hex strings, for the manifest.

@@ -1,9 +1,7 @@
 import Columnar
 import DurableFiles
 import Foundation
-import FuturesArchive
 import JobModel
-import KlineArchive
 
 /// The job's state: a SQLite database (WAL journal, synchronous=FULL), one row per unit in
 /// `units`, the job's name and the format's version in `meta`. A commit is durable when it

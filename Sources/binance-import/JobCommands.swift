@@ -77,7 +77,7 @@ func runJob(_ options: JobOptions, dryRun: Bool, force: Bool, nightly: Bool, for
             confirmGaps: Bool = false) async throws {
     var spec = try options.load()
     if confirmGaps {  // --confirm-gaps: gaps: rest for this run
-        if let refusal = spec.dataset.restGapsRefusal { throw JobFileError(file: "command line", key: "--confirm-gaps", reason: refusal) }
+        if let refusal = spec.dataset.restGapsRefusal { throw JobFileError(file: "command line", key: "--confirm-gaps", reason: "it " + refusal) }
         spec.confirmGaps = true
     }
     let logger = options.logger("binance-import")
