@@ -61,14 +61,27 @@ package final class SQLiteDatabase {
         return SQLiteStatement(statement, database: self)
     }
 
+    /// Transactions open on this connection: an inner one is part of the outer.
+    private var transactionDepth = 0
+
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    /// Called inside another, `body` is part of that one (committed or rolled back with it).
     package func transaction<T>(_ body: () throws -> T) throws -> T {
+        if transactionDepth > 0 {
+            transactionDepth += 1
+            defer { transactionDepth -= 1 }
+            return try body()
+        }
         try execute("BEGIN IMMEDIATE")
+        transactionDepth = 1
+        defer { transactionDepth = 0 }
         do {
             let result = try body()
             try execute("COMMIT")
             return result
         } catch {
+            // The error that stopped the body is the one to report; a failed rollback leaves
+            // SQLite to roll back when the connection closes.
             try? execute("ROLLBACK")
             throw error
         }

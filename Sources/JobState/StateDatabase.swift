@@ -101,6 +101,9 @@ package final class StateDatabase {
         selectOne = try db.prepare("SELECT \(selected) FROM units WHERE id = ?")
     }
 
+    /// Runs `body` in one transaction of the database (see `SQLiteDatabase.transaction`).
+    package func transaction<T>(_ body: () throws -> T) throws -> T { try db.transaction(body) }
+
     package func job() throws -> String? { try db.text("SELECT value FROM meta WHERE name = 'job'") }
 
     /// The target and schema the done units were written to; nil for a state that records none
@@ -509,19 +512,18 @@ package actor ManifestStore {
         guard !pending.isEmpty || pendingBinding != nil || !pendingMeta.isEmpty || !pendingGaps.isEmpty || !pendingGapUpdates.isEmpty else { return }
         do {
             if database == nil { database = try Self.create(path: path, job: job) }
-            try database?.write(pending.values)
-            if let binding = pendingBinding {
-                try database?.bind(binding)
-                pendingBinding = nil
+            guard let database else { return }
+            // One transaction: the records, the binding, the run's memory and the gaps are
+            // written together or not at all.
+            try database.transaction {
+                try database.write(pending.values)
+                if let binding = pendingBinding { try database.bind(binding) }
+                if !pendingMeta.isEmpty { try database.setMeta(pendingMeta) }
+                if !pendingGaps.isEmpty || !pendingGapUpdates.isEmpty { try database.writeGaps(replacing: pendingGaps, updates: pendingGapUpdates) }
             }
-            if !pendingMeta.isEmpty {
-                try database?.setMeta(pendingMeta)
-                pendingMeta = [:]
-            }
-            if !pendingGaps.isEmpty || !pendingGapUpdates.isEmpty {
-                try database?.writeGaps(replacing: pendingGaps, updates: pendingGapUpdates)
-                (pendingGaps, pendingGapUpdates) = ([:], [])
-            }
+            pendingBinding = nil
+            pendingMeta = [:]
+            (pendingGaps, pendingGapUpdates) = ([:], [])
         } catch {
             throw FileWriteError(path: path, reason: "\(error)")
         }
