@@ -1,0 +1,205 @@
+import ArgumentParser
+import BinanceSource
+import Columnar
+import DurableFiles
+import Follow
+import Foundation
+import ImportPipeline
+import JobModel
+import JobState
+import KlineArchive
+import Logging
+import MarketStore
+import MarketStoreDirectory
+import MarketStoreModel
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What the manifest says: counts, a grid of keys x months, failed units; with --check-remote, stale (re-published) units.",
+        discussion: "Exit code 1 when any unit failed.")
+    @OptionGroup var options: JobOptions
+    @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Read the state files of all N shards of the job together.") var shards: Int?
+    @Flag(name: .customLong("check-remote"), help: "Ask the source for each done unit's CHECKSUM and count re-published archives as stale.") var checkRemote = false
+    @Flag(help: "Show only what the state records, without listing the source for what is still to do.") var offline = false
+
+    func run() async throws {
+        let spec = try options.load()
+        var manifest = try Manifest.load(path: spec.manifest, job: spec.name)
+        var notes: [String] = []
+        if shards == nil, options.shard == nil, !Manifest.shardFiles(of: spec.manifest).isEmpty {
+            notes.append("this job also has shard state files (\(Manifest.shardFiles(of: spec.manifest).joined(separator: ", "))): give --shards N to read them together")
+        }
+        if let shards {
+            // Every shard's state file, read together.
+            guard (1...10_000).contains(shards), options.shard == nil else { throw ValidationError("--shards N (1 to 10000) reads all shards; give it without --shard") }
+            for k in 0..<shards {
+                guard let shard = Shard("\(k)/\(shards)") else { throw ValidationError("--shards \(shards): no shard \(k)") }
+                let path = shard.manifestPath(spec.manifest)
+                manifest.units.merge(try Manifest.load(path: path, job: spec.name).units) { _, shard in shard }
+            }
+        }
+        var stale: [String] = []
+        if checkRemote {
+            let fetcher = ArchiveFetcher(location: SourceLocation(spec.baseURL), cacheDirectory: spec.cacheDirectory)
+            for record in manifest.units.values where record.status == .done && !record.isREST {
+                guard let sha = record.sha256, let address = spec.publishedArchive(ofRemotePath: record.remotePath) else { continue }
+                if let published = try await fetcher.publishedChecksum(address), published != sha { stale.append(record.id) }
+            }
+            // Recorded, so the next run looks at these keys even between deep checks.
+            if !stale.isEmpty, shards == nil { try Manifest.markRepublished(ids: stale, manifest: spec.manifest) }
+        }
+        var keys = try (spec.symbols ?? []).flatMap { try spec.keys(symbol: $0) }
+        if !offline {
+            // What a run would do now: units planned but not recorded yet (symbols not discovered
+            // when a run stopped, months published since) count as pending.
+            let planned = try await ImportRunner(spec: spec, logger: options.logger("binance-import")).plan(today: try today(), state: manifest)
+            keys = planned.keys
+            for unit in planned.units where manifest.units[unit.id] == nil {
+                manifest.units[unit.id] = UnitRecord(id: unit.id, status: .pending, key: unit.key, remotePath: unit.id)
+            }
+        }
+        // Units of keys outside the job (a one-off --symbols run) are listed apart and do not
+        // make the job's status fail.
+        let jobKeys = Set(keys)
+        let outside = keys.isEmpty ? [] : manifest.units.values.filter { !jobKeys.contains($0.key) && !$0.key.isEmpty }
+        let outsideKeys = Set(outside.map(\.key)).sorted()
+        for record in outside { manifest.units[record.id] = nil }
+        var counts: [String: Int] = [:]
+        for status in ["done", "pending", "failed", "not_published", "superseded"] { counts[status] = 0 }
+        for record in manifest.units.values { counts[record.status.rawValue, default: 0] += 1 }
+        if checkRemote { counts["stale"] = stale.count }
+        let failed = manifest.units.values.filter { $0.status == .failed }.sorted { $0.id < $1.id }
+        let grid = CoverageGrid(manifest: manifest, months: spec.months(today: try today()), keys: keys)
+        if !outsideKeys.isEmpty {
+            notes.append("state of keys outside the job (from a run with --symbols), not counted: \(outsideKeys.joined(separator: ", ")); drop them with: binance-import forget \(options.job) --symbols \(Set(outsideKeys.compactMap { BucketKey($0)?.symbol }).sorted().joined(separator: ","))")
+        }
+        if json {
+            let object: [String: Any] = ["job": spec.name, "manifest": spec.manifest, "counts": counts, "stale": stale.sorted(), "notes": notes,
+                                         "outside_job": outsideKeys,
+                                         "gaps": Dictionary(grouping: (manifest.gaps ?? []).filter { jobKeys.isEmpty || jobKeys.contains($0.key) }, by: \.key).mapValues { list in
+                                             list.map { ["first": UTCCalendar.iso8601($0.first), "last": UTCCalendar.iso8601($0.last), "state": $0.state.rawValue,
+                                                         "rows": $0.rows ?? 0] as [String: Any] }
+                                         },
+                                         "failed": Dictionary(uniqueKeysWithValues: failed.map { ($0.id, $0.error ?? "") }),
+                                         "months": grid.months.map(\.description),
+                                         "grid": grid.rows.mapValues { $0.map(\.rawValue) }]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+        } else {
+            print("job \(spec.name) (\(spec.manifest)): \(manifest.units.count) units\(offline ? " recorded" : "")")
+            for status in ["done", "pending", "failed", "not_published", "superseded", "stale"] where (counts[status] ?? 0) > 0 || status == "done" || status == "failed" {
+                print("  \(status): \(counts[status]!)")
+            }
+            let rows = manifest.units.values.filter { $0.status == .done }.reduce(0) { $0 + ($1.rows ?? 0) }
+            print("  rows done: \(rows)")
+            print()
+            print(grid.text)
+            print()
+            for record in failed.prefix(50) { print("failed: \(record.id): \(record.error ?? "")") }
+            if failed.count > 50 { print("... and \(failed.count - 50) more failed units (status --json lists them all)") }
+            for id in stale.sorted() { print("stale (re-published; the next run re-imports it): \(id)") }
+            let gaps = (manifest.gaps ?? []).filter { jobKeys.isEmpty || jobKeys.contains($0.key) }
+            if !gaps.isEmpty {
+                let byState = Dictionary(grouping: gaps, by: \.state.rawValue).mapValues(\.count)
+                print("gaps in the archives: " + byState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+                for gap in gaps.prefix(30) { print("  \(gap.key) \(gap.summary)") }
+                if gaps.count > 30 { print("  ... and \(gaps.count - 30) more (status --json lists them all)") }
+            }
+            for note in notes { print("note: \(note)") }
+        }
+        if !failed.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Forget: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Drop units from the job's state (a one-off --symbols run, a symbol removed from the job); the target is not changed.",
+        discussion: "Lists what it would drop with --dry-run. Takes the job's lock.")
+    @Argument(help: "The job file.") var job: String
+    @Option(help: "Symbols whose units to drop, comma-separated.") var symbols: String
+    @Flag(name: .customLong("dry-run"), help: "List the units, drop nothing.") var dryRun = false
+
+    func run() async throws {
+        let spec = try JobSpec.load(path: job)
+        let names = Set(symbols.split(separator: ",").map(String.init))
+        guard !names.isEmpty else { throw ValidationError("--symbols names no symbol") }
+        let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
+        let ids = manifest.units.values.filter { names.contains(BucketKey($0.key)?.symbol ?? "") }.map(\.id).sorted()
+        for id in ids.prefix(200) { print("\(dryRun ? "would drop" : "drop"): \(id)") }
+        if ids.count > 200 { print("... and \(ids.count - 200) more") }
+        if !dryRun, !ids.isEmpty { try Manifest.forget(ids: ids, manifest: spec.manifest) }
+        print("\(dryRun ? "would drop" : "dropped") \(ids.count) units of \(names.sorted().joined(separator: ", ")) from \(Manifest.databasePath(spec.manifest))")
+        for name in names.sorted() where spec.symbols?.contains(name) == true {
+            print("warning: \(name) is still in the job: the next run imports its units again (remove it from \(job) to stop that)")
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read every done unit back from the target and compare rows and column digests with the manifest.")
+    @OptionGroup var options: JobOptions
+
+    func run() async throws {
+        let spec = try options.load()
+        let state = try Manifest.load(path: spec.manifest, job: spec.name)
+        let failed = state.units.values.filter { $0.status == .failed }.count
+        let pending = state.units.values.filter { $0.status == .pending }.count
+        let (checked, differences) = try await JobVerifier(spec: spec).verify()
+        for d in differences { print("DIFFERENT \(d)") }
+        if checked == 0 {
+            print("nothing to verify: no unit is done (\(failed) failed, \(pending) pending)")
+        } else {
+            print("verified \(checked) units: \(differences.isEmpty ? "all match" : "\(differences.count) differ") (in \(spec.target.display))"
+                  + (failed + pending > 0 ? "; not verified: \(failed) failed, \(pending) pending" : ""))
+        }
+        if !differences.isEmpty || failed > 0 { throw ExitCode(1) }
+    }
+}
+
+struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print rows of a key from the target (a MarketStore server or a data directory).")
+    @Argument(help: "SYMBOL/Timeframe/AttributeGroup, e.g. BTCUSDT/1Min/OHLCV") var key: String
+    @Option(help: "A MarketStore URL or a data directory.") var target: String = "http://127.0.0.1:5993/rpc"
+    @Option(help: "First epoch (UTC seconds) or YYYY-MM-DD (from the start of that day).") var from: String?
+    @Option(help: "Last epoch (UTC seconds) or YYYY-MM-DD (through the end of that day).") var to: String?
+    @Option(help: "Rows to print (the last N).") var limit: Int = 10
+
+    /// An epoch, or a day: its first second (`endOfDay`: its last).
+    func epoch(_ text: String?, endOfDay: Bool = false) throws -> Int64? {
+        guard let text else { return nil }
+        if let e = Int64(text) { return e }
+        guard let day = ArchivePeriod(day: text) else { throw ValidationError("bad time \(text): give UTC seconds or YYYY-MM-DD") }
+        return endOfDay ? day.end - 1 : day.start
+    }
+
+    func run() async throws {
+        guard BucketKey(key) != nil else { throw ValidationError("KEY must be SYMBOL/Timeframe/AttributeGroup") }
+        let reader = TargetReader(target: try ImportTarget.parse(commandLine: target))
+        let keys = try await reader.keys()
+        guard keys.contains(key) else {
+            let shown = keys.prefix(20).joined(separator: ", ") + (keys.count > 20 ? ", ... (\(keys.count) keys)" : "")
+            print("no key \(key) in \(reader.target.display) (\(keys.isEmpty ? "it holds no key" : "keys there: \(shown)"))")
+            throw ExitCode(1)
+        }
+        let results: [QueryResult]
+        do {
+            results = try await reader.read(key: key, from: try epoch(from), to: try epoch(to, endOfDay: true), limit: limit)
+        } catch let MarketStoreError.transport(reason) {
+            throw TargetUnavailable(description: "MarketStore at \(reader.target.display) is unreachable: \(reason)")
+        }
+        guard let r = results.first, r.count > 0 else {
+            print("no rows of \(key) in \(reader.target.display) between \(from ?? "the first") and \(to ?? "the last")")
+            return
+        }
+        print((["UTC"] + r.names).joined(separator: "\t"))
+        for i in 0..<r.count {
+            print(([UTCCalendar.iso8601(r.epochs[i])] + r.columns.map { c -> String in
+                switch c {
+                case let .float32(v): return "\(v[i])"
+                case let .float64(v): return "\(v[i])"
+                case let .int64(v): return "\(v[i])"
+                }
+            }).joined(separator: "\t"))
+        }
+    }
+}
