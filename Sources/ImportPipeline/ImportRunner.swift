@@ -21,6 +21,8 @@ public struct RunOptions: Sendable {
     public var forceDirectory = false
     /// Show a live progress line (on a TTY); otherwise log progress every few seconds.
     public var liveProgress = false
+    /// The target to write to instead of the job's (an in-memory one in tests).
+    public var sink: (any RowSink)?
 
     public init(today: ArchivePeriod) { self.today = today }
 }
@@ -178,6 +180,7 @@ public final class ImportRunner: Sendable {
 
     /// The target, checked before any download; nil when a stop came while waiting for it.
     func openSink(_ options: RunOptions, store: ManifestStore) async throws -> RowSink? {
+        if let sink = options.sink { return sink }
         switch spec.target {
         case let .marketstore(url):
             let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 300), caFile: spec.caFile)

@@ -1,0 +1,100 @@
+import Foundation
+import KlineArchive
+import Logging
+import PipelineFakes
+import TestSupport
+import XCTest
+
+@testable import ImportPipeline
+@testable import JobModel
+@testable import JobState
+
+/// The pipeline in-process, from the samples' mirror into an in-memory target: no server, no
+/// binary, milliseconds a run. Resume, refusals and stops, as the state records them.
+final class InProcessPipelineTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("in-process-\(getpid())-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// jobs/demo.yml (BTCUSDT and ETHUSDT, 1h, 2024-01..02) reading the samples' mirror in
+    /// place, its state in this test's folder; `chunkRows` rows a request.
+    func demoSpec(chunkRows: Int = 50_000) throws -> JobSpec {
+        var spec = try JobSpec.load(path: ServerProcess.repoRoot.appendingPathComponent("jobs/demo.yml").path)
+        spec.baseURL = ServerProcess.repoRoot.appendingPathComponent("samples/mirror").path
+        spec.cacheDirectory = dir.appendingPathComponent("cache").path
+        spec.manifest = dir.appendingPathComponent("state/demo.manifest.db").path
+        spec.chunkRows = chunkRows
+        return spec
+    }
+
+    func run(_ spec: JobSpec, into target: MemoryTarget, stop: StopRequest = StopRequest()) async throws -> RunSummary {
+        var options = RunOptions(today: ArchivePeriod(day: "2024-06-01")!)
+        options.sink = target
+        return try await ImportRunner(spec: spec, logger: Logger(label: "test"), stop: stop).run(options)
+    }
+
+    func statuses(_ spec: JobSpec) throws -> [String: UnitRecord.Status] {
+        try Manifest.load(path: spec.manifest, job: spec.name).units.mapValues(\.status)
+    }
+
+    /// Every row of the samples lands once, exactly as the decoder reads the archive.
+    func testARunLandsEveryRowInMemory() async throws {
+        let spec = try demoSpec()
+        let target = MemoryTarget()
+        let summary = try await run(spec, into: target)
+        XCTAssertEqual([summary.done, summary.failed, Int(summary.exitCode)], [4, 0, 0])
+        XCTAssertEqual(target.keys, ["BTCUSDT/1H/OHLCV", "ETHUSDT/1H/OHLCV"])
+        let january = ServerProcess.repoRoot.appendingPathComponent("samples/mirror/data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip").path
+        let decoded = try KlineArchiveDecoder.decode(path: january, options: KlineDecodeOptions(interval: KlineInterval("1h"), columns: spec.columns, floatType: spec.floatType)).batch
+        let bucket = try XCTUnwrap(target.bucket("BTCUSDT/1H/OHLCV"))
+        XCTAssertEqual(bucket.epochs.count, 744 + 696)
+        XCTAssertEqual(Array(bucket.epochs.prefix(744)), decoded.epochs)
+        XCTAssertEqual(Array(bucket.column("Close").prefix(744)), (0..<744).map { decoded.columns[3].values.double(at: $0) })
+        XCTAssertEqual(Set(try statuses(spec).values), [.done])
+    }
+
+    /// A key the target refuses fails that key's units only; the other key's land in the same
+    /// requests; the re-run retries the failed ones alone and lands them once the target takes them.
+    func testARefusedKeyFailsItsUnitsAloneAndTheRerunCompletesIt() async throws {
+        let spec = try demoSpec()
+        let refusing = MemoryTarget(faults: [.refuse(key: "ETHUSDT/1H/OHLCV")])
+        let first = try await run(spec, into: refusing)
+        XCTAssertEqual([first.done, first.failed, Int(first.exitCode)], [2, 2, 1])
+        XCTAssertEqual(refusing.keys, ["BTCUSDT/1H/OHLCV"])
+        let states = try statuses(spec)
+        XCTAssertEqual(states.filter { $0.key.contains("ETHUSDT") }.values.map(\.self), [.failed, .failed])
+        let target = MemoryTarget()
+        let second = try await run(spec, into: target)
+        XCTAssertEqual([second.done, second.skipped, Int(second.exitCode)], [2, 2, 0])
+        XCTAssertEqual(target.keys, ["ETHUSDT/1H/OHLCV"], "only the failed units are written again")
+        XCTAssertEqual(target.bucket("ETHUSDT/1H/OHLCV")?.epochs.count, 744 + 696)
+    }
+
+    /// A stop during the second request: the units whose rows were all acknowledged by the
+    /// first are done, the others stay pending, the run says which signal; the re-run skips the
+    /// done ones and writes the rest.
+    func testAStopDuringAWriteLeavesItsUnitsPendingAndTheRerunFinishes() async throws {
+        let spec = try demoSpec(chunkRows: 744)  // a 31-day month of 1h klines fills a request
+        let stop = StopRequest()
+        let cut = MemoryTarget(faults: [.stopDuring(request: 2, stop: stop, signal: SIGTERM)])
+        let first = try await run(spec, into: cut, stop: stop)
+        XCTAssertEqual(first.exitCode, 143)
+        XCTAssertTrue(first.interrupted)
+        XCTAssertEqual(cut.requests.count, 2, "no request after the stop")
+        let done = try statuses(spec).filter { $0.value == .done }.keys.sorted()
+        XCTAssertFalse(done.isEmpty, "the first request's units are recorded")
+        XCTAssertLessThan(done.count, 4, "the cut request's are not")
+        let held = cut.keys.map { cut.bucket($0)?.epochs.count ?? 0 }.reduce(0, +)
+        XCTAssertGreaterThanOrEqual(held, done.count * 696, "every done unit's rows are in the target")
+        let target = MemoryTarget()
+        let second = try await run(spec, into: target)
+        XCTAssertEqual(second.exitCode, 0)
+        XCTAssertEqual([second.skipped, second.done], [done.count, 4 - done.count])
+        XCTAssertEqual(Set(try statuses(spec).values), [.done])
+    }
+}
