@@ -235,13 +235,9 @@ extension ImportRunner {
     }
 
     func printDryRun(_ planned: PlannedFuturesRun, summary: RunSummary) {
-        let (plan, work) = (planned.plan, planned.work)
-        let sources = sourcesNote(work.map(\.address), fetcher: planned.fetcher)
-        print("plan for \(spec.name) (\(planned.dataset.rawValue)): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
-        print(planned.binding.line)
-        print(planned.deepCheck.line)
-        for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
-        if work.count > 200 { print("  ... and \(work.count - 200) more") }
+        let plan = planned.plan
+        printPlanHead("plan for \(spec.name) (\(planned.dataset.rawValue))", units: plan.units.count, work: planned.work, fetcher: planned.fetcher,
+                      binding: planned.binding, deepCheck: planned.deepCheck, summary: summary)
         for (key, ranges) in plan.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(ranges)") }
         for hole in plan.holes { print("  gap (no archive): \(hole.key): \(hole.address.period)") }
         for failed in plan.failedKeys { print("  fails: \(failed.key): \(failed.reason)") }

@@ -156,11 +156,22 @@ public final class ImportRunner: Sendable {
         }
     }
 
-    /// Where the archives of a dry run's work come from: the mirror, or the cache and downloads.
-    func sourcesNote(_ archives: [any PublishedArchive], fetcher: ArchiveFetcher) -> String {
-        if case .directory = location { return "read from the mirror" }
-        let cached = archives.filter { FileManager.default.fileExists(atPath: fetcher.cachedPath($0)) }.count
-        return "\(cached) archives cached, \(archives.count - cached) to fetch"
+    /// A dry run's first lines, whatever the dataset: the counts, where the archives come from
+    /// (the mirror, or the cache and downloads), the binding, the deep check, then the work.
+    func printPlanHead(_ title: String, units: Int, work: [some WorkUnit], fetcher: ArchiveFetcher, binding: PlannedBinding, deepCheck: DeepCheck,
+                       summary: RunSummary) {
+        let sources: String
+        if case .directory = location {
+            sources = "read from the mirror"
+        } else {
+            let cached = work.filter { FileManager.default.fileExists(atPath: fetcher.cachedPath($0.archive)) }.count
+            sources = "\(cached) archives cached, \(work.count - cached) to fetch"
+        }
+        print("\(title): \(units) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
+        print(binding.line)
+        print(deepCheck.line)
+        for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
+        if work.count > 200 { print("  ... and \(work.count - 200) more") }
     }
 
     /// The units of `planned` to import: all with `--force`, otherwise less the done units whose

@@ -37,13 +37,9 @@ extension ImportRunner {
     }
 
     func printDryRun(_ planned: PlannedRun, summary: RunSummary) {
-        let (plan, work) = (planned.plan, planned.work)
-        let sources = sourcesNote(work.map(\.address), fetcher: planned.fetcher)
-        print("plan for \(spec.name): \(plan.units.count) units; \(summary.skipped) already done; \(work.count) to import (\(sources))")
-        print(planned.binding.line)
-        print(planned.deepCheck.line)
-        for unit in work.prefix(200) { print("  \(unit.id) -> \(unit.key)") }
-        if work.count > 200 { print("  ... and \(work.count - 200) more") }
+        let plan = planned.plan
+        printPlanHead("plan for \(spec.name)", units: plan.units.count, work: planned.work, fetcher: planned.fetcher, binding: planned.binding,
+                      deepCheck: planned.deepCheck, summary: summary)
         for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }
         for (key, gaps) in summary.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(gaps)") }
         for (coverage, _) in plan.unpublishedKeys { print("  fails: \(coverage.key): \(coverage.noArchiveMessage)") }

@@ -15,8 +15,7 @@ final class FuturesArchiveTests: XCTestCase {
     var dir: URL!
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("futures-\(getpid())-\(UUID().uuidString.prefix(6))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        dir = try makeTemporaryDirectory("futures")
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }

@@ -12,8 +12,7 @@ final class FuturesRulesTests: XCTestCase {
     var dir: URL!
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("futures-rules-\(getpid())-\(UUID().uuidString.prefix(6))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        dir = try makeTemporaryDirectory("futures-rules")
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }

@@ -15,8 +15,7 @@ final class InProcessPipelineTests: XCTestCase {
     var dir: URL!
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("in-process-\(getpid())-\(UUID().uuidString.prefix(6))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        dir = try makeTemporaryDirectory("in-process")
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }

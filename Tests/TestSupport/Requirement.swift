@@ -17,3 +17,11 @@ extension ServerProcess {
         }
     }
 }
+
+/// A new empty folder under the system's temporary directory, named after `prefix` and this
+/// process; the test removes it.
+public func makeTemporaryDirectory(_ prefix: String) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(getpid())-\(UUID().uuidString.prefix(6))")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}
