@@ -116,7 +116,7 @@ public final class ImportRunner: Sendable {
         var recorded: StateBinding?
         var rebinding: Bool { recorded != nil && recorded != binding }
         /// The dry run's line about it.
-        var line: String { "  \(binding)" + (rebinding ? "; the state records \(recorded.map { "\($0)" } ?? ""): a run needs --force" : "") }
+        package var line: String { "  \(binding)" + (rebinding ? "; the state records \(recorded.map { "\($0)" } ?? ""): a run needs --force" : "") }
     }
 
     /// The state speaks of one target and schema: a run with others would skip units whose rows
@@ -137,20 +137,27 @@ public final class ImportRunner: Sendable {
     /// a deep check finds archives published or re-published for periods the state calls settled;
     /// in between, a settled key costs one listing a night. A dry run reads the same record.
     func deepCheck(_ options: RunOptions, store: ManifestStore) async throws -> DeepCheck {
+        let check = deepCheck(lastChecked: try await store.meta(DeepCheck.metaName).flatMap { Int64($0) }, today: options.today)
+        if check.due, !options.dryRun { await store.setMeta(DeepCheck.metaName, "\(options.today.start)") }
+        return check
+    }
+
+    /// Whether a run on `today` is a deep check, after the one recorded on `lastChecked`.
+    package func deepCheck(lastChecked last: Int64?, today: ArchivePeriod) -> DeepCheck {
         let every = Int64(spec.recheckDays) * 86400
-        let last = try await store.meta("deep_checked_day").flatMap { Int64($0) }
-        let due = last.map { options.today.start - $0 >= every || $0 > options.today.start } ?? true
-        if due, !options.dryRun { await store.setMeta("deep_checked_day", "\(options.today.start)") }
-        return DeepCheck(due: due, next: due ? options.today.start : (last ?? options.today.start) + every, everyDays: spec.recheckDays)
+        let due = last.map { today.start - $0 >= every || $0 > today.start } ?? true
+        return DeepCheck(due: due, next: due ? today.start : (last ?? today.start) + every, everyDays: spec.recheckDays)
     }
 
     /// Whether this run is a deep check, and when the next one is (what the dry run says).
-    struct DeepCheck {
+    package struct DeepCheck {
+        /// The state's record of the last deep check's day (UTC s).
+        package static let metaName = "deep_checked_day"
         var due: Bool
         var next: Int64
         var everyDays: Int
 
-        var line: String {
+        package var line: String {
             due ? "deep check: due (every \(everyDays) days): every key's folders are listed again"
                 : "deep check: next on \(UTCCalendar.iso8601(next).prefix(10)) (recheck_days: \(everyDays)); until then settled periods are not listed again"
         }

@@ -71,6 +71,13 @@ struct Status: AsyncParsableCommand {
         if checkRemote { counts["stale"] = stale.count }
         let failed = manifest.units.values.filter { $0.status == .failed }.sorted { $0.id < $1.id }
         let grid = CoverageGrid(manifest: manifest, months: spec.months(today: try today()), keys: keys)
+        // When the next run lists settled periods again (a late archive of an old month waits for it).
+        if StateDatabase.isDatabase(Manifest.databasePath(spec.manifest)) {
+            let last = try StateDatabase(path: Manifest.databasePath(spec.manifest), create: false).meta(ImportRunner.DeepCheck.metaName).flatMap { Int64($0) }
+            if last != nil {
+                notes.append(ImportRunner(spec: spec, logger: Logger(label: "binance-import")).deepCheck(lastChecked: last, today: try today()).line)
+            }
+        }
         if !outsideKeys.isEmpty {
             notes.append("state of keys outside the job (from a run with --symbols), not counted: \(outsideKeys.joined(separator: ", ")); drop them with: binance-import forget \(options.job) --symbols \(Set(outsideKeys.compactMap { BucketKey($0)?.symbol }).sorted().joined(separator: ","))")
         }

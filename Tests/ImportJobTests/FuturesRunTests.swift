@@ -199,6 +199,8 @@ extension ImportJobTests {
         XCTAssertTrue(dry.output.contains("deep check: next on 2026-12-06 (recheck_days: 7)"), dry.output)
         let run = try importer(["run", path, "--log-format", "json"], today: "2026-11-30")
         XCTAssertEqual(nightlySummary(run.output)["done"] as? Int, 0, run.output)
+        let status = try importer(["status", path], today: "2026-11-30")
+        XCTAssertTrue(status.output.contains("note: deep check: next on 2026-12-06 (recheck_days: 7)"), status.output)
         let dueDry = try importer(["run", path, "--dry-run"], today: "2026-12-06")
         XCTAssertTrue(dueDry.output.contains("1 to import"), dueDry.output)
         XCTAssertTrue(dueDry.output.contains("deep check: due (every 7 days)"), dueDry.output)
