@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "FuzzTests", dependencies: ["KlineArchive", "MsgPack", "TestSupport"]),
         .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "MarketStoreModel", "KlineArchive", "MarketStore", "Columnar", "TestSupport"]),
         // In-memory fakes of the pipeline's seams (a MarketStore target), for in-process tests.
-        .target(name: "PipelineFakes", dependencies: ["ImportPipeline", "MarketStore", "MarketStoreModel", "Columnar"], path: "Tests/PipelineFakes"),
+        .target(name: "PipelineFakes", dependencies: ["ImportPipeline", "BinanceSource", "MarketStore", "MarketStoreModel", "Columnar"], path: "Tests/PipelineFakes"),
         .testTarget(name: "ImportJobTests", dependencies: ["ImportPipeline", "Follow", "JobModel", "JobState", "JobMetrics", "KlineArchive", "MarketStore", "PipelineFakes",
                                                            "MarketStoreModel", "MarketStoreDirectory", "BinanceSource", "Columnar", "TestSupport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
                     exclude: ["fixtures"]),

@@ -72,6 +72,8 @@ public struct ArchiveLister: Sendable {
     /// A session per listing in flight: one session runs its requests one after another, and
     /// the plan lists many keys at once.
     private let pool: SessionPool
+    /// Listings from elsewhere than `location` (a fake in tests).
+    private let listing: (any FolderListing)?
 
     public init(location: SourceLocation, listingURL: String = SourceLocation.defaultListing, retry: RetryPolicy = .init(),
                 timeouts: HTTPTimeouts = .init(connect: 10, total: 60)) {
@@ -79,6 +81,15 @@ public struct ArchiveLister: Sendable {
         self.listingURL = listingURL
         self.retry = retry
         pool = SessionPool(timeouts: timeouts)
+        listing = nil
+    }
+
+    /// A lister whose folders and files come from `listing` (archives are still fetched from
+    /// `location`).
+    public init(listing: any FolderListing, location: SourceLocation) {
+        (self.location, self.listingURL, self.retry) = (location, "", RetryPolicy())
+        pool = SessionPool(timeouts: .init())
+        self.listing = listing
     }
 
     /// Sub-folders (full prefixes ending in `/`) and files (with size, ETag, modification time)
@@ -86,32 +97,10 @@ public struct ArchiveLister: Sendable {
     /// (`.../BTCUSDT-1m-2024-02-` lists one month of daily archives), and a prefix that names
     /// nothing lists as empty.
     public func list(prefix: String) async throws -> (folders: [String], files: [ListedFile]) {
+        if let listing { return try await listing.list(prefix: prefix) }
         switch location {
         case let .directory(root):
-            let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : String(prefix[..<(prefix.lastIndex(of: "/").map { prefix.index(after: $0) } ?? prefix.startIndex)])
-            let namePrefix = prefix.dropFirst(folder.count)
-            let dir = (root as NSString).appendingPathComponent(folder)
-            let names: [String]
-            do {
-                names = try FileManager.default.contentsOfDirectory(atPath: dir)
-            } catch CocoaError.fileReadNoSuchFile {
-                return ([], [])
-            } catch {
-                throw SourceError.io(path: dir, reason: "cannot list the mirror folder: \(error.localizedDescription)")
-            }
-            var folders: [String] = [], files: [ListedFile] = []
-            for name in names.sorted() where name.hasPrefix(namePrefix) {
-                let path = (dir as NSString).appendingPathComponent(name)
-                var info = stat()
-                guard stat(path, &info) == 0 else { continue }  // vanished since the listing
-                if (info.st_mode & S_IFMT) == S_IFDIR {
-                    folders.append(folder + name + "/")
-                } else {
-                    let modified = "\(info.st_mtim.tv_sec).\(String(format: "%09d", info.st_mtim.tv_nsec))"
-                    files.append(ListedFile(key: folder + name, size: Int64(info.st_size), lastModified: modified))
-                }
-            }
-            return (folders, files)
+            return try MirrorListing(root: root).list(prefix: prefix)
         case .http:
             let session = await pool.take()
             defer { Task { await pool.give(session) } }
@@ -195,5 +184,44 @@ public struct ArchiveLister: Sendable {
             return j < t.count && (p[i] == "?" || p[i] == t[j]) && match(i + 1, j + 1)
         }
         return match(0, 0)
+    }
+}
+
+/// What lists the data tree's folders and files under a prefix, as S3's ListBucket does with a
+/// delimiter: the S3 endpoint, a local mirror, or a fake in tests.
+public protocol FolderListing: Sendable {
+    func list(prefix: String) async throws -> (folders: [String], files: [ListedFile])
+}
+
+/// A local mirror's listing: its directories read in place.
+public struct MirrorListing: FolderListing {
+    public let root: String
+    public init(root: String) { self.root = root }
+
+    public func list(prefix: String) throws -> (folders: [String], files: [ListedFile]) {
+        let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : String(prefix[..<(prefix.lastIndex(of: "/").map { prefix.index(after: $0) } ?? prefix.startIndex)])
+        let namePrefix = prefix.dropFirst(folder.count)
+        let dir = (root as NSString).appendingPathComponent(folder)
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        } catch CocoaError.fileReadNoSuchFile {
+            return ([], [])
+        } catch {
+            throw SourceError.io(path: dir, reason: "cannot list the mirror folder: \(error.localizedDescription)")
+        }
+        var folders: [String] = [], files: [ListedFile] = []
+        for name in names.sorted() where name.hasPrefix(namePrefix) {
+            let path = (dir as NSString).appendingPathComponent(name)
+            var info = stat()
+            guard stat(path, &info) == 0 else { continue }  // vanished since the listing
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                folders.append(folder + name + "/")
+            } else {
+                let modified = "\(info.st_mtim.tv_sec).\(String(format: "%09d", info.st_mtim.tv_nsec))"
+                files.append(ListedFile(key: folder + name, size: Int64(info.st_size), lastModified: modified))
+            }
+        }
+        return (folders, files)
     }
 }

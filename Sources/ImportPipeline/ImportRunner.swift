@@ -44,16 +44,26 @@ public final class ImportRunner: Sendable {
     /// Set by a signal: no new downloads, decodes or REST requests; what is held is written.
     package let stop: StopRequest
 
+    /// Where listings come from instead of the job's source (a fake in tests); archives are
+    /// still read from the job's source.
+    package let listing: (any FolderListing)?
+
     public init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest()) {
         self.spec = spec
         self.logger = logger
         self.stop = stop
+        listing = nil
+    }
+
+    package init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest(), listing: any FolderListing) {
+        (self.spec, self.logger, self.stop, self.listing) = (spec, logger, stop, listing)
     }
 
     package var location: SourceLocation { SourceLocation(spec.baseURL) }
 
     package func makeLister() -> ArchiveLister {
-        ArchiveLister(location: location, listingURL: spec.listingURL)
+        if let listing { return ArchiveLister(listing: listing, location: location) }
+        return ArchiveLister(location: location, listingURL: spec.listingURL)
     }
 
     package func makeFetcher() -> ArchiveFetcher {

@@ -1,6 +1,7 @@
 import Foundation
 import KlineArchive
 import Logging
+import BinanceSource
 import PipelineFakes
 import TestSupport
 import XCTest
@@ -31,10 +32,43 @@ final class InProcessPipelineTests: XCTestCase {
         return spec
     }
 
-    func run(_ spec: JobSpec, into target: MemoryTarget, stop: StopRequest = StopRequest()) async throws -> RunSummary {
+    func run(_ spec: JobSpec, into target: MemoryTarget, stop: StopRequest = StopRequest(), listing: (any FolderListing)? = nil) async throws -> RunSummary {
         var options = RunOptions(today: ArchivePeriod(day: "2024-06-01")!)
         options.sink = target
-        return try await ImportRunner(spec: spec, logger: Logger(label: "test"), stop: stop).run(options)
+        let logger = Logger(label: "test")
+        let runner = listing.map { ImportRunner(spec: spec, logger: logger, stop: stop, listing: $0) } ?? ImportRunner(spec: spec, logger: logger, stop: stop)
+        return try await runner.run(options)
+    }
+
+    var mirror: MirrorListing { MirrorListing(root: ServerProcess.repoRoot.appendingPathComponent("samples/mirror").path) }
+
+    /// One key's listing fails: that key's units fail with the reason, the other key lands, and
+    /// the next run (its listing back) completes the job; when every listing fails the source is
+    /// wrong (a job file error), and nothing is recorded.
+    func testAFailedListingFailsItsKeyAloneAndTheNextRunCompletesIt() async throws {
+        let spec = try demoSpec()
+        let failing = FaultyListing(mirror) { prefix, _ in prefix.contains("/ETHUSDT/") }
+        let target = MemoryTarget()
+        let first = try await run(spec, into: target, listing: failing)
+        XCTAssertEqual([first.done, first.failed, Int(first.exitCode)], [2, 2, 1])
+        XCTAssertEqual(target.keys, ["BTCUSDT/1H/OHLCV"])
+        XCTAssertTrue(first.failures["ETHUSDT/1H/OHLCV"]?.contains("the listing of data/spot/monthly/klines/ETHUSDT/1h/") == true, "\(first.failures)")
+        XCTAssertTrue(failing.prefixes.contains { $0.contains("/BTCUSDT/") })
+        let second = try await run(spec, into: target, listing: FaultyListing(mirror) { _, _ in false })
+        XCTAssertEqual([second.done, second.skipped, Int(second.exitCode)], [2, 2, 0])
+        XCTAssertEqual(target.bucket("ETHUSDT/1H/OHLCV")?.epochs.count, 744 + 696)
+
+        // Every listing failing is the source's failure, not the keys': the run ends with it,
+        // and nothing is recorded.
+        var other = try demoSpec()
+        other.manifest = dir.appendingPathComponent("state/other.manifest.db").path
+        do {
+            _ = try await run(other, into: MemoryTarget(), listing: FaultyListing(mirror) { _, _ in true })
+            XCTFail("every listing failed: the run cannot go on")
+        } catch let error as FaultyListing.Refused {
+            XCTAssertTrue(error.prefix.hasPrefix("data/spot/monthly/klines/"), "\(error)")
+        }
+        XCTAssertFalse(StateDatabase.isDatabase(Manifest.databasePath(other.manifest)), "no state recorded")
     }
 
     func statuses(_ spec: JobSpec) throws -> [String: UnitRecord.Status] {
