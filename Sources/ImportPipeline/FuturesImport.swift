@@ -98,7 +98,7 @@ struct PlannedFuturesRun {
     var index: [String: UnitIndexEntry]
     var fetcher: ArchiveFetcher
     var binding: ImportRunner.PlannedBinding
-    var deepCheck: ImportRunner.DeepCheck
+    var decisions: ImportRunner.PlanDecisions
 }
 
 extension ImportRunner {
@@ -110,8 +110,9 @@ extension ImportRunner {
         summary.units = plan.units.count + plan.failedKeys.map(\.periods.count).reduce(0, +)
         summary.notPublishedRanges = plan.notPublishedRanges
         let fetcher = makeFetcher()
-        let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
-        return PlannedFuturesRun(dataset: dataset, plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, deepCheck: deepCheck)
+        var decisions = ImportRunner.PlanDecisions(deepCheck: deepCheck)
+        let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, decisions: &decisions, summary: &summary)
+        return PlannedFuturesRun(dataset: dataset, plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
     }
 
     /// The plan of every symbol, `spec.listings` symbols at a time, assembled in symbol order. A
@@ -237,7 +238,7 @@ extension ImportRunner {
     func printDryRun(_ planned: PlannedFuturesRun, summary: RunSummary) {
         let plan = planned.plan
         printPlanHead("plan for \(spec.name) (\(planned.dataset.rawValue))", units: plan.units.count, work: planned.work, fetcher: planned.fetcher,
-                      binding: planned.binding, deepCheck: planned.deepCheck, summary: summary)
+                      binding: planned.binding, deepCheck: planned.decisions.deepCheck, summary: summary)
         for (key, ranges) in plan.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(ranges)") }
         for hole in plan.holes { print("  gap (no archive): \(hole.key): \(hole.address.period)") }
         for failed in plan.failedKeys { print("  fails: \(failed.key): \(failed.reason)") }

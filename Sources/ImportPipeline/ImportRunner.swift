@@ -98,12 +98,15 @@ public final class ImportRunner: Sendable {
         let binding = try await bindState(options, store: store, summary: summary)
         // Each dataset plans its own way (klines: monthly archives repaired from dailies; funding
         // and metrics: one cadence each).
+        // Planning reads the state and writes nothing; what it decided is recorded here, once the
+        // run goes on (a dry run records nothing).
         let planned = try await spec.pipelineDataset().plan(self, options, store: store, binding: binding, summary: &summary)
         if options.dryRun {
             planned.printDryRun(self, summary: summary)
             summary.seconds = Date().timeIntervalSince(started)
             return summary
         }
+        await record(planned.decisions, binding: binding, today: options.today, store: store)
         guard let sink = try await openSink(options, store: store) else {
             // Stopped while waiting for the server: nothing was written, nothing is lost.
             try await store.close()
@@ -139,17 +142,14 @@ public final class ImportRunner: Sendable {
                 + "Its done units say nothing of that target: re-import everything there with --force, "
                 + "or give the job another manifest: (one state per target)")
         }
-        if recorded == nil { await store.bind(binding) }
         return PlannedBinding(binding: binding, recorded: recorded)
     }
 
-    /// Whether this run lists every key's folders again (`recheck_days`), and records that it did:
-    /// a deep check finds archives published or re-published for periods the state calls settled;
-    /// in between, a settled key costs one listing a night. A dry run reads the same record.
+    /// Whether this run lists every key's folders again (`recheck_days`; the run records that it
+    /// did): a deep check finds archives published or re-published for periods the state calls
+    /// settled; in between, a settled key costs one listing a night. A dry run reads the same record.
     func deepCheck(_ options: RunOptions, store: ManifestStore) async throws -> DeepCheck {
-        let check = deepCheck(lastChecked: try await store.meta(DeepCheck.metaName).flatMap { Int64($0) }, today: options.today)
-        if check.due, !options.dryRun { await store.setMeta(DeepCheck.metaName, "\(options.today.start)") }
-        return check
+        deepCheck(lastChecked: try await store.meta(DeepCheck.metaName).flatMap { Int64($0) }, today: options.today)
     }
 
     /// Whether a run on `today` is a deep check, after the one recorded on `lastChecked`.
@@ -191,13 +191,29 @@ public final class ImportRunner: Sendable {
         if work.count > 200 { print("  ... and \(work.count - 200) more") }
     }
 
+    /// What a plan decided that the state keeps: a deep check made, and the fingerprints of done
+    /// archives whose listing changed but whose CHECKSUM did not (not asked again next run).
+    package struct PlanDecisions: Sendable {
+        var deepCheck: DeepCheck
+        var refreshedListings: [(id: String, listing: String?)] = []
+    }
+
+    /// Records a plan's decisions: the binding of a state that has none, the deep check's day,
+    /// the refreshed fingerprints.
+    func record(_ decisions: PlanDecisions, binding: PlannedBinding, today: ArchivePeriod, store: ManifestStore) async {
+        if binding.recorded == nil { await store.bind(binding.binding) }
+        if decisions.deepCheck.due { await store.setMeta(DeepCheck.metaName, "\(today.start)") }
+        for (id, listing) in decisions.refreshedListings { await store.update(id) { $0.listing = listing } }
+    }
+
     /// The units of `planned` to import: all with `--force`, otherwise less the done units whose
-    /// archives did not change.
+    /// archives did not change (those whose fingerprint changed are added to `refreshed`).
     func unitsToImport<Unit: WorkUnit>(_ planned: [Unit], index: [String: UnitIndexEntry], fetcher: ArchiveFetcher, store: ManifestStore,
-                                       force: Bool, summary: inout RunSummary) async -> [Unit] {
+                                       force: Bool, decisions: inout PlanDecisions, summary: inout RunSummary) async -> [Unit] {
         var work: [Unit] = []
         for unit in planned {
             if !force, let entry = index[unit.id], entry.status == .done, await isUnchanged(unit, entry, fetcher: fetcher, store: store) {
+                if entry.listing != unit.listing { decisions.refreshedListings.append((unit.id, unit.listing)) }
                 summary.skipped += 1
                 continue
             }
@@ -330,9 +346,7 @@ public final class ImportRunner: Sendable {
         case (_?, nil): unchanged = true  // no CHECKSUM to compare with any more: keep what was verified
         case (nil, _): unchanged = record.listing == nil  // unverified: only a changed fingerprint tells
         }
-        if unchanged {
-            await store.update(unit.id) { $0.listing = unit.listing }
-        } else {
+        if !unchanged {
             logger.info("re-published archive: \(unit.id) (\(record.sha256?.prefix(12) ?? "unverified") -> \(published?.prefix(12) ?? "unverified"))")
         }
         return unchanged

@@ -18,7 +18,7 @@ extension ImportRunner {
         var index: [String: UnitIndexEntry]
         var fetcher: ArchiveFetcher
         var binding: PlannedBinding
-        var deepCheck: DeepCheck
+        var decisions: PlanDecisions
     }
 
     /// The units to import: the plan against the listing and the state, less the done units
@@ -32,14 +32,15 @@ extension ImportRunner {
         summary.units = plan.units.count + plan.unpublishedKeys.map(\.1.count).reduce(0, +)
         for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
         let fetcher = makeFetcher()
-        let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, summary: &summary)
-        return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, deepCheck: deepCheck)
+        var decisions = PlanDecisions(deepCheck: deepCheck)
+        let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, decisions: &decisions, summary: &summary)
+        return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
     }
 
     func printDryRun(_ planned: PlannedRun, summary: RunSummary) {
         let plan = planned.plan
         printPlanHead("plan for \(spec.name)", units: plan.units.count, work: planned.work, fetcher: planned.fetcher, binding: planned.binding,
-                      deepCheck: planned.deepCheck, summary: summary)
+                      deepCheck: planned.decisions.deepCheck, summary: summary)
         for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }
         for (key, gaps) in summary.notPublishedRanges.sorted(by: { $0.key < $1.key }) { print("  not published: \(key): \(gaps)") }
         for (coverage, _) in plan.unpublishedKeys { print("  fails: \(coverage.key): \(coverage.noArchiveMessage)") }

@@ -19,6 +19,8 @@ protocol PipelineDataset: Dataset {
 /// A run's plan, of whatever dataset: what it shows in a dry run and how it is carried out.
 protocol PlannedWork {
     var workCount: Int { get }
+    /// What the plan decided that the state keeps (recorded when the run goes on).
+    var decisions: ImportRunner.PlanDecisions { get }
     func printDryRun(_ runner: ImportRunner, summary: RunSummary)
     /// The work, then the state settled for the job's keys.
     func execute(_ runner: ImportRunner, store: ManifestStore, writer: Writer, progress: Progress, summary: inout RunSummary) async throws

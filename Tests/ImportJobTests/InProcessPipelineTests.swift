@@ -130,4 +130,23 @@ final class InProcessPipelineTests: XCTestCase {
         XCTAssertEqual([second.skipped, second.done], [done.count, 4 - done.count])
         XCTAssertEqual(Set(try statuses(spec).values), [.done])
     }
+
+    /// Planning reads the state and writes nothing (issue 32): the deep check it decides on is
+    /// recorded by the run, not by the plan, so a plan made and dropped leaves the state as it was.
+    func testPlanningWritesNothing() async throws {
+        let spec = try demoSpec()
+        _ = try await run(spec, into: MemoryTarget())
+        let path = Manifest.databasePath(spec.manifest)
+        let before = try StateDatabase(path: path, create: false).meta(ImportRunner.DeepCheck.metaName)
+        XCTAssertEqual(before, "\(ArchivePeriod(day: "2024-06-01")!.start)")
+        let store = try ManifestStore.open(manifest: spec.manifest, job: spec.name)
+        let runner = ImportRunner(spec: spec, logger: Logger(label: "test"))
+        let options = RunOptions(today: ArchivePeriod(day: "2024-06-20")!)
+        var summary = RunSummary(job: spec.name, startedAt: "")
+        let binding = try await runner.bindState(options, store: store, summary: summary)
+        let planned = try await spec.pipelineDataset().plan(runner, options, store: store, binding: binding, summary: &summary)
+        XCTAssertTrue(planned.decisions.deepCheck.due, "19 days after the last: a deep check")
+        try await store.commit(force: true)
+        XCTAssertEqual(try StateDatabase(path: path, create: false).meta(ImportRunner.DeepCheck.metaName), before, "the plan recorded nothing")
+    }
 }
