@@ -109,6 +109,9 @@ public struct ImportPlan: Sendable {
     public var unpublishedKeys: [(coverage: KeyCoverage, months: [PlannedUnit])]
     /// With `to: now`: per key, the days after its archives, to fill from REST.
     public var restEdges: [RestEdge] = []
+    /// Days with no daily archive between a key's first and last archive, in months without a
+    /// monthly one: gaps of a whole day (as days a monthly lacks that no daily has).
+    public var holes: [PlannedUnit] = []
 
     /// How many months before the current one are still looked at through their daily files on
     /// every run while their monthly archive is missing (Binance publishes monthlies days,
@@ -184,6 +187,7 @@ public struct ImportPlan: Sendable {
             case let .success(part):
                 plan.units += part.units
                 plan.notPublished += part.notPublished
+                plan.holes += part.holes
                 plan.superseded.merge(part.superseded) { a, _ in a }
                 plan.coverage += part.coverage
                 plan.unpublishedKeys += part.unpublishedKeys
@@ -265,12 +269,13 @@ public struct ImportPlan: Sendable {
 
         var coverage = KeyCoverage(key: key, symbol: symbol, interval: interval)
         var missing: [ArchivePeriod] = [], found: [ArchivePeriod] = [], notPublished: [PlannedUnit] = []
-        var lastArchiveDay: ArchivePeriod?  // the last day an archive of the key covers
+        var firstArchiveDay: ArchivePeriod?, lastArchiveDay: ArchivePeriod?  // the days the key's archives span
         for month in months {
             if month < current, let file = monthly[month] {
                 let u = try unit(month, file)
                 plan.units.append(u)
                 found.append(month)
+                firstArchiveDay = firstArchiveDay ?? PeriodPlanner.days(of: month).first
                 lastArchiveDay = PeriodPlanner.days(of: month).last
                 for daily in dailiesByMonthly[u.id] ?? [] { plan.superseded[daily] = u.id }
                 // A monthly with holes whose repair an earlier run did not finish.
@@ -306,6 +311,7 @@ public struct ImportPlan: Sendable {
             for day in days {
                 if let file = dailyFiles[day] {
                     plan.units.append(try unit(day, file.fingerprint))
+                    firstArchiveDay = min(firstArchiveDay ?? day, day)
                     lastArchiveDay = max(lastArchiveDay ?? day, day)
                 } else {
                     notPublished.append(try unit(day, nil))
@@ -323,6 +329,9 @@ public struct ImportPlan: Sendable {
             plan.unpublishedKeys.append((coverage, try months.map { try unit($0, nil) }))
         } else {
             plan.notPublished += notPublished
+            if let first = firstArchiveDay, let last = lastArchiveDay {
+                plan.holes += notPublished.filter { $0.address.period.kind == .day && !$0.repairs && $0.address.period > first && $0.address.period < last }
+            }
         }
         // `to: now`: the days after the key's last archive, within the recent months (a key
         // whose archives ended long ago is delisted, not late), through today. Intervals

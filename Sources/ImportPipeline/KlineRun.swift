@@ -69,7 +69,8 @@ extension ImportRunner {
             summary.failures[coverage.key] = coverage.noArchiveMessage
         }
         let fetcher = planned.fetcher
-        var repairs = Repairs(units: work.filter(\.repairs), inNoArchive: plan.notPublished.filter(\.repairs))
+        // Days a monthly lacks, and days between a key's archives, that no daily archive has.
+        var repairs = Repairs(units: work.filter(\.repairs), inNoArchive: plan.notPublished.filter(\.repairs) + plan.holes)
         do {
             try await runPipeline(work: work, fetcher: fetcher, writer: writer, store: store, progress: progress)
             // Monthly archives of this run that lack whole days: those days from their dailies,
@@ -80,7 +81,7 @@ extension ImportRunner {
             await progress.add(units: found.units.count)
             try await runPipeline(work: found.units, fetcher: fetcher, writer: writer, store: store, progress: progress)
             await recordNotPublished(found.notPublished, index: await store.currentIndex(), store: store)
-            // A day a monthly lacks that no daily archive has either: a gap of a whole day.
+            // A day with no archive at all: a gap of a whole day.
             for day in repairs.inNoArchive {
                 guard let step = day.address.interval.seconds else { continue }
                 let p = day.address.period

@@ -2,6 +2,7 @@ import Foundation
 import KlineArchive
 import Logging
 import BinanceSource
+import Columnar
 import PipelineFakes
 import TestSupport
 import XCTest
@@ -148,5 +149,78 @@ final class InProcessPipelineTests: XCTestCase {
         XCTAssertTrue(planned.decisions.deepCheck.due, "19 days after the last: a deep check")
         try await store.commit(force: true)
         XCTAssertEqual(try StateDatabase(path: path, create: false).meta(ImportRunner.DeepCheck.metaName), before, "the plan recorded nothing")
+    }
+}
+
+/// Superseding and gaps in-process: a mirror built in a temporary folder from synthetic 1h
+/// klines, the state and an in-memory target.
+final class InProcessSupersedingTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws { dir = try makeTemporaryDirectory("in-process-supersede") }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// A day of 1h klines of `symbol` as Binance's CSV (ms times), each close telling its hour.
+    static func klines(day: Int64) -> String {
+        (0..<24).map { h -> String in
+            let open = (day + Int64(h) * 3600) * 1000
+            let close = "\(100 + (day / 86400) % 50).\(h)"
+            return "\(open),\(close),\(close),\(close),\(close),1.5,\(open + 3_599_999),10.5,3,0.5,5.5,0"
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// Publishes an archive of `days` under its name in the mirror, with its CHECKSUM.
+    func publish(_ name: String, folder: String, days: [Int64]) throws {
+        let path = dir.appendingPathComponent("mirror").appendingPathComponent(folder)
+        try FileManager.default.createDirectory(at: path, withIntermediateDirectories: true)
+        let zip = ZipBuilder.single(String(name.dropLast(4)) + ".csv", days.map(Self.klines).joined())
+        try Data(zip).write(to: path.appendingPathComponent(name))
+        try "\(sha256Hex(zip))  \(name)\n".write(to: path.appendingPathComponent(name + ".CHECKSUM"), atomically: true, encoding: .utf8)
+    }
+
+    func testDailiesAreSupersededByTheirMonthlyAndItsGapCloses() async throws {
+        let feb = ArchivePeriod(year: 2024, month: 2)!
+        let days = PeriodPlanner.days(of: feb).map(\.start)
+        for day in days where day != ArchivePeriod(day: "2024-02-10")!.start {
+            try publish("SYNUSDT-1h-\(UTCCalendar.iso8601(day).prefix(10)).zip", folder: "data/spot/daily/klines/SYNUSDT/1h", days: [day])
+        }
+        let yaml = """
+            name: supersede
+            source: {base_url: \(dir.appendingPathComponent("mirror").path), cache_dir: \(dir.appendingPathComponent("cache").path)}
+            market: spot
+            symbols: [SYNUSDT]
+            intervals: [1h]
+            from: 2024-02
+            to: 2024-02
+            target: {directory: \(dir.appendingPathComponent("unused").path)}
+            manifest: \(dir.appendingPathComponent("state/supersede.manifest.db").path)
+            """
+        let spec = try JobSpec.parse(yaml: yaml, file: "supersede.yml")
+        let target = MemoryTarget()
+        func run(today: String) async throws -> RunSummary {
+            var options = RunOptions(today: ArchivePeriod(day: today)!)
+            options.sink = target
+            return try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(options)
+        }
+        let first = try await run(today: "2024-03-05")
+        XCTAssertEqual(first.done, 28, "\(first.failures)")
+        // The day between them with no archive is a gap, and said so (it was only "not published").
+        XCTAssertEqual(first.gaps["SYNUSDT/1H/OHLCV"], ["2024-02-10T00:00:00Z..2024-02-10T23:00:00Z unexplained"])
+        XCTAssertEqual(first.daysInNoArchive["SYNUSDT/1H/OHLCV"], "2024-02-10")
+        XCTAssertEqual(target.bucket("SYNUSDT/1H/OHLCV")?.epochs.count, 28 * 24)
+
+        // The monthly archive, whole, is published: it is imported over the same slots, the
+        // dailies are superseded and the missing day is no longer a gap.
+        try publish("SYNUSDT-1h-2024-02.zip", folder: "data/spot/monthly/klines/SYNUSDT/1h", days: days)
+        let second = try await run(today: "2024-03-06")
+        XCTAssertEqual(second.done, 1, "the monthly: \(second.failures)")
+        XCTAssertEqual(second.superseded, 29, "the 28 dailies and the day recorded as not published")
+        XCTAssertEqual(second.gaps["SYNUSDT/1H/OHLCV"] ?? [], [])
+        let bucket = try XCTUnwrap(target.bucket("SYNUSDT/1H/OHLCV"))
+        XCTAssertEqual(bucket.epochs, Array(stride(from: feb.start, to: feb.end, by: 3600)), "every hour once")
+        XCTAssertEqual(bucket.column("Close").first, Double(Float("\(100 + (feb.start / 86400) % 50).0")!))
+        let states = try Manifest.load(path: spec.manifest, job: spec.name).units.values
+        XCTAssertEqual(states.filter { $0.status == .superseded }.count, 29)
+        XCTAssertEqual(states.filter { $0.status == .done }.map(\.id), ["data/spot/monthly/klines/SYNUSDT/1h/SYNUSDT-1h-2024-02.zip"])
     }
 }
