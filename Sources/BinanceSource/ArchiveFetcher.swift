@@ -221,11 +221,11 @@ public final class ArchiveFetcher: Sendable {
             guard rename(temporary, target) == 0 else { throw SourceError.io(path: target, reason: String(cString: strerror(errno))) }
         }
 
-        func discard() {
-            do { try FileManager.default.removeItem(atPath: temporary) } catch CocoaError.fileNoSuchFile {} catch {
-                // A leftover `.part-` file is removed by the next download of the archive.
-            }
-        }
+        func discard() { Self.removePartial(temporary) }
+
+        /// A leftover `.part-` file (one that cannot be removed now) is removed by the next
+        /// download of the archive, so a failure here is not worth failing the fetch for.
+        static func removePartial(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
     }
 
     /// Downloads `url` into a temporary file beside `target`, hashing the bytes as they arrive.
@@ -251,7 +251,7 @@ public final class ArchiveFetcher: Sendable {
             if response.status != 200 { download.discard() }
             return download
         } catch {
-            Download(status: 0, sha256: "", attempts: 0, temporary: temp).discard()
+            Download.removePartial(temp)
             throw error
         }
     }

@@ -161,13 +161,14 @@ public enum FuturesArchiveDecoder {
             throw FuturesDecodeError.wrongPeriod(archive: source, period: period.description, rows: parsed.count,
                                                  first: times.min() ?? 0, last: times.max() ?? 0)
         }
-        var batch = FuturesBatch(rows: rows, dataset: dataset)
-        if !before.isEmpty { batch.before = FuturesRows(FuturesBatch(rows: before, dataset: dataset)) }
+        let sorted = rows.values.sorted { $0.epoch < $1.epoch }
+        var batch = FuturesBatch(sorted: sorted, dataset: dataset)
+        if !before.isEmpty { batch.before = FuturesRows(FuturesBatch(sorted: before.values.sorted { $0.epoch < $1.epoch }, dataset: dataset)) }
         report.rows = batch.count
         report.firstEpoch = batch.epochs.first
         report.lastEpoch = batch.epochs.last
         if dataset == .fundingRate {
-            report.findFundingGaps(epochs: batch.epochs, hours: rows.sorted { $0.key < $1.key }.map(\.value.hours), period: period)
+            report.findFundingGaps(epochs: batch.epochs, hours: sorted.map(\.hours), period: period)
         } else {
             report.findGaps(epochs: batch.epochs, period: period, slot: dataset.slotSeconds)
         }
@@ -293,7 +294,7 @@ extension FuturesArchiveDecoder {
         var (batch, report) = (batch, report)
         batch.before = nil
         guard !dayBeforeHasArchive else { return (batch, report) }
-        batch = batch.merged(with: before)
+        batch = batch.after(before)
         report.neighbourKept = before.epochs.count
         report.rows = batch.count
         (report.firstEpoch, report.lastEpoch) = (batch.epochs.first, batch.epochs.last)

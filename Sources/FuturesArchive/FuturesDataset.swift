@@ -60,25 +60,22 @@ public struct FuturesBatch: Sendable, Equatable {
         (self.epochs, self.columns) = (epochs, columns)
     }
 
-    /// Decoded rows by slot, in slot order.
-    init(rows: [Int64: FuturesArchiveDecoder.Row], dataset: FuturesDataset) {
-        let sorted = rows.sorted { $0.key < $1.key }
+    /// Decoded rows, in slot order.
+    init(sorted rows: [FuturesArchiveDecoder.Row], dataset: FuturesDataset) {
         switch dataset {
-        case .fundingRate: columns = [.float64(sorted.map { $0.value.values[0] }), .int64(sorted.map(\.value.hours))]
-        case .metrics: columns = (0..<dataset.columns.count).map { k in .float64(sorted.map { $0.value.values[k] }) }
+        case .fundingRate: columns = [.float64(rows.map { $0.values[0] }), .int64(rows.map(\.hours))]
+        case .metrics: columns = (0..<dataset.columns.count).map { k in .float64(rows.map { $0.values[k] }) }
         }
-        epochs = sorted.map(\.key)
+        epochs = rows.map(\.epoch)
     }
 
-    /// These rows with `other`'s added in slot order (no slot in both).
-    public func merged(with other: FuturesRows) -> FuturesBatch {
-        let all = epochs + other.epochs
-        let order = all.indices.sorted { all[$0] < all[$1] }
-        var out = FuturesBatch(epochs: order.map { all[$0] }, columns: [])
-        for (mine, theirs) in zip(columns, other.columns) {
-            var column = mine
-            column.append(contentsOf: theirs)
-            out.columns.append(column.gathered(order))
+    /// `earlier`'s rows (all before this batch's first slot), then these.
+    public func after(_ earlier: FuturesRows) -> FuturesBatch {
+        var out = FuturesBatch(epochs: earlier.epochs + epochs, columns: [])
+        for (theirs, mine) in zip(earlier.columns, columns) {
+            var column = theirs
+            column.append(contentsOf: mine)
+            out.columns.append(column)
         }
         return out
     }

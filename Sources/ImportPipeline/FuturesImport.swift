@@ -23,8 +23,8 @@ public struct FuturesUnit: WorkUnit, Equatable {
     public enum DayBefore: Sendable, Equatable {
         /// Its own archive writes its last period.
         case archived
-        /// No archive, between the key's first and last: a gap (this unit) the row may narrow.
-        case hole(FuturesUnitHole)
+        /// No archive, between the key's first and last: its gap, which the row may narrow.
+        case hole(GapRecord)
         /// No archive, before the key's first (or outside the job).
         case unarchived
     }
@@ -41,27 +41,18 @@ public struct FuturesUnit: WorkUnit, Equatable {
     /// is settled as unpublished (a 404 from a CDN that lags its listing is looked at again).
     public static let absent = "absent from the listing"
 
-    /// The slots of the period, as a gap ([first, last] slot starts); without its last slot
-    /// when the day after holds that period (an end-labelled day's 00:00 row, kept).
-    func gap(lastSlotHeldByNextDay: Bool = false) -> GapRecord {
-        let slot = address.dataset.slotSeconds
-        return GapRecord(key: key, first: address.period.start, last: address.period.end - slot * (lastSlotHeldByNextDay ? 2 : 1),
-                         state: .unexplained, unit: id)
+    /// The slots of the period, as a gap ([first, last] slot starts).
+    var wholePeriod: GapRecord {
+        GapRecord(key: key, first: address.period.start, last: address.period.end - address.dataset.slotSeconds, state: .unexplained, unit: id)
     }
 
-    /// The day before's gap, as this unit's rows leave it.
-    func gapOfDayBefore(keptItsLastPeriod: Bool) -> (unit: String, gap: GapRecord)? {
-        guard case let .hole(hole) = dayBefore else { return nil }
-        return (hole.id, hole.unit.gap(lastSlotHeldByNextDay: keptItsLastPeriod))
+    /// The gap of the day before when it is a hole: without its last slot when this day's file
+    /// holds that period (an end-labelled 00:00 row, kept).
+    func gapOfDayBefore(keptItsLastPeriod: Bool) -> GapRecord? {
+        guard case var .hole(gap) = dayBefore else { return nil }
+        if keptItsLastPeriod { gap.last -= address.dataset.slotSeconds }
+        return gap
     }
-}
-
-/// A day without an archive between a key's first and last (boxed: a unit refers to it).
-public final class FuturesUnitHole: Sendable, Equatable {
-    let unit: FuturesUnit
-    var id: String { unit.id }
-    init(_ unit: FuturesUnit) { self.unit = unit }
-    public static func == (a: FuturesUnitHole, b: FuturesUnitHole) -> Bool { a.unit == b.unit }
 }
 
 /// The units of a funding-rate or metrics job: symbol x period over the job's range. Funding
@@ -110,8 +101,8 @@ extension ImportRunner {
         summary.units = plan.units.count + plan.failedKeys.map(\.periods.count).reduce(0, +)
         summary.notPublishedRanges = plan.notPublishedRanges
         let fetcher = makeFetcher()
-        var decisions = ImportRunner.PlanDecisions(deepCheck: deepCheck)
-        let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, decisions: &decisions, summary: &summary)
+        let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, deepCheck: deepCheck,
+                                                    summary: &summary)
         return PlannedFuturesRun(dataset: dataset, plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
     }
 
@@ -208,7 +199,7 @@ extension ImportRunner {
                     if fingerprints[dayBefore] != nil {
                         unit.dayBefore = .archived
                     } else if dayBefore > first {
-                        unit.dayBefore = .hole(FuturesUnitHole(try futuresUnit(dataset, symbol, dayBefore, key: key, listing: FuturesUnit.absent)))
+                        unit.dayBefore = .hole(try futuresUnit(dataset, symbol, dayBefore, key: key).wholePeriod)
                     }
                 }
                 plan.units.append(unit)
@@ -257,11 +248,12 @@ extension ImportRunner {
         for hole in plan.holes where planned.index[hole.id]?.status != .done {
             // The day after may hold the hole's last period (an end-labelled 00:00 row it kept):
             // its record says so; a day imported this run sets the gap again when decoded.
-            var kept = false
-            if let next = plan.units.first(where: { $0.gapOfDayBefore(keptItsLastPeriod: false)?.unit == hole.id }) {
-                kept = (await store.record(next.id)?.anomalies?["neighbour_row_kept"] ?? 0) > 0
+            var gap = hole.wholePeriod
+            if let next = plan.units.first(where: { $0.gapOfDayBefore(keptItsLastPeriod: false)?.unit == hole.id }),
+               (await store.record(next.id)?.anomalies?["neighbour_row_kept"] ?? 0) > 0 {
+                gap = next.gapOfDayBefore(keptItsLastPeriod: true) ?? gap
             }
-            await store.setGaps(unit: hole.id, [hole.gap(lastSlotHeldByNextDay: kept)])
+            await store.setGaps(unit: hole.id, [gap])
         }
         var holes: [String: [String]] = [:]
         for hole in plan.holes {
@@ -301,7 +293,7 @@ extension ImportRunner {
         guard let archive = await fetchedArchive(unit, result, store: store, progress: progress) else { return }
         let dataset = unit.address.dataset, strict = spec.validation == .strict
         do {
-            let dayBefore = try await onThread(thread) { () -> (unit: String, gap: GapRecord)? in
+            let dayBefore = try await onThread(thread) { () -> GapRecord? in
                 let decoded = try FuturesArchiveDecoder.decode(path: archive.path, market: market)
                 let (batch, report) = FuturesArchiveDecoder.placeNeighbourRows(decoded.batch, decoded.report, dayBeforeHasArchive: unit.dayBefore == .archived)
                 if strict, report.anomalies > 0 { throw StrictValidationFailed(report: report) }
@@ -313,7 +305,7 @@ extension ImportRunner {
                 pieces.put(DecodedPiece(unit: unit, batch: rows, outcome: UnitOutcome(archive: archive, facts: UnitFacts(report, bytes: size ?? 0), digest: digest)))
                 return unit.gapOfDayBefore(keptItsLastPeriod: report.neighbourKept > 0)
             }
-            if let dayBefore { await store.setGaps(unit: dayBefore.unit, [dayBefore.gap]) }
+            if let dayBefore { await store.setGaps(unit: dayBefore.unit, [dayBefore]) }
         } catch {
             await store.fail(unit, "\(error)", progress: progress, logger: logger)
         }

@@ -46,16 +46,9 @@ public final class ImportRunner: Sendable {
 
     /// Where listings come from instead of the job's source (a fake in tests); archives are
     /// still read from the job's source.
-    package let listing: (any FolderListing)?
+    public let listing: (any FolderListing)?
 
-    public init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest()) {
-        self.spec = spec
-        self.logger = logger
-        self.stop = stop
-        listing = nil
-    }
-
-    package init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest(), listing: any FolderListing) {
+    public init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest(), listing: (any FolderListing)? = nil) {
         (self.spec, self.logger, self.stop, self.listing) = (spec, logger, stop, listing)
     }
 
@@ -149,14 +142,7 @@ public final class ImportRunner: Sendable {
     /// did): a deep check finds archives published or re-published for periods the state calls
     /// settled; in between, a settled key costs one listing a night. A dry run reads the same record.
     func deepCheck(_ options: RunOptions, store: ManifestStore) async throws -> DeepCheck {
-        deepCheck(lastChecked: try await store.meta(DeepCheck.metaName).flatMap { Int64($0) }, today: options.today)
-    }
-
-    /// Whether a run on `today` is a deep check, after the one recorded on `lastChecked`.
-    package func deepCheck(lastChecked last: Int64?, today: ArchivePeriod) -> DeepCheck {
-        let every = Int64(spec.recheckDays) * 86400
-        let due = last.map { today.start - $0 >= every || $0 > today.start } ?? true
-        return DeepCheck(due: due, next: due ? today.start : (last ?? today.start) + every, everyDays: spec.recheckDays)
+        DeepCheck(lastChecked: try await store.meta(DeepCheck.metaName).flatMap { Int64($0) }, today: options.today, everyDays: spec.recheckDays)
     }
 
     /// Whether this run is a deep check, and when the next one is (what the dry run says).
@@ -166,6 +152,14 @@ public final class ImportRunner: Sendable {
         var due: Bool
         var next: Int64
         var everyDays: Int
+
+        /// A run on `today`, after the deep check recorded on `lastChecked`, every `everyDays`.
+        package init(lastChecked last: Int64?, today: ArchivePeriod, everyDays: Int) {
+            let every = Int64(everyDays) * 86400
+            due = last.map { today.start - $0 >= every || $0 > today.start } ?? true
+            next = due ? today.start : (last ?? today.start) + every
+            self.everyDays = everyDays
+        }
 
         package var line: String {
             due ? "deep check: due (every \(everyDays) days): every key's folders are listed again"
@@ -207,10 +201,12 @@ public final class ImportRunner: Sendable {
     }
 
     /// The units of `planned` to import: all with `--force`, otherwise less the done units whose
-    /// archives did not change (those whose fingerprint changed are added to `refreshed`).
+    /// archives did not change; the decisions to record (the fingerprints of those whose listing
+    /// changed but not their CHECKSUM).
     func unitsToImport<Unit: WorkUnit>(_ planned: [Unit], index: [String: UnitIndexEntry], fetcher: ArchiveFetcher, store: ManifestStore,
-                                       force: Bool, decisions: inout PlanDecisions, summary: inout RunSummary) async -> [Unit] {
+                                       force: Bool, deepCheck: DeepCheck, summary: inout RunSummary) async -> (work: [Unit], decisions: PlanDecisions) {
         var work: [Unit] = []
+        var decisions = PlanDecisions(deepCheck: deepCheck)
         for unit in planned {
             if !force, let entry = index[unit.id], entry.status == .done, await isUnchanged(unit, entry, fetcher: fetcher, store: store) {
                 if entry.listing != unit.listing { decisions.refreshedListings.append((unit.id, unit.listing)) }
@@ -219,7 +215,7 @@ public final class ImportRunner: Sendable {
             }
             work.append(unit)
         }
-        return work
+        return (work, decisions)
     }
 
     /// The target, checked before any download; nil when a stop came while waiting for it.

@@ -32,8 +32,8 @@ extension ImportRunner {
         summary.units = plan.units.count + plan.unpublishedKeys.map(\.1.count).reduce(0, +)
         for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
         let fetcher = makeFetcher()
-        var decisions = PlanDecisions(deepCheck: deepCheck)
-        let work = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, decisions: &decisions, summary: &summary)
+        let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, deepCheck: deepCheck,
+                                                    summary: &summary)
         return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
     }
 

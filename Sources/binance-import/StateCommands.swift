@@ -75,7 +75,7 @@ struct Status: AsyncParsableCommand {
         if StateDatabase.isDatabase(Manifest.databasePath(spec.manifest)) {
             let last = try StateDatabase(path: Manifest.databasePath(spec.manifest), create: false).meta(ImportRunner.DeepCheck.metaName).flatMap { Int64($0) }
             if last != nil {
-                notes.append(ImportRunner(spec: spec, logger: Logger(label: "binance-import")).deepCheck(lastChecked: last, today: try today()).line)
+                notes.append(ImportRunner.DeepCheck(lastChecked: last, today: try today(), everyDays: spec.recheckDays).line)
             }
         }
         if !outsideKeys.isEmpty {

@@ -11,15 +11,7 @@ import XCTest
 
 /// Funding rates and metrics: the real funding archive read exactly, the metrics label change of
 /// 2026-06-25 on both sides, gaps, a header that is not the expected one.
-final class FuturesArchiveTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = try makeTemporaryDirectory("futures")
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class FuturesArchiveTests: TemporaryDirectoryTestCase {
     func archive(_ name: String, _ csv: String) throws -> String { try writeArchive(dir, name, csv) }
 
     static let shared = ProcessInfo.processInfo.environment["BINANCE_IMPORT_SHARED"].map { URL(fileURLWithPath: $0) }

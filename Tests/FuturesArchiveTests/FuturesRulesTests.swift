@@ -8,14 +8,7 @@ import XCTest
 
 /// The funding gap rule at interval changes, the metrics label read from content, rows outside
 /// the archive's period, values that are not numbers and calc times off the hour (issue 32).
-final class FuturesRulesTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = try makeTemporaryDirectory("futures-rules")
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+final class FuturesRulesTests: TemporaryDirectoryTestCase {
 
     static let feb = UTCCalendar.epoch(year: 2026, month: 2, day: 1)
 

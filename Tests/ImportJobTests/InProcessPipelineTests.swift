@@ -13,14 +13,7 @@ import XCTest
 
 /// The pipeline in-process, from the samples' mirror into an in-memory target: no server, no
 /// binary, milliseconds a run. Resume, refusals and stops, as the state records them.
-final class InProcessPipelineTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = try makeTemporaryDirectory("in-process")
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+final class InProcessPipelineTests: TemporaryDirectoryTestCase {
 
     /// jobs/demo.yml (BTCUSDT and ETHUSDT, 1h, 2024-01..02) reading the samples' mirror in
     /// place, its state in this test's folder; `chunkRows` rows a request.
@@ -37,8 +30,7 @@ final class InProcessPipelineTests: XCTestCase {
         var options = RunOptions(today: ArchivePeriod(day: "2024-06-01")!)
         options.sink = target
         let logger = Logger(label: "test")
-        let runner = listing.map { ImportRunner(spec: spec, logger: logger, stop: stop, listing: $0) } ?? ImportRunner(spec: spec, logger: logger, stop: stop)
-        return try await runner.run(options)
+        return try await ImportRunner(spec: spec, logger: logger, stop: stop, listing: listing).run(options)
     }
 
     var mirror: MirrorListing { MirrorListing(root: ServerProcess.repoRoot.appendingPathComponent("samples/mirror").path) }
@@ -154,11 +146,7 @@ final class InProcessPipelineTests: XCTestCase {
 
 /// Superseding and gaps in-process: a mirror built in a temporary folder from synthetic 1h
 /// klines, the state and an in-memory target.
-final class InProcessSupersedingTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws { dir = try makeTemporaryDirectory("in-process-supersede") }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+final class InProcessSupersedingTests: TemporaryDirectoryTestCase {
 
     /// A day of 1h klines of `symbol` as Binance's CSV (ms times), each close telling its hour.
     static func klines(day: Int64) -> String {

@@ -25,3 +25,18 @@ public func makeTemporaryDirectory(_ prefix: String) throws -> URL {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return dir
 }
+
+/// A test case with a new empty folder of its own (`dir`) for each test, removed after it.
+open class TemporaryDirectoryTestCase: XCTestCase {
+    public var dir: URL!
+
+    override open func setUpWithError() throws {
+        try super.setUpWithError()
+        dir = try makeTemporaryDirectory(String(describing: type(of: self)))
+    }
+
+    override open func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+        try super.tearDownWithError()
+    }
+}
