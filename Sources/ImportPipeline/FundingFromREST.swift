@@ -18,9 +18,9 @@ extension ImportRunner {
     /// REST gives no funding interval: it is the hours since the funding before (each request
     /// starts a day early to have it), as the archives' `funding_interval_hours` is; for a
     /// symbol's first funding, the hours to the next; for a lone one, Binance's default of 8.
-    func fillFunding(_ keys: [[FuturesUnit]], store: ManifestStore, writer: Writer, progress: Progress) async throws -> RestOutcome {
+    func fillFunding(_ keys: [[FuturesUnit]], state: StateRecorder, writer: Writer, progress: Progress) async throws -> RestOutcome {
         var outcome = RestOutcome()
-        let client = rest.makeClient()
+        let client = spec.restClient()
         outcome.budget = client.budget
         let serverMs: Int64
         do {
@@ -36,7 +36,7 @@ extension ImportRunner {
             if stop.requested { break }
             var todo: [FuturesUnit] = []
             for unit in months where unit.address.period.start <= serverTime {
-                if let record = await store.record(unit.id), record.status == .done || record.status == .superseded,
+                if let record = await state.record(unit.id), record.status == .done || record.status == .superseded,
                    (record.coveredTo ?? .min) >= unit.address.period.end - 3600 { continue }  // covered to its last hour
                 todo.append(unit)
             }
@@ -52,7 +52,7 @@ extension ImportRunner {
                     outcome.stopped = "\(error)"
                     break
                 }
-                for unit in todo { await store.fail(unit, "REST: \(error)", progress: progress, logger: logger) }
+                for unit in todo { await state.fail(unit, "REST: \(error)", progress: progress, logger: logger) }
                 continue
             }
             let hours = Self.fundingIntervals(fundings.map { floorDiv($0.fundingTime, 3_600_000) })
@@ -74,7 +74,7 @@ extension ImportRunner {
                     try await writer.add(DecodedPiece(unit: unit, batch: rows, outcome: UnitOutcome(restFacts: facts, digest: digest,
                                                                                                     coveredTo: min(serverTime, period.end - 1))))
                 } catch let error as FuturesDecodeError {
-                    await store.fail(unit, "\(error)", progress: progress, logger: logger)
+                    await state.fail(unit, "\(error)", progress: progress, logger: logger)
                 }
             }
         }

@@ -93,15 +93,15 @@ struct PlannedFuturesRun {
 }
 
 extension ImportRunner {
-    func planFutures(_ dataset: FuturesDataset, _ options: RunOptions, store: ManifestStore, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedFuturesRun {
-        let index = await store.currentIndex()
-        let deepCheck = try await deepCheck(options, store: store)
+    func planFutures(_ dataset: FuturesDataset, _ options: RunOptions, state: StateRecorder, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedFuturesRun {
+        let index = await state.index()
+        let deepCheck = try await deepCheck(options, state: state)
         let plan = try await makeFuturesPlan(dataset, symbols: try await symbols(), today: options.today, index: index, force: options.force,
                                              deepCheck: deepCheck.due)
         summary.units = plan.units.count + plan.failedKeys.map(\.periods.count).reduce(0, +)
         summary.notPublishedRanges = plan.notPublishedRanges
         let fetcher = makeFetcher()
-        let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, deepCheck: deepCheck,
+        let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, state: state, force: options.force, deepCheck: deepCheck,
                                                     summary: &summary)
         return PlannedFuturesRun(dataset: dataset, plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
     }
@@ -241,19 +241,19 @@ extension ImportRunner {
 
     /// The work: periods without an archive recorded (the holes as gaps), keys that fail as a
     /// whole, then the archives through the pipeline.
-    func execute(_ planned: PlannedFuturesRun, store: ManifestStore, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
+    func execute(_ planned: PlannedFuturesRun, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
         let plan = planned.plan
-        await recordNotPublished(plan.notPublished, index: planned.index, store: store)
+        await recordNotPublished(plan.notPublished, index: planned.index, state: state)
         summary.notPublished = plan.notPublished.count
         for hole in plan.holes where planned.index[hole.id]?.status != .done {
             // The day after may hold the hole's last period (an end-labelled 00:00 row it kept):
             // its record says so; a day imported this run sets the gap again when decoded.
             var gap = hole.wholePeriod
             if let next = plan.units.first(where: { $0.gapOfDayBefore(keptItsLastPeriod: false)?.unit == hole.id }),
-               (await store.record(next.id)?.anomalies?["neighbour_row_kept"] ?? 0) > 0 {
+               (await state.record(next.id)?.anomalies?["neighbour_row_kept"] ?? 0) > 0 {
                 gap = next.gapOfDayBefore(keptItsLastPeriod: true) ?? gap
             }
-            await store.setGaps(unit: hole.id, [gap])
+            await state.gaps(of: hole.id, [gap])
         }
         var holes: [String: [String]] = [:]
         for hole in plan.holes {
@@ -263,22 +263,22 @@ extension ImportRunner {
         summary.daysInNoArchive = holes.mapValues(daySpans)
         for failed in plan.failedKeys {
             logger.error("\(failed.key): \(failed.reason)")
-            for unit in failed.periods { await store.recordFailure(unit.id, key: unit.key, failed.reason) }
+            for unit in failed.periods { await state.failed(unit.id, key: unit.key, failed.reason) }
             summary.failed += failed.periods.count
             summary.failures[failed.key] = failed.reason
         }
         let market = planned.work.first?.address.futuresMarket ?? .um
         do {
             try await runPipeline(work: planned.work, fetcher: planned.fetcher, writer: writer) { unit, result, thread, pieces in
-                await self.decodeFutures(unit, result, market: market, on: thread, store: store, progress: progress, into: pieces)
+                await self.decodeFutures(unit, result, market: market, on: thread, state: state, progress: progress, into: pieces)
             }
             if !plan.restMonths.isEmpty {
                 await progress.add(units: plan.restMonths.map(\.count).reduce(0, +))
-                summary.record(try await fillFunding(plan.restMonths, store: store, writer: writer, progress: progress))
+                summary.record(try await fillFunding(plan.restMonths, state: state, writer: writer, progress: progress))
             }
             try await writer.flush()
             // REST months whose monthly archive is now done: the archive's rows are the same slots.
-            summary.superseded += await rest.supersedeDays(store: store)
+            summary.superseded += await RestFiller.supersedeDays(state: state)
         } catch let error as FileWriteError {
             summary.stateError = "\(error)"
         } catch is StopRequested {
@@ -289,8 +289,8 @@ extension ImportRunner {
     /// Decodes one fetched funding-rate or metrics archive into one piece for the writer (the
     /// archives are small: a month of funding is 3 KB, a day of metrics 30 KB); records failures.
     func decodeFutures(_ unit: FuturesUnit, _ result: Result<FetchResult, Error>, market: FuturesMarket, on thread: DispatchQueue,
-                       store: ManifestStore, progress: Progress, into pieces: BoundedQueue<DecodedPiece>) async {
-        guard let archive = await fetchedArchive(unit, result, store: store, progress: progress) else { return }
+                       state: StateRecorder, progress: Progress, into pieces: BoundedQueue<DecodedPiece>) async {
+        guard let archive = await fetchedArchive(unit, result, state: state, progress: progress) else { return }
         let dataset = unit.address.dataset, strict = spec.validation == .strict
         do {
             let dayBefore = try await onThread(thread) { () -> GapRecord? in
@@ -305,9 +305,9 @@ extension ImportRunner {
                 pieces.put(DecodedPiece(unit: unit, batch: rows, outcome: UnitOutcome(archive: archive, facts: UnitFacts(report, bytes: size ?? 0), digest: digest)))
                 return unit.gapOfDayBefore(keptItsLastPeriod: report.neighbourKept > 0)
             }
-            if let dayBefore { await store.setGaps(unit: dayBefore.unit, [dayBefore]) }
+            if let dayBefore { await state.gaps(of: dayBefore.unit, [dayBefore]) }
         } catch {
-            await store.fail(unit, "\(error)", progress: progress, logger: logger)
+            await state.fail(unit, "\(error)", progress: progress, logger: logger)
         }
     }
 }

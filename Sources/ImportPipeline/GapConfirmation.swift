@@ -10,11 +10,11 @@ extension ImportRunner {
     /// klines (within the weight budget): klines it has are written as a REST gap unit (the
     /// gap is `filled`); none means the exchange had none (`exchange_gap`: maintenance, a
     /// suspension). Returns the requests made.
-    package func explainGaps(keys: Set<String>, store: ManifestStore, writer: Writer) async throws -> Int {
-        try await store.commit(force: true)
-        let open = try await store.gaps().filter { keys.contains($0.key) && $0.state == .unexplained }
+    package func explainGaps(keys: Set<String>, of dataset: KlineDataset, state: StateRecorder, writer: Writer) async throws -> Int {
+        try await state.commit(force: true)
+        let open = try await state.gaps().filter { keys.contains($0.key) && $0.state == .unexplained }
         guard !open.isEmpty else { return 0 }
-        let client = rest.makeClient()
+        let client = spec.restClient()
         let serverTime: Int64
         do {
             serverTime = try await client.serverTime() / 1000
@@ -28,7 +28,7 @@ extension ImportRunner {
                   case let day = PeriodPlanner.today(now: gap.first) else { continue }
             let klines: [RestKline]
             do {
-                klines = try await client.klines(dataset: spec.klineKind, instrument: owner.symbol, interval: owner.interval,
+                klines = try await client.klines(dataset: dataset, instrument: owner.symbol, interval: owner.interval,
                                                  fromMs: gap.first * 1000, toMs: gap.last * 1000)
             } catch let error as RestError {
                 logger.warning("gap \(gap.summary) of \(gap.key): REST: \(error)")
@@ -43,14 +43,14 @@ extension ImportRunner {
                 gap.state = .exchangeGap
             } else {
                 var fill = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: owner.symbol, interval: owner.interval, period: day,
-                                                                   dataset: spec.klineKind), key: gap.key)
+                                                                   dataset: dataset), key: gap.key)
                 fill.fromREST = true
                 fill.gap = gap.first...gap.last
                 var csv: [UInt8] = []
                 for kline in inside { csv += Array(kline.csvLine.utf8) + [0x0A] }
-                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.klineKind)) \(owner.symbol) \(owner.interval.name) gap \(gap.summary)"
+                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(dataset)) \(owner.symbol) \(owner.interval.name) gap \(gap.summary)"
                 do {
-                    try await writer.add(try rest.piece(fill, csv: csv, interval: owner.interval, source: source, coveredTo: gap.last, continues: false,
+                    try await writer.add(try rest(dataset).piece(fill, csv: csv, interval: owner.interval, source: source, coveredTo: gap.last, continues: false,
                                                        policy: spec.validation))
                 } catch let error as KlineDecodeError {
                     logger.warning("gap \(gap.summary) of \(gap.key): \(error)")
@@ -59,7 +59,7 @@ extension ImportRunner {
                 gap.state = .filled
                 gap.rows = inside.count
             }
-            await store.updateGap(gap)
+            await state.gapAnswered(gap)
         }
         try await writer.flush()
         return await client.counters.requests

@@ -162,7 +162,7 @@ public struct ImportPlan: Sendable {
     /// `listings`: how many keys are planned at once (each key's listings are requests in turn,
     /// so over a long round trip the keys' concurrency, not their count, sets the time). The plan
     /// is assembled in key order whatever order the keys finish in.
-    package static func make(spec: JobSpec, symbols: [String], today: ArchivePeriod, lister: ArchiveLister,
+    package static func make(spec: JobSpec, dataset: KlineDataset, symbols: [String], today: ArchivePeriod, lister: ArchiveLister,
                      index: [String: UnitIndexEntry], force: Bool = false, listings: Int = 32, deepCheck: Bool = true) async throws -> ImportPlan {
         let current = ArchivePeriod(year: today.year, month: today.month)!
         let months = spec.months(today: today)
@@ -175,7 +175,7 @@ public struct ImportPlan: Sendable {
             if let monthly = UnitRecord.monthlyID(ofDaily: id) { dailiesByMonthly[monthly, default: []].append(id) }
         }
         let keys = try symbols.flatMap { symbol in try spec.intervals.map { (symbol, $0, try spec.key(symbol: symbol, interval: $0)) } }
-        let context = KeyContext(spec: spec, today: today, current: current, months: months, recentStart: recentStart, index: index,
+        let context = KeyContext(spec: spec, dataset: dataset, today: today, current: current, months: months, recentStart: recentStart, index: index,
                                  dailiesByMonthly: dailiesByMonthly, force: force, lister: lister, deepCheck: deepCheck)
         let planned = await inOrder(count: keys.count, atOnce: listings) { i in
             try await Self.planKey(symbol: keys[i].0, interval: keys[i].1, key: keys[i].2, context)
@@ -199,7 +199,7 @@ public struct ImportPlan: Sendable {
                 coverage.noArchive = true
                 coverage.listingError = "\(error)"
                 let unpublished = try months.map {
-                    PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: $0, dataset: spec.klineKind), key: key)
+                    PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: $0, dataset: dataset), key: key)
                 }
                 plan.coverage.append(coverage)
                 plan.unpublishedKeys.append((coverage, unpublished))
@@ -210,7 +210,7 @@ public struct ImportPlan: Sendable {
 
     /// What planning one key needs, shared by every key of a plan.
     package struct KeyContext: Sendable {
-        var spec: JobSpec, today: ArchivePeriod, current: ArchivePeriod, months: [ArchivePeriod], recentStart: ArchivePeriod
+        var spec: JobSpec, dataset: KlineDataset, today: ArchivePeriod, current: ArchivePeriod, months: [ArchivePeriod], recentStart: ArchivePeriod
         var index: [String: UnitIndexEntry], dailiesByMonthly: [String: [String]], force: Bool, lister: ArchiveLister
         /// List every key's monthly folder, settled or not (`recheck_days`).
         var deepCheck: Bool
@@ -219,11 +219,11 @@ public struct ImportPlan: Sendable {
     /// One key's part of the plan: its listings (the monthly folder, then the daily files its
     /// months need), its units in month order, its coverage and REST edge.
     package static func planKey(symbol: String, interval: KlineInterval, key: String, _ c: KeyContext) async throws -> ImportPlan {
-        let (spec, today, current, months, recentStart, index, dailiesByMonthly, force, lister) =
-            (c.spec, c.today, c.current, c.months, c.recentStart, c.index, c.dailiesByMonthly, c.force, c.lister)
+        let (spec, dataset, today, current, months, recentStart, index, dailiesByMonthly, force, lister) =
+            (c.spec, c.dataset, c.today, c.current, c.months, c.recentStart, c.index, c.dailiesByMonthly, c.force, c.lister)
         var plan = ImportPlan(units: [], notPublished: [], superseded: [:], coverage: [], unpublishedKeys: [])
         func unit(_ period: ArchivePeriod, _ listing: String?) throws -> PlannedUnit {
-            PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: period, dataset: spec.klineKind),
+            PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: period, dataset: dataset),
                         key: key, listing: listing)
         }
         // The monthly archives' fingerprints by month: from the listing of the monthly folder, or
@@ -235,7 +235,7 @@ public struct ImportPlan: Sendable {
         if let settled {
             (monthly, folder) = (settled, nil)
         } else {
-            monthly = try await lister.published(market: spec.market, dataset: spec.klineKind, symbol: symbol, interval: interval, daily: false).mapValues(\.fingerprint)
+            monthly = try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval, daily: false).mapValues(\.fingerprint)
             folder = folderFingerprint(monthly)
         }
         let listedMonths = months.filter { $0 < current && monthly[$0] != nil }
@@ -259,11 +259,11 @@ public struct ImportPlan: Sendable {
         }
         var dailyFiles: [ArchivePeriod: ListedFile] = [:]
         for year in years.sorted() {
-            dailyFiles.merge(try await lister.published(market: spec.market, dataset: spec.klineKind, symbol: symbol, interval: interval,
+            dailyFiles.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval,
                                                         daily: true, year: year)) { a, _ in a }
         }
         for month in monthsToList where !years.contains(month.year) {
-            dailyFiles.merge(try await lister.published(market: spec.market, dataset: spec.klineKind, symbol: symbol, interval: interval,
+            dailyFiles.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval,
                                                         daily: true, month: month)) { a, _ in a }
         }
 

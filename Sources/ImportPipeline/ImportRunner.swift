@@ -87,22 +87,22 @@ public final class ImportRunner: Sendable {
         // A dry run touches nothing: no lock file, no state folder, no clean-up of leftovers.
         let lock = options.dryRun ? nil : try JobLock(manifest: spec.manifest)
         defer { _ = lock }
-        let store = try ManifestStore.open(manifest: spec.manifest, job: spec.name, inMemory: options.dryRun) { logger.notice("\($0)") }
-        let binding = try await bindState(options, store: store, summary: summary)
+        let state = StateRecorder(try ManifestStore.open(manifest: spec.manifest, job: spec.name, inMemory: options.dryRun) { logger.notice("\($0)") })
+        let binding = try await bindState(options, state: state, summary: summary)
         // Each dataset plans its own way (klines: monthly archives repaired from dailies; funding
         // and metrics: one cadence each).
         // Planning reads the state and writes nothing; what it decided is recorded here, once the
         // run goes on (a dry run records nothing).
-        let planned = try await spec.pipelineDataset().plan(self, options, store: store, binding: binding, summary: &summary)
+        let planned = try await spec.pipelineDataset().plan(self, options, state: state, binding: binding, summary: &summary)
         if options.dryRun {
             planned.printDryRun(self, summary: summary)
             summary.seconds = Date().timeIntervalSince(started)
             return summary
         }
-        await record(planned.decisions, binding: binding, today: options.today, store: store)
-        guard let sink = try await openSink(options, store: store) else {
+        await record(planned.decisions, binding: binding, today: options.today, state: state)
+        guard let sink = try await openSink(options, state: state) else {
             // Stopped while waiting for the server: nothing was written, nothing is lost.
-            try await store.close()
+            try await state.close()
             summary.interrupted = true
             summary.exitCode = stop.exitCode ?? 130
             summary.seconds = Date().timeIntervalSince(started)
@@ -111,8 +111,8 @@ public final class ImportRunner: Sendable {
         let progress = Progress(total: planned.workCount, live: options.liveProgress, logger: logger)
         let ticker = Task { await progress.tick() }
         defer { ticker.cancel() }
-        let writer = Writer(spec: spec, sink: sink, store: store, progress: progress, logger: logger, stop: stop)
-        try await planned.execute(self, store: store, writer: writer, progress: progress, summary: &summary)
+        let writer = Writer(spec: spec, sink: sink, state: state, progress: progress, logger: logger, stop: stop)
+        try await planned.execute(self, state: state, writer: writer, progress: progress, summary: &summary)
         return await finish(summary, started: started, writer: writer, progress: progress)
     }
 
@@ -127,9 +127,9 @@ public final class ImportRunner: Sendable {
 
     /// The state speaks of one target and schema: a run with others would skip units whose rows
     /// are not there. Refused before any work, unless forced (then bound anew once whole).
-    func bindState(_ options: RunOptions, store: ManifestStore, summary: RunSummary) async throws -> PlannedBinding {
+    func bindState(_ options: RunOptions, state: StateRecorder, summary: RunSummary) async throws -> PlannedBinding {
         let binding = StateBinding(spec)
-        let recorded = try await store.binding()
+        let recorded = try await state.binding()
         if let recorded, recorded != binding, !options.force, !options.dryRun {
             throw JobFileError(file: summary.manifest, key: "", reason: "this state records units done in \(recorded), but this run writes to \(binding). "
                 + "Its done units say nothing of that target: re-import everything there with --force, "
@@ -141,14 +141,12 @@ public final class ImportRunner: Sendable {
     /// Whether this run lists every key's folders again (`recheck_days`; the run records that it
     /// did): a deep check finds archives published or re-published for periods the state calls
     /// settled; in between, a settled key costs one listing a night. A dry run reads the same record.
-    func deepCheck(_ options: RunOptions, store: ManifestStore) async throws -> DeepCheck {
-        DeepCheck(lastChecked: try await store.meta(DeepCheck.metaName).flatMap { Int64($0) }, today: options.today, everyDays: spec.recheckDays)
+    func deepCheck(_ options: RunOptions, state: StateRecorder) async throws -> DeepCheck {
+        DeepCheck(lastChecked: try await state.deepCheckedDay(), today: options.today, everyDays: spec.recheckDays)
     }
 
     /// Whether this run is a deep check, and when the next one is (what the dry run says).
     package struct DeepCheck {
-        /// The state's record of the last deep check's day (UTC s).
-        package static let metaName = "deep_checked_day"
         var due: Bool
         var next: Int64
         var everyDays: Int
@@ -194,21 +192,21 @@ public final class ImportRunner: Sendable {
 
     /// Records a plan's decisions: the binding of a state that has none, the deep check's day,
     /// the refreshed fingerprints.
-    func record(_ decisions: PlanDecisions, binding: PlannedBinding, today: ArchivePeriod, store: ManifestStore) async {
-        if binding.recorded == nil { await store.bind(binding.binding) }
-        if decisions.deepCheck.due { await store.setMeta(DeepCheck.metaName, "\(today.start)") }
-        for (id, listing) in decisions.refreshedListings { await store.update(id) { $0.listing = listing } }
+    func record(_ decisions: PlanDecisions, binding: PlannedBinding, today: ArchivePeriod, state: StateRecorder) async {
+        if binding.recorded == nil { await state.bind(binding.binding) }
+        if decisions.deepCheck.due { await state.deepChecked(day: today.start) }
+        for (id, listing) in decisions.refreshedListings { await state.listingRefreshed(id, listing: listing) }
     }
 
     /// The units of `planned` to import: all with `--force`, otherwise less the done units whose
     /// archives did not change; the decisions to record (the fingerprints of those whose listing
     /// changed but not their CHECKSUM).
-    func unitsToImport<Unit: WorkUnit>(_ planned: [Unit], index: [String: UnitIndexEntry], fetcher: ArchiveFetcher, store: ManifestStore,
+    func unitsToImport<Unit: WorkUnit>(_ planned: [Unit], index: [String: UnitIndexEntry], fetcher: ArchiveFetcher, state: StateRecorder,
                                        force: Bool, deepCheck: DeepCheck, summary: inout RunSummary) async -> (work: [Unit], decisions: PlanDecisions) {
         var work: [Unit] = []
         var decisions = PlanDecisions(deepCheck: deepCheck)
         for unit in planned {
-            if !force, let entry = index[unit.id], entry.status == .done, await isUnchanged(unit, entry, fetcher: fetcher, store: store) {
+            if !force, let entry = index[unit.id], entry.status == .done, await isUnchanged(unit, entry, fetcher: fetcher, state: state) {
                 if entry.listing != unit.listing { decisions.refreshedListings.append((unit.id, unit.listing)) }
                 summary.skipped += 1
                 continue
@@ -219,7 +217,7 @@ public final class ImportRunner: Sendable {
     }
 
     /// The target, checked before any download; nil when a stop came while waiting for it.
-    func openSink(_ options: RunOptions, store: ManifestStore) async throws -> RowSink? {
+    func openSink(_ options: RunOptions, state: StateRecorder) async throws -> RowSink? {
         if let sink = options.sink { return sink }
         switch spec.target {
         case let .marketstore(url):
@@ -326,9 +324,9 @@ public final class ImportRunner: Sendable {
     /// A done unit is skipped while its archive is unchanged: the same listing fingerprint as when
     /// it was imported (no request at all), or, when the fingerprint changed or was never
     /// recorded, the same published CHECKSUM (one small request; the new fingerprint is kept).
-    package func isUnchanged(_ unit: some WorkUnit, _ entry: UnitIndexEntry, fetcher: ArchiveFetcher, store: ManifestStore) async -> Bool {
+    package func isUnchanged(_ unit: some WorkUnit, _ entry: UnitIndexEntry, fetcher: ArchiveFetcher, state: StateRecorder) async -> Bool {
         if let listing = unit.listing, entry.listing == listing { return true }
-        guard let record = await store.record(unit.id) else { return false }
+        guard let record = await state.record(unit.id) else { return false }
         let published: String?
         do {
             published = try await fetcher.publishedChecksum(unit.archive)

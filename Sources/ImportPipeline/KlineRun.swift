@@ -13,6 +13,7 @@ extension ImportRunner {
     /// What a run decided before any work: the plan, the units to import, the state's index and
     /// binding as planned, and the fetcher (its connections carry on into the downloads).
     struct PlannedRun {
+        var dataset: KlineDataset
         var plan: ImportPlan
         var work: [PlannedUnit]
         var index: [String: UnitIndexEntry]
@@ -23,18 +24,18 @@ extension ImportRunner {
 
     /// The units to import: the plan against the listing and the state, less the done units
     /// whose archives did not change.
-    func plan(_ options: RunOptions, store: ManifestStore, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedRun {
+    func plan(_ dataset: KlineDataset, _ options: RunOptions, state: StateRecorder, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedRun {
         let symbols = try await symbols()
-        let index = await store.currentIndex()
-        let deepCheck = try await deepCheck(options, store: store)
-        let plan = try await makePlan(symbols: symbols, today: options.today, index: index, force: options.force, deepCheck: deepCheck.due)
+        let index = await state.index()
+        let deepCheck = try await deepCheck(options, state: state)
+        let plan = try await makePlan(dataset, symbols: symbols, today: options.today, index: index, force: options.force, deepCheck: deepCheck.due)
         // The months of a key with no archive at all fail: units of the run all the same.
         summary.units = plan.units.count + plan.unpublishedKeys.map(\.1.count).reduce(0, +)
         for coverage in plan.coverage { if let gaps = coverage.gaps { summary.notPublishedRanges[coverage.key] = gaps } }
         let fetcher = makeFetcher()
-        let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, store: store, force: options.force, deepCheck: deepCheck,
+        let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, state: state, force: options.force, deepCheck: deepCheck,
                                                     summary: &summary)
-        return PlannedRun(plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
+        return PlannedRun(dataset: dataset, plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
     }
 
     func printDryRun(_ planned: PlannedRun, summary: RunSummary) {
@@ -58,13 +59,13 @@ extension ImportRunner {
 
     /// The work: what the listing shows without a request, the archives, the days monthly
     /// archives lack, the gaps asked of REST (`gaps: rest`), then REST to the last closed candle.
-    func execute(_ planned: PlannedRun, store: ManifestStore, writer: Writer, progress: Progress, summary: inout RunSummary) async throws -> Repairs {
+    func execute(_ planned: PlannedRun, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws -> Repairs {
         let (plan, work) = (planned.plan, planned.work)
-        await recordNotPublished(plan.notPublished, index: planned.index, store: store)
+        await recordNotPublished(plan.notPublished, index: planned.index, state: state)
         summary.notPublished = plan.notPublished.count
         for (coverage, months) in plan.unpublishedKeys {
             logger.error("\(coverage.key): \(coverage.noArchiveMessage)")
-            for unit in months { await store.recordFailure(unit.id, key: unit.key, coverage.noArchiveMessage) }
+            for unit in months { await state.failed(unit.id, key: unit.key, coverage.noArchiveMessage) }
             summary.failed += months.count
             summary.failures[coverage.key] = coverage.noArchiveMessage
         }
@@ -72,26 +73,26 @@ extension ImportRunner {
         // Days a monthly lacks, and days between a key's archives, that no daily archive has.
         var repairs = Repairs(units: work.filter(\.repairs), inNoArchive: plan.notPublished.filter(\.repairs) + plan.holes)
         do {
-            try await runPipeline(work: work, fetcher: fetcher, writer: writer, store: store, progress: progress)
+            try await runPipeline(work: work, fetcher: fetcher, writer: writer, state: state, progress: progress)
             // Monthly archives of this run that lack whole days: those days from their dailies,
             // written after the monthly.
-            let found = await repairUnits(of: work, store: store, progress: progress)
+            let found = await repairUnits(of: work, state: state, progress: progress)
             repairs.units += found.units
             repairs.inNoArchive += found.notPublished
             await progress.add(units: found.units.count)
-            try await runPipeline(work: found.units, fetcher: fetcher, writer: writer, store: store, progress: progress)
-            await recordNotPublished(found.notPublished, index: await store.currentIndex(), store: store)
+            try await runPipeline(work: found.units, fetcher: fetcher, writer: writer, state: state, progress: progress)
+            await recordNotPublished(found.notPublished, index: await state.index(), state: state)
             // A day with no archive at all: a gap of a whole day.
             for day in repairs.inNoArchive {
                 guard let step = day.address.interval.seconds else { continue }
                 let p = day.address.period
-                await store.setGaps(unit: day.id, [GapRecord(key: day.key, first: p.start, last: p.end - step, state: .unexplained, unit: day.id)])
+                await state.gaps(of: day.id, [GapRecord(key: day.key, first: p.start, last: p.end - step, state: .unexplained, unit: day.id)])
             }
             if spec.confirmGaps {
-                summary.gapRequests = try await explainGaps(keys: Set(plan.coverage.map(\.key)), store: store, writer: writer)
+                summary.gapRequests = try await explainGaps(keys: Set(plan.coverage.map(\.key)), of: planned.dataset, state: state, writer: writer)
             }
             // `to: now`: the days after the archives, from REST, once the archives are written.
-            let outcome = try await rest.fill(plan.restEdges, store: store, writer: writer, progress: progress)
+            let outcome = try await rest(planned.dataset).fill(plan.restEdges, state: state, writer: writer, progress: progress)
             try await writer.flush()
             summary.record(outcome)
         } catch let error as FileWriteError {
@@ -106,35 +107,34 @@ extension ImportRunner {
 
     /// After the work: units superseded, repairs and gaps summarized, the state saved and, once
     /// whole, bound to this run's target and schema.
-    func settle(_ planned: PlannedRun, repairs: Repairs, store: ManifestStore, progress: Progress, summary: inout RunSummary) async throws {
+    func settle(_ planned: PlannedRun, repairs: Repairs, state: StateRecorder, progress: Progress, summary: inout RunSummary) async throws {
         // Daily units replaced by their monthly unit, now done, unless the monthly lacks their day.
-        let index = await store.currentIndex()
+        let index = await state.index()
         for (daily, monthly) in planned.plan.superseded {
             guard let entry = index[monthly], entry.status == .done else { continue }
             if let lacking = entry.lacking, lacking.contains(String(daily.dropLast(".zip".count).suffix(10))) { continue }
-            await store.update(daily) { $0.status = .superseded; $0.error = nil }
-            await store.setGaps(unit: daily, [])
+            await state.superseded(daily)
             summary.superseded += 1
         }
-        summary.superseded += await rest.supersedeDays(store: store)
+        summary.superseded += await RestFiller.supersedeDays(state: state)
         var repaired: [String: [String]] = [:], inNoArchive: [String: [String]] = [:]
         for unit in repairs.units where index[unit.id]?.status == .done { repaired[unit.key, default: []].append("\(unit.address.period)") }
         for unit in repairs.inNoArchive { inNoArchive[unit.key, default: []].append("\(unit.address.period)") }
         summary.repairedFromDailyArchives = repaired.mapValues(daySpans)
         summary.daysInNoArchive = inNoArchive.mapValues(daySpans)
-        try await closeState(keys: Set(planned.plan.coverage.map(\.key)), binding: planned.binding, store: store, progress: progress, summary: &summary)
+        try await closeState(keys: Set(planned.plan.coverage.map(\.key)), binding: planned.binding, state: state, progress: progress, summary: &summary)
     }
 
     /// The days that monthly units of `work`, now done, lack a whole day or more of: their daily
     /// archives as repair units (one listing of the month's dailies each), and the days that no
     /// daily archive has either. A listing that fails fails those days (the run exits 1 and the
     /// next one repairs them: the plan finds unsettled repairs in the state).
-    package func repairUnits(of work: [PlannedUnit], store: ManifestStore, progress: Progress) async -> (units: [PlannedUnit], notPublished: [PlannedUnit]) {
+    package func repairUnits(of work: [PlannedUnit], state: StateRecorder, progress: Progress) async -> (units: [PlannedUnit], notPublished: [PlannedUnit]) {
         var units: [PlannedUnit] = [], notPublished: [PlannedUnit] = []
         let lister = makeLister()
         for monthly in work where monthly.address.period.kind == .month && !monthly.fromREST {
             // The index, not the record: this runs for every monthly unit of a run.
-            guard let entry = await store.entry(monthly.id), entry.status == .done, let lacking = entry.lacking else { continue }
+            guard let entry = await state.entry(monthly.id), entry.status == .done, let lacking = entry.lacking else { continue }
             let a = monthly.address
             var days: [PlannedUnit] = []
             for day in lacking {
@@ -158,7 +158,7 @@ extension ImportRunner {
                                                         month: a.period)
                 for var day in days {
                     if let file = listed[day.address.period] {
-                        if let entry = await store.entry(day.id), entry.status == .done, entry.listing == file.fingerprint { continue }  // repaired before
+                        if let entry = await state.entry(day.id), entry.status == .done, entry.listing == file.fingerprint { continue }  // repaired before
                         day.listing = file.fingerprint
                         units.append(day)
                     } else {
@@ -166,7 +166,7 @@ extension ImportRunner {
                     }
                 }
             } catch {
-                for day in days { await store.fail(day, "listing the daily archives that repair \(monthly.id): \(error)", progress: progress, logger: logger) }
+                for day in days { await state.fail(day, "listing the daily archives that repair \(monthly.id): \(error)", progress: progress, logger: logger) }
             }
         }
         return (units, notPublished)
@@ -174,17 +174,17 @@ extension ImportRunner {
 
     /// Downloads (N in parallel), decoders (one per core, at most 4) and the writer, joined by
     /// bounded queues.
-    package func runPipeline(work: [PlannedUnit], fetcher: ArchiveFetcher, writer: Writer, store: ManifestStore, progress: Progress) async throws {
+    package func runPipeline(work: [PlannedUnit], fetcher: ArchiveFetcher, writer: Writer, state: StateRecorder, progress: Progress) async throws {
         try await runPipeline(work: work, fetcher: fetcher, writer: writer) { unit, result, thread, pieces in
-            await self.decode(unit, result, on: thread, store: store, progress: progress, into: pieces)
+            await self.decode(unit, result, on: thread, state: state, progress: progress, into: pieces)
         }
     }
 
     /// The plan; a listing endpoint that answers with something other than a listing is a job
     /// file error (a wrong `listing_url` or `base_url`), not an empty source.
-    package func makePlan(symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false, deepCheck: Bool = true) async throws -> ImportPlan {
+    package func makePlan(_ dataset: KlineDataset, symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false, deepCheck: Bool = true) async throws -> ImportPlan {
         do {
-            return try await ImportPlan.make(spec: spec, symbols: symbols, today: today, lister: makeLister(), index: index, force: force,
+            return try await ImportPlan.make(spec: spec, dataset: dataset, symbols: symbols, today: today, lister: makeLister(), index: index, force: force,
                                              listings: spec.listings, deepCheck: deepCheck)
         } catch {
             throw listingMistake(error)
@@ -192,15 +192,15 @@ extension ImportRunner {
     }
 
     /// Decodes one fetched archive into pieces for the writer; records failures in the manifest.
-    package func decode(_ unit: PlannedUnit, _ result: Result<FetchResult, Error>, on thread: DispatchQueue, store: ManifestStore, progress: Progress,
+    package func decode(_ unit: PlannedUnit, _ result: Result<FetchResult, Error>, on thread: DispatchQueue, state: StateRecorder, progress: Progress,
                 into pieces: BoundedQueue<DecodedPiece>) async {
-        guard let archive = await fetchedArchive(unit, result, store: store, progress: progress) else { return }
+        guard let archive = await fetchedArchive(unit, result, state: state, progress: progress) else { return }
         let options = KlineDecodeOptions(interval: unit.address.interval, period: unit.address.period, columns: spec.columns,
                                          floatType: spec.floatType, policy: spec.validation)
         do {
             try await onThread(thread) { try self.decodeBlocking(unit, archive, options: options, into: pieces) }
         } catch {
-            await store.fail(unit, "\(error)", progress: progress, logger: logger)
+            await state.fail(unit, "\(error)", progress: progress, logger: logger)
         }
     }
 

@@ -10,7 +10,7 @@ import KlineArchive
 /// Adding a dataset: its `Dataset` type (JobModel), its decoder, and its conformance here with
 /// a plan type of its own.
 protocol PipelineDataset: Dataset {
-    func plan(_ runner: ImportRunner, _ options: RunOptions, store: ManifestStore, binding: ImportRunner.PlannedBinding,
+    func plan(_ runner: ImportRunner, _ options: RunOptions, state: StateRecorder, binding: ImportRunner.PlannedBinding,
               summary: inout RunSummary) async throws -> any PlannedWork
     /// The keys and units a run would plan now against a recorded state (for `status`).
     func plan(_ runner: ImportRunner, today: ArchivePeriod, index: [String: UnitIndexEntry]) async throws -> (keys: [String], units: [any WorkUnit])
@@ -23,17 +23,17 @@ protocol PlannedWork {
     var decisions: ImportRunner.PlanDecisions { get }
     func printDryRun(_ runner: ImportRunner, summary: RunSummary)
     /// The work, then the state settled for the job's keys.
-    func execute(_ runner: ImportRunner, store: ManifestStore, writer: Writer, progress: Progress, summary: inout RunSummary) async throws
+    func execute(_ runner: ImportRunner, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws
 }
 
 extension KlineDataset: PipelineDataset {
-    func plan(_ runner: ImportRunner, _ options: RunOptions, store: ManifestStore, binding: ImportRunner.PlannedBinding,
+    func plan(_ runner: ImportRunner, _ options: RunOptions, state: StateRecorder, binding: ImportRunner.PlannedBinding,
                       summary: inout RunSummary) async throws -> any PlannedWork {
-        try await runner.plan(options, store: store, binding: binding, summary: &summary)
+        try await runner.plan(self, options, state: state, binding: binding, summary: &summary)
     }
 
     func plan(_ runner: ImportRunner, today: ArchivePeriod, index: [String: UnitIndexEntry]) async throws -> (keys: [String], units: [any WorkUnit]) {
-        let plan = try await runner.makePlan(symbols: try await runner.symbols(), today: today, index: index)
+        let plan = try await runner.makePlan(self, symbols: try await runner.symbols(), today: today, index: index)
         return (plan.coverage.map(\.key), plan.units)
     }
 }
@@ -41,17 +41,17 @@ extension KlineDataset: PipelineDataset {
 extension ImportRunner.PlannedRun: PlannedWork {
     var workCount: Int { work.count }
     func printDryRun(_ runner: ImportRunner, summary: RunSummary) { runner.printDryRun(self, summary: summary) }
-    func execute(_ runner: ImportRunner, store: ManifestStore, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
-        let repairs = try await runner.execute(self, store: store, writer: writer, progress: progress, summary: &summary)
-        try await runner.settle(self, repairs: repairs, store: store, progress: progress, summary: &summary)
+    func execute(_ runner: ImportRunner, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
+        let repairs = try await runner.execute(self, state: state, writer: writer, progress: progress, summary: &summary)
+        try await runner.settle(self, repairs: repairs, state: state, progress: progress, summary: &summary)
     }
 }
 
 /// Funding rates and metrics share one plan (one cadence each, no repairs).
 extension FuturesArchiveDataset {
-    func plan(_ runner: ImportRunner, _ options: RunOptions, store: ManifestStore, binding: ImportRunner.PlannedBinding,
+    func plan(_ runner: ImportRunner, _ options: RunOptions, state: StateRecorder, binding: ImportRunner.PlannedBinding,
                       summary: inout RunSummary) async throws -> any PlannedWork {
-        try await runner.planFutures(archives, options, store: store, binding: binding, summary: &summary)
+        try await runner.planFutures(archives, options, state: state, binding: binding, summary: &summary)
     }
 
     func plan(_ runner: ImportRunner, today: ArchivePeriod, index: [String: UnitIndexEntry]) async throws -> (keys: [String], units: [any WorkUnit]) {
@@ -66,9 +66,9 @@ extension FuturesMetrics: PipelineDataset {}
 extension PlannedFuturesRun: PlannedWork {
     var workCount: Int { work.count }
     func printDryRun(_ runner: ImportRunner, summary: RunSummary) { runner.printDryRun(self, summary: summary) }
-    func execute(_ runner: ImportRunner, store: ManifestStore, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
-        try await runner.execute(self, store: store, writer: writer, progress: progress, summary: &summary)
-        try await runner.closeState(keys: Set(plan.keys), binding: binding, store: store, progress: progress, summary: &summary)
+    func execute(_ runner: ImportRunner, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
+        try await runner.execute(self, state: state, writer: writer, progress: progress, summary: &summary)
+        try await runner.closeState(keys: Set(plan.keys), binding: binding, state: state, progress: progress, summary: &summary)
     }
 }
 

@@ -37,20 +37,17 @@ extension RunSummary {
 /// published archive supersedes the day. `follow` fills its gaps with it too.
 package struct RestFiller: Sendable {
     let spec: JobSpec
+    /// The klines asked (klines, or mark, index or premium index price klines).
+    let dataset: KlineDataset
     let stop: StopRequest
     let logger: Logger
 
-    /// The REST client of a job: its base URL and its share of the weight limit.
-    package func makeClient() -> RestClient {
-        RestClient(baseURL: spec.restURL, market: spec.market, weightLimit: spec.restWeightLimit, share: spec.restWeightShare)
-    }
-
     /// `client`: a long-running caller (follow) passes its own, so the weight used in a minute is
     /// counted across its fills; the counters returned are the client's, since it was made.
-    package func fill(_ edges: [RestEdge], client given: RestClient? = nil, store: ManifestStore, writer: Writer, progress: Progress) async throws -> RestOutcome {
+    package func fill(_ edges: [RestEdge], client given: RestClient? = nil, state: StateRecorder, writer: Writer, progress: Progress) async throws -> RestOutcome {
         var outcome = RestOutcome()
         guard !edges.isEmpty else { return outcome }
-        let client = given ?? makeClient()
+        let client = given ?? spec.restClient()
         outcome.budget = client.budget
         let serverTime: Int64
         do {
@@ -66,20 +63,20 @@ package struct RestFiller: Sendable {
             // Only closed candles: open time t is closed once t + step is not after server time.
             let lastClosedOpen = (serverTime / 1000 / step) * step - step
             var todo = edge.days[...]
-            while let day = todo.first, let record = await store.record(day.id), record.status == .done || record.status == .superseded,
+            while let day = todo.first, let record = await state.record(day.id), record.status == .done || record.status == .superseded,
                   (record.coveredTo ?? .min) >= day.address.period.end - step {
                 todo = todo.dropFirst()
             }
             guard let first = todo.first, first.address.period.start <= lastClosedOpen else { continue }
             // A day covered in part by an earlier run continues after its last covered candle.
             var resumeAfter: Int64?
-            if let record = await store.record(first.id), record.status == .done, let covered = record.coveredTo {
+            if let record = await state.record(first.id), record.status == .done, let covered = record.coveredTo {
                 guard covered < lastClosedOpen else { continue }  // no new candle has closed
                 resumeAfter = covered
             }
             let klines: [RestKline]
             do {
-                klines = try await client.klines(dataset: spec.klineKind, instrument: edge.symbol, interval: edge.interval,
+                klines = try await client.klines(dataset: dataset, instrument: edge.symbol, interval: edge.interval,
                                                  fromMs: (resumeAfter.map { $0 + step } ?? first.address.period.start) * 1000,
                                                  toMs: lastClosedOpen * 1000)
             } catch let error as RestError {
@@ -89,7 +86,7 @@ package struct RestFiller: Sendable {
                     break
                 }
                 for day in todo where day.address.period.start <= lastClosedOpen {
-                    await store.fail(day, "REST: \(error)", progress: progress, logger: logger)
+                    await state.fail(day, "REST: \(error)", progress: progress, logger: logger)
                 }
                 continue
             }
@@ -102,13 +99,13 @@ package struct RestFiller: Sendable {
             for day in todo {
                 let start = day.address.period.start
                 guard start <= lastClosedOpen else { break }
-                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(spec.klineKind)) \(edge.symbol) \(edge.interval.name) \(day.address.period)"
+                let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(dataset)) \(edge.symbol) \(edge.interval.name) \(day.address.period)"
                 do {
                     try await writer.add(try piece(day, csv: byDay[start / 86400] ?? [], interval: edge.interval, source: source,
                                                        coveredTo: min(day.address.period.end - step, lastClosedOpen),
                                                        continues: day.id == first.id && resumeAfter != nil, policy: spec.validation))
                 } catch let error as KlineDecodeError {
-                    await store.fail(day, "\(error)", progress: progress, logger: logger)
+                    await state.fail(day, "\(error)", progress: progress, logger: logger)
                 }
             }
         }
@@ -118,7 +115,7 @@ package struct RestFiller: Sendable {
 
     /// A REST day's unit: the daily archive's address, the `rest/` id.
     package func day(symbol: String, interval: KlineInterval, day: ArchivePeriod, key: String) throws -> PlannedUnit {
-        var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: day, dataset: spec.klineKind), key: key)
+        var unit = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: symbol, interval: interval, period: day, dataset: dataset), key: key)
         unit.fromREST = true
         return unit
     }
@@ -139,14 +136,14 @@ package struct RestFiller: Sendable {
 
     /// REST days now covered by a done daily or monthly archive: superseded (the archive's rows
     /// overwrote the same slots).
-    package func supersedeDays(store: ManifestStore) async -> Int {
-        let index = await store.currentIndex()
+    package static func supersedeDays(state: StateRecorder) async -> Int {
+        let index = await state.index()
         var count = 0
         for (id, entry) in index where entry.status == .done && id.hasPrefix("rest/") {
             let daily = "data/" + id.dropFirst("rest/".count)
             let monthly = UnitRecord.monthlyID(ofDaily: daily)
             guard index[daily]?.status == .done || monthly.map({ index[$0]?.status == .done }) == true else { continue }
-            await store.update(id) { $0.status = .superseded; $0.error = nil; $0.updatedAt = isoNow() }
+            await state.superseded(id)
             count += 1
         }
         return count
@@ -154,6 +151,13 @@ package struct RestFiller: Sendable {
 }
 
 extension ImportRunner {
-    /// The job's REST work (`to: now`, gap fills).
-    package var rest: RestFiller { RestFiller(spec: spec, stop: stop, logger: logger) }
+    /// The job's REST work (`to: now`, gap fills) for klines of `dataset`.
+    package func rest(_ dataset: KlineDataset) -> RestFiller { RestFiller(spec: spec, dataset: dataset, stop: stop, logger: logger) }
+}
+
+extension JobSpec {
+    /// The REST client of a job: its base URL and its share of the weight limit.
+    package func restClient() -> RestClient {
+        RestClient(baseURL: restURL, market: market, weightLimit: restWeightLimit, share: restWeightShare)
+    }
 }

@@ -12,10 +12,10 @@ import Logging
 extension ImportRunner {
     /// The end of every run: the state saved, the gaps of the job's keys summarized, the state
     /// bound to this run's target and schema once whole, and closed.
-    func closeState(keys: Set<String>, binding planned: PlannedBinding, store: ManifestStore, progress: Progress, summary: inout RunSummary) async throws {
+    func closeState(keys: Set<String>, binding planned: PlannedBinding, state: StateRecorder, progress: Progress, summary: inout RunSummary) async throws {
         do {
-            try await store.commit(force: true)
-            for gap in try await store.gaps() where keys.contains(gap.key) {
+            try await state.commit(force: true)
+            for gap in try await state.gaps() where keys.contains(gap.key) {
                 summary.gaps[gap.key, default: []].append(gap.summary)
                 summary.gapCounts[gap.state.rawValue, default: 0] += 1
             }
@@ -23,11 +23,11 @@ extension ImportRunner {
             summary.stateError = "\(error)"
         }
         if planned.rebinding, summary.failed == 0, await progress.counts().failed == 0, !stop.requested {
-            await store.bind(planned.binding)
+            await state.bind(planned.binding)
             logger.notice("the state now records \(planned.binding)")
         }
         do {
-            try await store.close()
+            try await state.close()
         } catch let error as FileWriteError {
             summary.stateError = "\(error)"
         }
@@ -35,12 +35,12 @@ extension ImportRunner {
 
     /// Periods with no archive listed, recorded as not published; one already recorded so (with
     /// the same listing fingerprint), done or superseded is left as it is: nothing to write.
-    package func recordNotPublished(_ units: [any WorkUnit], index: [String: UnitIndexEntry], store: ManifestStore) async {
+    package func recordNotPublished(_ units: [any WorkUnit], index: [String: UnitIndexEntry], state: StateRecorder) async {
         for unit in units {
             let entry = index[unit.id]
             guard entry?.status != .done && entry?.status != .superseded else { continue }
             if entry?.status == .notPublished && entry?.listing == unit.listing { continue }
-            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.listing = unit.listing; $0.error = nil; $0.updatedAt = isoNow() }
+            await state.notPublished(unit.id, key: unit.key, listing: unit.listing)
         }
     }
 
@@ -86,13 +86,13 @@ extension ImportRunner {
     /// The archive a fetch gave, or nil once its failure or its 404 is recorded. A 404 for a
     /// listed archive is a CDN behind its listing: the listing is forgotten, so the period is
     /// looked at again by the next run.
-    package func fetchedArchive(_ unit: any WorkUnit, _ result: Result<FetchResult, Error>, store: ManifestStore, progress: Progress) async -> LocalArchive? {
+    package func fetchedArchive(_ unit: any WorkUnit, _ result: Result<FetchResult, Error>, state: StateRecorder, progress: Progress) async -> LocalArchive? {
         switch result {
         case let .failure(error):
-            await store.fail(unit, "download: \(error)", progress: progress, logger: logger)
+            await state.fail(unit, "download: \(error)", progress: progress, logger: logger)
             return nil
         case .success(.notPublished):
-            await store.update(unit.id, key: unit.key) { $0.status = .notPublished; $0.listing = nil; $0.error = nil; $0.updatedAt = isoNow() }
+            await state.notPublished(unit.id, key: unit.key, listing: nil)
             await progress.notPublished()
             return nil
         case let .success(.ready(archive)):
@@ -102,16 +102,16 @@ extension ImportRunner {
     }
 }
 
-extension ManifestStore {
+extension StateRecorder {
     /// A unit that failed: logged, recorded (a done unit stays done), counted, and saved at once
     /// unless the caller saves (the writer commits once for a whole failed request).
     package func fail(_ unit: any WorkUnit, _ message: String, progress: Progress, logger: Logger, save: Bool = true) async {
         logger.error("\(unit.id): \(message)")
-        recordFailure(unit.id, key: unit.key, message)
+        await failed(unit.id, key: unit.key, message)
         await progress.failed(unit.id, message)
         guard save else { return }
         do {
-            try commit()
+            try await commit()
         } catch {
             logger.error("could not save the manifest after \(unit.id) failed: \(error) (the end of the run saves it again)")
         }
@@ -148,6 +148,13 @@ package struct UnitOutcome: Sendable {
     package init(restFacts facts: UnitFacts, digest: ColumnDigest, coveredTo: Int64) {
         (archivePath, sha256, verified) = (nil, nil, false)
         (self.facts, self.digest, self.coveredTo) = (facts, digest, coveredTo)
+    }
+
+    /// What the state records once the unit's rows are acknowledged.
+    package func written(listing: String?) -> WrittenUnit {
+        WrittenUnit(archivePath: archivePath, sha256: sha256, listing: listing, verified: verified, coveredTo: coveredTo, continues: continues,
+                    rows: facts.rows, firstEpoch: facts.firstEpoch, lastEpoch: facts.lastEpoch, digests: digest.hex,
+                    daysLacking: facts.daysLacking, anomalies: facts.anomalies)
     }
 }
 

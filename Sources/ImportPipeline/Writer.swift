@@ -18,7 +18,7 @@ import MarketStoreModel
 package actor Writer {
     package let spec: JobSpec
     package let sink: RowSink
-    package let store: ManifestStore
+    package let state: StateRecorder
     package let progress: Progress
     package let logger: Logger
 
@@ -38,11 +38,11 @@ package actor Writer {
     /// A stop asked by a signal: a request it cut short leaves its units pending.
     package let stop: StopRequest
 
-    package init(spec: JobSpec, sink: RowSink, store: ManifestStore, progress: Progress, logger: Logger, stop: StopRequest) {
+    package init(spec: JobSpec, sink: RowSink, state: StateRecorder, progress: Progress, logger: Logger, stop: StopRequest) {
         self.stop = stop
         self.spec = spec
         self.sink = sink
-        self.store = store
+        self.state = state
         self.progress = progress
         self.logger = logger
     }
@@ -84,7 +84,7 @@ package actor Writer {
         } catch {
             for (unit, _) in batchUnits { await fail(unit, "write: \(error)") }
             do {
-                try await store.commit(force: true)
+                try await state.commit(force: true)
             } catch let saveError {
                 logger.error("could not save the manifest: \(saveError); the failed units stay pending and are retried")
             }
@@ -103,37 +103,12 @@ package actor Writer {
         for (unit, outcome) in batchUnits {
             guard let outcome, !failedUnits.contains(unit.id) else { continue }
             let report = outcome.facts
-            await store.update(unit.id, key: unit.key) {
-                $0.archivePath = outcome.archivePath
-                $0.sha256 = outcome.sha256
-                $0.listing = unit.listing
-                $0.verified = outcome.verified
-                $0.coveredTo = outcome.coveredTo
-                if outcome.continues && $0.status == .done {
-                    // A REST day continued: the earlier candles stay recorded with these.
-                    $0.rows = ($0.rows ?? 0) + report.rows
-                    $0.firstEpoch = [$0.firstEpoch, report.firstEpoch].compactMap { $0 }.min()
-                    $0.lastEpoch = [$0.lastEpoch, report.lastEpoch].compactMap { $0 }.max()
-                    $0.digests = ColumnDigest.adding(outcome.digest.hex, to: $0.digests)
-                } else {
-                    $0.rows = report.rows
-                    $0.firstEpoch = report.firstEpoch
-                    $0.lastEpoch = report.lastEpoch
-                    $0.digests = outcome.digest.hex
-                }
-                $0.status = .done
-                $0.lacking = report.daysLacking.isEmpty ? nil : report.daysLacking
-                $0.anomalies = report.anomalies.isEmpty ? nil : report.anomalies
-                $0.attempts += 1
-                $0.error = nil
-                $0.doneAt = isoNow()
-                $0.updatedAt = $0.doneAt
-            }
+            await state.written(unit.id, key: unit.key, outcome.written(listing: unit.listing))
             // The gaps the archive leaves, but for the days a monthly lacks (its repair units'):
             // recorded for `status` and for `gaps: rest` to ask REST about.
             if let step = unit.gapStep {
                 let gaps = RepairDays(report.daysLacking).clip(report.gaps, step: step)
-                await store.setGaps(unit: unit.id, gaps.map { GapRecord(key: unit.key, first: $0[0], last: $0[1], state: .unexplained, unit: unit.id) })
+                await state.gaps(of: unit.id, gaps.map { GapRecord(key: unit.key, first: $0[0], last: $0[1], state: .unexplained, unit: unit.id) })
             }
             await progress.unitDone(rows: report.rows, anomalies: report.anomalyCount, bytes: report.bytes, adjustments: report.adjustments)
             if spec.deleteArchivesAfterWrite, let path = outcome.archivePath, path.hasPrefix(spec.cacheDirectory) {
@@ -143,7 +118,7 @@ package actor Writer {
                 }
             }
         }
-        try await store.commit()
+        try await state.commit()
     }
 
     /// Sends a request so that one key's failure stays that key's: a key refused for its own
@@ -222,7 +197,7 @@ package actor Writer {
 
     private func fail(_ unit: any WorkUnit, _ message: String) async {
         guard failedUnits.insert(unit.id).inserted else { return }
-        await store.fail(unit, message, progress: progress, logger: logger, save: false)
+        await state.fail(unit, message, progress: progress, logger: logger, save: false)
     }
 }
 

@@ -286,10 +286,6 @@ public struct JobSpec: Sendable {
     /// The dataset's name as the job file gives it.
     public var datasetName: String { dataset.name }
 
-    /// The kline pipeline's dataset. Only jobs of a `KlineDataset` reach that pipeline (their
-    /// `PipelineDataset` conformance chooses it), so this is never the fallback there.
-    public var klineKind: KlineDataset { dataset as? KlineDataset ?? .klines }
-
     /// The months of the job up to `today`'s month (`to: latest` ends there).
     public func months(today: ArchivePeriod) -> [ArchivePeriod] {
         let current = ArchivePeriod(year: today.year, month: today.month)!

@@ -110,24 +110,24 @@ package actor ManifestStore {
     package func binding() throws -> StateBinding? { try database?.binding() ?? pendingBinding }
 
     /// Records the binding with the next commit (a state with nothing to commit stays unwritten).
-    package func bind(_ binding: StateBinding) { pendingBinding = binding }
+    func bind(_ binding: StateBinding) { pendingBinding = binding }
 
     /// A value of the state's `meta` table, with what waits for the next commit.
     package func meta(_ name: String) throws -> String? { try pendingMeta[name] ?? database?.meta(name) }
 
     /// Sets a `meta` value with the next commit.
-    package func setMeta(_ name: String, _ value: String) { pendingMeta[name] = value }
+    func setMeta(_ name: String, _ value: String) { pendingMeta[name] = value }
 
     /// The gaps of `unit` from the next commit on (none: it has none now). A unit without gaps,
     /// before or now, writes nothing: most units have none, and a statement per unit showed.
-    package func setGaps(unit: String, _ records: [GapRecord]) {
+    func setGaps(unit: String, _ records: [GapRecord]) {
         if records.isEmpty && !unitsWithGaps.contains(unit) { return }
         if records.isEmpty { unitsWithGaps.remove(unit) } else { unitsWithGaps.insert(unit) }
         pendingGaps[unit] = records
     }
 
     /// A gap's new state (REST's answer), with the next commit.
-    package func updateGap(_ record: GapRecord) { pendingGapUpdates.append(record) }
+    func updateGap(_ record: GapRecord) { pendingGapUpdates.append(record) }
 
     /// Every gap recorded (commit first to include this run's).
     package func gaps() throws -> [GapRecord] { try database?.gaps() ?? [] }
@@ -148,7 +148,7 @@ package actor ManifestStore {
         }
     }
 
-    package func update(_ id: String, key: String? = nil, _ change: (inout UnitRecord) -> Void) {
+    func update(_ id: String, key: String? = nil, _ change: (inout UnitRecord) -> Void) {
         var record = self.record(id) ?? UnitRecord(id: id, status: .pending, key: key ?? "", remotePath: id)
         if let key { record.key = key }
         change(&record)
@@ -159,20 +159,9 @@ package actor ManifestStore {
         }
     }
 
-    /// A unit that failed, with why. A done unit stays done: its rows are still in the target, and
-    /// a re-import that failed, a refused write or a listing that failed this time do not undo them.
-    package func recordFailure(_ id: String, key: String, _ message: String) {
-        update(id, key: key) {
-            if $0.status != .done { $0.status = .failed }
-            $0.error = message
-            $0.attempts += 1
-            $0.updatedAt = isoNow()
-        }
-    }
-
     /// Commits the changes when `commitInterval` has passed since the last commit, or always with
     /// `force`. (`update` commits by itself when `maxPending` changes wait.)
-    package func commit(force: Bool = false) throws {
+    func commit(force: Bool = false) throws {
         if let error = deferredError {
             deferredError = nil
             throw error as? FileWriteError ?? FileWriteError(path: path, reason: "the state could not be read: \(error)")
@@ -205,7 +194,7 @@ package actor ManifestStore {
     }
 
     /// The end of a run: everything committed, the write-ahead log folded into the database.
-    package func close() throws {
+    func close() throws {
         try commit(force: true)
         do { try database?.checkpoint() } catch { throw FileWriteError(path: path, reason: "\(error)") }
     }

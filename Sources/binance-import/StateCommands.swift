@@ -73,7 +73,7 @@ struct Status: AsyncParsableCommand {
         let grid = CoverageGrid(manifest: manifest, months: spec.months(today: try today()), keys: keys)
         // When the next run lists settled periods again (a late archive of an old month waits for it).
         if StateDatabase.isDatabase(Manifest.databasePath(spec.manifest)) {
-            let last = try StateDatabase(path: Manifest.databasePath(spec.manifest), create: false).meta(ImportRunner.DeepCheck.metaName).flatMap { Int64($0) }
+            let last = try StateDatabase(path: Manifest.databasePath(spec.manifest), create: false).meta(StateRecorder.deepCheckMetaName).flatMap { Int64($0) }
             if last != nil {
                 notes.append(ImportRunner.DeepCheck(lastChecked: last, today: try today(), everyDays: spec.recheckDays).line)
             }

@@ -130,17 +130,17 @@ final class InProcessPipelineTests: TemporaryDirectoryTestCase {
         let spec = try demoSpec()
         _ = try await run(spec, into: MemoryTarget())
         let path = Manifest.databasePath(spec.manifest)
-        let before = try StateDatabase(path: path, create: false).meta(ImportRunner.DeepCheck.metaName)
+        let before = try StateDatabase(path: path, create: false).meta(StateRecorder.deepCheckMetaName)
         XCTAssertEqual(before, "\(ArchivePeriod(day: "2024-06-01")!.start)")
-        let store = try ManifestStore.open(manifest: spec.manifest, job: spec.name)
+        let state = StateRecorder(try ManifestStore.open(manifest: spec.manifest, job: spec.name))
         let runner = ImportRunner(spec: spec, logger: Logger(label: "test"))
         let options = RunOptions(today: ArchivePeriod(day: "2024-06-20")!)
         var summary = RunSummary(job: spec.name, startedAt: "")
-        let binding = try await runner.bindState(options, store: store, summary: summary)
-        let planned = try await spec.pipelineDataset().plan(runner, options, store: store, binding: binding, summary: &summary)
+        let binding = try await runner.bindState(options, state: state, summary: summary)
+        let planned = try await spec.pipelineDataset().plan(runner, options, state: state, binding: binding, summary: &summary)
         XCTAssertTrue(planned.decisions.deepCheck.due, "19 days after the last: a deep check")
-        try await store.commit(force: true)
-        XCTAssertEqual(try StateDatabase(path: path, create: false).meta(ImportRunner.DeepCheck.metaName), before, "the plan recorded nothing")
+        try await state.commit(force: true)
+        XCTAssertEqual(try StateDatabase(path: path, create: false).meta(StateRecorder.deepCheckMetaName), before, "the plan recorded nothing")
     }
 }
 

@@ -32,7 +32,7 @@ extension ImportJobTests {
         let lister = ArchiveLister(location: SourceLocation(spec.baseURL), listingURL: spec.listingURL)
         let today = ArchivePeriod(year: 2024, month: 4, day: 4)!
         func plan(_ listings: Int) async throws -> ImportPlan {
-            try await ImportPlan.make(spec: spec, symbols: spec.symbols!, today: today, lister: lister, index: [:], listings: listings)
+            try await ImportPlan.make(spec: spec, dataset: .klines, symbols: spec.symbols!, today: today, lister: lister, index: [:], listings: listings)
         }
         let sequential = try await plan(1), concurrent = try await plan(16)
         XCTAssertEqual(concurrent.units, sequential.units)

@@ -1,0 +1,134 @@
+import Foundation
+
+/// The only code that writes a job's state: each method records one fact of a run (a unit
+/// written, failed, not published, superseded; a gap answered; the binding; the deep check),
+/// so what a fact changes in a unit's record is decided here and nowhere else. The changes wait
+/// in the store until `commit`, which writes them in one SQLite transaction.
+package struct StateRecorder: Sendable {
+    private let store: ManifestStore
+
+    package init(_ store: ManifestStore) { self.store = store }
+
+    /// The target and schema the state is bound to, with the next commit.
+    package func bind(_ binding: StateBinding) async { await store.bind(binding) }
+
+    /// The day (its UTC midnight, s) a deep check looked at every period again.
+    package func deepChecked(day: Int64) async { await store.setMeta(Self.deepCheckMetaName, "\(day)") }
+    package static let deepCheckMetaName = "deep_checked_day"
+
+    /// A done unit's archive listed with a new fingerprint and found unchanged (same CHECKSUM).
+    package func listingRefreshed(_ id: String, listing: String?) async { await store.update(id) { $0.listing = listing } }
+
+    /// A period with no archive (not listed, or a 404 for a listed one: `listing` nil).
+    package func notPublished(_ id: String, key: String, listing: String?) async {
+        await store.update(id, key: key) {
+            $0.status = .notPublished
+            $0.listing = listing
+            $0.error = nil
+            $0.updatedAt = isoNow()
+        }
+    }
+
+    /// A unit that failed, with why. A done unit stays done: its rows are still in the target, and
+    /// a re-import that failed, a refused write or a listing that failed this time do not undo them.
+    package func failed(_ id: String, key: String, _ message: String) async {
+        await store.update(id, key: key) {
+            if $0.status != .done { $0.status = .failed }
+            $0.error = message
+            $0.attempts += 1
+            $0.updatedAt = isoNow()
+        }
+    }
+
+    /// A unit whose rows the target acknowledged.
+    package func written(_ id: String, key: String, _ unit: WrittenUnit) async {
+        await store.update(id, key: key) {
+            $0.archivePath = unit.archivePath
+            $0.sha256 = unit.sha256
+            $0.listing = unit.listing
+            $0.verified = unit.verified
+            $0.coveredTo = unit.coveredTo
+            if unit.continues && $0.status == .done {
+                // A REST day continued: the earlier candles stay recorded with these.
+                $0.rows = ($0.rows ?? 0) + unit.rows
+                $0.firstEpoch = [$0.firstEpoch, unit.firstEpoch].compactMap { $0 }.min()
+                $0.lastEpoch = [$0.lastEpoch, unit.lastEpoch].compactMap { $0 }.max()
+                $0.digests = ColumnDigest.adding(unit.digests, to: $0.digests)
+            } else {
+                $0.rows = unit.rows
+                $0.firstEpoch = unit.firstEpoch
+                $0.lastEpoch = unit.lastEpoch
+                $0.digests = unit.digests
+            }
+            $0.status = .done
+            $0.lacking = unit.daysLacking.isEmpty ? nil : unit.daysLacking
+            $0.anomalies = unit.anomalies.isEmpty ? nil : unit.anomalies
+            $0.attempts += 1
+            $0.error = nil
+            $0.doneAt = isoNow()
+            $0.updatedAt = $0.doneAt
+        }
+    }
+
+    /// The gaps `unit` leaves from now on (none: it leaves none).
+    package func gaps(of unit: String, _ records: [GapRecord]) async { await store.setGaps(unit: unit, records) }
+
+    /// A unit whose period another one now holds (daily archives under their monthly, REST days
+    /// under their archive): its gaps are the other's to say.
+    package func superseded(_ id: String) async {
+        await store.update(id) {
+            $0.status = .superseded
+            $0.error = nil
+            $0.updatedAt = isoNow()
+        }
+        await store.setGaps(unit: id, [])
+    }
+
+    /// A gap's new state (REST's answer).
+    package func gapAnswered(_ record: GapRecord) async { await store.updateGap(record) }
+
+    /// Writes what waits when the store's commit interval has passed, or always with `force`.
+    package func commit(force: Bool = false) async throws { try await store.commit(force: force) }
+
+    /// The end of a run: everything committed, the write-ahead log folded into the database.
+    package func close() async throws { try await store.close() }
+}
+
+/// What the state records of a unit whose rows were written.
+package struct WrittenUnit: Sendable {
+    /// The archive read (nil for a REST unit), its verified SHA-256 and listing fingerprint.
+    package var archivePath: String?
+    package var sha256: String?
+    package var listing: String?
+    package var verified: Bool
+    /// A REST unit: the open time of the last closed candle covered.
+    package var coveredTo: Int64?
+    /// A REST day continued after an earlier run's candles: its rows add to the recorded ones.
+    package var continues: Bool
+    package var rows: Int
+    package var firstEpoch: Int64?
+    package var lastEpoch: Int64?
+    /// Per-column digests (`ColumnDigest.hex`).
+    package var digests: [String: String]
+    package var daysLacking: [String]
+    package var anomalies: [String: Int]
+
+    package init(archivePath: String?, sha256: String?, listing: String?, verified: Bool, coveredTo: Int64?, continues: Bool,
+                 rows: Int, firstEpoch: Int64?, lastEpoch: Int64?, digests: [String: String], daysLacking: [String], anomalies: [String: Int]) {
+        (self.archivePath, self.sha256, self.listing, self.verified) = (archivePath, sha256, listing, verified)
+        (self.coveredTo, self.continues, self.rows, self.firstEpoch, self.lastEpoch) = (coveredTo, continues, rows, firstEpoch, lastEpoch)
+        (self.digests, self.daysLacking, self.anomalies) = (digests, daysLacking, anomalies)
+    }
+}
+
+extension StateRecorder {
+    /// Reads of the state, with what waits for the next commit: the pipeline's stages read and
+    /// record through the same value, and only the methods above write.
+    package var path: String { store.path }
+    package func index() async -> [String: UnitIndexEntry] { await store.currentIndex() }
+    package func entry(_ id: String) async -> UnitIndexEntry? { await store.entry(id) }
+    package func record(_ id: String) async -> UnitRecord? { await store.record(id) }
+    package func gaps() async throws -> [GapRecord] { try await store.gaps() }
+    package func binding() async throws -> StateBinding? { try await store.binding() }
+    package func deepCheckedDay() async throws -> Int64? { try await store.meta(Self.deepCheckMetaName).flatMap { Int64($0) } }
+}
