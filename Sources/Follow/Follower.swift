@@ -107,11 +107,12 @@ public final class Follower: Sendable {
         let lock = try JobLock(manifest: spec.manifest)
         defer { _ = lock }
         let state = StateRecorder(try ManifestStore.open(manifest: spec.manifest, job: spec.name))
-        let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30), caFile: spec.caFile)
+        let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 30, lowSpeedSeconds: spec.stallSeconds), caFile: spec.caFile)
         let progress = Progress(total: 0, live: false, logger: logger)
         let writer = Writer(spec: spec, sink: SchemaGuard(client: client), state: state, progress: progress, logger: logger, stop: stop)
         // One REST client for every gap fill: its weight budget holds across them.
         let rest = spec.restClient()
+        let filler = RestFiller(spec: spec, dataset: Self.streamed, stop: stop, logger: logger)
         let symbols = try await runner.symbols()
         var keys: [String: (symbol: String, interval: KlineInterval)] = [:]
         var streamKeys: [String: String] = [:]
@@ -127,7 +128,7 @@ public final class Follower: Sendable {
         let metrics = FollowMetrics(job: spec.name, connections: urls)
         let pending = Pending()
         for (key, k) in keys {
-            if let covered = await lastCovered(key: key, symbol: k.symbol, interval: k.interval, today: options.today, state: state, runner: runner) {
+            if let covered = await lastCovered(key: key, symbol: k.symbol, interval: k.interval, today: options.today, state: state, filler: filler) {
                 await pending.setCovered(key, covered)
             }
         }
@@ -164,14 +165,14 @@ public final class Follower: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(nanoseconds: UInt64(options.flushInterval * 1e9))
-                    await self.write(pending: pending, writer: writer, state: state, runner: runner, rest: rest, keys: keyMap, today: options.today, metrics: metrics)
+                    await self.write(pending: pending, writer: writer, state: state, filler: filler, rest: rest, keys: keyMap, today: options.today, metrics: metrics)
                 }
             }
             await stop.wait()
             group.cancelAll()
         }
         // 4. Stop: what was received is written and recorded.
-        await write(pending: pending, writer: writer, state: state, runner: runner, rest: rest, keys: keys, today: options.today, metrics: metrics)
+        await write(pending: pending, writer: writer, state: state, filler: filler, rest: rest, keys: keys, today: options.today, metrics: metrics)
         try await state.close()
         logger.notice("stopped: everything received was written and recorded")
         return stop.exitCode ?? 0
@@ -224,7 +225,7 @@ public final class Follower: Sendable {
 
     /// Writes what was received: keys with a gap are filled from REST first (klines the fill
     /// covered are dropped), then every key's klines in one multi-key request.
-    package func write(pending: Pending, writer: Writer, state: StateRecorder, runner: ImportRunner, rest: RestClient,
+    package func write(pending: Pending, writer: Writer, state: StateRecorder, filler: RestFiller, rest: RestClient,
                keys: [String: (symbol: String, interval: KlineInterval)], today: ArchivePeriod, metrics: FollowMetrics) async {
         guard await metrics.marketstoreUp else {
             // MarketStore down: nothing is written (nor asked of REST) until it answers again;
@@ -236,8 +237,8 @@ public final class Follower: Sendable {
             guard let k = keys[key] else { continue }
             do {
                 let earliest = await pending.klines[key]?.keys.min()
-                let days = try restDays(key: key, symbol: k.symbol, interval: k.interval, from: await pending.covered[key] ?? earliest, today: today, runner: runner)
-                let outcome = try await runner.rest(Self.streamed).fill([RestEdge(key: key, symbol: k.symbol, interval: k.interval, days: days)], client: rest,
+                let days = try restDays(key: key, symbol: k.symbol, interval: k.interval, from: await pending.covered[key] ?? earliest, today: today, filler: filler)
+                let outcome = try await filler.fill([RestEdge(key: key, symbol: k.symbol, interval: k.interval, days: days)], client: rest,
                                                             state: state, writer: writer, progress: Progress(total: 0, live: false, logger: logger))
                 try await writer.flush()
                 await metrics.gapFilled(restWeight: outcome.counters.weight)
@@ -266,8 +267,8 @@ public final class Follower: Sendable {
                 // Each UTC day's klines continue that day's unit.
                 for (day, group) in Dictionary(grouping: fresh, by: { floorDiv($0.openTime, 86400) * 86400 }).sorted(by: { $0.key < $1.key }) {
                     guard let end = group.last?.openTime else { continue }
-                    let unit = try runner.rest(Self.streamed).day(symbol: k.symbol, interval: k.interval, day: PeriodPlanner.today(now: day), key: key)
-                    try await writer.add(try runner.rest(Self.streamed).piece(unit, csv: Array(group.map { $0.csvLine + "\n" }.joined().utf8), interval: k.interval,
+                    let unit = try filler.day(symbol: k.symbol, interval: k.interval, day: PeriodPlanner.today(now: day), key: key)
+                    try await writer.add(try filler.piece(unit, csv: Array(group.map { $0.csvLine + "\n" }.joined().utf8), interval: k.interval,
                                                               source: "stream \(key)", coveredTo: end, continues: true, policy: .report))
                 }
                 if let end = fresh.last?.openTime { last[key] = end }
@@ -292,12 +293,12 @@ public final class Follower: Sendable {
 
     /// The last kline open time (s) the state records for the key: its REST days' coverage, or
     /// the end of its newest done daily archive.
-    package func lastCovered(key: String, symbol: String, interval: KlineInterval, today: ArchivePeriod, state: StateRecorder, runner: ImportRunner) async -> Int64? {
+    package func lastCovered(key: String, symbol: String, interval: KlineInterval, today: ArchivePeriod, state: StateRecorder, filler: RestFiller) async -> Int64? {
         guard let step = interval.seconds else { return nil }
         var best: Int64?
         var day = today
         for _ in 0..<3 {
-            if let rest = try? runner.rest(Self.streamed).day(symbol: symbol, interval: interval, day: day, key: key) {
+            if let rest = try? filler.day(symbol: symbol, interval: interval, day: day, key: key) {
                 if let r = await state.record(rest.id), r.status == .done, let c = r.coveredTo { best = max(best ?? c, c) }
                 if let r = await state.record(rest.address.remotePath), r.status == .done { best = max(best ?? .min, day.end - step) }
             }
@@ -308,11 +309,11 @@ public final class Follower: Sendable {
 
     /// The REST days of a gap: the day of the last kline covered (or of the first received, or
     /// today) and the two after it; the fill itself stops at the last closed kline.
-    package func restDays(key: String, symbol: String, interval: KlineInterval, from covered: Int64?, today: ArchivePeriod, runner: ImportRunner) throws -> [PlannedUnit] {
+    package func restDays(key: String, symbol: String, interval: KlineInterval, from covered: Int64?, today: ArchivePeriod, filler: RestFiller) throws -> [PlannedUnit] {
         var day = covered.map { PeriodPlanner.today(now: $0) } ?? today
         var days: [PlannedUnit] = []
         for _ in 0..<3 {
-            days.append(try runner.rest(Self.streamed).day(symbol: symbol, interval: interval, day: day, key: key))
+            days.append(try filler.day(symbol: symbol, interval: interval, day: day, key: key))
             day = PeriodPlanner.day(after: day)
         }
         return days

@@ -42,6 +42,13 @@ package struct RestFiller: Sendable {
     let stop: StopRequest
     let logger: Logger
 
+    package init(spec: JobSpec, dataset: KlineDataset, stop: StopRequest, logger: Logger) {
+        self.spec = spec
+        self.dataset = dataset
+        self.stop = stop
+        self.logger = logger
+    }
+
     /// `client`: a long-running caller (follow) passes its own, so the weight used in a minute is
     /// counted across its fills; the counters returned are the client's, since it was made.
     package func fill(_ edges: [RestEdge], client given: RestClient? = nil, state: StateRecorder, writer: Writer, progress: Progress) async throws -> RestOutcome {
