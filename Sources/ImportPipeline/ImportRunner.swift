@@ -221,7 +221,7 @@ public final class ImportRunner: Sendable {
         if let sink = options.sink { return sink }
         switch spec.target {
         case let .marketstore(url):
-            let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 300), caFile: spec.caFile)
+            let client = MarketStoreClient(url: url, timeouts: .init(connect: 5, total: 300, lowSpeedSeconds: spec.stallSeconds), caFile: spec.caFile)
             do {
                 _ = try await client.version()
             } catch where stop.requested || Task.isCancelled {

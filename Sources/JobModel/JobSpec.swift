@@ -56,6 +56,9 @@ public struct JobSpec: Sendable {
     /// `target.ca_file`: CA certificates to trust for the MarketStore target (a proxy with a
     /// private CA) instead of the system's; the other hosts keep the system's.
     public var caFile: String?
+    /// `target.stall_seconds`: a write to MarketStore on which no byte moves either way for this
+    /// long is aborted (a hung server); a slow write that keeps moving runs on. Default 20.
+    public var stallSeconds = 20
 
     package static let topKeys: Set<String> = ["name", "source", "market", "dataset", "symbols", "discover", "intervals", "from", "to", "columns", "dtype",
                                        "attribute_group", "target", "write", "concurrency", "validation", "manifest", "rest", "recheck_days", "gaps"]
@@ -217,7 +220,7 @@ public struct JobSpec: Sendable {
         guard !group.isEmpty, !group.contains("/"), !group.contains(":"), !group.contains(",") else { throw fail("attribute_group", "must be a plain name such as OHLCV") }
 
         let targetSection = try section("target")
-        try checkKeys(targetSection, allowed: ["marketstore", "directory", "ca_file"], prefix: "target.", fail)
+        try checkKeys(targetSection, allowed: ["marketstore", "directory", "ca_file", "stall_seconds"], prefix: "target.", fail)
         let target: ImportTarget
         switch (targetSection["marketstore"], targetSection["directory"]) {
         case let (url as String, nil):
@@ -267,6 +270,7 @@ public struct JobSpec: Sendable {
             restWeightShare: share,
             restWeightLimit: try int(restSection, "weight_limit", "rest.weight_limit", default: RestMarket(market).defaultWeightLimit, range: 1...1_000_000))
         spec.caFile = caFile
+        spec.stallSeconds = try int(targetSection, "stall_seconds", "target.stall_seconds", default: 20, range: 1...600)
         spec.listings = listings
         spec.recheckDays = try int(root, "recheck_days", "recheck_days", default: 7, range: 0...3650)
         let gaps = try string(root, "gaps", "gaps", default: "report")

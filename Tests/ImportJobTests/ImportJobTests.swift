@@ -900,6 +900,7 @@ final class ImportJobTests: XCTestCase {
             ("dtype: float32", "dtype: float16", "key 'dtype': must be float32 or float64"),
             ("  checksum: required", "  checksum: maybe", "key 'source.checksum': must be required or optional"),
             ("  chunk_rows: 50000", "  chunk_rows: 5", "key 'write.chunk_rows': must be an integer"),
+            ("  marketstore: ", "  stall_seconds: 0\n  marketstore: ", "key 'target.stall_seconds': must be an integer"),
             ("validation: report", "validation: lenient", "key 'validation': must be report or strict"),
             ("symbols: [BTCUSDT]", "symbols: [BTCUSDT, ETHUSDT, BTCUSDT]", "key 'symbols': BTCUSDT is listed twice"),
             ("intervals: [1h]", "intervals: [1h, 1m, 1h]", "key 'intervals': 1h is listed twice"),
