@@ -39,7 +39,7 @@ public enum FetchResult: Sendable, Equatable {
 /// SHA-256 as the bytes arrive, and is renamed into `<cache>/<remote path>` only when complete
 /// and verified; its CHECKSUM is stored beside it, and a cached archive is reused only while the
 /// published CHECKSUM is the same (a re-published archive is downloaded again).
-public final class ArchiveFetcher: Sendable {
+public final class ArchiveFetcher: ArchiveSource {
     public let location: SourceLocation
     public let cacheDirectory: String
     public let checksumRequired: Bool
@@ -86,33 +86,6 @@ public final class ArchiveFetcher: Sendable {
             case 404: return nil
             default: throw SourceError.http(url: url, status: response.status, attempts: attempts)
             }
-        }
-    }
-
-    /// Fetches many archives, at most `parallelism` at a time, reporting each as it completes.
-    /// `isCancelled` is asked before each new fetch (a clean stop lets the running ones finish).
-    public func fetchAll(_ addresses: [ArchiveAddress], parallelism: Int, isCancelled: @escaping @Sendable () -> Bool = { false },
-                         onResult: @escaping @Sendable (ArchiveAddress, Result<FetchResult, Error>) async -> Void) async {
-        await fetchAll(addresses, address: { $0 }, parallelism: parallelism, isCancelled: isCancelled, onResult: onResult)
-    }
-
-    /// `fetchAll` over items that carry an address (a job's planned units), each handed back
-    /// with its result: no look-up table from addresses back to items.
-    public func fetchAll<Item: Sendable>(_ items: [Item], address: @escaping @Sendable (Item) -> any PublishedArchive, parallelism: Int,
-                                         isCancelled: @escaping @Sendable () -> Bool = { false },
-                                         onResult: @escaping @Sendable (Item, Result<FetchResult, Error>) async -> Void) async {
-        await withTaskGroup(of: Void.self) { group in
-            var iterator = items.makeIterator()
-            func addNext() -> Bool {
-                guard !isCancelled(), let item = iterator.next() else { return false }
-                group.addTask {
-                    let address = address(item)
-                    do { await onResult(item, .success(try await self.fetch(address))) } catch { await onResult(item, .failure(error)) }
-                }
-                return true
-            }
-            for _ in 0..<max(1, parallelism) where !addNext() { break }
-            while await group.next() != nil { _ = addNext() }
         }
     }
 

@@ -87,7 +87,7 @@ struct PlannedFuturesRun {
     var plan: FuturesPlan
     var work: [FuturesUnit]
     var index: [String: UnitIndexEntry]
-    var fetcher: ArchiveFetcher
+    var fetcher: any ArchiveSource
     var binding: ImportRunner.PlannedBinding
     var decisions: ImportRunner.PlanDecisions
 }

@@ -44,12 +44,14 @@ public final class ImportRunner: Sendable {
     /// Set by a signal: no new downloads, decodes or REST requests; what is held is written.
     package let stop: StopRequest
 
-    /// Where listings come from instead of the job's source (a fake in tests); archives are
-    /// still read from the job's source.
+    /// Where listings come from instead of the job's source (a fake in tests).
     public let listing: (any FolderListing)?
+    /// Where archives come from instead of the job's source and cache (a fake in tests).
+    public let archives: (any ArchiveSource)?
 
-    public init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest(), listing: (any FolderListing)? = nil) {
-        (self.spec, self.logger, self.stop, self.listing) = (spec, logger, stop, listing)
+    public init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest(), listing: (any FolderListing)? = nil,
+                archives: (any ArchiveSource)? = nil) {
+        (self.spec, self.logger, self.stop, self.listing, self.archives) = (spec, logger, stop, listing, archives)
     }
 
     package var location: SourceLocation { SourceLocation(spec.baseURL) }
@@ -59,8 +61,8 @@ public final class ImportRunner: Sendable {
         return ArchiveLister(location: location, listingURL: spec.listingURL)
     }
 
-    package func makeFetcher() -> ArchiveFetcher {
-        ArchiveFetcher(location: location, cacheDirectory: spec.cacheDirectory, checksumRequired: spec.checksumRequired)
+    package func makeFetcher() -> any ArchiveSource {
+        archives ?? ArchiveFetcher(location: location, cacheDirectory: spec.cacheDirectory, checksumRequired: spec.checksumRequired)
     }
 
     /// The job's symbols: listed in the file, or discovered from the source; a shard's share of them.
@@ -167,7 +169,7 @@ public final class ImportRunner: Sendable {
 
     /// A dry run's first lines, whatever the dataset: the counts, where the archives come from
     /// (the mirror, or the cache and downloads), the binding, the deep check, then the work.
-    func printPlanHead(_ title: String, units: Int, work: [some WorkUnit], fetcher: ArchiveFetcher, binding: PlannedBinding, deepCheck: DeepCheck,
+    func printPlanHead(_ title: String, units: Int, work: [some WorkUnit], fetcher: any ArchiveSource, binding: PlannedBinding, deepCheck: DeepCheck,
                        summary: RunSummary) {
         let sources: String
         if case .directory = location {
@@ -201,7 +203,7 @@ public final class ImportRunner: Sendable {
     /// The units of `planned` to import: all with `--force`, otherwise less the done units whose
     /// archives did not change; the decisions to record (the fingerprints of those whose listing
     /// changed but not their CHECKSUM).
-    func unitsToImport<Unit: WorkUnit>(_ planned: [Unit], index: [String: UnitIndexEntry], fetcher: ArchiveFetcher, state: StateRecorder,
+    func unitsToImport<Unit: WorkUnit>(_ planned: [Unit], index: [String: UnitIndexEntry], fetcher: any ArchiveSource, state: StateRecorder,
                                        force: Bool, deepCheck: DeepCheck, summary: inout RunSummary) async -> (work: [Unit], decisions: PlanDecisions) {
         var work: [Unit] = []
         var decisions = PlanDecisions(deepCheck: deepCheck)
@@ -324,7 +326,7 @@ public final class ImportRunner: Sendable {
     /// A done unit is skipped while its archive is unchanged: the same listing fingerprint as when
     /// it was imported (no request at all), or, when the fingerprint changed or was never
     /// recorded, the same published CHECKSUM (one small request; the new fingerprint is kept).
-    package func isUnchanged(_ unit: some WorkUnit, _ entry: UnitIndexEntry, fetcher: ArchiveFetcher, state: StateRecorder) async -> Bool {
+    package func isUnchanged(_ unit: some WorkUnit, _ entry: UnitIndexEntry, fetcher: any ArchiveSource, state: StateRecorder) async -> Bool {
         if let listing = unit.listing, entry.listing == listing { return true }
         guard let record = await state.record(unit.id) else { return false }
         let published: String?

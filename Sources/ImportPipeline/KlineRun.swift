@@ -17,7 +17,7 @@ extension ImportRunner {
         var plan: ImportPlan
         var work: [PlannedUnit]
         var index: [String: UnitIndexEntry]
-        var fetcher: ArchiveFetcher
+        var fetcher: any ArchiveSource
         var binding: PlannedBinding
         var decisions: PlanDecisions
     }
@@ -174,7 +174,7 @@ extension ImportRunner {
 
     /// Downloads (N in parallel), decoders (one per core, at most 4) and the writer, joined by
     /// bounded queues.
-    package func runPipeline(work: [PlannedUnit], fetcher: ArchiveFetcher, writer: Writer, state: StateRecorder, progress: Progress) async throws {
+    package func runPipeline(work: [PlannedUnit], fetcher: any ArchiveSource, writer: Writer, state: StateRecorder, progress: Progress) async throws {
         try await runPipeline(work: work, fetcher: fetcher, writer: writer) { unit, result, thread, pieces in
             await self.decode(unit, result, on: thread, state: state, progress: progress, into: pieces)
         }

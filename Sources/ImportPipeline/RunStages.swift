@@ -46,7 +46,7 @@ extension ImportRunner {
 
     /// The pipeline over units of any dataset, `decode` turning each fetched archive into pieces
     /// (or recording why not).
-    package func runPipeline<Unit: WorkUnit>(work: [Unit], fetcher: ArchiveFetcher, writer: Writer,
+    package func runPipeline<Unit: WorkUnit>(work: [Unit], fetcher: any ArchiveSource, writer: Writer,
                                              decode: @escaping @Sendable (Unit, Result<FetchResult, Error>, DispatchQueue, BoundedQueue<DecodedPiece>) async -> Void) async throws {
         let archives = BoundedQueue<(Unit, Result<FetchResult, Error>)>(capacity: spec.downloads * 2)
         let pieces = BoundedQueue<DecodedPiece>(capacity: 4)

@@ -26,11 +26,39 @@ final class InProcessPipelineTests: TemporaryDirectoryTestCase {
         return spec
     }
 
-    func run(_ spec: JobSpec, into target: MemoryTarget, stop: StopRequest = StopRequest(), listing: (any FolderListing)? = nil) async throws -> RunSummary {
+    func run(_ spec: JobSpec, into target: MemoryTarget, stop: StopRequest = StopRequest(), listing: (any FolderListing)? = nil,
+             archives: (any ArchiveSource)? = nil) async throws -> RunSummary {
         var options = RunOptions(today: ArchivePeriod(day: "2024-06-01")!)
         options.sink = target
         let logger = Logger(label: "test")
-        return try await ImportRunner(spec: spec, logger: logger, stop: stop, listing: listing).run(options)
+        return try await ImportRunner(spec: spec, logger: logger, stop: stop, listing: listing, archives: archives).run(options)
+    }
+
+    /// The samples' mirror as the job reads it (archives verified in place).
+    func mirrorArchives(_ spec: JobSpec) -> ArchiveFetcher {
+        ArchiveFetcher(location: SourceLocation(spec.baseURL), cacheDirectory: spec.cacheDirectory, checksumRequired: spec.checksumRequired)
+    }
+
+    /// One download fails: its unit fails alone, with the archive and the reason; the other
+    /// three land; the re-run fetches that archive alone and completes the job.
+    func testAFailedDownloadFailsItsUnitAloneAndTheRerunFetchesOnlyIt() async throws {
+        let spec = try demoSpec()
+        let broken = "data/spot/monthly/klines/ETHUSDT/1h/ETHUSDT-1h-2024-02.zip"
+        let failing = FaultyArchives(mirrorArchives(spec)) { path, _ in path == broken }
+        let target = MemoryTarget()
+        let first = try await run(spec, into: target, archives: failing)
+        XCTAssertEqual([first.done, first.failed, Int(first.exitCode)], [3, 1, 1])
+        XCTAssertEqual(Set(failing.fetched).count, 4, "every archive was asked for")
+        XCTAssertEqual(first.failures, [broken: "download: the download of \(broken) failed (test fault)"])
+        XCTAssertEqual(try statuses(spec)[broken], .failed)
+        XCTAssertEqual(target.bucket("ETHUSDT/1H/OHLCV")?.epochs.count, 744, "January landed")
+
+        let again = FaultyArchives(mirrorArchives(spec)) { _, _ in false }
+        let second = try await run(spec, into: target, archives: again)
+        XCTAssertEqual([second.done, second.skipped, Int(second.exitCode)], [1, 3, 0])
+        XCTAssertEqual(again.fetched, [broken], "only the failed archive is fetched again")
+        XCTAssertEqual(target.bucket("ETHUSDT/1H/OHLCV")?.epochs.count, 744 + 696)
+        XCTAssertEqual(Set(try statuses(spec).values), [.done])
     }
 
     var mirror: MirrorListing { MirrorListing(root: ServerProcess.repoRoot.appendingPathComponent("samples/mirror").path) }
