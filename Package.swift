@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // Signals as an async sequence (already in the graph through swift-websocket).
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Metrics and their Prometheus exposition (swift-prometheus on swift-metrics).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // zlib (raw inflate and CRC-32, the reference inflater) through the system library: apt-get install zlib1g-dev.
@@ -77,6 +79,7 @@ let package = Package(
         .target(name: "JobState", dependencies: ["JobModel", "CSQLite", "DurableFiles", "KlineArchive", "FuturesArchive", "BinanceSource", "Columnar"]),
         // Counters, their Prometheus exposition, the /healthz and /metrics server.
         .target(name: "JobMetrics", dependencies: [
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

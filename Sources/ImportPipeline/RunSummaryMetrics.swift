@@ -21,20 +21,18 @@ extension RunSummary {
     /// The run's counters as a metrics file: what a scheduled batch reports to the same
     /// dashboards as `follow` (README: Operations, metrics).
     public func metrics() -> String {
-        let job = [("job", self.job)]
-        var m = MetricsText()
-        m.addWrites(job: job, writes)
-        m.add("binance_import_units", "gauge", "Units of the last run by outcome.",
-              [("done", done), ("failed", failed), ("skipped", skipped), ("not_published", notPublished), ("superseded", superseded)]
-                .map { (job + [("outcome", $0.0)], Double($0.1)) })
-        m.add("binance_import_rest_requests_total", "counter", "REST requests made (to: now).", [(job, Double(restRequests))])
-        m.add("binance_import_rest_weight_used_total", "counter", "Documented REST weight of those requests.", [(job, Double(restWeight))])
-        m.add("binance_import_rest_used_weight_1m_max", "gauge", "Highest X-MBX-USED-WEIGHT-1M seen.", [(job, Double(restMaxUsedWeight1m))])
-        m.add("binance_import_run_duration_seconds", "gauge", "How long the last run took.", [(job, seconds)])
-        m.add("binance_import_run_exit_code", "gauge", "The last run's exit code (0 all done, 1 some units failed, 3 target unreachable).",
-              [(job, Double(exitCode))])
-        m.add("binance_import_run_timestamp_seconds", "gauge", "When the last run started (UTC).",
-              [(job, (try? Date(startedAt, strategy: .iso8601))?.timeIntervalSince1970 ?? 0)])
+        let m = Exposition(job: job)
+        m.addWrites(writes)
+        for (outcome, n) in [("done", done), ("failed", failed), ("skipped", skipped), ("not_published", notPublished), ("superseded", superseded)] {
+            m.gauge("binance_import_units", "Units of the last run by outcome.", [("outcome", outcome)]).set(Double(n))
+        }
+        m.counter("binance_import_rest_requests_total", "REST requests made (to: now).").increment(by: Int64(restRequests))
+        m.counter("binance_import_rest_weight_used_total", "Documented REST weight of those requests.").increment(by: Int64(restWeight))
+        m.gauge("binance_import_rest_used_weight_1m_max", "Highest X-MBX-USED-WEIGHT-1M seen.").set(Double(restMaxUsedWeight1m))
+        m.gauge("binance_import_run_duration_seconds", "How long the last run took.").set(seconds)
+        m.gauge("binance_import_run_exit_code", "The last run's exit code (0 all done, 1 some units failed, 3 target unreachable).").set(Double(exitCode))
+        m.gauge("binance_import_run_timestamp_seconds", "When the last run started (UTC).")
+            .set((try? Date(startedAt, strategy: .iso8601))?.timeIntervalSince1970 ?? 0)
         return m.text
     }
 }

@@ -16,28 +16,67 @@ extension ImportJobTests {
         return try parseMetrics(file.path)
     }
 
-    /// NaN and the infinities in Go's spelling (Swift's "nan"/"inf" are refused), label values
-    /// with a backslash, a quote and a newline.
-    func testMetricsTextIsReadByPrometheusParser() throws {
-        var m = MetricsText()
-        m.add("t_values", "gauge", "Edge values.", [
-            ([("v", "nan")], .nan), ([("v", "inf")], .infinity), ([("v", "-inf")], -.infinity),
-            ([("v", "half")], 0.5), ([("v", "big")], 1e20), ([("v", "int")], 42),
-            ([("v", #"a\b"c"# + "\nd")], 7),
-        ])
-        // The format's spellings (Python's parser would also take Swift's "nan"/"inf").
-        for line in [#"t_values{v="nan"} NaN"#, #"t_values{v="inf"} +Inf"#, #"t_values{v="-inf"} -Inf"#, #"t_values{v="a\\b\"c\nd"} 7"#] {
+    /// The exposition (swift-prometheus' registry) read back by Prometheus' own parser: NaN and
+    /// the infinities (Swift's spellings, which Go's ParseFloat and Python both read), label
+    /// values with a backslash, a quote and a newline, the HELP and TYPE lines.
+    func testExpositionIsReadByPrometheusParser() throws {
+        let m = Exposition(job: "edge")
+        let values: [(String, Double)] = [("nan", .nan), ("inf", .infinity), ("-inf", -.infinity), ("half", 0.5), ("big", 1e20), ("int", 42),
+                                          (#"a\b"c"# + "\nd", 7)]
+        for (label, value) in values { m.gauge("t_values", "Edge values.", [("v", label)]).set(value) }
+        m.counter("t_events_total", "Events.").increment(by: Int64(3))
+        m.counter("t_events_total", "Events.").increment()
+        for line in ["# HELP t_values Edge values.", "# TYPE t_values gauge", "# HELP t_events_total Events.", "# TYPE t_events_total counter",
+                     #"t_values{job="edge",v="a\\b\"c\nd"} 7.0"#] {
             XCTAssertTrue(m.text.contains(line + "\n"), "\(line) in \(m.text)")
         }
         let parsed = try parseMetricsText(m.text)
-        XCTAssertEqual(parsed.count, 7, "\(parsed)")
-        XCTAssertTrue(parsed[#"t_values{"v": "nan"}"#]?.isNaN == true, "\(parsed)")
-        XCTAssertEqual(parsed[#"t_values{"v": "inf"}"#], .infinity)
-        XCTAssertEqual(parsed[#"t_values{"v": "-inf"}"#], -.infinity)
-        XCTAssertEqual(parsed[#"t_values{"v": "half"}"#], 0.5)
-        XCTAssertEqual(parsed[#"t_values{"v": "big"}"#], 1e20)
-        XCTAssertEqual(parsed[#"t_values{"v": "int"}"#], 42)
-        XCTAssertEqual(parsed[#"t_values{"v": "a\\b\"c\nd"}"#], 7, "\(parsed.keys)")
+        XCTAssertEqual(parsed.count, 8, "\(parsed)")
+        XCTAssertTrue(parsed[#"t_values{"job": "edge", "v": "nan"}"#]?.isNaN == true, "\(parsed)")
+        XCTAssertEqual(parsed[#"t_values{"job": "edge", "v": "inf"}"#], .infinity)
+        XCTAssertEqual(parsed[#"t_values{"job": "edge", "v": "-inf"}"#], -.infinity)
+        XCTAssertEqual(parsed[#"t_values{"job": "edge", "v": "half"}"#], 0.5)
+        XCTAssertEqual(parsed[#"t_values{"job": "edge", "v": "big"}"#], 1e20)
+        XCTAssertEqual(parsed[#"t_values{"job": "edge", "v": "int"}"#], 42)
+        XCTAssertEqual(parsed[#"t_values{"job": "edge", "v": "a\\b\"c\nd"}"#], 7, "\(parsed.keys)")
+        XCTAssertEqual(parsed[#"t_events_total{"job": "edge"}"#], 4)
+    }
+
+    /// Follow's write counters grow by what the writer counted since the last sync (a counter
+    /// never goes back), and the lag histogram counts every kline in its bucket.
+    func testFollowMetricsGrowWithTheWritersCounts() async throws {
+        let follow = FollowMetrics(job: "grow", connections: ["ws://a"])
+        var counters = WriteCounters()
+        counters.acknowledged([("K/1Min/OHLCV", 10)], at: 100)
+        await follow.sync(counters)
+        counters.acknowledged([("K/1Min/OHLCV", 5), ("L/1Min/OHLCV", 2)], at: 160)
+        await follow.sync(counters)
+        await follow.sync(counters)
+        await follow.written(lags: [0.04, 0.3, 0.3, 40])
+        await follow.connection("ws://a", up: true)
+        await follow.gapFilled(restWeight: 4)
+        await follow.gapFilled(restWeight: 10)
+        let parsed = try parseMetricsText(await follow.text())
+        let job = #""job": "grow""#
+        XCTAssertEqual(parsed["binance_import_rows_written_total{\(job)}"], 17)
+        XCTAssertEqual(parsed[#"binance_import_rows_written_total{"job": "grow", "key": "K/1Min/OHLCV"}"#], 15)
+        XCTAssertEqual(parsed[#"binance_import_rows_written_total{"job": "grow", "key": "L/1Min/OHLCV"}"#], 2)
+        XCTAssertEqual(parsed[#"binance_import_write_requests_total{"job": "grow", "key": "K/1Min/OHLCV"}"#], 2)
+        XCTAssertEqual(parsed[#"binance_import_last_write_timestamp_seconds{"job": "grow", "key": "L/1Min/OHLCV"}"#], 160)
+        XCTAssertEqual(parsed["binance_import_rest_weight_used_total{\(job)}"], 10)
+        XCTAssertEqual(parsed["binance_import_gap_fills_total{\(job)}"], 2)
+        XCTAssertEqual(parsed["binance_import_streams_connected{\(job)}"], 1)
+        XCTAssertEqual(parsed["binance_import_write_lag_seconds_count{\(job)}"], 4)
+        XCTAssertEqual(lagBucket(parsed, job: "grow", le: 0.05), 1)
+        XCTAssertEqual(lagBucket(parsed, job: "grow", le: 0.5), 3)
+        XCTAssertEqual(lagBucket(parsed, job: "grow", le: 30), 3)
+        XCTAssertEqual(parsed[#"binance_import_write_lag_seconds_bucket{"job": "grow", "le": "+Inf"}"#], 4)
+    }
+
+    /// A lag histogram bucket of `job` by its bound, however the bound is spelled.
+    func lagBucket(_ samples: [String: Double], job: String, le bound: Double) -> Double? {
+        let prefix = "binance_import_write_lag_seconds_bucket" + #"{"job": "\#(job)", "le": ""#
+        return samples.first { $0.key.hasPrefix(prefix) && Double($0.key.dropFirst(prefix.count).dropLast(2)) == bound }?.value
     }
 
     /// `run`'s metrics file and `follow`'s /metrics list the same error kinds, every one, and
