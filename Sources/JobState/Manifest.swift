@@ -1,5 +1,3 @@
-import Columnar
-import DurableFiles
 import Foundation
 import JobModel
 
@@ -138,25 +136,6 @@ public struct Manifest: Codable, Equatable, Sendable {
             }
         }
         return result
-    }
-
-    /// Removes units from the state database at `manifest` (`forget`), under the job's lock.
-    public static func forget(ids: [String], manifest: String) throws {
-        try change(manifest) { try $0.delete(ids) }
-    }
-
-    /// Marks done units as re-published (`status --check-remote`): the next run lists their
-    /// keys even between deep checks, and re-imports them.
-    public static func markRepublished(ids: [String], manifest: String) throws {
-        try change(manifest) { try $0.clearListings(ids) }
-    }
-
-    private static func change(_ manifest: String, _ body: (StateDatabase) throws -> Void) throws {
-        let lock = try JobLock(manifest: manifest)
-        defer { _ = lock }
-        let database = databasePath(manifest)
-        guard StateDatabase.isDatabase(database) else { throw JobFileError(file: database, key: "", reason: "no state database to change (run the job first)") }
-        try body(try StateDatabase(path: database, create: true, job: nil))
     }
 
     /// The state files of a job's shards beside its own (`x.shard-K-of-N.manifest.db`).

@@ -1,4 +1,6 @@
+import DurableFiles
 import Foundation
+import JobModel
 
 /// The only code that writes a job's state: each method records one fact of a run (a unit
 /// written, failed, not published, superseded; a gap answered; the binding; the deep check),
@@ -8,6 +10,30 @@ package struct StateRecorder: Sendable {
     private let store: ManifestStore
 
     package init(_ store: ManifestStore) { self.store = store }
+
+    // MARK: - A state at rest (commands between runs), under the job's lock
+
+    /// Units dropped from the state (`forget`).
+    package static func forget(ids: [String], manifest: String) throws {
+        try change(manifest) { try $0.delete(ids) }
+    }
+
+    /// Done units whose archives were re-published (`status --check-remote`): their listing
+    /// fingerprints are cleared, so the next run lists their keys even between deep checks and
+    /// re-imports them.
+    package static func republished(ids: [String], manifest: String) throws {
+        try change(manifest) { try $0.clearListings(ids) }
+    }
+
+    private static func change(_ manifest: String, _ body: (StateDatabase) throws -> Void) throws {
+        let lock = try JobLock(manifest: manifest)
+        defer { _ = lock }
+        let database = Manifest.databasePath(manifest)
+        guard StateDatabase.isDatabase(database) else { throw JobFileError(file: database, key: "", reason: "no state database to change (run the job first)") }
+        try body(try StateDatabase(path: database, create: true, job: nil))
+    }
+
+    // MARK: - What a run did
 
     /// The target and schema the state is bound to, with the next commit.
     package func bind(_ binding: StateBinding) async { await store.bind(binding) }

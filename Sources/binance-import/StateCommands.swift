@@ -47,7 +47,7 @@ struct Status: AsyncParsableCommand {
                 if let published = try await fetcher.publishedChecksum(address), published != sha { stale.append(record.id) }
             }
             // Recorded, so the next run looks at these keys even between deep checks.
-            if !stale.isEmpty, shards == nil { try Manifest.markRepublished(ids: stale, manifest: spec.manifest) }
+            if !stale.isEmpty, shards == nil { try StateRecorder.republished(ids: stale, manifest: spec.manifest) }
         }
         var keys = try (spec.symbols ?? []).flatMap { try spec.keys(symbol: $0) }
         if !offline {
@@ -134,7 +134,7 @@ struct Forget: AsyncParsableCommand {
         let ids = manifest.units.values.filter { names.contains(BucketKey($0.key)?.symbol ?? "") }.map(\.id).sorted()
         for id in ids.prefix(200) { print("\(dryRun ? "would drop" : "drop"): \(id)") }
         if ids.count > 200 { print("... and \(ids.count - 200) more") }
-        if !dryRun, !ids.isEmpty { try Manifest.forget(ids: ids, manifest: spec.manifest) }
+        if !dryRun, !ids.isEmpty { try StateRecorder.forget(ids: ids, manifest: spec.manifest) }
         print("\(dryRun ? "would drop" : "dropped") \(ids.count) units of \(names.sorted().joined(separator: ", ")) from \(Manifest.databasePath(spec.manifest))")
         for name in names.sorted() where spec.symbols?.contains(name) == true {
             print("warning: \(name) is still in the job: the next run imports its units again (remove it from \(job) to stop that)")
