@@ -113,7 +113,7 @@ public final class Follower: Sendable {
         // One REST client for every gap fill: its weight budget holds across them.
         let rest = spec.restClient()
         let filler = RestFiller(spec: spec, dataset: Self.streamed, stop: stop, logger: logger)
-        let symbols = try await runner.symbols()
+        let symbols = try await runner.planner.symbols()
         var keys: [String: (symbol: String, interval: KlineInterval)] = [:]
         var streamKeys: [String: String] = [:]
         for symbol in symbols {

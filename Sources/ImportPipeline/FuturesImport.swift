@@ -88,11 +88,11 @@ struct PlannedFuturesRun {
     var work: [FuturesUnit]
     var index: [String: UnitIndexEntry]
     var fetcher: any ArchiveSource
-    var binding: ImportRunner.PlannedBinding
-    var decisions: ImportRunner.PlanDecisions
+    var binding: PlannedBinding
+    var decisions: PlanDecisions
 }
 
-extension ImportRunner {
+extension Planner {
     func planFutures(_ dataset: FuturesDataset, _ options: RunOptions, state: StateRecorder, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedFuturesRun {
         let index = await state.index()
         let deepCheck = try await deepCheck(options, state: state)
@@ -225,7 +225,9 @@ extension ImportRunner {
         }
         return plan
     }
+}
 
+extension ImportRunner {
     func printDryRun(_ planned: PlannedFuturesRun, summary: RunSummary) {
         let plan = planned.plan
         printPlanHead("plan for \(spec.name) (\(planned.dataset.rawValue))", units: plan.units.count, work: planned.work, fetcher: planned.fetcher,

@@ -7,24 +7,25 @@ import JobModel
 import JobState
 import KlineArchive
 
-/// The kline datasets' run: months and days of archives per interval, monthly archives repaired
-/// from their dailies, decoded by KlineArchive (`KlineDataset`'s `PipelineDataset` plan).
-extension ImportRunner {
-    /// What a run decided before any work: the plan, the units to import, the state's index and
-    /// binding as planned, and the fetcher (its connections carry on into the downloads).
-    struct PlannedRun {
-        var dataset: KlineDataset
-        var plan: ImportPlan
-        var work: [PlannedUnit]
-        var index: [String: UnitIndexEntry]
-        var fetcher: any ArchiveSource
-        var binding: PlannedBinding
-        var decisions: PlanDecisions
-    }
+/// The kline datasets' plan and run: months and days of archives per interval, monthly archives
+/// repaired from their dailies, decoded by KlineArchive (`KlineDataset`'s `PipelineDataset` plan).
 
+/// What a kline run decided before any work: the plan, the units to import, the state's index and
+/// binding as planned, and the fetcher (its connections carry on into the downloads).
+struct PlannedKlineRun {
+    var dataset: KlineDataset
+    var plan: ImportPlan
+    var work: [PlannedUnit]
+    var index: [String: UnitIndexEntry]
+    var fetcher: any ArchiveSource
+    var binding: PlannedBinding
+    var decisions: PlanDecisions
+}
+
+extension Planner {
     /// The units to import: the plan against the listing and the state, less the done units
     /// whose archives did not change.
-    func plan(_ dataset: KlineDataset, _ options: RunOptions, state: StateRecorder, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedRun {
+    func plan(_ dataset: KlineDataset, _ options: RunOptions, state: StateRecorder, binding: PlannedBinding, summary: inout RunSummary) async throws -> PlannedKlineRun {
         let symbols = try await symbols()
         let index = await state.index()
         let deepCheck = try await deepCheck(options, state: state)
@@ -35,10 +36,23 @@ extension ImportRunner {
         let fetcher = makeFetcher()
         let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, state: state, force: options.force, deepCheck: deepCheck,
                                                     summary: &summary)
-        return PlannedRun(dataset: dataset, plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
+        return PlannedKlineRun(dataset: dataset, plan: plan, work: work, index: index, fetcher: fetcher, binding: binding, decisions: decisions)
     }
 
-    func printDryRun(_ planned: PlannedRun, summary: RunSummary) {
+    /// The plan; a listing endpoint that answers with something other than a listing is a job
+    /// file error (a wrong `listing_url` or `base_url`), not an empty source.
+    package func makePlan(_ dataset: KlineDataset, symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false, deepCheck: Bool = true) async throws -> ImportPlan {
+        do {
+            return try await ImportPlan.make(spec: spec, dataset: dataset, symbols: symbols, today: today, lister: makeLister(), index: index, force: force,
+                                             listings: spec.listings, deepCheck: deepCheck)
+        } catch {
+            throw listingMistake(error)
+        }
+    }
+}
+
+extension ImportRunner {
+    func printDryRun(_ planned: PlannedKlineRun, summary: RunSummary) {
         let plan = planned.plan
         printPlanHead("plan for \(spec.name)", units: plan.units.count, work: planned.work, fetcher: planned.fetcher, binding: planned.binding,
                       deepCheck: planned.decisions.deepCheck, summary: summary)
@@ -59,7 +73,7 @@ extension ImportRunner {
 
     /// The work: what the listing shows without a request, the archives, the days monthly
     /// archives lack, the gaps asked of REST (`gaps: rest`), then REST to the last closed candle.
-    func execute(_ planned: PlannedRun, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws -> Repairs {
+    func execute(_ planned: PlannedKlineRun, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws -> Repairs {
         let (plan, work) = (planned.plan, planned.work)
         await recordNotPublished(plan.notPublished, index: planned.index, state: state)
         summary.notPublished = plan.notPublished.count
@@ -107,7 +121,7 @@ extension ImportRunner {
 
     /// After the work: units superseded, repairs and gaps summarized, the state saved and, once
     /// whole, bound to this run's target and schema.
-    func settle(_ planned: PlannedRun, repairs: Repairs, state: StateRecorder, progress: Progress, summary: inout RunSummary) async throws {
+    func settle(_ planned: PlannedKlineRun, repairs: Repairs, state: StateRecorder, progress: Progress, summary: inout RunSummary) async throws {
         // Daily units replaced by their monthly unit, now done, unless the monthly lacks their day.
         let index = await state.index()
         for (daily, monthly) in planned.plan.superseded {
@@ -131,7 +145,7 @@ extension ImportRunner {
     /// next one repairs them: the plan finds unsettled repairs in the state).
     package func repairUnits(of work: [PlannedUnit], state: StateRecorder, progress: Progress) async -> (units: [PlannedUnit], notPublished: [PlannedUnit]) {
         var units: [PlannedUnit] = [], notPublished: [PlannedUnit] = []
-        let lister = makeLister()
+        let lister = planner.makeLister()
         for monthly in work where monthly.address.period.kind == .month && !monthly.fromREST {
             // The index, not the record: this runs for every monthly unit of a run.
             guard let entry = await state.entry(monthly.id), entry.status == .done, let lacking = entry.lacking else { continue }
@@ -177,17 +191,6 @@ extension ImportRunner {
     package func runPipeline(work: [PlannedUnit], fetcher: any ArchiveSource, writer: Writer, state: StateRecorder, progress: Progress) async throws {
         try await runPipeline(work: work, fetcher: fetcher, writer: writer) { unit, result, thread, pieces in
             await self.decode(unit, result, on: thread, state: state, progress: progress, into: pieces)
-        }
-    }
-
-    /// The plan; a listing endpoint that answers with something other than a listing is a job
-    /// file error (a wrong `listing_url` or `base_url`), not an empty source.
-    package func makePlan(_ dataset: KlineDataset, symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry], force: Bool = false, deepCheck: Bool = true) async throws -> ImportPlan {
-        do {
-            return try await ImportPlan.make(spec: spec, dataset: dataset, symbols: symbols, today: today, lister: makeLister(), index: index, force: force,
-                                             listings: spec.listings, deepCheck: deepCheck)
-        } catch {
-            throw listingMistake(error)
         }
     }
 

@@ -53,7 +53,7 @@ struct Status: AsyncParsableCommand {
         if !offline {
             // What a run would do now: units planned but not recorded yet (symbols not discovered
             // when a run stopped, months published since) count as pending.
-            let planned = try await ImportRunner(spec: spec, logger: options.logger("binance-import")).plan(today: try today(), state: manifest)
+            let planned = try await Planner(spec: spec, logger: options.logger("binance-import")).plan(today: try today(), state: manifest)
             keys = planned.keys
             for unit in planned.units where manifest.units[unit.id] == nil {
                 manifest.units[unit.id] = UnitRecord(id: unit.id, status: .pending, key: unit.key, remotePath: unit.id)
@@ -75,7 +75,7 @@ struct Status: AsyncParsableCommand {
         if StateDatabase.isDatabase(Manifest.databasePath(spec.manifest)) {
             let last = try StateDatabase(path: Manifest.databasePath(spec.manifest), create: false).meta(StateRecorder.deepCheckMetaName).flatMap { Int64($0) }
             if last != nil {
-                notes.append(ImportRunner.DeepCheck(lastChecked: last, today: try today(), everyDays: spec.recheckDays).line)
+                notes.append(DeepCheck(lastChecked: last, today: try today(), everyDays: spec.recheckDays).line)
             }
         }
         if !outsideKeys.isEmpty {
