@@ -30,10 +30,13 @@ release: deps
 
 # Builds everything (the CLI too: the tests run it), then runs every test, then the reliability
 # trials (figures to a temporary file; `make reliability` writes docs/reliability.md). Fails on
-# any failure.
+# any failure. Each test runs in a process of its own with its own servers and folder; most of
+# the suite waits (servers, real timeouts, the follow soak), so TEST_WORKERS processes at once on
+# two cores take a third of the serial time (README: the test suite).
+TEST_WORKERS ?= 4
 test: test-deps check-deploy check-imports
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(SWIFT) test --parallel --num-workers $(TEST_WORKERS)
 	$(PYTHON) Tests/reliability/reliability.py --bin $(BIN) --out $${TMPDIR:-/tmp}/binance-import-reliability.md --trials 20
 
 # The deployment files checked by the tools that read them: compose.yaml by docker-compose, the
