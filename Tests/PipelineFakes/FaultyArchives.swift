@@ -1,5 +1,4 @@
 import BinanceSource
-import Synchronization
 
 /// An archive source that fetches as another does (the samples' mirror), but fails the fetches
 /// `fails` picks: "the second download fails", "every archive of ETHUSDT fails". Records every
@@ -11,17 +10,15 @@ public final class FaultyArchives: ArchiveSource, Sendable {
     }
 
     private let inner: any ArchiveSource
-    private let fails: @Sendable (_ remotePath: String, _ number: Int) -> Bool
-    private let asked = Mutex<[String]>([])
+    private let schedule: FaultSchedule
 
     /// `fails(remotePath, n)`: whether the n-th fetch asked (1 = the first) fails.
     public init(_ inner: any ArchiveSource, fails: @escaping @Sendable (_ remotePath: String, _ number: Int) -> Bool) {
-        (self.inner, self.fails) = (inner, fails)
+        (self.inner, schedule) = (inner, FaultSchedule(fails))
     }
 
     public func fetch(_ address: some PublishedArchive) async throws -> FetchResult {
-        let number = asked.withLock { $0.append(address.remotePath); return $0.count }
-        if fails(address.remotePath, number) { throw Failed(remotePath: address.remotePath) }
+        if schedule.fails(address.remotePath) { throw Failed(remotePath: address.remotePath) }
         return try await inner.fetch(address)
     }
 
@@ -29,5 +26,5 @@ public final class FaultyArchives: ArchiveSource, Sendable {
     public func cachedPath(_ address: some PublishedArchive) -> String { inner.cachedPath(address) }
 
     /// The archives fetched, in order.
-    public var fetched: [String] { asked.withLock { $0 } }
+    public var fetched: [String] { schedule.names }
 }
