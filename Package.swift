@@ -70,6 +70,8 @@ let package = Package(
         // Funding-rate and metrics archives (futures): CSV to columns, the metrics label change,
         // gaps.
         .target(name: "FuturesArchive", dependencies: ["KlineArchive", "Columnar", "MarketStoreModel"]),
+        // Trades and aggTrades archives (spot, futures): CSV streamed to column chunks, ID continuity.
+        .target(name: "TradeArchive", dependencies: ["KlineArchive", "Columnar"]),
         // The job as written: job files, targets, shards.
         .target(name: "JobModel", dependencies: [
             "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "MarketStoreModel", "Columnar",
@@ -117,6 +119,7 @@ let package = Package(
                     exclude: ["fixtures"]),
         .testTarget(name: "FuturesArchiveTests", dependencies: ["FuturesArchive", "KlineArchive", "Columnar", "MarketStore", "MarketStoreModel",
                                                                 "MarketStoreDirectory", "TestSupport"]),
+        .testTarget(name: "TradeArchiveTests", dependencies: ["TradeArchive", "KlineArchive", "Columnar", "TestSupport"]),
         .testTarget(name: "BinanceSourceTests", dependencies: ["BinanceSource", "KlineArchive", "FuturesArchive", "CurlHTTP", "Columnar", "TestSupport"]),
     ]
 )

@@ -1,0 +1,252 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Columnar
+import KlineArchive
+
+/// Why a tick archive does not decode.
+public enum TradeDecodeError: Error, CustomStringConvertible, Equatable {
+    case notTrades(archive: String, reason: String)
+    case header(archive: String, found: String, expected: String)
+    case row(archive: String, line: Int, reason: String)
+    case zip(ZipError)
+
+    public var description: String {
+        switch self {
+        case let .notTrades(archive, reason): return "\(archive): \(reason)"
+        case let .header(archive, found, expected): return "\(archive): the header is \"\(found)\", not the expected \"\(expected)\""
+        case let .row(archive, line, reason): return "\(archive): line \(line): \(reason)"
+        case let .zip(e): return "\(e)"
+        }
+    }
+}
+
+/// A tick CSV parsed as it streams in: bytes are fed in pieces of any size (a line may span
+/// pieces), rows go into a batch handed to `onChunk` every `chunkRows` rows, so memory holds one
+/// chunk and one partial line whatever the file's size. IDs are checked for continuity as rows
+/// pass (the report's holes); every number goes through the exact decimal parser.
+public final class TradeCSVParser<F: KlineFloat> {
+    public let layout: TradeLayout
+    public private(set) var report: TradeReport
+    private let source: String
+    private let chunkRows: Int
+    private let onChunk: (TradeBatch<F>) throws -> Void
+    private let periodMicros: Range<Int64>
+    private var batch = TradeBatch<F>()
+    private var carry: [UInt8] = []
+    private var line = 0
+    private var previous: (id: Int64, lastTrade: Int64, micros: Int64)?
+
+    /// Longest line accepted (a real row is under 120 bytes): a file without newlines is refused,
+    /// not buffered.
+    public static var maxLineBytes: Int { 4096 }
+
+    public init(layout: TradeLayout, source: String, member: String, name: TradeArchiveName, chunkRows: Int = 100_000,
+                onChunk: @escaping (TradeBatch<F>) throws -> Void) {
+        self.layout = layout
+        self.source = source
+        self.chunkRows = max(1, chunkRows)
+        self.onChunk = onChunk
+        periodMicros = name.period.start * 1_000_000..<name.period.end * 1_000_000
+        report = TradeReport(archive: source, member: member, layout: layout, symbol: name.symbol, period: name.period.description)
+    }
+
+    /// The next bytes of the member, however they are cut.
+    public func feed(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), !bytes.isEmpty else { return }
+        var start = base
+        let end = base + bytes.count
+        if !carry.isEmpty {
+            guard let newline = Self.newline(start, end) else { return try keep(start, end) }
+            carry.append(contentsOf: UnsafeBufferPointer(start: start, count: newline - start))
+            try carry.withUnsafeBufferPointer { try parseLine($0.baseAddress!, $0.baseAddress! + $0.count) }
+            carry.removeAll(keepingCapacity: true)
+            start = newline + 1
+        }
+        while start < end, let newline = Self.newline(start, end) {
+            try parseLine(start, newline)
+            start = newline + 1
+        }
+        try keep(start, end)
+    }
+
+    /// The end of the member: the last line (without its newline), the last chunk, the report.
+    public func finish() throws -> TradeReport {
+        if !carry.isEmpty {
+            try carry.withUnsafeBufferPointer { try parseLine($0.baseAddress!, $0.baseAddress! + $0.count) }
+            carry.removeAll()
+        }
+        if batch.count > 0 { try onChunk(batch) }
+        batch = TradeBatch()
+        return report
+    }
+
+    private static func newline(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> UnsafePointer<UInt8>? {
+        memchr(start, 0x0A, end - start).map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) }
+    }
+
+    private func keep(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) throws {
+        guard start < end else { return }
+        carry.append(contentsOf: UnsafeBufferPointer(start: start, count: end - start))
+        if carry.count > Self.maxLineBytes { throw fail(line + 1, "longer than \(Self.maxLineBytes) bytes (not a trade row)") }
+    }
+
+    private func fail(_ line: Int, _ reason: String) -> TradeDecodeError { .row(archive: source, line: line, reason: reason) }
+
+    // MARK: - Lines
+
+    private func parseLine(_ start: UnsafePointer<UInt8>, _ lineEnd: UnsafePointer<UInt8>) throws {
+        line += 1
+        var end = lineEnd
+        if end > start, end[-1] == 0x0D { end -= 1 }
+        guard end > start else { throw fail(line, "an empty line") }
+        if line == 1, !(start[0] >= 0x30 && start[0] <= 0x39) { return try checkHeader(start, end) }
+        var p = start
+        var field = 0
+        func next() throws -> (UnsafePointer<UInt8>, UnsafePointer<UInt8>) {
+            guard p <= end, field < layout.fieldCount else { throw fail(line, "more than \(layout.fieldCount) fields") }
+            let s = p
+            let comma = memchr(s, 0x2C, end - s).map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) }
+            let e = comma ?? end
+            guard comma != nil || field == layout.fieldCount - 1 else { throw fail(line, "\(field + 1) fields, expected \(layout.fieldCount)") }
+            guard comma == nil || field < layout.fieldCount - 1 else { throw fail(line, "more than \(layout.fieldCount) fields") }
+            p = e + 1
+            field += 1
+            return (s, e)
+        }
+        let name = layout.header
+        let id = try integer(try next(), name[0])
+        let price = try decimal(try next(), name[1])
+        let quantity = try decimal(try next(), name[2])
+        var amount: F?, firstTrade: Int64 = 0, lastTrade: Int64 = 0
+        if layout.dataset == .trades {
+            amount = try decimal(try next(), name[3])
+        } else {
+            firstTrade = try integer(try next(), name[3])
+            lastTrade = try integer(try next(), name[4])
+            guard firstTrade <= lastTrade else { throw fail(line, "\(name[3]) \(firstTrade) is after \(name[4]) \(lastTrade)") }
+        }
+        let micros = try time(try next(), name[layout.timeField])
+        let buyerMaker = try boolean(try next(), name[layout.timeField + 1])
+        let bestMatch = layout.hasBestMatch ? try boolean(try next(), name[layout.timeField + 2]) : nil
+
+        check(id: id, firstTrade: firstTrade, lastTrade: lastTrade, micros: micros)
+        batch.epochs.append(floorDiv(micros, 1_000_000))
+        batch.nanoseconds.append(Int32(micros - floorDiv(micros, 1_000_000) * 1_000_000) * 1000)
+        batch.prices.append(price)
+        batch.quantities.append(quantity)
+        if let amount { batch.amounts.append(amount) } else {
+            batch.firstTradeIDs.append(firstTrade)
+            batch.lastTradeIDs.append(lastTrade)
+        }
+        batch.ids.append(id)
+        batch.buyerMaker.append(buyerMaker)
+        if let bestMatch { batch.bestMatch.append(bestMatch) }
+        if batch.count >= chunkRows {
+            try onChunk(batch)
+            batch = TradeBatch()
+        }
+    }
+
+    /// A futures file's header (spot files have none): the layout's names, exactly.
+    private func checkHeader(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) throws {
+        let found = String(decoding: UnsafeBufferPointer(start: start, count: end - start), as: UTF8.self)
+        guard found.split(separator: ",", omittingEmptySubsequences: false).map(String.init) == layout.header else {
+            throw TradeDecodeError.header(archive: source, found: found, expected: layout.header.joined(separator: ","))
+        }
+        report.hasHeader = true
+    }
+
+    /// Continuity: each ID follows the one before (a hole is listed with the times around it),
+    /// and an aggregate's first trade follows the previous aggregate's last.
+    private func check(id: Int64, firstTrade: Int64, lastTrade: Int64, micros: Int64) {
+        report.rows += 1
+        if !periodMicros.contains(micros) { report.outsidePeriod += 1 }
+        let aggregate = layout.dataset == .aggTrades
+        if let previous {
+            if id > previous.id + 1 {
+                report.hole(aggregate ? "agg_trade_id" : "trade_id", previous.id + 1, id - 1, after: previous.micros, before: micros)
+            } else if id <= previous.id {
+                report.outOfOrder += 1
+            }
+            if aggregate, firstTrade > previous.lastTrade + 1 {
+                report.hole("trade_id", previous.lastTrade + 1, firstTrade - 1, after: previous.micros, before: micros)
+            }
+            if micros < previous.micros { report.timeBackwards += 1 }
+        } else {
+            report.firstID = id
+            report.firstMicros = micros
+            if aggregate { report.firstTradeID = firstTrade }
+        }
+        // A step back does not move the line of continuity back.
+        let ahead = previous.map { id > $0.id } ?? true
+        if ahead {
+            previous = (id, aggregate ? max(lastTrade, previous?.lastTrade ?? lastTrade) : 0, micros)
+            report.lastID = id
+            report.lastMicros = micros
+            if aggregate { report.lastTradeID = previous?.lastTrade }
+        }
+    }
+
+    // MARK: - Fields
+
+    private func text(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>)) -> String {
+        String(decoding: UnsafeBufferPointer(start: f.0, count: f.1 - f.0), as: UTF8.self)
+    }
+
+    /// A non-negative integer of at most 18 digits; also how many digits it has.
+    private func digits(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>)) -> (value: Int64, count: Int)? {
+        let count = f.1 - f.0
+        guard count > 0, count <= 18 else { return nil }
+        var value: Int64 = 0
+        var p = f.0
+        while p < f.1 {
+            let d = p.pointee &- 0x30
+            guard d < 10 else { return nil }
+            value = value * 10 + Int64(d)
+            p += 1
+        }
+        return (value, count)
+    }
+
+    private func integer(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>), _ name: String) throws -> Int64 {
+        guard let v = digits(f) else { throw fail(line, "\(name) \"\(text(f))\" is not an ID") }
+        return v.value
+    }
+
+    private func decimal(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>), _ name: String) throws -> F {
+        guard f.1 > f.0, let scanned = DecimalParser.scan(f.0, f.1), !scanned.negative else {
+            throw fail(line, "\(name) \"\(text(f))\" is not a number")
+        }
+        return F.convert(scanned, f.0, f.1)
+    }
+
+    /// Milliseconds (13 digits in this era) or microseconds (16), as µs; every row of a file in
+    /// the unit of its first.
+    private func time(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>), _ name: String) throws -> Int64 {
+        guard let v = digits(f) else { throw fail(line, "\(name) \"\(text(f))\" is not a time") }
+        let unit: TradeTimeUnit
+        switch v.count {
+        case 13: unit = .milliseconds
+        case 16: unit = .microseconds
+        default: throw fail(line, "\(name) \(text(f)) is neither milliseconds (13 digits) nor microseconds (16)")
+        }
+        if let fileUnit = report.timeUnit, fileUnit != unit {
+            throw fail(line, "\(name) \(text(f)) is in \(unit.rawValue) where the rows before are in \(fileUnit.rawValue)")
+        }
+        report.timeUnit = unit
+        return unit == .milliseconds ? v.value * 1000 : v.value
+    }
+
+    /// `True`/`False` (spot) or `true`/`false` (futures).
+    private func boolean(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>), _ name: String) throws -> Bool {
+        let p = f.0
+        switch f.1 - p {
+        case 4 where (p[0] == 0x54 || p[0] == 0x74) && p[1] == 0x72 && p[2] == 0x75 && p[3] == 0x65: return true
+        case 5 where (p[0] == 0x46 || p[0] == 0x66) && p[1] == 0x61 && p[2] == 0x6C && p[3] == 0x73 && p[4] == 0x65: return false
+        default: throw fail(line, "\(name) \"\(text(f))\" is not true or false")
+        }
+    }
+}
