@@ -4,21 +4,29 @@ public enum ColumnValues: Equatable, Sendable {
     case float32([Float])
     case float64([Double])
     case int64([Int64])
+    /// Variable-length records' `Nanoseconds`.
+    case int32([Int32])
+    /// Flags (a trade's side), one byte a record.
+    case int8([Int8])
 
     public var count: Int {
         switch self {
         case let .float32(v): return v.count
         case let .float64(v): return v.count
         case let .int64(v): return v.count
+        case let .int32(v): return v.count
+        case let .int8(v): return v.count
         }
     }
 
-    /// MarketStore's type string (`f4`, `f8`, `i8`).
+    /// MarketStore's type string (`f4`, `f8`, `i8`, `i4`, `i1`).
     public var wireType: String {
         switch self {
         case .float32: return "f4"
         case .float64: return "f8"
         case .int64: return "i8"
+        case .int32: return "i4"
+        case .int8: return "i1"
         }
     }
 
@@ -28,6 +36,8 @@ public enum ColumnValues: Equatable, Sendable {
         case let .float32(v): return try v.withUnsafeBytes(body)
         case let .float64(v): return try v.withUnsafeBytes(body)
         case let .int64(v): return try v.withUnsafeBytes(body)
+        case let .int32(v): return try v.withUnsafeBytes(body)
+        case let .int8(v): return try v.withUnsafeBytes(body)
         }
     }
 
@@ -46,6 +56,8 @@ public enum ColumnValues: Equatable, Sendable {
         case "f4": guard let v = values(Float.self) else { return nil }; self = .float32(v)
         case "f8": guard let v = values(Double.self) else { return nil }; self = .float64(v)
         case "i8": guard let v = values(Int64.self) else { return nil }; self = .int64(v)
+        case "i4": guard let v = values(Int32.self) else { return nil }; self = .int32(v)
+        case "i1": guard let v = values(Int8.self) else { return nil }; self = .int8(v)
         default: return nil
         }
     }
@@ -56,6 +68,8 @@ public enum ColumnValues: Equatable, Sendable {
         case let .float32(v): return .float32(Array(v[range]))
         case let .float64(v): return .float64(Array(v[range]))
         case let .int64(v): return .int64(Array(v[range]))
+        case let .int32(v): return .int32(Array(v[range]))
+        case let .int8(v): return .int8(Array(v[range]))
         }
     }
 
@@ -65,6 +79,19 @@ public enum ColumnValues: Equatable, Sendable {
         case let .float32(v): return Double(v[i])
         case let .float64(v): return v[i]
         case let .int64(v): return Double(v[i])
+        case let .int32(v): return Double(v[i])
+        case let .int8(v): return Double(v[i])
+        }
+    }
+
+    /// The value at `i` as Swift prints it (for tables).
+    public func text(at i: Int) -> String {
+        switch self {
+        case let .float32(v): return "\(v[i])"
+        case let .float64(v): return "\(v[i])"
+        case let .int64(v): return "\(v[i])"
+        case let .int32(v): return "\(v[i])"
+        case let .int8(v): return "\(v[i])"
         }
     }
 
@@ -74,6 +101,8 @@ public enum ColumnValues: Equatable, Sendable {
         case let .float32(v): return .float32(order.map { v[$0] })
         case let .float64(v): return .float64(order.map { v[$0] })
         case let .int64(v): return .int64(order.map { v[$0] })
+        case let .int32(v): return .int32(order.map { v[$0] })
+        case let .int8(v): return .int8(order.map { v[$0] })
         }
     }
 
@@ -88,6 +117,10 @@ public enum ColumnValues: Equatable, Sendable {
             if case var .float64(a) = self { self = .int64([]); a.append(contentsOf: b); self = .float64(a); return }
         case let .int64(b):
             if case var .int64(a) = self { self = .int64([]); a.append(contentsOf: b); self = .int64(a); return }
+        case let .int32(b):
+            if case var .int32(a) = self { self = .int64([]); a.append(contentsOf: b); self = .int32(a); return }
+        case let .int8(b):
+            if case var .int8(a) = self { self = .int64([]); a.append(contentsOf: b); self = .int8(a); return }
         }
         preconditionFailure("appending a \(other.wireType) column to a \(wireType) column")
     }

@@ -41,6 +41,10 @@ public struct ColumnDigest: Equatable, Sendable {
                 for i in 0..<min(v.count, epochs.count) { sum &+= Self.mix(epochs[i], v[i].bitPattern) }
             case let .int64(v):
                 for i in 0..<min(v.count, epochs.count) { sum &+= Self.mix(epochs[i], UInt64(bitPattern: v[i])) }
+            case let .int32(v):
+                for i in 0..<min(v.count, epochs.count) { sum &+= Self.mix(epochs[i], UInt64(UInt32(bitPattern: v[i]))) }
+            case let .int8(v):
+                for i in 0..<min(v.count, epochs.count) { sum &+= Self.mix(epochs[i], UInt64(UInt8(bitPattern: v[i]))) }
             }
             sums[name, default: 0] &+= sum
         }

@@ -109,13 +109,7 @@ struct Inspect: ParsableCommand {
 
     private func headRows(_ batch: KlineBatch) -> KlineBatch {
         let n = min(head, batch.count)
-        return KlineBatch(epochs: Array(batch.epochs.prefix(n)), columns: batch.columns.map { c in
-            switch c.values {
-            case let .float32(v): return (c.column, .float32(Array(v.prefix(n))))
-            case let .float64(v): return (c.column, .float64(Array(v.prefix(n))))
-            case let .int64(v): return (c.column, .int64(Array(v.prefix(n))))
-            }
-        })
+        return KlineBatch(epochs: Array(batch.epochs.prefix(n)), columns: batch.columns.map { c in (c.column, c.values.slice(0..<n)) })
     }
 
     private func reportJSON(_ report: KlineReport, _ batch: KlineBatch?) throws -> String {
@@ -136,6 +130,8 @@ struct Inspect: ParsableCommand {
                 case let .float32(v): row[name] = v[i].isFinite ? Double(v[i]) : NSNull()
                 case let .float64(v): row[name] = v[i].isFinite ? v[i] : NSNull()
                 case let .int64(v): row[name] = v[i]
+                case let .int32(v): row[name] = Int(v[i])
+                case let .int8(v): row[name] = Int(v[i])
                 }
             }
             return row

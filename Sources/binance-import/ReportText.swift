@@ -32,13 +32,7 @@ enum ReportText {
             var rows = [header]
             for i in 0..<head.count {
                 var row = [String(head.epochs[i]), UTCCalendar.iso8601(head.epochs[i])]
-                for c in head.columns {
-                    switch c.values {
-                    case let .float32(v): row.append("\(v[i])")
-                    case let .float64(v): row.append("\(v[i])")
-                    case let .int64(v): row.append("\(v[i])")
-                    }
-                }
+                for c in head.columns { row.append(c.values.text(at: i)) }
                 rows.append(row)
             }
             let widths = header.indices.map { k in rows.map { $0[k].count }.max() ?? 0 }

@@ -200,13 +200,7 @@ struct Show: AsyncParsableCommand {
         }
         print((["UTC"] + r.names).joined(separator: "\t"))
         for i in 0..<r.count {
-            print(([UTCCalendar.iso8601(r.epochs[i])] + r.columns.map { c -> String in
-                switch c {
-                case let .float32(v): return "\(v[i])"
-                case let .float64(v): return "\(v[i])"
-                case let .int64(v): return "\(v[i])"
-                }
-            }).joined(separator: "\t"))
+            print(([UTCCalendar.iso8601(r.epochs[i])] + r.columns.map { $0.text(at: i) }).joined(separator: "\t"))
         }
     }
 }

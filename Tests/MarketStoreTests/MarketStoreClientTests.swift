@@ -224,21 +224,24 @@ final class MarketStoreClientTests: XCTestCase {
     /// Appending to a column grows its array in place: with spare capacity the storage does not
     /// move (a copy per append made requests of many batches quadratic).
     func testColumnAppendDoesNotCopyTheColumn() {
-        for var column in [ColumnValues.float32([]), .float64([]), .int64([])] {
+        for var column in [ColumnValues.float32([]), .float64([]), .int64([]), .int32([]), .int8([])] {
+            let size = ["f4": 4, "f8": 8, "i8": 8, "i4": 4, "i1": 1][column.wireType]!
             column.append(contentsOf: column.slice(0..<0))
             var grown = column
             // Give it room: 1,000 values, then trim back to 1 while keeping the capacity.
-            grown.append(contentsOf: ColumnValues(wireType: column.wireType, bytes: [UInt8](repeating: 0, count: 8 * 1000 / (column.wireType == "f4" ? 2 : 1)))!)
+            grown.append(contentsOf: ColumnValues(wireType: column.wireType, bytes: [UInt8](repeating: 0, count: size * 1000))!)
             switch grown {
             case var .float32(v): v.removeLast(999); grown = .float32(v)
             case var .float64(v): v.removeLast(999); grown = .float64(v)
             case var .int64(v): v.removeLast(999); grown = .int64(v)
+            case var .int32(v): v.removeLast(999); grown = .int32(v)
+            case var .int8(v): v.removeLast(999); grown = .int8(v)
             }
             // A copy is made while the old storage is alive, so it lands elsewhere: the address is
             // compared after every single append.
             for _ in 0..<100 {
                 let before = grown.withUnsafeBytes { $0.baseAddress }
-                grown.append(contentsOf: ColumnValues(wireType: column.wireType, bytes: [UInt8](repeating: 1, count: column.wireType == "f4" ? 4 : 8))!)
+                grown.append(contentsOf: ColumnValues(wireType: column.wireType, bytes: [UInt8](repeating: 1, count: size))!)
                 XCTAssertEqual(grown.withUnsafeBytes { $0.baseAddress }, before, "\(column.wireType): the storage moved, so it was copied")
             }
             XCTAssertEqual(grown.count, 101)
