@@ -221,6 +221,43 @@ final class MarketStoreClientTests: XCTestCase {
         XCTAssertEqual(keys, ["BTCUSDT/1Min/OHLCV"])
     }
 
+    /// Variable-length buckets as the real server keeps them (alpacahq/marketstore v4 executor):
+    /// records append (the same write twice is twice the records), Nanoseconds is the records'
+    /// time, not a column of the bucket, and comes back last, a second's records come back by
+    /// time with equal times in write order, and in a 1Sec bucket µs and ns come back exactly.
+    func testVariableLengthBucketsAppendAndKeepTheirNanoseconds() async throws {
+        let key = "TRDUSDT/1Sec/TRADES"
+        func write(_ epochs: [Int64], _ nanos: [Int32], ids: [Int64]) async throws {
+            let dataset = try WriteDataSet.concatenating([(key, ["Epoch", "Price", "TradeID", "IsBuyerMaker", "Nanoseconds"],
+                                                          [.int64(epochs), .float64(ids.map { Double($0) / 4 }), .int64(ids),
+                                                           .int8(ids.map { Int8($0 % 2) }), .int32(nanos)])])
+            try await client.write(dataset, variableLength: true)
+        }
+        let t: Int64 = 1_735_689_600
+        try await write([t, t, t + 1], [999_999_000, 10_866_000, 1], ids: [3, 1, 4])
+        try await write([t, t], [10_866_000, 500_000_000], ids: [1, 2])  // trade 1 again, and a later-written earlier record
+        let info = try await client.getInfo(key)
+        XCTAssertEqual(info?.variableLength, true)
+        XCTAssertEqual(info?.columns.map(\.name), ["Epoch", "Price", "TradeID", "IsBuyerMaker"], "Nanoseconds is not stored as a column")
+        let results = try await client.query(symbols: ["TRDUSDT"], timeframe: "1Sec", attributeGroup: "TRADES")
+        let back = try XCTUnwrap(results.first)
+        XCTAssertEqual(back.names, ["Epoch", "Price", "TradeID", "IsBuyerMaker", "Nanoseconds"])
+        XCTAssertEqual(back.epochs, [t, t, t, t, t + 1])
+        XCTAssertEqual(back.columns[2], .int64([1, 1, 2, 3, 4]), "appended: trade 1 twice; by time, equal times in write order")
+        XCTAssertEqual(back.columns[4], .int32([10_866_000, 10_866_000, 500_000_000, 999_999_000, 1]))
+        XCTAssertEqual(back.columns[3], .int8([1, 1, 0, 1, 0]))
+        XCTAssertEqual(back.columns[1], .float64([0.25, 0.25, 0.5, 0.75, 1]))
+        // A Nanoseconds column that is not i4 is refused, as the server's GetTime does.
+        let wrong = try WriteDataSet.concatenating([(key, ["Epoch", "Price", "TradeID", "IsBuyerMaker", "Nanoseconds"],
+                                                    [.int64([t]), .float64([1]), .int64([9]), .int8([0]), .int64([5])])])
+        do {
+            try await client.write(wrong, variableLength: true)
+            XCTFail("an i8 Nanoseconds column was accepted")
+        } catch {
+            XCTAssertTrue("\(error)".contains("unexpected data type for Nanoseconds column"), "\(error)")
+        }
+    }
+
     /// Appending to a column grows its array in place: with spare capacity the storage does not
     /// move (a copy per append made requests of many batches quadratic).
     func testColumnAppendDoesNotCopyTheColumn() {

@@ -9,7 +9,8 @@ Behaviour follows ../shared/reference/marketstore.md (observed on the real serve
 - DataService.Write with multi-key datasets: fixed-length buckets keep one row per timeframe slot
   (epochs floored to the slot, last write wins); the first write decides the schema; missing,
   extra or renamed columns are refused; SAME NAMES IN ANOTHER ORDER ARE STORED SCRAMBLED (taken
-  by position); other types are SILENTLY CONVERTED to the bucket's; variable-length buckets append.
+  by position); other types are SILENTLY CONVERTED to the bucket's; variable-length buckets append
+  (times kept as 32-bit interval ticks, Nanoseconds out of the schema and returned last).
 - DataService.Query (inclusive range, last-N limit or limit_from_start, several symbols), with
   the timeframes the real server cannot serve back failing, and 1D buckets losing 1 January.
 - GetInfo, ListSymbols, Create, Destroy.
@@ -25,7 +26,9 @@ number of write calls and the keys of each write. `--sink` decodes and acknowled
 without storing them (for benchmarks); `--record DIR` also saves their bodies, for `bench/replay.py`.
 """
 import argparse
+import calendar
 import json
+import math
 import os
 import re
 import signal
@@ -72,7 +75,37 @@ class Bucket:
         self.variable = variable
         self.timeframe = timeframe
         self.rows = {}  # fixed: slot epoch -> tuple of numpy scalars
-        self.appended = []  # variable: (epoch, tuple)
+        self.appended = []  # variable: (interval start epoch, interval ticks, tuple), in write order
+
+
+# Variable-length records keep their time as 32-bit ticks since the start of their timeframe
+# interval (executor/writer.go appendIntervalTicks, utils/io/timeindex.go), not as nanoseconds;
+# a read turns the ticks back into a second and nanoseconds (executor/rewritebuffer.go
+# GetTimeFromTicks). In a 1Sec bucket that is exact to the nanosecond; in wider ones it is not.
+TICKS_PER_INTERVAL_DIV_SECS_PER_DAY = 49710.269629629629629629629629629
+
+
+def interval_ticks(epoch, nanos, timeframe):
+    """(interval start epoch, ticks) of a record, as GetIntervalTicks32Bit computes them."""
+    year_start = calendar.timegm((time.gmtime(epoch).tm_year, 1, 1, 0, 0, 0))
+    t_ns = epoch * 10**9 + nanos
+    index = 1 + (t_ns - year_start * 10**9) // (timeframe * 10**9)
+    base = year_start + (index - 1) * timeframe
+    d = t_ns - base * 10**9
+    seconds = float(d // 10**9) + float(d % 10**9) / 1e9  # Go's Duration.Seconds
+    per_second = float(86400 // timeframe) * TICKS_PER_INTERVAL_DIV_SECS_PER_DAY
+    return base, int(per_second * seconds) & 0xFFFFFFFF
+
+
+def time_from_ticks(base, ticks, timeframe):
+    """(epoch, nanoseconds) of a record read back, as GetTimeFromTicks computes them."""
+    fractional = float(ticks) / (float(86400 // timeframe) * TICKS_PER_INTERVAL_DIV_SECS_PER_DAY)
+    sub = 1e9 * (fractional - math.floor(fractional))
+    if sub >= 1e9:
+        sub -= 1e9
+        fractional += 1
+    rounded = math.floor(fractional * 1e8 + 0.5) / 1e8  # Go's math.Round: half away from zero
+    return base + int(rounded), int(sub + 0.5)
 
 
 class Store:
@@ -140,11 +173,16 @@ class Store:
             return "error: Unable to get timeframe from key"
         if "Epoch" not in names or types[names.index("Epoch")] != "i8":
             return "unexpected data type for Epoch column"
+        if "Nanoseconds" in names and types[names.index("Nanoseconds")] != "i4":
+            return "unexpected data type for Nanoseconds column"
         ei = names.index("Epoch")
         epochs = columns[ei]
-        data_names = [n for i, n in enumerate(names) if i != ei]
-        data_types = [t for i, t in enumerate(types) if i != ei]
-        data_cols = [c for i, c in enumerate(columns) if i != ei]
+        # A variable-length write's Nanoseconds is the records' time, not a column of the bucket.
+        ni = names.index("Nanoseconds") if variable and "Nanoseconds" in names else None
+        nanos = columns[ni] if ni is not None else None
+        data_names = [n for i, n in enumerate(names) if i not in (ei, ni)]
+        data_types = [t for i, t in enumerate(types) if i not in (ei, ni)]
+        data_cols = [c for i, c in enumerate(columns) if i not in (ei, ni)]
         with self.lock:
             bucket = self.buckets.get(key)
             if bucket is None:
@@ -162,7 +200,8 @@ class Store:
                 values = tuple(c[i] for c in converted)
                 epoch = int(epochs[i])
                 if bucket.variable:
-                    bucket.appended.append((epoch, values))
+                    base, ticks = interval_ticks(epoch, int(nanos[i]) if nanos is not None else 0, bucket.timeframe)
+                    bucket.appended.append((base, ticks, values))
                 else:
                     bucket.rows[(epoch // bucket.timeframe) * bucket.timeframe] = values
         return None
@@ -199,7 +238,12 @@ class Store:
                 if bucket is None:
                     continue
                 if bucket.variable:
-                    rows = sorted(bucket.appended, key=lambda r: r[0])
+                    # Each write re-sorts an interval's records stably by ticks: by time, equal
+                    # times in write order; Nanoseconds comes back as the last column.
+                    rows = []
+                    for base, ticks, values in sorted(bucket.appended, key=lambda r: (r[0], r[1])):
+                        epoch, ns = time_from_ticks(base, ticks, bucket.timeframe)
+                        rows.append((epoch, values + (np.int32(ns),)))
                 else:
                     rows = sorted(bucket.rows.items())
                 rows = [r for r in rows if start <= r[0] <= end]
@@ -211,6 +255,8 @@ class Store:
                     continue
                 if out_names is None:
                     out_names, out_types = ["Epoch"] + bucket.names, ["i8"] + bucket.types
+                    if bucket.variable:
+                        out_names, out_types = out_names + ["Nanoseconds"], out_types + ["i4"]
                 pieces.append((bucket, rows))
                 full_key = key + ":Symbol/Timeframe/AttributeGroup"
                 startindex[full_key] = total
@@ -238,7 +284,7 @@ class Store:
                             "ServerResp": {"error": "unable to get info about key %s: directory path "
                                            "/data/%s/1970.bin not found in catalog" % (key, key), "version": VERSION}})
                 continue
-            years = [time.gmtime(e).tm_year for e in (bucket.rows or {e: 0 for e, _ in bucket.appended})]
+            years = [time.gmtime(e).tm_year for e in (bucket.rows or {base: 0 for base, _, _ in bucket.appended})]
             out.append({"LatestYear": max(years) if years else 0, "TimeFrame": bucket.timeframe * 10**9,
                         "DSV": [{"Name": "Epoch", "Type": 3}] + [{"Name": n, "Type": TYPE_CODES[t]} for n, t in zip(bucket.names, bucket.types)],
                         "RecordType": 1 if bucket.variable else 0, "ServerResp": {"error": "", "version": VERSION}})
