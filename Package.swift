@@ -44,7 +44,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
             "KlineArchive", "JobModel", "JobState", "ImportPipeline", "Follow", "MarketStore", "MarketStoreModel", "MarketStoreDirectory",
-            "BinanceSource", "DurableFiles", "Columnar", "FuturesArchive",
+            "BinanceSource", "DurableFiles", "Columnar", "FuturesArchive", "TradeArchive",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),

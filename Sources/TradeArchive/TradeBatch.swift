@@ -67,10 +67,10 @@ public struct TradeReport: Sendable, Codable, Equatable {
     public var lastTradeID: Int64?
     public var firstMicros: Int64?
     public var lastMicros: Int64?
-    /// The first `TradeReport.maxListedHoles` holes; `holeCount` and `missingIDs` count them all.
+    /// The first `TradeReport.maxListedHoles` holes; `holeCount` and `idsMissing` count them all.
     public var holes: [IDHole] = []
     public var holeCount = 0
-    public var missingIDs: Int64 = 0
+    public var idsMissing: Int64 = 0
     /// Rows whose ID is not above the row before's (a repeat or a step back).
     public var outOfOrder = 0
     /// Rows whose time is before the row before's.
@@ -86,7 +86,7 @@ public struct TradeReport: Sendable, Codable, Equatable {
 
     mutating func hole(_ kind: String, _ first: Int64, _ last: Int64, after: Int64, before: Int64) {
         holeCount += 1
-        missingIDs += last - first + 1
+        idsMissing += last - first + 1
         if holes.count < Self.maxListedHoles { holes.append(IDHole(kind: kind, first: first, last: last, afterMicros: after, beforeMicros: before)) }
     }
 }

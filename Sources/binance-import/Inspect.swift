@@ -3,15 +3,16 @@ import Columnar
 import Foundation
 import FuturesArchive
 import KlineArchive
+import TradeArchive
 
 /// `binance-import inspect ARCHIVE.zip`: decode one archive and print its validation report.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Decode one archive (klines, funding rates or futures metrics) and print its validation report.",
+        abstract: "Decode one archive (klines, funding rates, futures metrics, trades or aggTrades) and print its validation report.",
         discussion: "Exits 1 when the archive does not decode (the reason is printed), and, with --strict, when it has anomalies."
     )
 
-    @Argument(help: "A Binance archive: klines (SYMBOL-INTERVAL-YYYY-MM[-DD].zip), funding rates (SYMBOL-fundingRate-YYYY-MM.zip) or metrics (SYMBOL-metrics-YYYY-MM-DD.zip).")
+    @Argument(help: "A Binance archive: klines (SYMBOL-INTERVAL-YYYY-MM[-DD].zip), funding rates (SYMBOL-fundingRate-YYYY-MM.zip), metrics (SYMBOL-metrics-YYYY-MM-DD.zip), trades or aggTrades (SYMBOL-trades-YYYY-MM[-DD].zip).")
     var archive: String
 
     @Option(help: "Kline interval (1s, 1m, ... 1d); default: from the file name.")
@@ -45,10 +46,18 @@ struct Inspect: ParsableCommand {
         guard head >= 0 else { throw ValidationError("--head must be >= 0") }
     }
 
-    @Option(help: "For a metrics archive: the market whose labelling it follows (um: USDⓈ-M, which labelled the end of each 5 minutes before 2026-06-25; cm: COIN-M).")
-    var market: FuturesMarket = .um
+    @Option(help: "The archive's market: spot, um (USDⓈ-M) or cm (COIN-M); default: from its path (data/spot/..., data/futures/um/...). A trades archive's columns depend on it; a metrics archive follows its market's labelling (um labelled the end of each 5 minutes before 2026-06-25; default um).")
+    var market: TradeMarket?
+
+    /// The market the option or the archive's path names.
+    var archiveMarket: TradeMarket? {
+        if let market { return market }
+        for (folder, market) in [("/spot/", TradeMarket.spot), ("/futures/um/", .um), ("/futures/cm/", .cm)] where archive.contains(folder) { return market }
+        return nil
+    }
 
     func run() throws {
+        if TradeArchiveName(fileName: archive) != nil { return try inspectTrades() }
         if FuturesArchiveName(fileName: archive) != nil { return try inspectFutures() }
         let options = KlineDecodeOptions(
             interval: interval.flatMap(KlineInterval.init),
@@ -75,6 +84,12 @@ struct Inspect: ParsableCommand {
 
     /// A funding-rate or metrics archive: its report (and first rows), as text or JSON.
     private func inspectFutures() throws {
+        let market: FuturesMarket
+        switch archiveMarket ?? .um {
+        case .um: market = .um
+        case .cm: market = .cm
+        case .spot: throw ValidationError("--market spot: funding rates and metrics are futures archives (um or cm)")
+        }
         let (batch, report) = try FuturesArchiveDecoder.decode(path: archive, market: market, inflater: inflater)
         let names = report.dataset.columns.map(\.name)
         let head = Self.rows(epochs: batch.epochs, columns: Array(zip(names, batch.columns)), count: min(self.head, batch.count))
@@ -151,4 +166,4 @@ struct Inspect: ParsableCommand {
 // Options typed by the parser: a wrong value is a usage error (exit 2) that lists the choices.
 extension FloatType: ExpressibleByArgument {}
 extension InflateEngine: ExpressibleByArgument {}
-extension FuturesMarket: ExpressibleByArgument {}
+extension TradeMarket: ExpressibleByArgument {}

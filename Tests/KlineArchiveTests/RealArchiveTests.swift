@@ -51,6 +51,8 @@ final class RealArchiveTests: XCTestCase {
                         XCTAssertEqual(v.map(\.bitPattern), expected.f8[column.rawValue], "\(file) \(column) f8")
                     case let .int64(v):
                         XCTAssertEqual(v, expected.Trades, "\(file) Trades")
+                    case .int32, .int8:
+                        XCTFail("\(file) \(column): a kline column of type \(values.wireType)")
                     }
                 }
             }
@@ -149,6 +151,38 @@ final class InspectJSONTests: XCTestCase {
         XCTAssertEqual(error["exit_code"] as? Int, 1)
         XCTAssertTrue((error["error"] as? String)?.contains("the header is \"calc_time,interval_hours,last_funding_rate\"") == true, "\(error)")
         XCTAssertTrue(bad.stderr.contains(renamed.path), bad.stderr)
+    }
+
+    /// `inspect` on a trades archive: its market from its path (or --market), the ID range and
+    /// holes, the first rows; the JSON error object when the columns are not the market's.
+    func testInspectTradesShowsIDsHolesAndRows() throws {
+        let binary = TestPaths.productsDirectory.appendingPathComponent("binance-import").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw missing("binance-import is not built next to the tests (\(binary)); `make test` builds it")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("inspect-trades-\(getpid())-\(UUID().uuidString.prefix(6))")
+        let folder = dir.appendingPathComponent("data/futures/um/daily/aggTrades/BTCUSDT")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let csv = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"
+            + "7,42000.1,0.5,100,101,1704067200123,true\n8,42000.2,0.1,102,102,1704067200456,false\n9,42000.3,0.2,106,107,1704067201000,false\n"
+        let archive = folder.appendingPathComponent("BTCUSDT-aggTrades-2024-01-01.zip")
+        try Data(ZipBuilder.single("BTCUSDT-aggTrades-2024-01-01.csv", csv)).write(to: archive)
+        let text = try runProcess(binary, ["inspect", archive.path, "--head", "1", "--dtype", "float64"])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        let out = String(decoding: text.stdout, as: UTF8.self)
+        for line in ["dataset: aggTrades (BTCUSDT, 2024-01-01, um)", "header: yes", "times in: milliseconds", "aggregate IDs: 7..9", "trade IDs: 100..107",
+                     "hole: trade_id 103..105 (3 missing) between 2024-01-01T00:00:00.456000Z and 2024-01-01T00:00:01.000000Z",
+                     "Epoch=1704067200 Nanoseconds=123000000 Price=42000.1 Qty=0.5 AggTradeID=7 FirstTradeID=100 LastTradeID=101 IsBuyerMaker=true"] {
+            XCTAssertTrue(out.contains(line + "\n"), "\(line) in \(out)")
+        }
+        let strict = try runProcess(binary, ["inspect", archive.path, "--strict"])
+        XCTAssertEqual(strict.status, 1, "a hole fails --strict")
+
+        let spot = try runProcess(binary, ["inspect", archive.path, "--market", "spot", "--json"])
+        XCTAssertEqual(spot.status, 1, spot.stderr)
+        let error = try XCTUnwrap(try JSONSerialization.jsonObject(with: spot.stdout) as? [String: Any], spot.stderr)
+        XCTAssertTrue((error["error"] as? String)?.contains("the header is \"agg_trade_id,") == true, "\(error)")
     }
 }
 

@@ -104,7 +104,7 @@ final class TradeArchiveTests: TemporaryDirectoryTestCase {
             IDHole(kind: "agg_trade_id", first: 12, last: 12, afterMicros: 1704067200500000, beforeMicros: 1704067201000000),
             IDHole(kind: "trade_id", first: 108, last: 110, afterMicros: 1704067201000000, beforeMicros: 1704067202000000),
         ])
-        XCTAssertEqual([report.holeCount, Int(report.missingIDs)], [2, 4])
+        XCTAssertEqual([report.holeCount, Int(report.idsMissing)], [2, 4])
         XCTAssertEqual([report.firstTradeID, report.lastTradeID], [100, 111])
         // Spot aggregates: no header, isBestMatch.
         let spot = try parse("0,0.20000000,50.00000000,0,0,1735689600010866,False,True\n", "XUSDT-aggTrades-2025-01-01.zip", market: .spot)
