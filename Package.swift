@@ -50,7 +50,7 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         // `make bench-decode`: decode vs inflate-only timings on generated archives.
-        .executableTarget(name: "decode-bench", dependencies: ["KlineArchive"]),
+        .executableTarget(name: "decode-bench", dependencies: ["KlineArchive", "TradeArchive"]),
         // libcurl (apt-get install libcurl4-openssl-dev) through non-variadic C wrappers.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // HTTP over libcurl: one reused connection per session, timeouts, streaming bodies.

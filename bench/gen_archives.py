@@ -41,6 +41,26 @@ def rows(symbol, interval, year, month, micro=False, seed=0, base_price=30000.0,
     return "".join(out)
 
 
+def write_trades_archive(directory, symbol, year, month, day, count, seed=0):
+    """A spot trades archive of `count` trades in one day, in µs (2025 on), Binance's format:
+    id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch."""
+    name = f"{symbol}-trades-{year:04d}-{month:02d}-{day:02d}"
+    path = os.path.join(directory, name + ".zip")
+    if os.path.exists(path):
+        return path
+    rng = random.Random(f"{name}-{seed}")
+    start = calendar.timegm((year, month, day, 0, 0, 0)) * 1_000_000
+    price, out = 90000.0 * (0.5 + rng.random()), []
+    for i in range(count):
+        price = max(0.01, price * (1 + rng.gauss(0, 0.00005)))
+        p = round(price, 2)
+        q = round(rng.random() * 0.5, 5)
+        out.append(f"{4_000_000_000 + i},{p:.8f},{q:.8f},{p * q:.8f},{start + i * 86_400_000_000 // count},"
+                   f"{'True' if rng.random() < 0.5 else 'False'},True\n")
+    write_text_archive(path, name, "".join(out), (year, month, day, 0, 0, 0))
+    return path
+
+
 HEADER = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
           "taker_buy_quote_volume,ignore\n")
 

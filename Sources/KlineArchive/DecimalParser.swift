@@ -23,6 +23,8 @@ public enum DecimalParser {
         public var negative = false
         /// More than 19 significant digits: the mantissa is not exact.
         public var overflow = false
+
+        public init() {}
     }
 
     /// 10^k for k in 0...22, all exact doubles (a switch, not a global table: no lazy-init check).

@@ -9,6 +9,10 @@ public enum TradeArchiveDecoder {
     /// against zip bombs that no real archive reaches.
     static let maxInflateRatio: UInt64 = 100
 
+    // Specialized here for both widths: callers in other modules get the specialized code, not
+    // the generic one (measured 1.35x the kline parser's time per row without it).
+    @_specialize(exported: true, where F == Double)
+    @_specialize(exported: true, where F == Float)
     public static func decode<F: KlineFloat>(path: String, market: TradeMarket, as: F.Type = F.self, chunkRows: Int = 100_000,
                                              inflater: InflateEngine = .isal, onChunk: @escaping (TradeBatch<F>) throws -> Void) throws -> TradeReport {
         guard let name = TradeArchiveName(fileName: path) else {

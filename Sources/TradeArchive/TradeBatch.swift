@@ -21,6 +21,21 @@ public struct TradeBatch<F: KlineFloat> {
 
     public init() {}
 
+    /// An empty batch with room for `rows` rows of `layout` (a chunk grows without copying).
+    init(reserving rows: Int, _ layout: TradeLayout) {
+        prices.reserveCapacity(rows)
+        quantities.reserveCapacity(rows)
+        epochs.reserveCapacity(rows)
+        nanoseconds.reserveCapacity(rows)
+        ids.reserveCapacity(rows)
+        buyerMaker.reserveCapacity(rows)
+        if layout.dataset == .trades { amounts.reserveCapacity(rows) } else {
+            firstTradeIDs.reserveCapacity(rows)
+            lastTradeIDs.reserveCapacity(rows)
+        }
+        if layout.hasBestMatch { bestMatch.reserveCapacity(rows) }
+    }
+
     public var count: Int { ids.count }
 }
 

@@ -34,7 +34,7 @@ public final class TradeCSVParser<F: KlineFloat> {
     private let chunkRows: Int
     private let onChunk: (TradeBatch<F>) throws -> Void
     private let periodMicros: Range<Int64>
-    private var batch = TradeBatch<F>()
+    private var batch: TradeBatch<F>
     private var carry: [UInt8] = []
     private var line = 0
     private var previous: (id: Int64, lastTrade: Int64, micros: Int64)?
@@ -50,6 +50,7 @@ public final class TradeCSVParser<F: KlineFloat> {
         self.chunkRows = max(1, chunkRows)
         self.onChunk = onChunk
         periodMicros = name.period.start * 1_000_000..<name.period.end * 1_000_000
+        batch = TradeBatch(reserving: min(self.chunkRows, 1 << 17), layout)
         report = TradeReport(archive: source, member: member, layout: layout, symbol: name.symbol, period: name.period.description)
     }
 
@@ -103,34 +104,24 @@ public final class TradeCSVParser<F: KlineFloat> {
         if end > start, end[-1] == 0x0D { end -= 1 }
         guard end > start else { throw fail(line, "an empty line") }
         if line == 1, !(start[0] >= 0x30 && start[0] <= 0x39) { return try checkHeader(start, end) }
+        // Fields in order, each on a quick path for Binance's own shapes; anything else goes to
+        // the careful path, which finds the field's bounds and names what is wrong.
         var p = start
-        var field = 0
-        func next() throws -> (UnsafePointer<UInt8>, UnsafePointer<UInt8>) {
-            guard p <= end, field < layout.fieldCount else { throw fail(line, "more than \(layout.fieldCount) fields") }
-            let s = p
-            let comma = memchr(s, 0x2C, end - s).map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) }
-            let e = comma ?? end
-            guard comma != nil || field == layout.fieldCount - 1 else { throw fail(line, "\(field + 1) fields, expected \(layout.fieldCount)") }
-            guard comma == nil || field < layout.fieldCount - 1 else { throw fail(line, "more than \(layout.fieldCount) fields") }
-            p = e + 1
-            field += 1
-            return (s, e)
-        }
         let name = layout.header
-        let id = try integer(try next(), name[0])
-        let price = try decimal(try next(), name[1])
-        let quantity = try decimal(try next(), name[2])
+        let id = try intField(&p, end, 0, name[0])
+        let price = try decimalField(&p, end, 1)
+        let quantity = try decimalField(&p, end, 2)
         var amount: F?, firstTrade: Int64 = 0, lastTrade: Int64 = 0
         if layout.dataset == .trades {
-            amount = try decimal(try next(), name[3])
+            amount = try decimalField(&p, end, 3)
         } else {
-            firstTrade = try integer(try next(), name[3])
-            lastTrade = try integer(try next(), name[4])
+            firstTrade = try intField(&p, end, 3, name[3])
+            lastTrade = try intField(&p, end, 4, name[4])
             guard firstTrade <= lastTrade else { throw fail(line, "\(name[3]) \(firstTrade) is after \(name[4]) \(lastTrade)") }
         }
-        let micros = try time(try next(), name[layout.timeField])
-        let buyerMaker = try boolean(try next(), name[layout.timeField + 1])
-        let bestMatch = layout.hasBestMatch ? try boolean(try next(), name[layout.timeField + 2]) : nil
+        let micros = try timeField(&p, end, layout.timeField)
+        let buyerMaker = try flagField(&p, end, layout.timeField + 1)
+        let bestMatch = layout.hasBestMatch ? try flagField(&p, end, layout.timeField + 2) : nil
 
         check(id: id, firstTrade: firstTrade, lastTrade: lastTrade, micros: micros)
         batch.epochs.append(floorDiv(micros, 1_000_000))
@@ -146,7 +137,7 @@ public final class TradeCSVParser<F: KlineFloat> {
         if let bestMatch { batch.bestMatch.append(bestMatch) }
         if batch.count >= chunkRows {
             try onChunk(batch)
-            batch = TradeBatch()
+            batch = TradeBatch(reserving: min(chunkRows, 1 << 17), layout)
         }
     }
 
@@ -192,6 +183,82 @@ public final class TradeCSVParser<F: KlineFloat> {
 
     // MARK: - Fields
 
+    /// Whether a field that stopped at `stop` ended where field `field` must: at a comma, or at
+    /// the line's end for the last field.
+    @inline(__always)
+    private func endsField(_ stop: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) -> Bool {
+        field == layout.fieldCount - 1 ? stop == end : stop < end && stop.pointee == 0x2C
+    }
+
+    /// Plain digits (1 to 18) ending the field: the value and the digit count; `p` past the field.
+    @inline(__always)
+    private func quickDigits(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) -> (value: Int64, count: Int)? {
+        var q = p
+        var v: Int64 = 0
+        while q < end {
+            let d = q.pointee &- 0x30
+            if d > 9 { break }
+            v = v &* 10 &+ Int64(d)
+            q += 1
+        }
+        let n = q - p
+        guard n > 0, n <= 18, endsField(q, end, field) else { return nil }
+        p = q + 1
+        return (v, n)
+    }
+
+    /// The careful path: field `field`'s bounds from `p` (checking the count); `p` past it.
+    @inline(never)
+    private func bounds(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) throws -> (UnsafePointer<UInt8>, UnsafePointer<UInt8>) {
+        guard p <= end else { throw fail(line, "\(field) fields, expected \(layout.fieldCount)") }
+        let comma = memchr(p, 0x2C, end - p).map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) }
+        guard comma != nil || field == layout.fieldCount - 1 else { throw fail(line, "\(field + 1) fields, expected \(layout.fieldCount)") }
+        guard comma == nil || field < layout.fieldCount - 1 else { throw fail(line, "more than \(layout.fieldCount) fields") }
+        let s = p, e = comma ?? end
+        p = e + 1
+        return (s, e)
+    }
+
+    @inline(__always)
+    private func intField(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int, _ name: String) throws -> Int64 {
+        if let v = quickDigits(&p, end, field) { return v.value }
+        return try integer(try bounds(&p, end, field), name)
+    }
+
+    @inline(__always)
+    private func decimalField(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) throws -> F {
+        var s = DecimalParser.Scanned()
+        if let stop = DecimalParser.scanPlain(p, end, into: &s), endsField(stop, end, field), s.mantissa < 1 << 53, let v = F.exact(s.mantissa, s.scale) {
+            p = stop + 1
+            return v
+        }
+        return try decimal(try bounds(&p, end, field), layout.header[field])
+    }
+
+    @inline(__always)
+    private func timeField(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) throws -> Int64 {
+        let start = p
+        if let v = quickDigits(&p, end, field) { return try time(v, (start, p - 1), layout.header[field]) }
+        let f = try bounds(&p, end, field)
+        guard let v = digits(f) else { throw fail(line, "\(layout.header[field]) \"\(text(f))\" is not a time") }
+        return try time(v, f, layout.header[field])
+    }
+
+    /// `True`/`true` or `False`/`false` ending the field.
+    @inline(__always)
+    private func flagField(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) throws -> Bool {
+        let n = end - p
+        if n >= 4, p[0] | 0x20 == 0x74, p[1] == 0x72, p[2] == 0x75, p[3] == 0x65, endsField(p + 4, end, field) {
+            p += 5
+            return true
+        }
+        if n >= 5, p[0] | 0x20 == 0x66, p[1] == 0x61, p[2] == 0x6C, p[3] == 0x73, p[4] == 0x65, endsField(p + 5, end, field) {
+            p += 6
+            return false
+        }
+        return try boolean(try bounds(&p, end, field), layout.header[field])
+    }
+
     private func text(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>)) -> String {
         String(decoding: UnsafeBufferPointer(start: f.0, count: f.1 - f.0), as: UTF8.self)
     }
@@ -225,8 +292,7 @@ public final class TradeCSVParser<F: KlineFloat> {
 
     /// Milliseconds (13 digits in this era) or microseconds (16), as µs; every row of a file in
     /// the unit of its first.
-    private func time(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>), _ name: String) throws -> Int64 {
-        guard let v = digits(f) else { throw fail(line, "\(name) \"\(text(f))\" is not a time") }
+    private func time(_ v: (value: Int64, count: Int), _ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>), _ name: String) throws -> Int64 {
         let unit: TradeTimeUnit
         switch v.count {
         case 13: unit = .milliseconds

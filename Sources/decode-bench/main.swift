@@ -3,8 +3,11 @@
 //
 //   decode-bench compare ARCHIVE [--runs N] [--dtype float32|float64]   -> JSON timings, both inflaters
 //   decode-bench rss ARCHIVE [--dtype ...]                              -> JSON peak RSS of one decode
+//   decode-bench trades KLINES.zip TRADES.zip [--runs N]                 -> JSON timings, kline and trades decode alternating
+//   decode-bench trades-rss TRADES.zip                                  -> JSON peak RSS of one trades decode
 import Foundation
 import KlineArchive
+import TradeArchive
 
 func now() -> Double {
     var ts = timespec()
@@ -42,6 +45,11 @@ func decode(_ path: String, _ floatType: FloatType, _ engine: InflateEngine = .i
                                    chunkRows: 65536) { _ in }
 }
 
+/// The trades decode path: a spot trades archive streamed in chunks of 100,000 rows, float64.
+func decodeTrades(_ path: String) throws -> TradeReport {
+    try TradeArchiveDecoder.decode(path: path, market: .spot, as: Double.self, chunkRows: 100_000) { _ in }
+}
+
 func emit(_ object: [String: Any]) {
     do {
         print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
@@ -57,6 +65,7 @@ guard args.count >= 2 else {
     exit(2)
 }
 let command = args.removeFirst(), path = args.removeFirst()
+let second = command == "trades" && !args.isEmpty ? args.removeFirst() : ""
 var runs = 7
 var floatType = FloatType.float32
 while !args.isEmpty {
@@ -97,6 +106,27 @@ do {
         var out: [String: Any] = ["rows": rows, "csv_bytes": csvBytes, "runs": runs, "dtype": floatType.rawValue]
         for (key, values) in times { out[key + "_seconds"] = values }
         emit(out)
+    case "trades":
+        // Per run: the kline archive, then the trades archive, decoded back to back (float64, as
+        // trades are stored); the cost per row of each.
+        _ = try inflateOnly(path)
+        _ = try inflateOnly(second)
+        var kline: [Double] = [], trades: [Double] = []
+        var klineRows = 0, tradeRows = 0
+        for _ in 0..<runs {
+            let t0 = now()
+            klineRows = try decode(path, .float64).rowsInFile
+            let t1 = now()
+            tradeRows = try decodeTrades(second).rows
+            let t2 = now()
+            kline.append(t1 - t0)
+            trades.append(t2 - t1)
+        }
+        emit(["kline_rows": klineRows, "trade_rows": tradeRows, "runs": runs, "kline_seconds": kline, "trades_seconds": trades])
+    case "trades-rss":
+        let t0 = now()
+        let report = try decodeTrades(path)
+        emit(["rows": report.rows, "seconds": now() - t0, "peak_rss_bytes": peakRSSBytes()])
     default:
         FileHandle.standardError.write(Data("unknown command \(command)\n".utf8))
         exit(2)
