@@ -55,7 +55,6 @@ public final class ImportRunner: Sendable {
 
     package var location: SourceLocation { planner.location }
 
-
     /// A run: plan, then (unless a dry run) execute and settle. Each step records in the state
     /// what it did, so a run stopped anywhere is resumed by the next.
     public func run(_ options: RunOptions) async throws -> RunSummary {

@@ -20,7 +20,6 @@ package struct Planner: Sendable {
     /// Where archives come from instead of the job's source and cache (a fake in tests).
     package let archives: (any ArchiveSource)?
 
-
     package init(spec: JobSpec, logger: Logger, stop: StopRequest = StopRequest(), listing: (any FolderListing)? = nil,
                  archives: (any ArchiveSource)? = nil) {
         (self.spec, self.logger, self.stop, self.listing, self.archives) = (spec, logger, stop, listing, archives)
@@ -48,6 +47,7 @@ package struct Planner: Sendable {
         guard let shard = spec.shard else { return all }
         return all.filter(shard.owns)
     }
+
     /// The state speaks of one target and schema: a run with others would skip units whose rows
     /// are not there. Refused before any work, unless forced (then bound anew once whole).
     package func bindState(_ options: RunOptions, state: StateRecorder, summary: RunSummary) async throws -> PlannedBinding {
@@ -143,7 +143,6 @@ package struct Planner: Sendable {
         return unchanged
     }
 }
-
 
 /// The target and schema this run writes to, against the ones the state records.
 package struct PlannedBinding {
