@@ -8,7 +8,7 @@ import KlineArchive
 import MarketStoreDirectory
 
 /// The version `--version` prints.
-let binanceImportVersion = "0.16.0"
+let binanceImportVersion = "0.17.0"
 
 /// Exit codes: 0 all done; 1 some units failed (or an archive that does not decode); 2 bad
 /// usage or job file; 3 target unreachable or refused everything.
