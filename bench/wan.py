@@ -9,6 +9,9 @@ half the round trip each way, at 0, 100 and 250 ms round trips. For 50 and 200 k
 - the physical limit of the same transfer: `curl --parallel --parallel-max 16` fetching the same
   files (archives and CHECKSUMs) through the same proxy.
 
+Then a whole market's quiet nightly (--market-keys, 2,000 by default; one monthly and one daily
+archive per key), against its bound: ceil(keys / 32 listings in flight) round trips.
+
 Medians of --runs runs. Appends a section to docs/performance.md (or --out).
 """
 import argparse
@@ -104,11 +107,15 @@ def main():
     ap.add_argument("--rtts", default="0,100,250", help="round trips in ms")
     ap.add_argument("--keys", default="50,200")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs/performance.md"))
+    ap.add_argument("--market-keys", type=int, default=2000, help="keys of the whole-market quiet nightly (0: skip it)")
+    ap.add_argument("--only-market", action="store_true", help="run the whole-market quiet nightly alone")
     a = ap.parse_args()
+    if a.only_market:
+        a.keys = ""
     work = tempfile.mkdtemp(prefix="bench-wan-")
     rows = []
     try:
-        for n in map(int, a.keys.split(",")):
+        for n in [int(k) for k in a.keys.split(",") if k]:
             symbols = [f"S{i:04d}USDT" for i in range(n)]
             root = os.path.join(work, f"tree-{n}")
             tree(root, symbols)
@@ -135,6 +142,7 @@ def main():
                         proxy.stop()
             finally:
                 archives.stop()
+        market = whole_market(a, work) if a.market_keys else []
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -154,9 +162,61 @@ def main():
         if a.baseline_bin:
             line += f" {med['baseline first']:.1f} | {med['baseline quiet']:.1f} |"
         lines.append(line)
+    if not rows:
+        lines = [f"\n## make bench-wan --only-market ({datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores)"]
+    if market:
+        # A quiet night lists, per key, the monthly folder (February, a recent month, has no
+        # monthly archive yet), February's daily files and April's: 3 listings, 32 in flight.
+        bound = -(-a.market_keys * 3 // 32)
+        lines += ["", f"Whole-market quiet nightly: {a.market_keys} keys (symbols x 1d; one monthly archive, 2024-03, and one daily, "
+                  "2024-04-01, each; today 2024-04-08), the first nightly without delay, then quiet nightlies through the proxy; "
+                  f"medians of {a.runs} runs, seconds. A quiet night lists 3 folders a key (the monthly folder, since February has "
+                  "no monthly archive yet, February's and April's daily files); bound: ceil(3 x keys / 32 listings in flight) "
+                  f"x round trip = {bound} round trips.", "",
+                  "| keys | round trip | quiet nightly | bound | quiet / bound |" + (" baseline quiet |" if a.baseline_bin else ""),
+                  "|---|---|---|---|---|" + ("---|" if a.baseline_bin else "")]
+        for rtt, quiet, baseline in market:
+            b = bound * rtt / 1000
+            lines.append(f"| {a.market_keys} | {rtt} ms | {quiet:.1f} | {b:.1f} | {quiet / b:.2f} |" if rtt else
+                         f"| {a.market_keys} | 0 ms | {quiet:.1f} | - | - |")
+            if a.baseline_bin:
+                lines[-1] += f" {baseline:.1f} |"
     with open(a.out, "a") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def whole_market(a, work):
+    """The quiet nightly of a whole market's keys at each round trip (the first nightly, which
+    only fills the state, without delay), for --bin and --baseline-bin side by side."""
+    n = a.market_keys
+    symbols = [f"M{i:04d}USDT" for i in range(n)]
+    root = os.path.join(work, f"market-{n}")
+    for s in symbols:
+        gen_archives.write_archive(os.path.join(root, "data/spot/monthly/klines", s, "1d"), s, "1d", 2024, 3)
+        gen_archives.write_archive(os.path.join(root, "data/spot/daily/klines", s, "1d"), s, "1d", 2024, 4, day=1)
+    archives = Server("archive_server.py", root, "--page-size", "1000")
+    out = []
+    try:
+        binaries = [("n", a.bin)] + ([("b", a.baseline_bin)] if a.baseline_bin else [])
+        for rtt in map(int, a.rtts.split(",")):
+            proxy = Server("latency_proxy.py", "--upstream", str(archives.port), "--delay-ms", str(rtt / 2))
+            try:
+                quiet = {tag: [] for tag, _ in binaries}
+                for r in range(a.runs):
+                    for tag, binary in binaries:
+                        name = f"m{tag}{n}-{rtt}-{r}"
+                        timed([binary, "nightly", job(work, archives.port, symbols, name)])
+                        quiet[tag].append(timed([binary, "nightly", job(work, proxy.port, symbols, name)]))
+                        for d in ("cache-" + name, "db-" + name):
+                            shutil.rmtree(os.path.join(work, d), ignore_errors=True)
+                out.append((rtt, statistics.median(quiet["n"]), statistics.median(quiet["b"]) if a.baseline_bin else None))
+                print("market", n, rtt, [round(statistics.median(v), 2) for v in quiet.values()], flush=True)
+            finally:
+                proxy.stop()
+    finally:
+        archives.stop()
+    return out
 
 
 if __name__ == "__main__":
