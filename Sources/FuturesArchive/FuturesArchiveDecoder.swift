@@ -70,10 +70,7 @@ public struct FuturesArchiveName: Sendable, Equatable {
     public var period: ArchivePeriod
 
     public init?(fileName: String) {
-        let base = fileName.split(separator: "/").last.map(String.init) ?? fileName
-        guard base.hasSuffix(".zip") || base.hasSuffix(".csv") else { return nil }
-        let parts = base.dropLast(4).split(separator: "-", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 4, let dataset = FuturesDataset(rawValue: parts[1]), let y = Int(parts[2]), let m = Int(parts[3]) else { return nil }
+        guard let parts = archiveNameParts(fileName), parts.count >= 4, let dataset = FuturesDataset(rawValue: parts[1]), let y = Int(parts[2]), let m = Int(parts[3]) else { return nil }
         let period: ArchivePeriod?
         switch (dataset.isMonthly, parts.count) {
         case (true, 4): period = ArchivePeriod(year: y, month: m)

@@ -94,6 +94,14 @@ public struct ArchivePeriod: Hashable, Sendable, Comparable, CustomStringConvert
 
 
 
+/// The `-`-separated parts of an archive's file name (the last path component, without its
+/// `.zip` or `.csv`), or nil for another extension: what every dataset's name parser starts from.
+public func archiveNameParts(_ fileName: String) -> [String]? {
+    let base = fileName.split(separator: "/").last.map(String.init) ?? fileName
+    guard base.hasSuffix(".zip") || base.hasSuffix(".csv") else { return nil }
+    return base.dropLast(4).split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+}
+
 /// What a Binance kline archive's file name says: `SYMBOL-INTERVAL-YYYY-MM[-DD].zip`.
 public struct KlineArchiveName: Hashable, Sendable {
     public let symbol: String

@@ -51,10 +51,7 @@ public struct TradeArchiveName: Sendable, Equatable {
     public var period: ArchivePeriod
 
     public init?(fileName: String) {
-        let base = fileName.split(separator: "/").last.map(String.init) ?? fileName
-        guard base.hasSuffix(".zip") || base.hasSuffix(".csv") else { return nil }
-        let parts = base.dropLast(4).split(separator: "-", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 4 || parts.count == 5, !parts[0].isEmpty, let dataset = TradeDataset(rawValue: parts[1]),
+        guard let parts = archiveNameParts(fileName), parts.count == 4 || parts.count == 5, !parts[0].isEmpty, let dataset = TradeDataset(rawValue: parts[1]),
               let year = Int(parts[2]), let month = Int(parts[3]) else { return nil }
         let period = parts.count == 4 ? ArchivePeriod(year: year, month: month) : Int(parts[4]).flatMap { ArchivePeriod(year: year, month: month, day: $0) }
         guard let period else { return nil }
