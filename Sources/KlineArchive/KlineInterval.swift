@@ -92,8 +92,6 @@ public struct ArchivePeriod: Hashable, Sendable, Comparable, CustomStringConvert
     }
 }
 
-
-
 /// The `-`-separated parts of an archive's file name (the last path component, without its
 /// `.zip` or `.csv`), or nil for another extension: what every dataset's name parser starts from.
 public func archiveNameParts(_ fileName: String) -> [String]? {
