@@ -91,7 +91,7 @@ public enum DecimalParser {
 
     /// The value of the decimal digits from `start` (wrapping past 19 digits) and where they stop.
     @inline(__always)
-    static func digitRun(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> (value: UInt64, stop: UnsafePointer<UInt8>) {
+    public static func digitRun(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> (value: UInt64, stop: UnsafePointer<UInt8>) {
         var p = start
         var m: UInt64 = 0
         while p < end {

@@ -38,6 +38,8 @@ public final class TradeCSVParser<F: KlineFloat> {
     private var carry: [UInt8] = []
     private var line = 0
     private var previous: (id: Int64, lastTrade: Int64, micros: Int64)?
+    /// The index of a row's last field (it ends at the line's end, the others at a comma).
+    private let lastField: Int
 
     /// Longest line accepted (a real row is under 120 bytes): a file without newlines is refused,
     /// not buffered.
@@ -49,6 +51,7 @@ public final class TradeCSVParser<F: KlineFloat> {
         self.source = source
         self.chunkRows = max(1, chunkRows)
         self.onChunk = onChunk
+        lastField = layout.header.count - 1
         periodMicros = name.period.start * 1_000_000..<name.period.end * 1_000_000
         batch = TradeBatch(reserving: min(self.chunkRows, 1 << 17), layout)
         report = TradeReport(archive: source, member: member, layout: layout, symbol: name.symbol, period: name.period.description)
@@ -107,25 +110,25 @@ public final class TradeCSVParser<F: KlineFloat> {
         // Fields in order, each on a quick path for Binance's own shapes; anything else goes to
         // the careful path, which finds the field's bounds and names what is wrong.
         var p = start
-        let name = layout.header
-        let id = try intField(&p, end, 0, name[0])
+        let id = try intField(&p, end, 0)
         let price = try decimalField(&p, end, 1)
         let quantity = try decimalField(&p, end, 2)
         var amount: F?, firstTrade: Int64 = 0, lastTrade: Int64 = 0
         if layout.dataset == .trades {
             amount = try decimalField(&p, end, 3)
         } else {
-            firstTrade = try intField(&p, end, 3, name[3])
-            lastTrade = try intField(&p, end, 4, name[4])
-            guard firstTrade <= lastTrade else { throw fail(line, "\(name[3]) \(firstTrade) is after \(name[4]) \(lastTrade)") }
+            firstTrade = try intField(&p, end, 3)
+            lastTrade = try intField(&p, end, 4)
+            guard firstTrade <= lastTrade else { throw fail(line, "\(layout.header[3]) \(firstTrade) is after \(layout.header[4]) \(lastTrade)") }
         }
         let micros = try timeField(&p, end, layout.timeField)
         let buyerMaker = try flagField(&p, end, layout.timeField + 1)
         let bestMatch = layout.hasBestMatch ? try flagField(&p, end, layout.timeField + 2) : nil
 
         check(id: id, firstTrade: firstTrade, lastTrade: lastTrade, micros: micros)
-        batch.epochs.append(floorDiv(micros, 1_000_000))
-        batch.nanoseconds.append(Int32(micros - floorDiv(micros, 1_000_000) * 1_000_000) * 1000)
+        let second = floorDiv(micros, 1_000_000)
+        batch.epochs.append(second)
+        batch.nanoseconds.append(Int32(micros - second * 1_000_000) * 1000)
         batch.prices.append(price)
         batch.quantities.append(quantity)
         if let amount { batch.amounts.append(amount) } else {
@@ -187,24 +190,17 @@ public final class TradeCSVParser<F: KlineFloat> {
     /// the line's end for the last field.
     @inline(__always)
     private func endsField(_ stop: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) -> Bool {
-        field == layout.fieldCount - 1 ? stop == end : stop < end && stop.pointee == 0x2C
+        field == lastField ? stop == end : stop < end && stop.pointee == 0x2C
     }
 
     /// Plain digits (1 to 18) ending the field: the value and the digit count; `p` past the field.
     @inline(__always)
     private func quickDigits(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) -> (value: Int64, count: Int)? {
-        var q = p
-        var v: Int64 = 0
-        while q < end {
-            let d = q.pointee &- 0x30
-            if d > 9 { break }
-            v = v &* 10 &+ Int64(d)
-            q += 1
-        }
-        let n = q - p
-        guard n > 0, n <= 18, endsField(q, end, field) else { return nil }
-        p = q + 1
-        return (v, n)
+        let (v, stop) = DecimalParser.digitRun(p, end)
+        let n = stop - p
+        guard n > 0, n <= 18, endsField(stop, end, field) else { return nil }
+        p = stop + 1
+        return (Int64(v), n)
     }
 
     /// The careful path: field `field`'s bounds from `p` (checking the count); `p` past it.
@@ -212,17 +208,17 @@ public final class TradeCSVParser<F: KlineFloat> {
     private func bounds(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) throws -> (UnsafePointer<UInt8>, UnsafePointer<UInt8>) {
         guard p <= end else { throw fail(line, "\(field) fields, expected \(layout.fieldCount)") }
         let comma = memchr(p, 0x2C, end - p).map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) }
-        guard comma != nil || field == layout.fieldCount - 1 else { throw fail(line, "\(field + 1) fields, expected \(layout.fieldCount)") }
-        guard comma == nil || field < layout.fieldCount - 1 else { throw fail(line, "more than \(layout.fieldCount) fields") }
+        guard comma != nil || field == lastField else { throw fail(line, "\(field + 1) fields, expected \(layout.fieldCount)") }
+        guard comma == nil || field < lastField else { throw fail(line, "more than \(layout.fieldCount) fields") }
         let s = p, e = comma ?? end
         p = e + 1
         return (s, e)
     }
 
     @inline(__always)
-    private func intField(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int, _ name: String) throws -> Int64 {
+    private func intField(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, _ field: Int) throws -> Int64 {
         if let v = quickDigits(&p, end, field) { return v.value }
-        return try integer(try bounds(&p, end, field), name)
+        return try integer(try bounds(&p, end, field), layout.header[field])
     }
 
     @inline(__always)
@@ -265,17 +261,10 @@ public final class TradeCSVParser<F: KlineFloat> {
 
     /// A non-negative integer of at most 18 digits; also how many digits it has.
     private func digits(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>)) -> (value: Int64, count: Int)? {
+        let (v, stop) = DecimalParser.digitRun(f.0, f.1)
         let count = f.1 - f.0
-        guard count > 0, count <= 18 else { return nil }
-        var value: Int64 = 0
-        var p = f.0
-        while p < f.1 {
-            let d = p.pointee &- 0x30
-            guard d < 10 else { return nil }
-            value = value * 10 + Int64(d)
-            p += 1
-        }
-        return (value, count)
+        guard stop == f.1, count > 0, count <= 18 else { return nil }
+        return (Int64(v), count)
     }
 
     private func integer(_ f: (UnsafePointer<UInt8>, UnsafePointer<UInt8>), _ name: String) throws -> Int64 {

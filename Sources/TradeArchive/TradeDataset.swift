@@ -17,18 +17,18 @@ public enum TradeMarket: String, CaseIterable, Sendable, Codable {
 public struct TradeLayout: Sendable, Equatable {
     public let dataset: TradeDataset
     public let market: TradeMarket
-
-    public init(dataset: TradeDataset, market: TradeMarket) { (self.dataset, self.market) = (dataset, market) }
-
     /// The header line's names, as futures files spell them (spot files carry none, so theirs are
-    /// the README's).
-    public var header: [String] {
+    /// the README's). Kept, not computed: the parser reads them on every row.
+    public let header: [String]
+
+    public init(dataset: TradeDataset, market: TradeMarket) {
+        (self.dataset, self.market) = (dataset, market)
         switch (dataset, market) {
-        case (.trades, .spot): return ["id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch"]
-        case (.trades, .um): return ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker"]
-        case (.trades, .cm): return ["id", "price", "qty", "base_qty", "time", "is_buyer_maker"]
-        case (.aggTrades, .spot): return ["aggTradeId", "price", "quantity", "firstTradeId", "lastTradeId", "timestamp", "isBuyerMaker", "isBestMatch"]
-        case (.aggTrades, _): return ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time", "is_buyer_maker"]
+        case (.trades, .spot): header = ["id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch"]
+        case (.trades, .um): header = ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker"]
+        case (.trades, .cm): header = ["id", "price", "qty", "base_qty", "time", "is_buyer_maker"]
+        case (.aggTrades, .spot): header = ["aggTradeId", "price", "quantity", "firstTradeId", "lastTradeId", "timestamp", "isBuyerMaker", "isBestMatch"]
+        case (.aggTrades, _): header = ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time", "is_buyer_maker"]
         }
     }
 
