@@ -37,5 +37,4 @@ extension ArchiveSource {
             while await group.next() != nil { _ = addNext() }
         }
     }
-
 }

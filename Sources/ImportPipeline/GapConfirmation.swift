@@ -22,6 +22,7 @@ extension ImportRunner {
             logger.warning("gaps: REST did not answer (\(error)); \(open.count) gap(s) stay unexplained")
             return await client.counters.requests
         }
+        let filler = rest(dataset)
         for var gap in open {
             if stop.requested { break }
             guard let owner = KlineArchiveName(fileName: gap.unit), let step = owner.interval.seconds, gap.last + step <= serverTime,
@@ -42,16 +43,14 @@ extension ImportRunner {
             if inside.isEmpty {
                 gap.state = .exchangeGap
             } else {
-                var fill = PlannedUnit(address: try ArchiveAddress(market: spec.market, symbol: owner.symbol, interval: owner.interval, period: day,
-                                                                   dataset: dataset), key: gap.key)
-                fill.fromREST = true
+                var fill = try filler.day(symbol: owner.symbol, interval: owner.interval, day: day, key: gap.key)
                 fill.gap = gap.first...gap.last
                 var csv: [UInt8] = []
                 for kline in inside { csv += Array(kline.csvLine.utf8) + [0x0A] }
                 let source = "\(spec.restURL)\(RestMarket(spec.market).klinesPath(dataset)) \(owner.symbol) \(owner.interval.name) gap \(gap.summary)"
                 do {
-                    try await writer.add(try rest(dataset).piece(fill, csv: csv, interval: owner.interval, source: source, coveredTo: gap.last, continues: false,
-                                                       policy: spec.validation))
+                    try await writer.add(try filler.piece(fill, csv: csv, interval: owner.interval, source: source, coveredTo: gap.last, continues: false,
+                                                          policy: spec.validation))
                 } catch let error as KlineDecodeError {
                     logger.warning("gap \(gap.summary) of \(gap.key): \(error)")
                     continue

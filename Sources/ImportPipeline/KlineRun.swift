@@ -7,8 +7,8 @@ import JobModel
 import JobState
 import KlineArchive
 
-/// The kline datasets' plan and run: months and days of archives per interval, monthly archives
-/// repaired from their dailies, decoded by KlineArchive (`KlineDataset`'s `PipelineDataset` plan).
+// The kline datasets' plan and run: months and days of archives per interval, monthly archives
+// repaired from their dailies, decoded by KlineArchive (`KlineDataset`'s `PipelineDataset` plan).
 
 /// What a kline run decided before any work: the plan, the units to import, the state's index and
 /// binding as planned, and the fetcher (its connections carry on into the downloads).

@@ -57,7 +57,7 @@ struct Inspect: ParsableCommand {
     }
 
     func run() throws {
-        if TradeArchiveName(fileName: archive) != nil { return try inspectTrades() }
+        if let name = TradeArchiveName(fileName: archive) { return try inspectTrades(name) }
         if FuturesArchiveName(fileName: archive) != nil { return try inspectFutures() }
         let options = KlineDecodeOptions(
             interval: interval.flatMap(KlineInterval.init),

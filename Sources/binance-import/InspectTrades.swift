@@ -7,23 +7,24 @@ import TradeArchive
 extension Inspect {
     /// A trades or aggTrades archive, decoded as it streams: its report (ID range, holes, time
     /// unit) and first rows, as text or JSON.
-    func inspectTrades() throws {
+    func inspectTrades(_ name: TradeArchiveName) throws {
         guard let market = archiveMarket else {
             throw ValidationError("\(archive): give --market spot, um or cm (a trades archive's columns depend on its market; its path does not say)")
         }
         var firstRows: [[String: Any]] = []
         let wanted = head
+        let layout = TradeLayout(dataset: name.dataset, market: market)
         let report: TradeReport
         switch dtype {
         case .float32:
-            report = try TradeArchiveDecoder.decode(path: archive, market: market, as: Float.self, inflater: inflater) { firstRows += Self.rows($0, market, wanted - firstRows.count) }
+            report = try TradeArchiveDecoder.decode(path: archive, market: market, as: Float.self, inflater: inflater) { firstRows += Self.rows($0, layout, wanted - firstRows.count) }
         case .float64:
-            report = try TradeArchiveDecoder.decode(path: archive, market: market, as: Double.self, inflater: inflater) { firstRows += Self.rows($0, market, wanted - firstRows.count) }
+            report = try TradeArchiveDecoder.decode(path: archive, market: market, as: Double.self, inflater: inflater) { firstRows += Self.rows($0, layout, wanted - firstRows.count) }
         }
         if json {
             print(try Self.json(report, adding: head > 0 ? ["head": firstRows] : [:]))
         } else {
-            print(Self.text(report, head: firstRows, columns: Self.columnNames(TradeLayout(dataset: report.dataset, market: market))))
+            print(Self.text(report, head: firstRows, columns: Self.columnNames(layout)))
         }
         if strict, report.holeCount + report.outOfOrder + report.timeBackwards + report.outsidePeriod > 0 {
             FileHandle.standardError.write(Data("error: \(archive): strict validation failed\n".utf8))
@@ -42,11 +43,11 @@ extension Inspect {
     }
 
     /// The first `count` rows of a chunk (those --head still wants).
-    static func rows<F: KlineFloat>(_ batch: TradeBatch<F>, _ market: TradeMarket, _ count: Int) -> [[String: Any]] {
+    static func rows<F: KlineFloat>(_ batch: TradeBatch<F>, _ layout: TradeLayout, _ count: Int) -> [[String: Any]] {
         (0..<batch.count).prefix(max(0, count)).map { i in
             var row: [String: Any] = ["Epoch": batch.epochs[i], "Nanoseconds": Int(batch.nanoseconds[i]), "Price": Double(batch.prices[i]),
                                       "Qty": Double(batch.quantities[i]), "IsBuyerMaker": batch.buyerMaker[i]]
-            if !batch.amounts.isEmpty { row[market == .cm ? "BaseQty" : "QuoteQty"] = Double(batch.amounts[i]) }
+            if let amount = layout.amountName { row[amount] = Double(batch.amounts[i]) }
             if batch.firstTradeIDs.isEmpty { row["TradeID"] = batch.ids[i] } else {
                 row["AggTradeID"] = batch.ids[i]
                 row["FirstTradeID"] = batch.firstTradeIDs[i]
