@@ -9,6 +9,9 @@ public struct UnitRecord: Codable, Equatable, Sendable {
         case notPublished = "not_published"
         /// Daily units of a month now imported from its monthly archive.
         case superseded
+        /// Rows of an append-only dataset (trades) may have reached the target and the unit is
+        /// not done: the next run reconciles it (reads back its IDs, writes only the missing ones).
+        case writing
     }
 
     public var id: String
@@ -37,6 +40,9 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     /// A monthly archive with holes: the UTC days (`2024-07-08`) it lacks a whole day or more of,
     /// imported from their daily archives (repair units) where those are published.
     public var lacking: [String]?
+    /// Trades: the first and last trade (or aggregate trade) ID of the unit's rows.
+    public var firstID: Int64?
+    public var lastID: Int64?
 
     public init(id: String, status: Status, key: String, remotePath: String) {
         (self.id, self.status, self.key, self.remotePath) = (id, status, key, remotePath)
@@ -68,13 +74,14 @@ public struct UnitRecord: Codable, Equatable, Sendable {
 /// and carried into the database by the next run.
 public struct Manifest: Codable, Equatable, Sendable {
     public var job: String
-    /// 1 and 2: the JSON files of earlier releases; 3: the SQLite database.
+    /// 1 and 2: the JSON files of earlier releases; 3: the SQLite database; 4: units may be
+    /// `writing` and carry trade ID ranges (a release before it cannot read those).
     public var version = Manifest.currentVersion
     public var units: [String: UnitRecord] = [:]
     /// The gaps recorded (a state database; none in the JSON of earlier releases).
     public var gaps: [GapRecord]? = nil
 
-    public static let currentVersion = 3
+    public static let currentVersion = 4
 
     public init(job: String) { self.job = job }
 

@@ -57,11 +57,21 @@ package struct StateRecorder: Sendable {
 
     /// A unit that failed, with why. A done unit stays done: its rows are still in the target, and
     /// a re-import that failed, a refused write or a listing that failed this time do not undo them.
+    /// A `writing` unit stays so: some of its rows may be in an append-only target.
     package func failed(_ id: String, key: String, _ message: String) async {
         await store.update(id, key: key) {
-            if $0.status != .done { $0.status = .failed }
+            if $0.status != .done && $0.status != .writing { $0.status = .failed }
             $0.error = message
             $0.attempts += 1
+            $0.updatedAt = isoNow()
+        }
+    }
+
+    /// Rows of an append-only unit (trades) are about to be sent: until it is done, the next run
+    /// reconciles it rather than sending it again. Committed before the request (the writer forces it).
+    package func writing(_ id: String, key: String) async {
+        await store.update(id, key: key) {
+            $0.status = .writing
             $0.updatedAt = isoNow()
         }
     }
@@ -88,6 +98,7 @@ package struct StateRecorder: Sendable {
             }
             $0.status = .done
             $0.lacking = unit.daysLacking.isEmpty ? nil : unit.daysLacking
+            ($0.firstID, $0.lastID) = (unit.firstID, unit.lastID)
             $0.anomalies = unit.anomalies.isEmpty ? nil : unit.anomalies
             $0.attempts += 1
             $0.error = nil
@@ -138,6 +149,9 @@ package struct WrittenUnit: Sendable {
     package var digests: [String: String]
     package var daysLacking: [String]
     package var anomalies: [String: Int]
+    /// Trades: the unit's first and last ID.
+    package var firstID: Int64?
+    package var lastID: Int64?
 
     package init(archivePath: String?, sha256: String?, listing: String?, verified: Bool, coveredTo: Int64?, continues: Bool,
                  rows: Int, firstEpoch: Int64?, lastEpoch: Int64?, digests: [String: String], daysLacking: [String], anomalies: [String: Int]) {

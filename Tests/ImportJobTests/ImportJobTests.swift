@@ -653,7 +653,7 @@ final class ImportJobTests: XCTestCase {
 
     /// A manifest written by the previous release (version 1, no journal, no listing
     /// fingerprints) is carried over: the next run re-imports nothing, downloads nothing, writes
-    /// nothing, and leaves a version 3 state database with every unit done.
+    /// nothing, and leaves a version 4 state database with every unit done.
     func testAManifestOfThePreviousReleaseIsCarriedOver() async throws {
         for s in ["BTCUSDT", "ETHUSDT"] { for m in ["2024-01", "2024-02"] { try generate("spot", s, "1h", m) } }
         let manifestPath = work.appendingPathComponent("state/carried.manifest.json").path
@@ -678,7 +678,7 @@ final class ImportJobTests: XCTestCase {
         XCTAssertEqual(checksums, 4, "each carried unit's CHECKSUM is read once, then its fingerprint kept")
         XCTAssertTrue(r.output.contains("carried 4 unit records of the version 1 manifest"), r.output)
         let m = try manifest("carried")
-        XCTAssertEqual(m.version, 3)
+        XCTAssertEqual(m.version, 4)
         XCTAssertTrue(m.units.values.allSatisfy { $0.status == .done && $0.listing != nil }, "\(m.units.values.map(\.listing))")
         // The next run needs no CHECKSUM at all.
         try await archives.control(["reset": true])
