@@ -14,7 +14,13 @@ import MarketStoreModel
 /// Where the writer sends its requests: a MarketStore server (through the schema guard) or a
 /// data directory.
 public protocol RowSink: Sendable {
+    /// Writes rows to fixed-length buckets (a row written again replaces itself).
     func write(_ dataset: WriteDataSet) async throws
+    /// Appends records to variable-length buckets (trades: a record written again is there twice).
+    func append(_ dataset: WriteDataSet) async throws
+    /// The records a key holds with epochs in [from, to] (inclusive); nil when the key does not
+    /// exist. What reconciles an append-only unit that may be partly written.
+    func records(key: String, from: Int64, to: Int64) async throws -> QueryResult?
 }
 
 extension SchemaGuard: RowSink {}
@@ -29,4 +35,9 @@ package struct DirectorySink: RowSink {
         let writer = self.writer
         try await onThread(thread) { try writer.write(dataset) }
     }
+
+    /// A job of an append-only dataset is refused for a directory target before any work (see
+    /// `Dataset.refusal(of:)`); these say so should one get here.
+    package func append(_ dataset: WriteDataSet) async throws { throw DirectoryError.variableLength(key: dataset.keys.first?.key ?? "") }
+    package func records(key: String, from: Int64, to: Int64) async throws -> QueryResult? { throw DirectoryError.variableLength(key: key) }
 }

@@ -33,6 +33,55 @@ public actor SchemaGuard {
         }
     }
 
+    /// Appends the dataset's records to variable-length buckets (trades), checked per bucket as
+    /// `write` does, with `Nanoseconds` last (the records' time, not a column of the bucket). A
+    /// key whose bucket is fixed-length is refused: its record type would win silently, each
+    /// second keeping one trade.
+    public func append(_ dataset: WriteDataSet) async throws {
+        var groups: [[String]: Set<String>] = [:]
+        for k in dataset.keys {
+            groups[try await appendOrder(for: k.key, dataset: dataset), default: []].insert(k.key)
+        }
+        for (order, keys) in groups.sorted(by: { $0.key.joined() < $1.key.joined() }) {
+            var part = dataset.restricted(to: keys)
+            if order != part.names { part = try part.reordered(order) }
+            try await client.write(part, variableLength: true)
+        }
+    }
+
+    /// The records `key` holds with epochs in [from, to] (inclusive), Nanoseconds among the
+    /// columns; nil when the bucket does not exist.
+    public func records(key: String, from: Int64, to: Int64) async throws -> QueryResult? {
+        guard let bucket = BucketKey(key), try await client.getInfo(key) != nil else { return nil }
+        let none = QueryResult(key: key, names: [], columns: [])
+        do {
+            return try await client.query(symbols: [bucket.symbol], timeframe: bucket.timeframe, attributeGroup: bucket.attributeGroup, from: from, to: to)
+                .first { $0.key == key } ?? none
+        } catch MarketStoreError.rpc(_, _, let message) where message.contains("no files returned") {
+            return none  // the bucket has no file of those years: no records there
+        }
+    }
+
+    private func appendOrder(for key: String, dataset: WriteDataSet) async throws -> [String] {
+        if let known = orders[key] { return known }
+        let timeframe = BucketKey(key)?.timeframe ?? key
+        if !Timeframe.isServable(timeframe) { throw MarketStoreModelError.unservableTimeframe(key: key, timeframe: timeframe) }
+        let mine = dataset.schema.filter { $0.name != "Nanoseconds" }
+        guard let info = try await client.getInfo(key) else {
+            orders[key] = dataset.names
+            return dataset.names
+        }
+        guard info.variableLength else {
+            throw MarketStoreError.schemaMismatch(key: key, bucket: info.columns, dataset: mine,
+                                                  reason: "the bucket is fixed-length: its record type would win silently and keep one trade a second; trades need a variable-length bucket (another key, or destroy this one)")
+        }
+        let theirs = info.columns.filter { $0.name != "Nanoseconds" }
+        try check(key, bucket: theirs, dataset: mine)
+        let order = theirs.map(\.name) + (dataset.names.contains("Nanoseconds") ? ["Nanoseconds"] : [])
+        orders[key] = order
+        return order
+    }
+
     /// The column order to send for `key`, checking the bucket's schema the first time.
     public func order(for key: String, dataset: WriteDataSet) async throws -> [String] {
         if let known = orders[key] { return known }
@@ -50,6 +99,15 @@ public actor SchemaGuard {
                                                   reason: "the bucket is variable-length: re-writing klines would append duplicates")
         }
         let theirs = info.columns
+        try check(key, bucket: theirs, dataset: mine)
+        let order = theirs.map(\.name)
+        orders[key] = order
+        return order
+    }
+
+    /// The bucket's columns against the dataset's: the same names, and the same types unless
+    /// conversion is allowed.
+    private func check(_ key: String, bucket theirs: [ColumnSchema], dataset mine: [ColumnSchema]) throws {
         guard Set(theirs.map(\.name)) == Set(mine.map(\.name)), theirs.count == mine.count else {
             throw MarketStoreError.schemaMismatch(key: key, bucket: theirs, dataset: mine, reason: "column names differ")
         }
@@ -59,8 +117,5 @@ public actor SchemaGuard {
             throw MarketStoreError.schemaMismatch(key: key, bucket: theirs, dataset: mine,
                                                   reason: "column types differ (\(differing.map(\.name).joined(separator: ", "))); the server would convert them silently")
         }
-        let order = theirs.map(\.name)
-        orders[key] = order
-        return order
     }
 }

@@ -124,6 +124,8 @@ public enum DirectoryError: Error, CustomStringConvertible, Equatable {
     case inUse(root: String, evidence: String)
     case io(path: String, reason: String)
     case badKey(String)
+    /// Records for a variable-length bucket (trades): this writer writes fixed-length ones only.
+    case variableLength(key: String)
 
     public var description: String {
         switch self {
@@ -134,6 +136,7 @@ public enum DirectoryError: Error, CustomStringConvertible, Equatable {
             return "\(root) is in use by a running MarketStore server (\(evidence)); stop it first, or give --force-directory to write anyway"
         case let .io(path, reason): return "\(path): \(reason)"
         case let .badKey(key): return "key \(key) is not SYMBOL/Timeframe/AttributeGroup with a known timeframe"
+        case let .variableLength(key): return "\(key): the directory target writes fixed-length buckets only; these records need a variable-length one"
         }
     }
 }

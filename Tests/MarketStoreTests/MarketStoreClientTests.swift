@@ -258,6 +258,36 @@ final class MarketStoreClientTests: XCTestCase {
         }
     }
 
+    /// The schema guard's append path: a new key becomes a variable-length bucket and its records
+    /// read back by seconds; a key that exists as a fixed-length bucket is refused before any
+    /// record is sent (its record type would win silently), naming the key and why.
+    func testTheGuardAppendsToVariableLengthBucketsAndRefusesFixedOnes() async throws {
+        let guarded = SchemaGuard(client: client)
+        let t: Int64 = 1_735_689_600
+        let names = ["Epoch", "Price", "TradeID", "Nanoseconds"]
+        func trades(_ key: String) throws -> WriteDataSet {
+            try WriteDataSet.concatenating([(key, names, [.int64([t, t, t + 2]), .float64([1.5, 2.5, 3.5]), .int64([7, 8, 9]), .int32([5, 6, 7])])])
+        }
+        try await guarded.append(try trades("ABCUSDT/1Sec/TRADES"))
+        let info = try await client.getInfo("ABCUSDT/1Sec/TRADES")
+        XCTAssertEqual(info?.variableLength, true)
+        let records = try await guarded.records(key: "ABCUSDT/1Sec/TRADES", from: t, to: t + 1)
+        XCTAssertEqual(records?.columns[2], .int64([7, 8]), "the records of the seconds asked")
+        let missing = try await guarded.records(key: "NOPEUSDT/1Sec/TRADES", from: t, to: t)
+        XCTAssertNil(missing)
+
+        try await client.create(key: "FIXUSDT/1Sec/TRADES", columns: [ColumnSchema("Price", "f8"), ColumnSchema("TradeID", "i8")])
+        do {
+            try await guarded.append(try trades("FIXUSDT/1Sec/TRADES"))
+            XCTFail("a fixed-length bucket took trades")
+        } catch let MarketStoreError.schemaMismatch(key, _, _, reason) {
+            XCTAssertEqual(key, "FIXUSDT/1Sec/TRADES")
+            XCTAssertTrue(reason.contains("fixed-length"), reason)
+        }
+        let fixed = try await guarded.records(key: "FIXUSDT/1Sec/TRADES", from: t, to: t + 2)
+        XCTAssertEqual(fixed?.count, 0, "nothing written to it")
+    }
+
     /// Appending to a column grows its array in place: with spare capacity the storage does not
     /// move (a copy per append made requests of many batches quadratic).
     func testColumnAppendDoesNotCopyTheColumn() {
