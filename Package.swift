@@ -58,7 +58,7 @@ let package = Package(
         // Binance public data: archive addresses, S3 listing, verified downloads, the local cache,
         // REST klines, the kline streams' protocol.
         .target(name: "BinanceSource", dependencies: [
-            "CurlHTTP", "KlineArchive", "FuturesArchive", "DurableFiles", "Columnar",
+            "CurlHTTP", "KlineArchive", "FuturesArchive", "TradeArchive", "DurableFiles", "Columnar",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The one write path of the files this project keeps, and the job's lock.
@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "TradeArchive", dependencies: ["KlineArchive", "Columnar"]),
         // The job as written: job files, targets, shards.
         .target(name: "JobModel", dependencies: [
-            "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "MarketStoreModel", "Columnar",
+            "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "TradeArchive", "MarketStoreModel", "Columnar",
             .product(name: "Yams", package: "Yams"),
         ]),
         // What the job has done: the SQLite state, the manifest, column digests.
@@ -89,7 +89,7 @@ let package = Package(
         ]),
         // Plan, downloads → decoders → writer, REST edges, summaries, verification.
         .target(name: "ImportPipeline", dependencies: [
-            "JobModel", "JobState", "JobMetrics", "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "MarketStore", "MarketStoreModel",
+            "JobModel", "JobState", "JobMetrics", "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "TradeArchive", "MarketStore", "MarketStoreModel",
             "MarketStoreDirectory", "DurableFiles", "Columnar",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "MarketStoreDirectoryTests", dependencies: ["MarketStoreDirectory", "MarketStoreModel", "KlineArchive", "MarketStore", "Columnar", "TestSupport"]),
         // In-memory fakes of the pipeline's seams (a MarketStore target), for in-process tests.
         .target(name: "PipelineFakes", dependencies: ["ImportPipeline", "BinanceSource", "MarketStore", "MarketStoreModel", "Columnar"], path: "Tests/PipelineFakes"),
-        .testTarget(name: "ImportJobTests", dependencies: ["ImportPipeline", "Follow", "JobModel", "JobState", "JobMetrics", "KlineArchive", "MarketStore", "PipelineFakes",
+        .testTarget(name: "ImportJobTests", dependencies: ["ImportPipeline", "Follow", "JobModel", "JobState", "JobMetrics", "KlineArchive", "TradeArchive", "MarketStore", "PipelineFakes",
                                                            "MarketStoreModel", "MarketStoreDirectory", "BinanceSource", "Columnar", "TestSupport", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
                     exclude: ["fixtures"]),
         .testTarget(name: "FuturesArchiveTests", dependencies: ["FuturesArchive", "KlineArchive", "Columnar", "MarketStore", "MarketStoreModel",

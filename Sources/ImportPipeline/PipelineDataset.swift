@@ -72,6 +72,27 @@ extension PlannedFuturesRun: PlannedWork {
     }
 }
 
+extension TradesDataset: PipelineDataset {
+    func plan(_ planner: Planner, _ options: RunOptions, state: StateRecorder, binding: PlannedBinding,
+              summary: inout RunSummary) async throws -> any PlannedWork {
+        try await planner.planTrades(self, options, state: state, binding: binding, summary: &summary)
+    }
+
+    func plan(_ planner: Planner, today: ArchivePeriod, index: [String: UnitIndexEntry]) async throws -> (keys: [String], units: [any WorkUnit]) {
+        let plan = try await planner.makeTradesPlan(self, symbols: try await planner.symbols(), today: today, index: index)
+        return (plan.keys, plan.units)
+    }
+}
+
+extension PlannedTradesRun: PlannedWork {
+    var workCount: Int { work.count }
+    func printDryRun(_ runner: ImportRunner, summary: RunSummary) { runner.printDryRun(self, summary: summary) }
+    func execute(_ runner: ImportRunner, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
+        try await runner.execute(self, state: state, writer: writer, progress: progress, summary: &summary)
+        try await runner.closeState(keys: Set(plan.keys), binding: binding, state: state, progress: progress, summary: &summary)
+    }
+}
+
 extension JobSpec {
     /// The job's dataset as the pipeline serves it. Every `Dataset` type conforms above; one that
     /// does not is said, not crashed on.

@@ -152,9 +152,11 @@ package struct UnitOutcome: Sendable {
 
     /// What the state records once the unit's rows are acknowledged.
     package func written(listing: String?) -> WrittenUnit {
-        WrittenUnit(archivePath: archivePath, sha256: sha256, listing: listing, verified: verified, coveredTo: coveredTo, continues: continues,
-                    rows: facts.rows, firstEpoch: facts.firstEpoch, lastEpoch: facts.lastEpoch, digests: digest.hex,
-                    daysLacking: facts.daysLacking, anomalies: facts.anomalies)
+        var unit = WrittenUnit(archivePath: archivePath, sha256: sha256, listing: listing, verified: verified, coveredTo: coveredTo, continues: continues,
+                               rows: facts.rows, firstEpoch: facts.firstEpoch, lastEpoch: facts.lastEpoch, digests: digest.hex,
+                               daysLacking: facts.daysLacking, anomalies: facts.anomalies)
+        (unit.firstID, unit.lastID) = (facts.firstID, facts.lastID)
+        return unit
     }
 }
 

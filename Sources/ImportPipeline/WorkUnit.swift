@@ -18,6 +18,25 @@ package protocol WorkUnit: Sendable {
     var archive: any PublishedArchive { get }
     /// The slot length of the gaps its archive's report gives; nil: it records no gaps (REST).
     var gapStep: Int64? { get }
+    /// How its rows are written when the target appends them (trades); nil: to fixed slots,
+    /// where a row written again replaces itself.
+    var appending: Appending? { get }
+}
+
+extension WorkUnit {
+    package var appending: Appending? { nil }
+}
+
+/// How the writer appends a unit's rows so that each is in the target once: the unit is
+/// recorded `writing` before its first request, and a unit that may already be partly there
+/// (found `writing`, forced, re-published, or replacing dailies) is reconciled: each piece's
+/// rows are read back from the target by their seconds and only the IDs not there are sent.
+package struct Appending: Sendable, Equatable {
+    /// The column whose value identifies a row (`TradeID`, `AggTradeID`).
+    package var idColumn: String
+    package var reconcile: Bool
+
+    package init(idColumn: String, reconcile: Bool) { (self.idColumn, self.reconcile) = (idColumn, reconcile) }
 }
 
 extension PlannedUnit: WorkUnit {
@@ -68,6 +87,14 @@ package struct UnitFacts: Sendable {
     /// Conventions applied by rule, for the run's summary (metrics labels shifted, rows of the
     /// neighbouring file dropped, funding times floored to the hour).
     package var adjustments: [String: Int] = [:]
+    /// Trades: the first and last ID.
+    package var firstID: Int64?
+    package var lastID: Int64?
+
+    package init(rows: Int, firstEpoch: Int64?, lastEpoch: Int64?, anomalies: [String: Int], anomalyCount: Int, gaps: [[Int64]], bytes: UInt64) {
+        (self.rows, self.firstEpoch, self.lastEpoch, self.anomalies, self.anomalyCount, self.gaps, self.bytes) =
+            (rows, firstEpoch, lastEpoch, anomalies, anomalyCount, gaps, bytes)
+    }
 
     package init(_ report: KlineReport) {
         rows = report.rows

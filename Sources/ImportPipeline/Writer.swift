@@ -14,7 +14,9 @@ import MarketStoreModel
 /// Packs decoded rows into Write requests of about `chunk_rows` rows carrying several keys, sends
 /// them one at a time through the schema guard, and marks a unit done once the request carrying
 /// its last rows was acknowledged. Writes to fixed-length buckets are idempotent, so a request
-/// that failed on the network is simply sent again.
+/// that failed on the network is simply sent again. Appended rows (trades) are not: their units
+/// are recorded `writing` before the first request, a request carries one key, and one that
+/// failed is not sent again (its units are reconciled by the next run; see `Appending`).
 package actor Writer {
     package let spec: JobSpec
     package let sink: RowSink
@@ -27,6 +29,11 @@ package actor Writer {
     private var rows = 0
     private var units: [(unit: any WorkUnit, outcome: UnitOutcome?)] = []
     private var failedUnits: Set<String> = []
+    /// Append-only units recorded `writing` this run, and whether that waits for a commit.
+    private var intents: Set<String> = []
+    private var intentsToCommit = false
+    /// Per reconciled unit: rows found in the target already, and those found with other values.
+    private var reconciled: [String: (present: Int, changed: Int)] = [:]
     /// Requests, rows per key and errors by kind, for the summary and /metrics.
     package private(set) var counters = WriteCounters()
     /// Rows written that MarketStore will not serve back (1 January of 1D buckets).
@@ -49,6 +56,30 @@ package actor Writer {
 
     package func add(_ piece: DecodedPiece) async throws {
         if failedUnits.contains(piece.unit.id) { return }
+        var piece = piece
+        if let appending = piece.unit.appending {
+            if appending.reconcile {
+                do {
+                    piece.batch = try await missingRows(piece, idColumn: appending.idColumn)
+                } catch {
+                    await fail(piece.unit, "reading back its rows to reconcile them: \(error)")
+                    return
+                }
+            }
+            if let pending = keyOrder.first, pending != piece.unit.key { try await flush() }  // one key a request
+            if intents.insert(piece.unit.id).inserted {
+                await state.writing(piece.unit.id, key: piece.unit.key)
+                intentsToCommit = true
+            }
+        }
+        if var outcome = piece.outcome, let counts = reconciled.removeValue(forKey: piece.unit.id) {
+            outcome.facts.anomalies["already_in_target"] = counts.present
+            if counts.changed > 0 {
+                outcome.facts.anomalies["differs_from_target"] = counts.changed
+                outcome.facts.anomalyCount += counts.changed
+            }
+            piece.outcome = outcome
+        }
         if parts[piece.unit.key] == nil { keyOrder.append(piece.unit.key) }
         parts[piece.unit.key, default: []].append(piece.batch)
         rows += piece.batch.count
@@ -75,9 +106,14 @@ package actor Writer {
             if columns[0].count > start { ranges.append(.init(key: key, start: start, count: columns[0].count - start)) }
         }
         let dataset = try WriteDataSet(names: names, columns: columns, keys: ranges)
+        let appends = batchUnits.contains { $0.unit.appending != nil }
+        if intentsToCommit {
+            try await state.commit(force: true)  // before the first byte of those units
+            intentsToCommit = false
+        }
         let refused: [String: String]
         do {
-            refused = dataset.length > 0 ? try await sendIsolatingKeys(dataset) : [:]
+            refused = dataset.length == 0 ? [:] : appends ? try await sendAppending(dataset) : try await sendIsolatingKeys(dataset)
         } catch where stop.requested || Task.isCancelled {
             // Stopping, and the request was cut short: its units stay pending for the re-run.
             throw StopRequested()
@@ -103,6 +139,12 @@ package actor Writer {
         for (unit, outcome) in batchUnits {
             guard let outcome, !failedUnits.contains(unit.id) else { continue }
             let report = outcome.facts
+            if let changed = report.anomalies["differs_from_target"] {
+                // A re-published archive: its other rows are in, these stay as the target has them.
+                await fail(unit, "\(changed) row(s) of the archive differ from the rows of the same ID in \(unit.key) (a re-published archive); "
+                    + "nothing was appended for them: `binance-import rebuild` re-imports the key whole")
+                continue
+            }
             await state.written(unit.id, key: unit.key, outcome.written(listing: unit.listing))
             // The gaps the archive leaves, but for the days a monthly lacks (its repair units'):
             // recorded for `status` and for `gaps: rest` to ask REST about.
@@ -156,6 +198,56 @@ package actor Writer {
             }
         }
         return refused
+    }
+
+    /// Sends appended rows (one key) once: a request that failed may have been applied in part,
+    /// so it is not sent again; its units stay `writing` and the next run reconciles them.
+    private func sendAppending(_ dataset: WriteDataSet) async throws -> [String: String] {
+        do {
+            counters.requests += 1
+            try await sink.append(dataset)
+            acknowledged += 1
+            counters.acknowledged(dataset.keys.map { ($0.key, $0.count) }, at: Date().timeIntervalSince1970)
+            return [:]
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error where Self.stoppedAnswering(error) {
+            counters.errorsByKind[.transport, default: 0] += 1
+            throw error
+        } catch {
+            counters.errorsByKind[WriteErrorKind(error), default: 0] += 1
+            refusals += 1
+            return Dictionary(uniqueKeysWithValues: dataset.keys.map { ($0.key, "\(error)") })
+        }
+    }
+
+    /// The rows of `piece` whose ID the target does not hold yet, read back over the seconds the
+    /// piece spans; rows found there with other prices or amounts are counted as differing (and
+    /// not sent: a second version of a trade is never appended).
+    private func missingRows(_ piece: DecodedPiece, idColumn: String) async throws -> RowBatch {
+        let batch = piece.batch
+        guard let from = batch.epochs.min(), let to = batch.epochs.max(),
+              let mine = batch.columns.firstIndex(where: { $0.name == idColumn }), case let .int64(ids) = batch.columns[mine].values else { return batch }
+        var present = 0, changed = 0
+        var keep: [Int] = []
+        if let held = try await sink.records(key: piece.unit.key, from: from, to: to), let theirs = held.names.firstIndex(of: idColumn),
+           case let .int64(heldIDs) = held.columns[theirs] {
+            var rowOf: [Int64: Int] = [:]
+            rowOf.reserveCapacity(heldIDs.count)
+            for (row, id) in heldIDs.enumerated() { rowOf[id] = row }
+            let compared = batch.columns.compactMap { c in held.names.firstIndex(of: c.name).map { (c.values, held.columns[$0]) } }
+            for (row, id) in ids.enumerated() {
+                guard let other = rowOf[id] else { keep.append(row); continue }
+                present += 1
+                if compared.contains(where: { $0.0.double(at: row) != $0.1.double(at: other) }) || held.epochs[other] != batch.epochs[row] { changed += 1 }
+            }
+        } else {
+            keep = Array(ids.indices)
+        }
+        let counts = reconciled[piece.unit.id] ?? (0, 0)
+        reconciled[piece.unit.id] = (counts.present + present, counts.changed + changed)
+        if keep.count == batch.count { return batch }
+        return RowBatch(epochs: keep.map { batch.epochs[$0] }, columns: batch.columns.map { ($0.name, $0.values.gathered(keep)) })
     }
 
     /// The key a refusal belongs to, when a key was refused for its own reasons.

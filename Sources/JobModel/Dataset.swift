@@ -2,6 +2,7 @@ import BinanceSource
 import FuturesArchive
 import KlineArchive
 import MarketStoreModel
+import TradeArchive
 
 /// A kind of data a job loads, and everything about it that differs from the others on the job's
 /// side: its name in the job file, the markets that publish it, what the job file may choose of
@@ -20,6 +21,11 @@ public protocol Dataset: Sendable, CustomStringConvertible {
     /// nil when the job chooses `intervals`, `columns` and `dtype`; otherwise what the dataset
     /// fixes instead (the reason a job file giving one is refused).
     var fixedSchema: String? { get }
+    /// The `dtype` when the job gives none, for a dataset whose job may choose it (even with a
+    /// fixed schema); nil when it may not.
+    var defaultFloatType: FloatType? { get }
+    /// Why the job's target cannot hold it, or nil.
+    func refusal(of target: ImportTarget) -> String?
     /// The keys of a symbol in a job.
     func keys(symbol: String, in spec: JobSpec) throws -> [String]
     /// What the state binds its done units to besides the target.
@@ -44,6 +50,7 @@ extension Dataset {
 /// Every dataset a job file can name, in the order the error for an unknown one lists them.
 public enum Datasets {
     public static let all: [any Dataset] = KlineDataset.allCases.map { $0 } + [FundingRates(), FuturesMetrics()]
+        + TradeDataset.allCases.map { TradesDataset(archives: $0) }
 
     public static func named(_ name: String) -> (any Dataset)? { all.first { $0.name == name } }
 }
@@ -51,6 +58,8 @@ public enum Datasets {
 extension KlineDataset: Dataset {
     public var name: String { rawValue }
     public var fixedSchema: String? { nil }
+    public var defaultFloatType: FloatType? { .float32 }
+    public func refusal(of target: ImportTarget) -> String? { nil }
 
     public func keys(symbol: String, in spec: JobSpec) throws -> [String] {
         try spec.intervals.map { try spec.key(symbol: symbol, interval: $0) }
@@ -82,6 +91,8 @@ public protocol FuturesArchiveDataset: Dataset {
 
 extension FuturesArchiveDataset {
     public var name: String { archives.rawValue }
+    public var defaultFloatType: FloatType? { nil }
+    public func refusal(of target: ImportTarget) -> String? { nil }
     public func exists(on market: Market) -> Bool { market != .spot }
     public var defaultAttributeGroup: String { archives.defaultAttributeGroup }
 
@@ -122,5 +133,77 @@ public struct FuturesMetrics: FuturesArchiveDataset {
 
     public func refusal(of end: JobEnd) -> String? {
         end == .now ? "metrics come from their daily archives only (Binance's REST keeps 30 days of them, spread over five endpoints): use latest" : nil
+    }
+}
+
+/// Every trade or every aggregate trade, from the tick archives of spot, USDⓈ-M and COIN-M:
+/// one variable-length bucket per symbol (`BTCUSDT/1Sec/TRADES`), each trade a record at its
+/// second with the rest of its time in `Nanoseconds`. The bucket appends: the pipeline writes
+/// each trade once (see docs/trades.md).
+public struct TradesDataset: Dataset {
+    public let archives: TradeDataset
+
+    public init(archives: TradeDataset) { self.archives = archives }
+
+    public var name: String { archives.rawValue }
+    public func exists(on market: Market) -> Bool { true }
+    public var defaultAttributeGroup: String { archives == .trades ? "TRADES" : "AGGTRADES" }
+    public var fixedSchema: String? { "one record per \(archives == .trades ? "trade" : "aggregate trade") in a 1Sec variable-length bucket; dtype chooses the prices' width" }
+    public var defaultFloatType: FloatType? { .float64 }
+    /// MarketStore keeps a record's sub-second time exactly in 1Sec buckets (ticks of 2^-32 s).
+    public static let timeframe = "1Sec"
+
+    public func keys(symbol: String, in spec: JobSpec) throws -> [String] {
+        ["\(symbol)/\(Self.timeframe)/\(spec.attributeGroup)"]
+    }
+
+    /// The columns of a market's records after Epoch, Nanoseconds last (MarketStore's names).
+    public func columns(_ market: Market, _ floatType: FloatType) -> [(name: String, type: String)] {
+        let layout = TradeLayout(dataset: archives, market: TradeMarket(market))
+        let f = floatType == .float32 ? "f4" : "f8"
+        var columns = [("Price", f), ("Qty", f)]
+        if let amount = layout.amountName { columns.append((amount, f)) }
+        columns += archives == .trades ? [("TradeID", "i8")] : [("AggTradeID", "i8"), ("FirstTradeID", "i8"), ("LastTradeID", "i8")]
+        columns.append(("IsBuyerMaker", "i1"))
+        if layout.hasBestMatch { columns.append(("IsBestMatch", "i1")) }
+        return columns + [("Nanoseconds", "i4")]
+    }
+
+    /// The column holding each record's ID (what proves a trade is in the target once).
+    public var idColumn: String { archives == .trades ? "TradeID" : "AggTradeID" }
+
+    public func schema(of spec: JobSpec) -> String {
+        "\(name): columns \(columns(spec.market, spec.floatType).map { "\($0.name) \($0.type)" }.joined(separator: ",")), variable-length, attribute group \(spec.attributeGroup)"
+    }
+
+    public func refusal(of end: JobEnd) -> String? {
+        end == .now ? "\(name) come from their archives in this version (the REST fill after the last archive is not built yet): use latest" : nil
+    }
+
+    public func refusal(of target: ImportTarget) -> String? {
+        guard case .directory = target else { return nil }
+        return "\(name) need MarketStore's variable-length buckets; the directory target writes fixed-length ones only in this version: use marketstore: URL"
+    }
+
+    public var restGapsRefusal: String? { "asks REST klines; \(name) ID holes are reported, not asked, in this version" }
+    public var followRefusal: String? { "follow reads the kline streams; \(name) are imported with run or nightly" }
+
+    public func publishedArchive(ofRemotePath path: String, market: Market) -> (any PublishedArchive)? {
+        guard let file = TradeArchiveName(fileName: path), file.dataset == archives else { return nil }
+        return try? TradeArchiveAddress(market: market, symbol: file.symbol, dataset: archives, period: file.period)
+    }
+
+    public func listSymbols(_ lister: ArchiveLister, market: Market, quote: String?, match: String?) async throws -> [String] {
+        try await lister.symbols(market: market, dataset: archives, quote: quote, match: match)
+    }
+}
+
+extension TradeMarket {
+    public init(_ market: Market) {
+        switch market {
+        case .spot: self = .spot
+        case .futuresUM: self = .um
+        case .futuresCM: self = .cm
+        }
     }
 }

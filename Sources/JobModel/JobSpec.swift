@@ -140,7 +140,7 @@ public struct JobSpec: Sendable {
         if let fixed = dataset.fixedSchema {
             // One cadence and one schema per dataset: nothing to choose, so a key that would choose
             // is a mistake to say, not to ignore.
-            for key in ["intervals", "columns", "dtype"] where root[key] != nil {
+            for key in ["intervals", "columns"] + (dataset.defaultFloatType == nil ? ["dtype"] : []) where root[key] != nil {
                 throw fail(key, "\(datasetName) archives have no \(key): \(fixed); remove the key")
             }
         }
@@ -214,7 +214,7 @@ public struct JobSpec: Sendable {
             }
             if let twice = firstRepeated(columns.map(\.rawValue)) { throw fail("columns", "\(twice) is listed twice") }
         }
-        let dtype = try string(root, "dtype", "dtype", default: "float32")
+        let dtype = try string(root, "dtype", "dtype", default: (dataset.defaultFloatType ?? .float32).rawValue)
         guard let floatType = FloatType(rawValue: dtype) else { throw fail("dtype", "must be float32 or float64, not \(dtype)") }
         let group = try string(root, "attribute_group", "attribute_group", default: dataset.defaultAttributeGroup)
         guard !group.isEmpty, !group.contains("/"), !group.contains(":"), !group.contains(",") else { throw fail("attribute_group", "must be a plain name such as OHLCV") }
@@ -239,6 +239,7 @@ public struct JobSpec: Sendable {
             target = .marketstore(url: url)
         default: throw fail("target", "give either marketstore or directory")
         }
+        if let reason = dataset.refusal(of: target) { throw fail("target", reason) }
         let caFile = try targetSection["ca_file"].map { _ in try string(targetSection, "ca_file", "target.ca_file") }
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) { throw fail("target.ca_file", "cannot read \(caFile)") }
         let write = try section("write")

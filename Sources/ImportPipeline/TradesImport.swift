@@ -1,0 +1,259 @@
+import BinanceSource
+import Columnar
+import DurableFiles
+import Foundation
+import JobModel
+import JobState
+import KlineArchive
+import TradeArchive
+
+/// One trades or aggTrades archive (a month or a day of one symbol) and its key.
+package struct TradeUnit: WorkUnit, Equatable {
+    package var address: TradeArchiveAddress
+    package var key: String
+    package var listing: String?
+    package var idColumn: String
+    /// Some of its rows may be in the target already: found `writing`, done before (forced or
+    /// re-published), or a monthly whose days were imported from their daily archives.
+    package var reconcile = false
+
+    package var id: String { address.remotePath }
+    package var archive: any PublishedArchive { address }
+    /// An ID hole is recorded as a gap of the seconds it spans.
+    package var gapStep: Int64? { 1 }
+    package var appending: Appending? { Appending(idColumn: idColumn, reconcile: reconcile) }
+}
+
+/// The units of a trades job: per symbol, a past month's monthly archive where it is listed,
+/// otherwise the month's daily archives (the current month, a monthly published late). A
+/// monthly archive replaces daily units of its month recorded in the state: it is reconciled
+/// against the rows they wrote, and they are superseded once it is done.
+package struct TradesPlan: Sendable {
+    package var keys: [String] = []
+    package var units: [TradeUnit] = []
+    package var notPublished: [TradeUnit] = []
+    /// Daily unit id -> the monthly unit that replaces it.
+    package var superseded: [String: String] = [:]
+    package var failedKeys: [(key: String, reason: String, units: [TradeUnit])] = []
+}
+
+/// A trades run's decisions before any work.
+struct PlannedTradesRun {
+    var dataset: TradesDataset
+    var plan: TradesPlan
+    var work: [TradeUnit]
+    var fetcher: any ArchiveSource
+    var binding: PlannedBinding
+    var decisions: PlanDecisions
+}
+
+extension Planner {
+    func planTrades(_ dataset: TradesDataset, _ options: RunOptions, state: StateRecorder, binding: PlannedBinding,
+                    summary: inout RunSummary) async throws -> PlannedTradesRun {
+        let index = await state.index()
+        let deepCheck = try await deepCheck(options, state: state)
+        let plan = try await makeTradesPlan(dataset, symbols: try await symbols(), today: options.today, index: index)
+        summary.units = plan.units.count + plan.failedKeys.map(\.units.count).reduce(0, +)
+        let fetcher = makeFetcher()
+        let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, state: state, force: options.force, deepCheck: deepCheck,
+                                                    summary: &summary)
+        return PlannedTradesRun(dataset: dataset, plan: plan, work: work, fetcher: fetcher, binding: binding, decisions: decisions)
+    }
+
+    package func makeTradesPlan(_ dataset: TradesDataset, symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry]) async throws -> TradesPlan {
+        let parts = await inOrder(count: symbols.count, atOnce: spec.listings) { i in
+            try await self.planTradesKey(dataset, symbol: symbols[i], today: today, index: index)
+        }
+        if !symbols.isEmpty, case let failures = parts.compactMap(\.failure), failures.count == symbols.count { throw listingMistake(failures[0]) }
+        var plan = TradesPlan()
+        for (i, part) in parts.enumerated() {
+            switch part {
+            case let .success(p):
+                plan.keys += p.keys
+                plan.units += p.units
+                plan.notPublished += p.notPublished
+                plan.superseded.merge(p.superseded) { a, _ in a }
+                plan.failedKeys += p.failedKeys
+            case let .failure(error):
+                let key = try spec.keys(symbol: symbols[i])[0]
+                plan.keys.append(key)
+                let months = try spec.months(today: today).map { try tradeUnit(dataset, symbols[i], $0, key: key) }
+                plan.failedKeys.append((key, "listing the \(dataset.name) archives of \(symbols[i]) failed: \(error)", months))
+            }
+        }
+        return plan
+    }
+
+    func tradeUnit(_ dataset: TradesDataset, _ symbol: String, _ period: ArchivePeriod, key: String, listing: String? = nil) throws -> TradeUnit {
+        TradeUnit(address: try TradeArchiveAddress(market: spec.market, symbol: symbol, dataset: dataset.archives, period: period), key: key,
+                  listing: listing, idColumn: dataset.idColumn)
+    }
+
+    /// One symbol's units: one listing of its monthly folder, and one of a month's daily files
+    /// for each month without a monthly archive.
+    func planTradesKey(_ dataset: TradesDataset, symbol: String, today: ArchivePeriod, index: [String: UnitIndexEntry]) async throws -> TradesPlan {
+        let key = try spec.keys(symbol: symbol)[0]
+        let lister = makeLister()
+        let current = ArchivePeriod(year: today.year, month: today.month)!
+        let monthly = try await lister.published(market: spec.market, dataset: dataset.archives, symbol: symbol, daily: false)
+        var plan = TradesPlan(keys: [key])
+        // Units of the state that may hold rows already (an interrupted write, a done unit).
+        func mayHoldRows(_ id: String) -> Bool { [.done, .writing].contains(index[id]?.status) }
+        for month in try spec.months(today: today) {
+            if month < current, let file = monthly[month] {
+                var unit = try tradeUnit(dataset, symbol, month, key: key, listing: file.fingerprint)
+                let dailies = try PeriodPlanner.days(of: month).map { try tradeUnit(dataset, symbol, $0, key: key).id }.filter(mayHoldRows)
+                for daily in dailies { plan.superseded[daily] = unit.id }
+                unit.reconcile = mayHoldRows(unit.id) || !dailies.isEmpty
+                plan.units.append(unit)
+                continue
+            }
+            let days = PeriodPlanner.days(of: month).filter { $0 < today }
+            if days.isEmpty { continue }
+            let daily = try await lister.published(market: spec.market, dataset: dataset.archives, symbol: symbol, daily: true, month: month)
+            guard !daily.isEmpty else {
+                plan.notPublished.append(try tradeUnit(dataset, symbol, month, key: key))
+                continue
+            }
+            for day in days {
+                var unit = try tradeUnit(dataset, symbol, day, key: key, listing: daily[day]?.fingerprint)
+                guard unit.listing != nil else {
+                    plan.notPublished.append(unit)
+                    continue
+                }
+                unit.reconcile = mayHoldRows(unit.id)
+                plan.units.append(unit)
+            }
+        }
+        if plan.units.isEmpty, !plan.notPublished.isEmpty {
+            plan.failedKeys.append((key, "no \(dataset.name) archive published for \(symbol) from \(spec.from); check the symbol", plan.notPublished))
+            plan.notPublished = []
+        }
+        return plan
+    }
+}
+
+extension ImportRunner {
+    func printDryRun(_ planned: PlannedTradesRun, summary: RunSummary) {
+        let plan = planned.plan
+        printPlanHead("plan for \(spec.name) (\(planned.dataset.name))", units: plan.units.count, work: planned.work, fetcher: planned.fetcher,
+                      binding: planned.binding, deepCheck: planned.decisions.deepCheck, summary: summary)
+        for unit in planned.work where unit.reconcile { print("  reconciled (its IDs read back, only missing ones written): \(unit.id)") }
+        for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) { print("  superseded when done: \(daily) by \(monthly)") }
+        for unit in plan.notPublished { print("  not published: \(unit.id)") }
+        for failed in plan.failedKeys { print("  fails: \(failed.key): \(failed.reason)") }
+    }
+
+    func execute(_ planned: PlannedTradesRun, state: StateRecorder, writer: Writer, progress: Progress, summary: inout RunSummary) async throws {
+        let plan = planned.plan
+        await recordNotPublished(plan.notPublished, index: await state.index(), state: state)
+        summary.notPublished = plan.notPublished.count
+        for failed in plan.failedKeys {
+            logger.error("\(failed.key): \(failed.reason)")
+            for unit in failed.units { await state.failed(unit.id, key: unit.key, failed.reason) }
+            summary.failed += failed.units.count
+            summary.failures[failed.key] = failed.reason
+        }
+        let floatType = spec.floatType, chunkRows = spec.chunkRows, strict = spec.validation == .strict
+        do {
+            try await runPipeline(work: planned.work, fetcher: planned.fetcher, writer: writer) { unit, result, thread, pieces in
+                guard let archive = await self.fetchedArchive(unit, result, state: state, progress: progress) else { return }
+                do {
+                    let report = try await onThread(thread) {
+                        try TradePieces.decode(unit, archive: archive, floatType: floatType, chunkRows: chunkRows, strict: strict) { pieces.put($0) }
+                    }
+                    for hole in report.holes.prefix(20) {
+                        let (after, before) = (UTCCalendar.iso8601(floorDiv(hole.afterMicros, 1_000_000)), UTCCalendar.iso8601(floorDiv(hole.beforeMicros, 1_000_000)))
+                        self.logger.warning("\(unit.key): \(hole.kind) \(hole.first)..\(hole.last) missing in \(unit.id) (between \(after) and \(before))")
+                    }
+                } catch {
+                    await state.fail(unit, "\(error)", progress: progress, logger: self.logger)
+                }
+            }
+            try await writer.flush()
+        } catch let error as FileWriteError {
+            summary.stateError = "\(error)"
+        } catch is StopRequested {
+            // A signal cut a write short: its units stay `writing` and are reconciled next run.
+        }
+        let index = await state.index()
+        for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) where index[monthly]?.status == .done {
+            await state.superseded(daily)
+            summary.superseded += 1
+        }
+    }
+}
+
+/// A tick archive decoded into the writer's pieces: chunks of `chunkRows` rows as it inflates
+/// (one chunk held back, so the last piece carries the unit's outcome).
+enum TradePieces {
+    static func decode(_ unit: TradeUnit, archive: LocalArchive, floatType: FloatType, chunkRows: Int, strict: Bool,
+                       put: @escaping (DecodedPiece) -> Void) throws -> TradeReport {
+        switch floatType {
+        case .float32: return try decode(unit, archive: archive, as: Float.self, chunkRows: chunkRows, strict: strict, put: put)
+        case .float64: return try decode(unit, archive: archive, as: Double.self, chunkRows: chunkRows, strict: strict, put: put)
+        }
+    }
+
+    static func decode<F: KlineFloat>(_ unit: TradeUnit, archive: LocalArchive, as: F.Type, chunkRows: Int, strict: Bool,
+                                      put: @escaping (DecodedPiece) -> Void) throws -> TradeReport {
+        let market = TradeMarket(unit.address.market)
+        var held: RowBatch?
+        var digest = ColumnDigest()
+        // Without a layout known here, the columns come from the first chunk; an empty file has none.
+        let report = try TradeArchiveDecoder.decode(path: archive.path, market: market, as: F.self, chunkRows: chunkRows) { chunk in
+            let rows = RowBatch(chunk, market: market)
+            digest.add(epochs: rows.epochs, columns: rows.columns)
+            if let held { put(DecodedPiece(unit: unit, batch: held, outcome: nil)) }
+            held = rows
+        }
+        if strict, report.holeCount + report.outOfOrder + report.timeBackwards + report.outsidePeriod > 0 {
+            throw TradeValidationFailed(report: report)
+        }
+        let size = ((try? FileManager.default.attributesOfItem(atPath: archive.path))?[.size] as? UInt64) ?? 0
+        let last = held ?? RowBatch(TradeBatch<F>(), market: market, dataset: unit.address.dataset)
+        put(DecodedPiece(unit: unit, batch: last, outcome: UnitOutcome(archive: archive, facts: UnitFacts(report, bytes: size), digest: digest)))
+        return report
+    }
+}
+
+/// `validation: strict` and a tick archive with an ID hole or rows out of order.
+struct TradeValidationFailed: Error, CustomStringConvertible {
+    var report: TradeReport
+    var description: String {
+        "strict validation failed: \(report.holeCount) ID hole(s) (\(report.idsMissing) IDs), \(report.outOfOrder) ID(s) out of order, "
+            + "\(report.timeBackwards) time(s) backwards, \(report.outsidePeriod) row(s) outside the period"
+    }
+}
+
+extension RowBatch {
+    /// Trades as MarketStore's records: Price, Qty, the amount (raw trades), the IDs, the flags
+    /// (i1), then Nanoseconds (the order of `TradesDataset.columns`).
+    init<F: KlineFloat>(_ batch: TradeBatch<F>, market: TradeMarket, dataset: TradeDataset? = nil) {
+        let aggregates = dataset.map { $0 == .aggTrades } ?? !batch.firstTradeIDs.isEmpty
+        var columns: [(name: String, values: ColumnValues)] = [("Price", F.column(batch.prices)), ("Qty", F.column(batch.quantities))]
+        if !aggregates { columns.append((market == .cm ? "BaseQty" : "QuoteQty", F.column(batch.amounts))) }
+        if aggregates {
+            columns += [("AggTradeID", .int64(batch.ids)), ("FirstTradeID", .int64(batch.firstTradeIDs)), ("LastTradeID", .int64(batch.lastTradeIDs))]
+        } else {
+            columns.append(("TradeID", .int64(batch.ids)))
+        }
+        columns.append(("IsBuyerMaker", .int8(batch.buyerMaker.map { $0 ? 1 : 0 })))
+        if market == .spot { columns.append(("IsBestMatch", .int8(batch.bestMatch.map { $0 ? 1 : 0 }))) }
+        columns.append(("Nanoseconds", .int32(batch.nanoseconds)))
+        self.init(epochs: batch.epochs, columns: columns)
+    }
+}
+
+extension UnitFacts {
+    /// A tick archive's facts: its rows, first and last second and ID, its ID holes as gaps of
+    /// the seconds they span, and what does not fit the ID sequence as anomalies.
+    package init(_ report: TradeReport, bytes: UInt64) {
+        let counted = ["id_holes": report.holeCount, "ids_missing": Int(report.idsMissing), "ids_out_of_order": report.outOfOrder,
+                       "time_backwards": report.timeBackwards, "outside_period": report.outsidePeriod].filter { $0.value > 0 }
+        self.init(rows: report.rows, firstEpoch: report.firstMicros.map { floorDiv($0, 1_000_000) }, lastEpoch: report.lastMicros.map { floorDiv($0, 1_000_000) },
+                  anomalies: counted, anomalyCount: report.holeCount + report.outOfOrder + report.timeBackwards + report.outsidePeriod,
+                  gaps: report.holes.map { [floorDiv($0.afterMicros, 1_000_000), floorDiv($0.beforeMicros, 1_000_000)] }, bytes: bytes)
+        (firstID, lastID) = (report.firstID, report.lastID)
+    }
+}

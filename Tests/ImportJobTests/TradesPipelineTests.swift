@@ -1,0 +1,231 @@
+import BinanceSource
+import Columnar
+import Foundation
+import KlineArchive
+import Logging
+import PipelineFakes
+import TestSupport
+import XCTest
+
+@testable import ImportPipeline
+@testable import JobModel
+@testable import JobState
+
+/// Trades through the pipeline in-process, into a target whose buckets append (MemoryTarget's
+/// variable-length buckets): every trade ID of the range in the target once, whatever happens
+/// between runs: a re-run, a lost answer to an applied write, `--force`, a monthly replacing
+/// its dailies, a re-published archive.
+final class TradesPipelineTests: TemporaryDirectoryTestCase {
+    let key = "SYNUSDT/1Sec/TRADES"
+
+    /// A day of spot trades: `perDay` trades spread over the day, IDs consecutive from the day's
+    /// first (so the days of a month chain), millisecond times, prices with eight decimals.
+    static func trades(day: Int64, perDay: Int = 50, changedID: Int64? = nil) -> String {
+        let firstID = (day / 86400 - 19_700) * Int64(perDay)
+        return (0..<Int64(perDay)).map { i in
+            let id = firstID + i
+            let ms = (day + i * (86400 / Int64(perDay)) + i % 7) * 1000 + (i * 37) % 1000
+            let price = id == changedID ? "99999.00000000" : "\(40_000 + id % 900).\(String(format: "%08d", (id * 7919) % 100_000_000))"
+            return "\(id),\(price),0.00\(100 + i % 50),\(Double(i) * 1.5),\(ms),\(i % 2 == 0 ? "True" : "False"),True\n"
+        }.joined()
+    }
+
+    func publish(_ period: String, days: [Int64], changedID: Int64? = nil) throws {
+        let daily = period.count == 10
+        let folder = dir.appendingPathComponent("mirror/data/spot/\(daily ? "daily" : "monthly")/trades/SYNUSDT")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let name = "SYNUSDT-trades-\(period).zip"
+        let zip = ZipBuilder.single("SYNUSDT-trades-\(period).csv", days.map { Self.trades(day: $0, changedID: changedID) }.joined())
+        try Data(zip).write(to: folder.appendingPathComponent(name))
+        try "\(sha256Hex(zip))  \(name)\n".write(to: folder.appendingPathComponent(name + ".CHECKSUM"), atomically: true, encoding: .utf8)
+    }
+
+    func days(_ from: String, _ to: String) -> [Int64] {
+        Array(stride(from: ArchivePeriod(day: from)!.start, through: ArchivePeriod(day: to)!.start, by: 86400))
+    }
+
+    func spec(chunkRows: Int = 100) throws -> JobSpec {
+        let yaml = """
+            name: ticks
+            source: {base_url: \(dir.appendingPathComponent("mirror").path), cache_dir: \(dir.appendingPathComponent("cache").path)}
+            market: spot
+            dataset: trades
+            symbols: [SYNUSDT]
+            from: 2024-01
+            to: 2024-02
+            target: {marketstore: "http://127.0.0.1:1/rpc"}
+            write: {chunk_rows: \(chunkRows)}
+            manifest: \(dir.appendingPathComponent("state/ticks.manifest.db").path)
+            """
+        return try JobSpec.parse(yaml: yaml, file: "ticks.yml")
+    }
+
+    func run(_ spec: JobSpec, into target: MemoryTarget, today: String, force: Bool = false) async throws -> RunSummary {
+        var options = RunOptions(today: ArchivePeriod(day: today)!)
+        options.sink = target
+        options.force = force
+        return try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(options)
+    }
+
+    /// The trade IDs the target holds, in its order (second, then nanoseconds).
+    func heldIDs(_ target: MemoryTarget) async throws -> [Int64] {
+        guard let held = try await target.records(key: key, from: .min, to: .max), let i = held.names.firstIndex(of: "TradeID"),
+              case let .int64(ids) = held.columns[i] else { return [] }
+        return ids
+    }
+
+    /// The IDs the archives of these days hold.
+    func expectedIDs(_ days: [Int64]) -> [Int64] {
+        days.flatMap { day in Self.trades(day: day).split(separator: "\n").map { Int64($0.split(separator: ",")[0])! } }
+    }
+
+    func statuses(_ spec: JobSpec) throws -> [String: UnitRecord.Status] {
+        try Manifest.load(path: spec.manifest, job: spec.name).units.mapValues(\.status)
+    }
+
+    /// A monthly archive and the current month's dailies land once, exact to the bit, with each
+    /// unit's ID range recorded; a re-run sends nothing.
+    func testTradesLandOnceExactlyAndARerunSendsNothing() async throws {
+        let january = days("2024-01-01", "2024-01-31"), february = days("2024-02-01", "2024-02-03")
+        try publish("2024-01", days: january)
+        for day in february { try publish(String(UTCCalendar.iso8601(day).prefix(10)), days: [day]) }
+        let spec = try spec()
+        let target = MemoryTarget()
+        let first = try await run(spec, into: target, today: "2024-02-04")
+        XCTAssertEqual([first.done, first.failed, Int(first.exitCode)], [4, 0, 0], "\(first.failures)")
+        let ids = try await heldIDs(target)
+        XCTAssertEqual(ids, expectedIDs(january + february))
+        let records = try await target.records(key: key, from: .min, to: .max)
+        let held = try XCTUnwrap(records)
+        XCTAssertEqual(held.names, ["Epoch", "Price", "Qty", "QuoteQty", "TradeID", "IsBuyerMaker", "IsBestMatch", "Nanoseconds"])
+        // The first trade: 2024-01-01T00:00:00.000 at 40000 + id % 900 and eight decimals, as the nearest double.
+        let firstID = expectedIDs(january)[0]
+        XCTAssertEqual(held.columns[1].double(at: 0), Double("\(40_000 + firstID % 900).\(String(format: "%08d", (firstID * 7919) % 100_000_000))"))
+        XCTAssertEqual(held.columns[7], .int32(held.epochs.indices.map { i in Int32(((i % 50) * 37 % 1000) * 1_000_000) }).slice(0..<held.count))
+        let record = try XCTUnwrap(try Manifest.load(path: spec.manifest, job: spec.name).units["data/spot/monthly/trades/SYNUSDT/SYNUSDT-trades-2024-01.zip"])
+        XCTAssertEqual([record.firstID, record.lastID], [firstID, firstID + 31 * 50 - 1])
+        XCTAssertEqual(record.rows, 31 * 50)
+
+        let requests = target.requests.count
+        let second = try await run(spec, into: target, today: "2024-02-04")
+        XCTAssertEqual([second.done, second.skipped, Int(second.exitCode)], [0, 4, 0])
+        XCTAssertEqual(target.requests.count, requests, "nothing sent again")
+    }
+
+    /// The server applies a request (half of it, or all) and the answer is lost: the run stops
+    /// with the target unavailable and those units recorded `writing`; the next run reads their
+    /// IDs back and sends only the missing ones, so every ID is there once.
+    func testAWriteAppliedWithoutAnAnswerIsReconciledNotSentAgain() async throws {
+        let january = days("2024-01-01", "2024-01-31")
+        try publish("2024-01", days: january)
+        for part in [0.5, 1.0] {
+            let spec = try spec()
+            try? FileManager.default.removeItem(atPath: dir.appendingPathComponent("state").path)
+            let target = MemoryTarget(faults: [.lostAnswer(request: 3, part: part)])
+            do {
+                let first = try await run(spec, into: target, today: "2024-02-04")
+                XCTAssertNotEqual(first.exitCode, 0, "part \(part): the lost answer fails the run")
+            } catch is TargetUnavailable {}
+            XCTAssertEqual(try statuses(spec)["data/spot/monthly/trades/SYNUSDT/SYNUSDT-trades-2024-01.zip"], .writing, "part \(part)")
+            let partial = try await heldIDs(target)
+            XCTAssertEqual(partial.count, 200 + Int(100 * part), "part \(part): two requests and the applied part of the third")
+
+            let second = try await run(spec, into: target, today: "2024-02-04")
+            XCTAssertEqual([second.done, second.failed, Int(second.exitCode)], [1, 0, 0], "part \(part): \(second.failures)")
+            let ids = try await heldIDs(target)
+            XCTAssertEqual(ids, expectedIDs(january), "part \(part): every ID once, in time order")
+            let record = try XCTUnwrap(try Manifest.load(path: spec.manifest, job: spec.name).units.values.first)
+            XCTAssertEqual(record.anomalies?["already_in_target"], partial.count, "part \(part)")
+        }
+    }
+
+    /// `--force` on trades reconciles: nothing is appended a second time.
+    func testForceReconcilesAndAppendsNothing() async throws {
+        try publish("2024-01", days: days("2024-01-01", "2024-01-31"))
+        let spec = try spec()
+        let target = MemoryTarget()
+        _ = try await run(spec, into: target, today: "2024-02-01")
+        let before = try await heldIDs(target)
+        let forced = try await run(spec, into: target, today: "2024-02-01", force: true)
+        XCTAssertEqual([forced.done, forced.failed, Int(forced.exitCode)], [1, 0, 0], "\(forced.failures)")
+        let after = try await heldIDs(target)
+        XCTAssertEqual(after, before)
+        XCTAssertEqual(after.count, 31 * 50)
+    }
+
+    /// The month's dailies first, then its monthly archive: the monthly is reconciled against the
+    /// days written (only the IDs of the day without a daily are appended) and the dailies are
+    /// superseded.
+    func testAMonthlyReplacingItsDailiesAppendsOnlyWhatTheyLacked() async throws {
+        let january = days("2024-01-01", "2024-01-31")
+        for day in january where day != ArchivePeriod(day: "2024-01-15")!.start {
+            try publish(String(UTCCalendar.iso8601(day).prefix(10)), days: [day])
+        }
+        let spec = try spec()
+        let target = MemoryTarget()
+        let first = try await run(spec, into: target, today: "2024-02-01")
+        XCTAssertEqual(first.done, 30, "\(first.failures)")
+        try publish("2024-01", days: january)
+        let second = try await run(spec, into: target, today: "2024-02-02")
+        XCTAssertEqual([second.done, second.failed, second.superseded], [1, 0, 30], "\(second.failures)")
+        let ids = try await heldIDs(target)
+        XCTAssertEqual(ids, expectedIDs(january), "every ID once")
+        let states = try Manifest.load(path: spec.manifest, job: spec.name).units
+        XCTAssertEqual(states["data/spot/monthly/trades/SYNUSDT/SYNUSDT-trades-2024-01.zip"]?.anomalies?["already_in_target"], 30 * 50)
+    }
+
+    /// A re-published daily archive with one trade changed: the unit fails naming the change and
+    /// the rebuild, nothing is appended, the target keeps one version of each trade.
+    func testARepublishedArchiveWithAChangedTradeIsReportedNotAppended() async throws {
+        let day = ArchivePeriod(day: "2024-02-01")!.start
+        try publish("2024-02-01", days: [day])
+        let spec = try spec()
+        let target = MemoryTarget()
+        _ = try await run(spec, into: target, today: "2024-02-02")
+        let changed = expectedIDs([day])[10]
+        try publish("2024-02-01", days: [day], changedID: changed)
+        let second = try await run(spec, into: target, today: "2024-02-02")
+        XCTAssertEqual([second.done, second.failed, Int(second.exitCode)], [0, 1, 1])
+        let failure = try XCTUnwrap(second.failures.values.first)
+        XCTAssertTrue(failure.contains("1 row(s) of the archive differ") && failure.contains("rebuild"), failure)
+        let ids = try await heldIDs(target)
+        XCTAssertEqual(ids, expectedIDs([day]), "one version of each trade")
+    }
+
+    /// What a trades job file may choose (dtype) and what it may not (intervals, columns, a
+    /// directory target, to: now), each refused naming the key.
+    func testTradesJobFilesSayWhatTheDatasetFixes() throws {
+        func parse(_ extra: String, replacing: String = "", with: String = "") throws -> JobSpec {
+            let yaml = """
+                name: ticks
+                market: spot
+                dataset: trades
+                symbols: [SYNUSDT]
+                from: 2024-01
+                target: {marketstore: "http://127.0.0.1:1/rpc"}
+                \(extra)
+                """
+            return try JobSpec.parse(yaml: replacing.isEmpty ? yaml : yaml.replacingOccurrences(of: replacing, with: with), file: "ticks.yml")
+        }
+        let wide = try parse("")
+        XCTAssertEqual(wide.floatType, .float64, "trades default to float64")
+        XCTAssertEqual(try wide.keys(symbol: "SYNUSDT"), ["SYNUSDT/1Sec/TRADES"])
+        let narrow = try parse("dtype: float32")
+        XCTAssertTrue(narrow.dataset.schema(of: narrow).contains("Price f4,Qty f4,QuoteQty f4,TradeID i8,IsBuyerMaker i1,IsBestMatch i1,Nanoseconds i4, variable-length"),
+                      narrow.dataset.schema(of: narrow))
+        let um = try parse("", replacing: "market: spot\ndataset: trades", with: "market: futures/cm\ndataset: aggTrades")
+        XCTAssertEqual(try um.keys(symbol: "SYNUSDT"), ["SYNUSDT/1Sec/AGGTRADES"])
+        XCTAssertTrue(um.dataset.schema(of: um).contains("AggTradeID i8,FirstTradeID i8,LastTradeID i8,IsBuyerMaker i1,Nanoseconds i4"), um.dataset.schema(of: um))
+        let refusals: [(String, String, String, String)] = [
+            ("intervals: [1m]", "", "", "key 'intervals': trades archives have no intervals"),
+            ("columns: [Open]", "", "", "key 'columns': trades archives have no columns"),
+            ("to: now", "", "", "key 'to': trades come from their archives in this version"),
+            ("", "target: {marketstore: \"http://127.0.0.1:1/rpc\"}", "target: {directory: /tmp/x}", "key 'target': trades need MarketStore's variable-length buckets"),
+        ]
+        for (extra, replacing, with, message) in refusals {
+            XCTAssertThrowsError(try parse(extra, replacing: replacing, with: with), extra + with) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+    }
+}
