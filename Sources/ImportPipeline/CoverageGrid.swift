@@ -17,6 +17,8 @@ public struct CoverageGrid: Sendable {
         case repaired = "monthly_repaired"
         case daily, rest, failed
         case notPublished = "not_published"
+        /// Trades: rows sent and not all acknowledged (a stop, a crash); the next run reconciles.
+        case writing
         case pending
 
         public var glyph: Character {
@@ -27,6 +29,7 @@ public struct CoverageGrid: Sendable {
             case .rest: return "r"
             case .failed: return "X"
             case .notPublished: return "."
+            case .writing: return "w"
             case .pending: return "-"
             }
         }
@@ -39,6 +42,7 @@ public struct CoverageGrid: Sendable {
             case .rest: return "done from REST klines (to: now)"
             case .failed: return "failed"
             case .notPublished: return "not published"
+            case .writing: return "being written (reconciled by the next run)"
             case .pending: return "pending"
             }
         }
@@ -67,6 +71,7 @@ public struct CoverageGrid: Sendable {
             rows[key] = months.map { month in
                 let records = byCell[key]?[month] ?? []
                 if records.contains(where: { $0.status == .failed }) { return .failed }
+                if records.contains(where: { $0.status == .writing }) { return .writing }
                 if let monthly = records.first(where: { $0.status == .done && !$0.isDaily && !$0.isREST }) { return monthly.lacking == nil ? .monthly : .repaired }
                 if records.contains(where: { $0.status == .done && !$0.isREST }) { return .daily }
                 if records.contains(where: { $0.status == .done }) { return .rest }

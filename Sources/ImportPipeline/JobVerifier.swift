@@ -67,6 +67,13 @@ public struct JobVerifier {
             where expected.hasPrefix(ColumnDigest.tag) && digest.hex[column] != expected {
                 problems.append("column \(column) differs")
             }
+            // Trades: the unit's first and last ID are the key's in its seconds (a hole at either
+            // end, or an ID from elsewhere, shows here even when the rows count the same).
+            if let firstID = record.firstID, let lastID = record.lastID, let r = results.first,
+               let column = r.names.firstIndex(where: { $0 == "TradeID" || $0 == "AggTradeID" }), case let .int64(ids) = r.columns[column],
+               let held = ids.min().flatMap({ low in ids.max().map { (low, $0) } }), held != (firstID, lastID) {
+                problems.append("IDs \(held.0)..\(held.1) in the target, \(firstID)..\(lastID) in the manifest")
+            }
             if !problems.isEmpty {
                 var detail = problems.joined(separator: "; ")
                 if BucketKey(record.key)?.isDaily == true, let r = results.first, Self.lost1January(first: first, last: last, returned: r.epochs) {

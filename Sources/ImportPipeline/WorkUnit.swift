@@ -4,6 +4,7 @@ import FuturesArchive
 import JobModel
 import JobState
 import KlineArchive
+import TradeArchive
 
 /// What the writer, the state and the downloads need of a unit, whatever its dataset: a kline
 /// archive or REST day (`PlannedUnit`), a funding-rate or metrics archive (`FuturesUnit`).
@@ -124,10 +125,10 @@ package struct UnitFacts: Sendable {
     }
 }
 
-/// The period of a unit's archive, from its id or remote path, for kline and futures names alike;
-/// nil for a gap filled from REST (no calendar period).
+/// The period of a unit's archive, from its id or remote path, for kline, futures and trade names
+/// alike; nil for a gap filled from REST (no calendar period).
 package func archivePeriod(ofRemotePath path: String) -> ArchivePeriod? {
-    KlineArchiveName(fileName: path)?.period ?? FuturesArchiveName(fileName: path)?.period
+    KlineArchiveName(fileName: path)?.period ?? FuturesArchiveName(fileName: path)?.period ?? TradeArchiveName(fileName: path)?.period
 }
 
 extension JobSpec {

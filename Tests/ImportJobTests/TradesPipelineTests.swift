@@ -228,4 +228,19 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
             }
         }
     }
+
+    /// `status`'s grid places trade units in their months: January from its monthly archive,
+    /// February from dailies, and a unit left `writing` by a lost answer says so.
+    func testTheStatusGridShowsTradeUnitsByMonth() async throws {
+        try publish("2024-01", days: days("2024-01-01", "2024-01-31"))
+        try publish("2024-02-01", days: days("2024-02-01", "2024-02-01"))
+        let spec = try spec()
+        let months = [ArchivePeriod(year: 2024, month: 1)!, ArchivePeriod(year: 2024, month: 2)!]
+        _ = try? await run(spec, into: MemoryTarget(faults: [.lostAnswer(request: 1, part: 1)]), today: "2024-02-02")
+        let interrupted = CoverageGrid(manifest: try Manifest.load(path: spec.manifest, job: spec.name), months: months, keys: [key])
+        XCTAssertEqual(interrupted.rows[key]?.first, .writing, interrupted.text)
+        _ = try await run(spec, into: MemoryTarget(), today: "2024-02-02")
+        let grid = CoverageGrid(manifest: try Manifest.load(path: spec.manifest, job: spec.name), months: months, keys: [key])
+        XCTAssertEqual(grid.rows[key], [.monthly, .daily], grid.text)
+    }
 }
