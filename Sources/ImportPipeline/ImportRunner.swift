@@ -168,7 +168,7 @@ public final class ImportRunner: Sendable {
         summary.failures.merge(counts.failures) { old, _ in old }
         summary.seconds = Date().timeIntervalSince(started)
         summary.rowsPerSecond = summary.seconds > 0 ? Double(summary.rows) / summary.seconds : 0
-        summary.exitCode = summary.failed > 0 || summary.stateError != nil || summary.restStopped != nil ? 1 : 0
+        summary.exitCode = summary.failed > 0 || summary.stateError != nil || summary.restStopped != nil || !summary.idHoles.isEmpty ? 1 : 0
         summary.peakRssBytes = peakRSS()
         if stop.requested {
             summary.interrupted = true

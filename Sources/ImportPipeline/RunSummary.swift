@@ -51,6 +51,9 @@ public struct RunSummary: Codable, Sendable {
     public var gaps: [String: [String]] = [:]
     public var gapCounts: [String: Int] = [:]
     public var gapRequests = 0
+    /// Trades: per key, the holes in its IDs (inside an archive or between two), with their
+    /// ranges and time spans (see `TradeContinuity`); any fails the run (exit 1).
+    public var idHoles: [String: [String]] = [:]
     public var manifest: String = ""
     /// REST work (`to: now`): requests made, their documented weight, the highest
     /// X-MBX-USED-WEIGHT-1M seen against the run's budget (share x limit), waits for the next
@@ -96,6 +99,10 @@ public struct RunSummary: Codable, Sendable {
             out.append("gaps in the archives: " + gapCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                        + (gapCounts["unexplained", default: 0] > 0 && !["fundingRate", "metrics"].contains(dataset) ? " (gaps: rest, or --confirm-gaps, asks REST about them)" : ""))
         }
+        for (key, list) in idHoles.sorted(by: { $0.key < $1.key }).prefix(20) {
+            out.append("ID holes: \(key): \(list.prefix(5).joined(separator: "; "))\(list.count > 5 ? "; ... (\(list.count))" : "")")
+        }
+        for (key, list) in idHoles.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("ID holes: \(key): \(list.prefix(5).joined(separator: "; "))\(list.count > 5 ? "; ... (\(list.count))" : "")") }
         for (key, list) in gaps.sorted(by: { $0.key < $1.key }).prefix(20) { out.append("gaps: \(key): \(list.prefix(5).joined(separator: "; "))\(list.count > 5 ? "; ... (\(list.count))" : "")") }
         for (key, gaps) in notPublishedRanges.sorted(by: { $0.key < $1.key }).prefix(50) { out.append("not published: \(key): \(gaps)") }
         if notPublishedRanges.count > 50 { out.append("... and \(notPublishedRanges.count - 50) more keys with months not published (see the report)") }

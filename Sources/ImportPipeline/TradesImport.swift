@@ -176,11 +176,15 @@ extension ImportRunner {
         } catch is StopRequested {
             // A signal cut a write short: its units stay `writing` and are reconciled next run.
         }
-        let index = await state.index()
+        var index = await state.index()
         for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) where index[monthly]?.status == .done {
             await state.superseded(daily)
             summary.superseded += 1
         }
+        index = await state.index()
+        var records: [UnitRecord] = []
+        for (id, entry) in index where entry.status == .done { if let record = await state.record(id), plan.keys.contains(record.key) { records.append(record) } }
+        summary.idHoles = TradeContinuity.holes(records)
     }
 }
 

@@ -70,6 +70,7 @@ struct Status: AsyncParsableCommand {
         for record in manifest.units.values { counts[record.status.rawValue, default: 0] += 1 }
         if checkRemote { counts["stale"] = stale.count }
         let failed = manifest.units.values.filter { $0.status == .failed }.sorted { $0.id < $1.id }
+        let idHoles = TradeContinuity.holes(manifest.units.values)
         let grid = CoverageGrid(manifest: manifest, months: spec.months(today: try today()), keys: keys)
         // When the next run lists settled periods again (a late archive of an old month waits for it).
         if StateDatabase.isDatabase(Manifest.databasePath(spec.manifest)) {
@@ -89,12 +90,13 @@ struct Status: AsyncParsableCommand {
                                                          "rows": $0.rows ?? 0] as [String: Any] }
                                          },
                                          "failed": Dictionary(uniqueKeysWithValues: failed.map { ($0.id, $0.error ?? "") }),
+                                         "id_holes": idHoles,
                                          "months": grid.months.map(\.description),
                                          "grid": grid.rows.mapValues { $0.map(\.rawValue) }]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
         } else {
             print("job \(spec.name) (\(spec.manifest)): \(manifest.units.count) units\(offline ? " recorded" : "")")
-            for status in ["done", "pending", "failed", "not_published", "superseded", "stale"] where (counts[status] ?? 0) > 0 || status == "done" || status == "failed" {
+            for status in ["done", "pending", "writing", "failed", "not_published", "superseded", "stale"] where (counts[status] ?? 0) > 0 || status == "done" || status == "failed" {
                 print("  \(status): \(counts[status]!)")
             }
             let rows = manifest.units.values.filter { $0.status == .done }.reduce(0) { $0 + ($1.rows ?? 0) }
@@ -112,9 +114,13 @@ struct Status: AsyncParsableCommand {
                 for gap in gaps.prefix(30) { print("  \(gap.key) \(gap.summary)") }
                 if gaps.count > 30 { print("  ... and \(gaps.count - 30) more (status --json lists them all)") }
             }
+            for (key, lines) in idHoles.sorted(by: { $0.key < $1.key }) {
+                print("ID holes: \(key)")
+                for line in lines.prefix(30) { print("  \(line)") }
+            }
             for note in notes { print("note: \(note)") }
         }
-        if !failed.isEmpty { throw ExitCode(1) }
+        if !failed.isEmpty || !idHoles.isEmpty { throw ExitCode(1) }
     }
 }
 

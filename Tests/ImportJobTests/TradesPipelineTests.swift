@@ -20,9 +20,9 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
 
     /// A day of spot trades: `perDay` trades spread over the day, IDs consecutive from the day's
     /// first (so the days of a month chain), millisecond times, prices with eight decimals.
-    static func trades(day: Int64, perDay: Int = 50, changedID: Int64? = nil) -> String {
+    static func trades(day: Int64, perDay: Int = 50, changedID: Int64? = nil, skipping: Set<Int64> = []) -> String {
         let firstID = (day / 86400 - 19_700) * Int64(perDay)
-        return (0..<Int64(perDay)).map { i in
+        return (0..<Int64(perDay)).filter { !skipping.contains(firstID + $0) }.map { i in
             let id = firstID + i
             let ms = (day + i * (86400 / Int64(perDay)) + i % 7) * 1000 + (i * 37) % 1000
             let price = id == changedID ? "99999.00000000" : "\(40_000 + id % 900).\(String(format: "%08d", (id * 7919) % 100_000_000))"
@@ -30,12 +30,12 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         }.joined()
     }
 
-    func publish(_ period: String, days: [Int64], changedID: Int64? = nil) throws {
+    func publish(_ period: String, days: [Int64], changedID: Int64? = nil, skipping: Set<Int64> = []) throws {
         let daily = period.count == 10
         let folder = dir.appendingPathComponent("mirror/data/spot/\(daily ? "daily" : "monthly")/trades/SYNUSDT")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let name = "SYNUSDT-trades-\(period).zip"
-        let zip = ZipBuilder.single("SYNUSDT-trades-\(period).csv", days.map { Self.trades(day: $0, changedID: changedID) }.joined())
+        let zip = ZipBuilder.single("SYNUSDT-trades-\(period).csv", days.map { Self.trades(day: $0, changedID: changedID, skipping: skipping) }.joined())
         try Data(zip).write(to: folder.appendingPathComponent(name))
         try "\(sha256Hex(zip))  \(name)\n".write(to: folder.appendingPathComponent(name + ".CHECKSUM"), atomically: true, encoding: .utf8)
     }
@@ -242,5 +242,22 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         _ = try await run(spec, into: MemoryTarget(), today: "2024-02-02")
         let grid = CoverageGrid(manifest: try Manifest.load(path: spec.manifest, job: spec.name), months: months, keys: [key])
         XCTAssertEqual(grid.rows[key], [.monthly, .daily], grid.text)
+    }
+
+    /// IDs missing inside a day's archive and between two days' archives: each is reported with
+    /// its range (and the file or files around it), and the run exits 1; the rows there are
+    /// written all the same.
+    func testIDHolesInsideADayAndBetweenTwoDaysAreReportedAndFailTheRun() async throws {
+        let (first, second) = (ArchivePeriod(day: "2024-02-01")!.start, ArchivePeriod(day: "2024-02-02")!.start)
+        let ids = expectedIDs([first, second])
+        try publish("2024-02-01", days: [first], skipping: [ids[20], ids[21]])
+        try publish("2024-02-02", days: [second], skipping: [ids[50], ids[51], ids[52]])  // the second day's first three
+        let summary = try await run(try spec(), into: MemoryTarget(), today: "2024-02-03")
+        XCTAssertEqual([summary.done, summary.failed, Int(summary.exitCode)], [2, 0, 1], "\(summary.failures)")
+        XCTAssertEqual(summary.idHoles[key], [
+            "1 hole(s), 2 ID(s) missing inside SYNUSDT-trades-2024-02-01.zip",
+            "IDs \(ids[50])..\(ids[52]) (3) between SYNUSDT-trades-2024-02-01.zip and SYNUSDT-trades-2024-02-02.zip (2024-02-01T23:31:12Z..2024-02-02T01:26:27Z)",
+        ])
+        XCTAssertTrue(summary.table.contains("ID holes: \(key): 1 hole(s)"), summary.table)
     }
 }

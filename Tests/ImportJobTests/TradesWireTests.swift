@@ -12,9 +12,10 @@ import XCTest
 /// catching a trade appended twice, and a key that exists as a fixed-length bucket refused.
 extension ImportJobTests {
     /// Two monthly USDⓈ-M aggTrades archives with a header line, IDs chaining across them.
-    func publishAggTrades(_ symbol: String) throws {
+    func publishAggTrades(_ symbol: String, skippingBeforeFebruary skipped: Int64 = 0) throws {
         var aggID: Int64 = 500, tradeID: Int64 = 9000
         for month in ["2024-01", "2024-02"] {
+            if month == "2024-02" { aggID += skipped }
             let start = Int64(ISO8601DateFormatter().date(from: "\(month)-01T00:00:00Z")!.timeIntervalSince1970) * 1000
             var csv = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n"
             for i in Int64(0)..<400 {
@@ -78,5 +79,24 @@ extension ImportJobTests {
         let verify = try importer(["verify", path], today: "2024-03-02")
         XCTAssertEqual(verify.status, 1, verify.output)
         XCTAssertTrue(verify.output.contains("AGGUSDT-aggTrades-2024-02.zip: 401 rows in the target, 400 in the manifest"), verify.output)
+    }
+
+    /// Aggregates missing between January's archive and February's: `status` names the IDs
+    /// and the two files, in text and JSON, and exits 1.
+    func testStatusReportsAnIDHoleBetweenTwoArchives() async throws {
+        try publishAggTrades("HOLUSDT", skippingBeforeFebruary: 4)
+        let path = try tradesJob("holes", symbols: ["HOLUSDT"])
+        let run = try importer(["run", path], today: "2024-03-02")
+        XCTAssertEqual(run.status, 1, run.output)
+        let hole = "IDs 900..903 (4) between HOLUSDT-aggTrades-2024-01.zip and HOLUSDT-aggTrades-2024-02.zip"
+        XCTAssertTrue(run.output.contains("ID holes: HOLUSDT/1Sec/AGGTRADES: \(hole)"), run.output)
+        let status = try importer(["status", path], today: "2024-03-02")
+        XCTAssertEqual(status.status, 1, status.output)
+        XCTAssertTrue(status.output.contains("ID holes: HOLUSDT/1Sec/AGGTRADES\n  \(hole)"), status.output)
+        let json = try importer(["status", path, "--json"], today: "2024-03-02")
+        let object = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+        let holes = (object?["id_holes"] as? [String: [String]])?["HOLUSDT/1Sec/AGGTRADES"]
+        XCTAssertEqual(holes?.count, 1)
+        XCTAssertTrue(holes?.first?.hasPrefix(hole) == true, "\(String(describing: holes))")
     }
 }
