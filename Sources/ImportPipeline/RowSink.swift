@@ -21,6 +21,8 @@ public protocol RowSink: Sendable {
     /// The records a key holds with epochs in [from, to] (inclusive); nil when the key does not
     /// exist. What reconciles an append-only unit that may be partly written.
     func records(key: String, from: Int64, to: Int64) async throws -> QueryResult?
+    /// Removes a key and all its rows (`rebuild`); a key that does not exist is not an error.
+    func destroy(key: String) async throws
 }
 
 extension SchemaGuard: RowSink {}
@@ -40,4 +42,12 @@ package struct DirectorySink: RowSink {
     /// `Dataset.refusal(of:)`); these say so should one get here.
     package func append(_ dataset: WriteDataSet) async throws { throw DirectoryError.variableLength(key: dataset.keys.first?.key ?? "") }
     package func records(key: String, from: Int64, to: Int64) async throws -> QueryResult? { throw DirectoryError.variableLength(key: key) }
+
+    /// The key's folder and its year files.
+    package func destroy(key: String) async throws {
+        guard let bucket = BucketKey(key) else { throw DirectoryError.badKey(key) }
+        let folder = [writer.root, bucket.symbol, bucket.timeframe, bucket.attributeGroup].joined(separator: "/")
+        guard FileManager.default.fileExists(atPath: folder) else { return }
+        try FileManager.default.removeItem(atPath: folder)
+    }
 }

@@ -201,6 +201,10 @@ package final class StateDatabase {
     /// --check-remote` found): the next run lists their keys and re-imports them.
     package func clearListings(_ ids: [String]) throws { try forEachID("UPDATE units SET listing = NULL WHERE id = ?", ids) }
 
+    /// Marks `ids` as `writing` (`rebuild`): the next run reconciles them against what the
+    /// target holds, which is nothing once their key is destroyed.
+    package func markWriting(_ ids: [String]) throws { try forEachID("UPDATE units SET status = 'writing', listing = NULL WHERE id = ?", ids) }
+
     /// Removes the units `ids` (`forget`), in one transaction.
     package func delete(_ ids: [String]) throws { try forEachID("DELETE FROM units WHERE id = ?", ids) }
 

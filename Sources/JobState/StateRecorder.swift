@@ -25,9 +25,23 @@ package struct StateRecorder: Sendable {
         try change(manifest) { try $0.clearListings(ids) }
     }
 
-    private static func change(_ manifest: String, _ body: (StateDatabase) throws -> Void) throws {
+    /// A key rebuilt (`rebuild`): under the job's lock, its units that wrote rows (done, or
+    /// writing) become `writing` (listing forgotten), then `destroy` removes the key from the target. A crash between the two leaves
+    /// units the next run reconciles against what the key still holds, never units called done
+    /// whose rows are gone.
+    package static func rebuilding(ids: [String], manifest: String, destroy: () async throws -> Void) async throws {
         let lock = try JobLock(manifest: manifest)
         defer { _ = lock }
+        try change(manifest, locked: false) { try $0.markWriting(ids) }
+        try await destroy()
+    }
+
+    private static func change(_ manifest: String, locked: Bool = true, _ body: (StateDatabase) throws -> Void) throws {
+        if locked {
+            let lock = try JobLock(manifest: manifest)
+            defer { _ = lock }
+            return try change(manifest, locked: false, body)
+        }
         let database = Manifest.databasePath(manifest)
         guard StateDatabase.isDatabase(database) else { throw JobFileError(file: database, key: "", reason: "no state database to change (run the job first)") }
         try body(try StateDatabase(path: database, create: true, job: nil))

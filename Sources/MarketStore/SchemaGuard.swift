@@ -62,6 +62,13 @@ public actor SchemaGuard {
         }
     }
 
+    /// Destroys `key` (every year of it); a key the server does not have is not an error.
+    public func destroy(key: String) async throws {
+        orders[key] = nil
+        guard try await client.getInfo(key) != nil else { return }
+        try await client.destroy(key: key)
+    }
+
     private func appendOrder(for key: String, dataset: WriteDataSet) async throws -> [String] {
         if let known = orders[key] { return known }
         let timeframe = BucketKey(key)?.timeframe ?? key

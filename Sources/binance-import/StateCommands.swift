@@ -148,6 +148,29 @@ struct Forget: AsyncParsableCommand {
     }
 }
 
+struct Rebuild: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Destroy a key in the target and re-import it whole with the next run (a trades key a re-published archive changed).",
+        discussion: "MarketStore's variable-length buckets append and have no delete of a range: a trade a re-published archive changed can only be "
+            + "replaced by writing the key again. Lists what it would do unless --yes is given. Takes the job's lock.")
+    @OptionGroup var options: JobOptions
+    @Option(help: "The key to rebuild, e.g. BTCUSDT/1Sec/TRADES.") var key: String
+    @Flag(help: "Destroy the key (nothing is changed without it).") var yes = false
+
+    func run() async throws {
+        let spec = try options.load()
+        let units = KeyRebuild.units(of: key, in: try Manifest.load(path: spec.manifest, job: spec.name))
+        let rows = units.reduce(0) { $0 + ($1.rows ?? 0) }
+        guard yes else {
+            print("would destroy \(key) in \(spec.target.display) (\(rows) rows recorded) and re-import its \(units.count) units with the next run")
+            print("nothing changed: give --yes to do it")
+            throw ExitCode(2)
+        }
+        let marked = try await KeyRebuild.run(spec: spec, key: key)
+        print("destroyed \(key) in \(spec.target.display); its \(marked.count) units are re-imported whole by the next run: binance-import run \(options.job)")
+    }
+}
+
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Read every done unit back from the target and compare rows and column digests with the manifest.")
     @OptionGroup var options: JobOptions

@@ -260,4 +260,38 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         ])
         XCTAssertTrue(summary.table.contains("ID holes: \(key): 1 hole(s)"), summary.table)
     }
+
+    /// After a re-published archive changed a trade, `rebuild` destroys the key and marks its
+    /// units writing; the next run writes the whole key again: every ID once, the new value in,
+    /// the other days' trades as before.
+    func testRebuildRestoresExactContentAfterARepublishedChange() async throws {
+        let (first, second) = (ArchivePeriod(day: "2024-02-01")!.start, ArchivePeriod(day: "2024-02-02")!.start)
+        try publish("2024-02-01", days: [first])
+        try publish("2024-02-02", days: [second])
+        let spec = try spec()
+        let target = MemoryTarget()
+        _ = try await run(spec, into: target, today: "2024-02-03")
+        let changed = expectedIDs([second])[10]
+        try publish("2024-02-02", days: [second], changedID: changed)
+        let refused = try await run(spec, into: target, today: "2024-02-03")
+        XCTAssertEqual(refused.failed, 1)
+
+        let marked = try await KeyRebuild.run(spec: spec, key: key, sink: target)
+        XCTAssertEqual(marked.count, 2, "both days wrote rows")
+        XCTAssertNil(target.bucket(key), "the key is destroyed")
+        XCTAssertEqual(Set(try statuses(spec).filter { $0.key.contains("/daily/") }.values), [.writing])
+        let rebuilt = try await run(spec, into: target, today: "2024-02-03")
+        XCTAssertEqual([rebuilt.done, rebuilt.failed, Int(rebuilt.exitCode)], [2, 0, 0], "\(rebuilt.failures)")
+        let ids = try await heldIDs(target)
+        XCTAssertEqual(ids, expectedIDs([first, second]))
+        let records = try await target.records(key: key, from: .min, to: .max)
+        let held = try XCTUnwrap(records)
+        XCTAssertEqual(held.columns[1].double(at: ids.firstIndex(of: changed)!), 99999, "the re-published value")
+        do {
+            try await KeyRebuild.run(spec: spec, key: "OTHER/1Sec/TRADES", sink: target)
+            XCTFail("a key outside the job was rebuilt")
+        } catch {
+            XCTAssertTrue("\(error)".contains("OTHER/1Sec/TRADES is not a key of this job"), "\(error)")
+        }
+    }
 }

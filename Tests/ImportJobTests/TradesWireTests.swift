@@ -79,6 +79,21 @@ extension ImportJobTests {
         let verify = try importer(["verify", path], today: "2024-03-02")
         XCTAssertEqual(verify.status, 1, verify.output)
         XCTAssertTrue(verify.output.contains("AGGUSDT-aggTrades-2024-02.zip: 401 rows in the target, 400 in the manifest"), verify.output)
+
+        // rebuild: without --yes it says what it would do and changes nothing; with it the key is
+        // destroyed and the next run writes it whole, which verify accepts.
+        let preview = try importer(["rebuild", path, "--key", "AGGUSDT/1Sec/AGGTRADES"], today: "2024-03-02")
+        XCTAssertEqual(preview.status, 2, preview.output)
+        XCTAssertTrue(preview.output.contains("would destroy AGGUSDT/1Sec/AGGTRADES in \(marketstore.url) (800 rows recorded) and re-import its 2 units"), preview.output)
+        let rebuild = try importer(["rebuild", path, "--key", "AGGUSDT/1Sec/AGGTRADES", "--yes"], today: "2024-03-02")
+        XCTAssertEqual(rebuild.status, 0, rebuild.output)
+        let gone = try await client.getInfo("AGGUSDT/1Sec/AGGTRADES")
+        XCTAssertNil(gone)
+        _ = try importer(["run", path, "--symbols", "AGGUSDT"], today: "2024-03-02")
+        let reverify = try importer(["verify", path, "--symbols", "AGGUSDT"], today: "2024-03-02")
+        XCTAssertTrue(reverify.output.contains("verified 2 units: all match"), reverify.output)
+        let rebuilt = try await client.query(symbols: ["AGGUSDT"], timeframe: "1Sec", attributeGroup: "AGGTRADES")
+        XCTAssertEqual(rebuilt.first?.columns[3], .int64(Array(500..<1300)), "every aggregate once again")
     }
 
     /// Aggregates missing between January's archive and February's: `status` names the IDs

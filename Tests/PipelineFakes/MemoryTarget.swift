@@ -98,6 +98,8 @@ public final class MemoryTarget: RowSink, Sendable {
         return QueryResult(key: key, names: bucket.names, columns: bucket.records.map { $0.gathered(order) })
     }
 
+    public func destroy(key: String) async throws { _ = state.withLock { $0.buckets.removeValue(forKey: key) } }
+
     /// The fault of this request, if any (the request recorded first), and the part of its rows
     /// applied before it (1 without a fault).
     private func fault(_ dataset: WriteDataSet) -> (error: Error?, applied: Double) {
