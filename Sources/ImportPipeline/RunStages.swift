@@ -155,7 +155,7 @@ package struct UnitOutcome: Sendable {
         var unit = WrittenUnit(archivePath: archivePath, sha256: sha256, listing: listing, verified: verified, coveredTo: coveredTo, continues: continues,
                                rows: facts.rows, firstEpoch: facts.firstEpoch, lastEpoch: facts.lastEpoch, digests: digest.hex,
                                daysLacking: facts.daysLacking, anomalies: facts.anomalies)
-        (unit.firstID, unit.lastID) = (facts.firstID, facts.lastID)
+        (unit.firstID, unit.lastID, unit.idHoles) = (facts.firstID, facts.lastID, facts.idHoles)
         return unit
     }
 }

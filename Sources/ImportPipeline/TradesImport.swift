@@ -259,5 +259,8 @@ extension UnitFacts {
                   anomalies: counted, anomalyCount: report.holeCount + report.outOfOrder + report.timeBackwards + report.outsidePeriod,
                   gaps: report.holes.map { [floorDiv($0.afterMicros, 1_000_000), floorDiv($0.beforeMicros, 1_000_000)] }, bytes: bytes)
         (firstID, lastID) = (report.firstID, report.lastID)
+        let idKind = report.dataset == .trades ? "trade_id" : "agg_trade_id"  // an aggregate chain's trade IDs are not the key's IDs
+        idHoles = report.holes.filter { $0.kind == idKind }
+            .map { [$0.first, $0.last, floorDiv($0.afterMicros, 1_000_000), floorDiv($0.beforeMicros, 1_000_000)] }
     }
 }

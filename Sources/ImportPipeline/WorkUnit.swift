@@ -88,9 +88,11 @@ package struct UnitFacts: Sendable {
     /// Conventions applied by rule, for the run's summary (metrics labels shifted, rows of the
     /// neighbouring file dropped, funding times floored to the hour).
     package var adjustments: [String: Int] = [:]
-    /// Trades: the first and last ID.
+    /// Trades: the first and last ID, and the IDs missing between them ([first, last, second
+    /// before, second after]).
     package var firstID: Int64?
     package var lastID: Int64?
+    package var idHoles: [[Int64]] = []
 
     package init(rows: Int, firstEpoch: Int64?, lastEpoch: Int64?, anomalies: [String: Int], anomalyCount: Int, gaps: [[Int64]], bytes: UInt64) {
         (self.rows, self.firstEpoch, self.lastEpoch, self.anomalies, self.anomalyCount, self.gaps, self.bytes) =

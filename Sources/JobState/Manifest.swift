@@ -43,6 +43,9 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     /// Trades: the first and last trade (or aggregate trade) ID of the unit's rows.
     public var firstID: Int64?
     public var lastID: Int64?
+    /// Trades: the IDs missing inside the unit's archive, as [first, last, second before, second
+    /// after] (the first `TradeReport.maxListedHoles`).
+    public var idHoles: [[Int64]]?
 
     public init(id: String, status: Status, key: String, remotePath: String) {
         (self.id, self.status, self.key, self.remotePath) = (id, status, key, remotePath)

@@ -112,7 +112,7 @@ package struct StateRecorder: Sendable {
             }
             $0.status = .done
             $0.lacking = unit.daysLacking.isEmpty ? nil : unit.daysLacking
-            ($0.firstID, $0.lastID) = (unit.firstID, unit.lastID)
+            ($0.firstID, $0.lastID, $0.idHoles) = (unit.firstID, unit.lastID, unit.idHoles.isEmpty ? nil : unit.idHoles)
             $0.anomalies = unit.anomalies.isEmpty ? nil : unit.anomalies
             $0.attempts += 1
             $0.error = nil
@@ -166,6 +166,8 @@ package struct WrittenUnit: Sendable {
     /// Trades: the unit's first and last ID.
     package var firstID: Int64?
     package var lastID: Int64?
+    /// Trades: the IDs missing inside the archive ([first, last, second before, second after]).
+    package var idHoles: [[Int64]] = []
 
     package init(archivePath: String?, sha256: String?, listing: String?, verified: Bool, coveredTo: Int64?, continues: Bool,
                  rows: Int, firstEpoch: Int64?, lastEpoch: Int64?, digests: [String: String], daysLacking: [String], anomalies: [String: Int]) {
