@@ -1,4 +1,5 @@
 import Foundation
+import TradeArchive
 
 /// The kline-shaped datasets: the same 12-column CSV in the archives, the same array of arrays
 /// from REST (docs/binance-rest.md has the facts and their sources).
@@ -79,6 +80,16 @@ public struct RestMarket: Sendable {
     /// startTime, at most `fundingLimit` a request. Its weight (USDⓈ-M: a limit of its own, 500
     /// per 5 minutes shared with fundingInfo; COIN-M: 1) is counted as 1.
     public var fundingRatePath: String { prefix + "/fundingRate" }
+
+    /// Where trades are served by ID (`fromId`) without a key: aggregates on every market, raw
+    /// trades on spot only (futures' historicalTrades asks for an API key); nil where not.
+    public func tradesPath(_ dataset: TradeDataset) -> String? {
+        dataset == .aggTrades ? prefix + "/aggTrades" : market == .spot ? prefix + "/historicalTrades" : nil
+    }
+
+    /// The weight of a page of trades (limit 1000): spot aggTrades 4, historicalTrades 25;
+    /// futures aggTrades 20.
+    public func tradesWeight(_ dataset: TradeDataset) -> Int { market == .spot ? (dataset == .aggTrades ? 4 : 25) : 20 }
     public let fundingLimit = 1000
     public let fundingWeight = 1
 }

@@ -23,6 +23,8 @@ public struct RunOptions: Sendable {
     public var liveProgress = false
     /// The target to write to instead of the job's (an in-memory one in tests).
     public var sink: (any RowSink)?
+    /// Where trades missing from the archives come from instead of Binance's REST (a fake in tests).
+    package var tradeHistory: (any TradeHistory)?
 
     public init(today: ArchivePeriod) { self.today = today }
 }

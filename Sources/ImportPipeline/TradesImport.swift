@@ -45,6 +45,8 @@ struct PlannedTradesRun {
     var fetcher: any ArchiveSource
     var binding: PlannedBinding
     var decisions: PlanDecisions
+    /// Where `gaps: rest` asks for missing IDs.
+    var history: any TradeHistory
 }
 
 extension Planner {
@@ -57,7 +59,8 @@ extension Planner {
         let fetcher = makeFetcher()
         let (work, decisions) = await unitsToImport(plan.units, index: index, fetcher: fetcher, state: state, force: options.force, deepCheck: deepCheck,
                                                     summary: &summary)
-        return PlannedTradesRun(dataset: dataset, plan: plan, work: work, fetcher: fetcher, binding: binding, decisions: decisions)
+        return PlannedTradesRun(dataset: dataset, plan: plan, work: work, fetcher: fetcher, binding: binding, decisions: decisions,
+                                history: options.tradeHistory ?? spec.restClient())
     }
 
     package func makeTradesPlan(_ dataset: TradesDataset, symbols: [String], today: ArchivePeriod, index: [String: UnitIndexEntry]) async throws -> TradesPlan {
@@ -97,14 +100,17 @@ extension Planner {
         let current = ArchivePeriod(year: today.year, month: today.month)!
         let monthly = try await lister.published(market: spec.market, dataset: dataset.archives, symbol: symbol, daily: false)
         var plan = TradesPlan(keys: [key])
-        // Units of the state that may hold rows already (an interrupted write, a done unit).
+        // Units of the state that may hold rows already (an interrupted write, a done unit), and
+        // whether REST filled IDs of the key (an archive published since may hold some of them).
         func mayHoldRows(_ id: String) -> Bool { [.done, .writing].contains(index[id]?.status) }
+        let restPrefix = RestTradeUnit.prefix(spec.market, dataset.archives, symbol)
+        let filledFromREST = index.contains { $0.key.hasPrefix(restPrefix) && [.done, .writing].contains($0.value.status) }
         for month in try spec.months(today: today) {
             if month < current, let file = monthly[month] {
                 var unit = try tradeUnit(dataset, symbol, month, key: key, listing: file.fingerprint)
                 let dailies = try PeriodPlanner.days(of: month).map { try tradeUnit(dataset, symbol, $0, key: key).id }.filter(mayHoldRows)
                 for daily in dailies { plan.superseded[daily] = unit.id }
-                unit.reconcile = mayHoldRows(unit.id) || !dailies.isEmpty
+                unit.reconcile = mayHoldRows(unit.id) || !dailies.isEmpty || filledFromREST
                 plan.units.append(unit)
                 continue
             }
@@ -121,7 +127,7 @@ extension Planner {
                     plan.notPublished.append(unit)
                     continue
                 }
-                unit.reconcile = mayHoldRows(unit.id)
+                unit.reconcile = mayHoldRows(unit.id) || filledFromREST
                 plan.units.append(unit)
             }
         }
@@ -176,47 +182,97 @@ extension ImportRunner {
         } catch is StopRequested {
             // A signal cut a write short: its units stay `writing` and are reconciled next run.
         }
-        var index = await state.index()
+        let index = await state.index()
         for (daily, monthly) in plan.superseded.sorted(by: { $0.key < $1.key }) where index[monthly]?.status == .done {
             await state.superseded(daily)
             summary.superseded += 1
         }
-        index = await state.index()
-        var records: [UnitRecord] = []
-        for (id, entry) in index where entry.status == .done { if let record = await state.record(id), plan.keys.contains(record.key) { records.append(record) } }
-        summary.idHoles = TradeContinuity.holes(records)
+        var missing = await missingIDs(keys: Set(plan.keys), state: state)
+        if spec.confirmGaps, !missing.isEmpty, !stop.requested {
+            do {
+                let (asked, rows) = try await fillTradeHoles(missing, dataset: planned.dataset, history: planned.history, state: state, writer: writer, progress: progress)
+                logger.notice("gaps: rest: \(asked) range(s) of missing IDs asked, \(rows) trade(s) written")
+                summary.gapRequests += asked
+                missing = await missingIDs(keys: Set(plan.keys), state: state)
+            } catch is StopRequested {}
+        }
+        summary.idHoles = missing.mapValues { $0.map(\.line) }
     }
 }
 
-/// A tick archive decoded into the writer's pieces: chunks of `chunkRows` rows as it inflates
-/// (one chunk held back, so the last piece carries the unit's outcome).
+extension ImportRunner {
+    /// The IDs of `keys` no done unit covers (`TradeContinuity`), from the state as it is now.
+    func missingIDs(keys: Set<String>, state: StateRecorder) async -> [String: [TradeContinuity.Missing]] {
+        var records: [UnitRecord] = []
+        for (id, entry) in await state.index() where entry.status == .done {
+            if let record = await state.record(id), keys.contains(record.key) { records.append(record) }
+        }
+        return TradeContinuity.missing(records)
+    }
+}
+
+/// Trades decoded into the writer's pieces: chunks of `chunkRows` rows as they are parsed (one
+/// chunk held back, so the last piece carries the unit's outcome), from an archive as it
+/// inflates or from REST's rows in the archive's layout.
 enum TradePieces {
     static func decode(_ unit: TradeUnit, archive: LocalArchive, floatType: FloatType, chunkRows: Int, strict: Bool,
                        put: @escaping (DecodedPiece) -> Void) throws -> TradeReport {
+        let market = TradeMarket(unit.address.market)
+        let size = ((try? FileManager.default.attributesOfItem(atPath: archive.path))?[.size] as? UInt64) ?? 0
+        if strict {
+            // A first pass that writes nothing: a streamed archive cannot take back rows it sent.
+            let report = try TradeArchiveDecoder.decode(path: archive.path, market: market, as: Double.self, chunkRows: chunkRows) { _ in }
+            if report.holeCount + report.outOfOrder + report.timeBackwards + report.outsidePeriod > 0 { throw TradeValidationFailed(report: report) }
+        }
+        func outcome(_ report: TradeReport, _ digest: ColumnDigest) -> UnitOutcome {
+            UnitOutcome(archive: archive, facts: UnitFacts(report, bytes: size), digest: digest)
+        }
         switch floatType {
-        case .float32: return try decode(unit, archive: archive, as: Float.self, chunkRows: chunkRows, strict: strict, put: put)
-        case .float64: return try decode(unit, archive: archive, as: Double.self, chunkRows: chunkRows, strict: strict, put: put)
+        case .float32:
+            return try pieces(unit, market: market, dataset: unit.address.dataset, as: Float.self, put: put, outcome: outcome) {
+                try TradeArchiveDecoder.decode(path: archive.path, market: market, as: Float.self, chunkRows: chunkRows, onChunk: $0)
+            }
+        case .float64:
+            return try pieces(unit, market: market, dataset: unit.address.dataset, as: Double.self, put: put, outcome: outcome) {
+                try TradeArchiveDecoder.decode(path: archive.path, market: market, as: Double.self, chunkRows: chunkRows, onChunk: $0)
+            }
         }
     }
 
-    static func decode<F: KlineFloat>(_ unit: TradeUnit, archive: LocalArchive, as: F.Type, chunkRows: Int, strict: Bool,
-                                      put: @escaping (DecodedPiece) -> Void) throws -> TradeReport {
-        let market = TradeMarket(unit.address.market)
+    /// REST's rows (`RestClient.tradeLines`) as a unit's pieces: the archive's parser reads them,
+    /// named as an archive of `day` (rows on other days are not anomalies here).
+    static func decode(_ unit: any WorkUnit, lines: [String], name: TradeArchiveName, market: TradeMarket, floatType: FloatType, chunkRows: Int,
+                       put: @escaping (DecodedPiece) -> Void) throws -> TradeReport {
+        func outcome(_ report: TradeReport, _ digest: ColumnDigest) -> UnitOutcome {
+            var facts = UnitFacts(report, bytes: 0)
+            if let outside = facts.anomalies.removeValue(forKey: "outside_period") { facts.anomalyCount -= outside }
+            return UnitOutcome(restFacts: facts, digest: digest, coveredTo: facts.lastEpoch ?? 0)
+        }
+        func parse<F: KlineFloat>(_: F.Type) throws -> TradeReport {
+            try pieces(unit, market: market, dataset: name.dataset, as: F.self, put: put, outcome: outcome) { onChunk in
+                let parser = TradeCSVParser<F>(layout: TradeLayout(dataset: name.dataset, market: market), source: unit.id, member: "REST", name: name,
+                                               chunkRows: chunkRows, onChunk: onChunk)
+                var text = Array(lines.joined(separator: "\n").utf8)
+                text.append(0x0A)
+                try text.withUnsafeBytes { try parser.feed($0) }
+                return try parser.finish()
+            }
+        }
+        return floatType == .float32 ? try parse(Float.self) : try parse(Double.self)
+    }
+
+    static func pieces<F: KlineFloat>(_ unit: any WorkUnit, market: TradeMarket, dataset: TradeDataset, as: F.Type, put: @escaping (DecodedPiece) -> Void,
+                                      outcome: (TradeReport, ColumnDigest) -> UnitOutcome,
+                                      decode: (@escaping (TradeBatch<F>) throws -> Void) throws -> TradeReport) throws -> TradeReport {
         var held: RowBatch?
         var digest = ColumnDigest()
-        // Without a layout known here, the columns come from the first chunk; an empty file has none.
-        let report = try TradeArchiveDecoder.decode(path: archive.path, market: market, as: F.self, chunkRows: chunkRows) { chunk in
+        let report = try decode { chunk in
             let rows = RowBatch(chunk, market: market)
             digest.add(epochs: rows.epochs, columns: rows.columns)
             if let held { put(DecodedPiece(unit: unit, batch: held, outcome: nil)) }
             held = rows
         }
-        if strict, report.holeCount + report.outOfOrder + report.timeBackwards + report.outsidePeriod > 0 {
-            throw TradeValidationFailed(report: report)
-        }
-        let size = ((try? FileManager.default.attributesOfItem(atPath: archive.path))?[.size] as? UInt64) ?? 0
-        let last = held ?? RowBatch(TradeBatch<F>(), market: market, dataset: unit.address.dataset)
-        put(DecodedPiece(unit: unit, batch: last, outcome: UnitOutcome(archive: archive, facts: UnitFacts(report, bytes: size), digest: digest)))
+        put(DecodedPiece(unit: unit, batch: held ?? RowBatch(TradeBatch<F>(), market: market, dataset: dataset), outcome: outcome(report, digest)))
         return report
     }
 }

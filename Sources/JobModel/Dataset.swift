@@ -185,7 +185,8 @@ public struct TradesDataset: Dataset {
         return "\(name) need MarketStore's variable-length buckets; the directory target writes fixed-length ones only in this version: use marketstore: URL"
     }
 
-    public var restGapsRefusal: String? { "asks REST klines; \(name) ID holes are reported, not asked, in this version" }
+    /// `gaps: rest` asks REST for the missing IDs (aggTrades everywhere, trades on spot).
+    public var restGapsRefusal: String? { nil }
     public var followRefusal: String? { "follow reads the kline streams; \(name) are imported with run or nightly" }
 
     public func publishedArchive(ofRemotePath path: String, market: Market) -> (any PublishedArchive)? {

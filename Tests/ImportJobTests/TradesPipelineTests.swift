@@ -5,6 +5,7 @@ import KlineArchive
 import Logging
 import PipelineFakes
 import TestSupport
+import TradeArchive
 import XCTest
 
 @testable import ImportPipeline
@@ -44,7 +45,7 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         Array(stride(from: ArchivePeriod(day: from)!.start, through: ArchivePeriod(day: to)!.start, by: 86400))
     }
 
-    func spec(chunkRows: Int = 100) throws -> JobSpec {
+    func spec(chunkRows: Int = 100, extra: String = "") throws -> JobSpec {
         let yaml = """
             name: ticks
             source: {base_url: \(dir.appendingPathComponent("mirror").path), cache_dir: \(dir.appendingPathComponent("cache").path)}
@@ -56,13 +57,15 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
             target: {marketstore: "http://127.0.0.1:1/rpc"}
             write: {chunk_rows: \(chunkRows)}
             manifest: \(dir.appendingPathComponent("state/ticks.manifest.db").path)
+            \(extra)
             """
         return try JobSpec.parse(yaml: yaml, file: "ticks.yml")
     }
 
-    func run(_ spec: JobSpec, into target: MemoryTarget, today: String, force: Bool = false) async throws -> RunSummary {
+    func run(_ spec: JobSpec, into target: MemoryTarget, today: String, force: Bool = false, history: (any TradeHistory)? = nil) async throws -> RunSummary {
         var options = RunOptions(today: ArchivePeriod(day: today)!)
         options.sink = target
+        options.tradeHistory = history
         options.force = force
         return try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(options)
     }
@@ -293,5 +296,58 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         } catch {
             XCTAssertTrue("\(error)".contains("OTHER/1Sec/TRADES is not a key of this job"), "\(error)")
         }
+    }
+
+    /// `gaps: rest`: the IDs missing inside a day and those of a whole day without an archive
+    /// are asked of REST (here a fake serving the same trades as the generator), written once,
+    /// and the run is whole; the next run asks nothing; the missing day's archive, published
+    /// later, is reconciled against the filled IDs (nothing twice).
+    func testGapsRestFillsMissingIDsOnceAndLaterArchivesReconcileWithThem() async throws {
+        let days = days("2024-02-01", "2024-02-03")
+        let ids = expectedIDs(days)
+        try publish("2024-02-01", days: [days[0]], skipping: [ids[20], ids[21]])
+        try publish("2024-02-03", days: [days[2]])
+        let spec = try spec(extra: "gaps: rest")
+        let history = FakeTradeHistory(lines: days.flatMap { Self.trades(day: $0).split(separator: "\n").map(String.init) })
+        let target = MemoryTarget()
+        let summary = try await run(spec, into: target, today: "2024-02-04", history: history)
+        XCTAssertEqual([summary.failed, Int(summary.exitCode)], [0, 0], "\(summary.failures) \(summary.idHoles)")
+        XCTAssertEqual(summary.idHoles, [:])
+        XCTAssertEqual(history.asked, [[ids[20], ids[21]], [ids[50], ids[99]]])
+        let held = try await heldIDs(target)
+        XCTAssertEqual(held, ids, "every ID once, in time order")
+        let records = try await target.records(key: key, from: .min, to: .max)
+        XCTAssertEqual(try XCTUnwrap(records).columns[1].double(at: 20), Double(Self.trades(day: days[0]).split(separator: "\n")[20].split(separator: ",")[1]),
+                       "REST's price, parsed as the archive's")
+
+        let again = try await run(spec, into: target, today: "2024-02-04", history: history)
+        XCTAssertEqual([again.done, Int(again.exitCode)], [0, 0])
+        XCTAssertEqual(history.asked.count, 2, "nothing asked again")
+
+        try publish("2024-02-02", days: [days[1]])  // the missing day's archive, late: its IDs are REST's already
+        let late = try await run(spec, into: target, today: "2024-02-04", history: history)
+        XCTAssertEqual([late.done, late.failed, Int(late.exitCode)], [1, 0, 0], "\(late.failures)")
+        let after = try await heldIDs(target)
+        XCTAssertEqual(after, ids, "nothing twice")
+        XCTAssertEqual(try Manifest.load(path: spec.manifest, job: spec.name).units["data/spot/daily/trades/SYNUSDT/SYNUSDT-trades-2024-02-02.zip"]?
+            .anomalies?["already_in_target"], 50)
+    }
+}
+
+/// Trades by ID, from lines of the archives' layout (what `RestClient.tradeLines` returns).
+final class FakeTradeHistory: TradeHistory, @unchecked Sendable {
+    private let byID: [Int64: String]
+    private let lock = NSLock()
+    private var ranges: [[Int64]] = []
+
+    init(lines: [String]) {
+        byID = Dictionary(uniqueKeysWithValues: lines.map { (Int64($0.split(separator: ",")[0])!, $0) })
+    }
+
+    var asked: [[Int64]] { lock.withLock { ranges } }
+
+    func tradeLines(dataset: TradeDataset, symbol: String, fromID: Int64, toID: Int64) async throws -> [String] {
+        lock.withLock { ranges.append([fromID, toID]) }
+        return (fromID...toID).compactMap { byID[$0] }
     }
 }
