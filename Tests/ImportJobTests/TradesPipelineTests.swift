@@ -332,6 +332,19 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try Manifest.load(path: spec.manifest, job: spec.name).units["data/spot/daily/trades/SYNUSDT/SYNUSDT-trades-2024-02-02.zip"]?
             .anomalies?["already_in_target"], 50)
     }
+
+    /// `validation: strict` and an archive with an ID hole: the unit fails naming the hole, and
+    /// none of its trades reach the target (a first pass checks before any is sent).
+    func testStrictValidationWritesNothingOfAnArchiveWithAHole() async throws {
+        let january = days("2024-01-01", "2024-01-31")
+        let ids = expectedIDs(january)
+        try publish("2024-01", days: january, skipping: [ids[1500]])  // in the last of 16 chunks
+        let target = MemoryTarget()
+        let summary = try await run(try spec(chunkRows: 100, extra: "validation: strict"), into: target, today: "2024-02-02")
+        XCTAssertEqual([summary.done, summary.failed, Int(summary.exitCode)], [0, 1, 1])
+        XCTAssertTrue(summary.failures.values.first?.contains("strict validation failed: 1 ID hole(s) (1 IDs)") == true, "\(summary.failures)")
+        XCTAssertNil(target.bucket(key), "nothing written")
+    }
 }
 
 /// Trades by ID, from lines of the archives' layout (what `RestClient.tradeLines` returns).
