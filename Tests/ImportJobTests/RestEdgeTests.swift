@@ -3,6 +3,7 @@ import Foundation
 import KlineArchive
 import MarketStore
 import TestSupport
+import TradeArchive
 import XCTest
 
 @testable import Follow
@@ -209,6 +210,36 @@ extension ImportJobTests {
             XCTAssertEqual(counters.weight, requests * weight, "\(market)")
             let stats = try await rest.stats()
             XCTAssertEqual((stats["klines_requests"] as? [[String: String]])?.map { $0["limit"] }, Array(repeating: "\(RestMarket(market).maxLimit)", count: requests))
+        }
+    }
+
+    /// Trades by ID: pages of 1,000 from fromId at each endpoint's weight, stopping at the last
+    /// ID asked or at a short page (the present), as lines of the market's archive layout that
+    /// the archive's parser reads; futures raw trades need a key and are refused.
+    func testTradesByIDComePagedAsArchiveLines() async throws {
+        let rest = try startREST()
+        defer { rest.stop() }
+        try await rest.control(["trades": ["first_id": 1000, "last_id": 4200, "start_ms": 1_706_745_600_000, "step_ms": 250]])
+        for (market, dataset, weight, fields) in [(Market.spot, TradeDataset.aggTrades, 4, 8), (.futuresUM, .aggTrades, 20, 7), (.spot, .trades, 25, 7)] {
+            try await rest.control(["reset": true])
+            let client = RestClient(baseURL: rest.base, market: market, weightLimit: 6000, share: 0.5)
+            let lines = try await client.tradeLines(dataset: dataset, symbol: "BTCUSDT", fromID: 1500, toID: 3999)
+            XCTAssertEqual(lines.map { Int64($0.split(separator: ",")[0])! }, Array(1500...3999), "\(market) \(dataset)")
+            XCTAssertTrue(lines.allSatisfy { $0.split(separator: ",").count == fields }, "\(market) \(dataset): \(lines[0])")
+            let counters = await client.counters
+            XCTAssertEqual([counters.requests, counters.weight], [3, 3 * weight], "\(market) \(dataset)")
+            // Past the last ID the server has: a short page ends it.
+            let tail = try await client.tradeLines(dataset: dataset, symbol: "BTCUSDT", fromID: 4000, toID: 9000)
+            XCTAssertEqual(tail.count, 201, "\(market) \(dataset)")
+        }
+        let spot = try await RestClient(baseURL: rest.base, market: .spot, weightLimit: 6000, share: 0.5)
+            .tradeLines(dataset: .aggTrades, symbol: "BTCUSDT", fromID: 1000, toID: 1000)
+        XCTAssertEqual(spot, ["1000,60023.07919000,0.01000,3000,3002,1706745600000,True,True"])
+        do {
+            _ = try await RestClient(baseURL: rest.base, market: .futuresCM, weightLimit: 2400, share: 0.5).tradeLines(dataset: .trades, symbol: "BTCUSD_PERP", fromID: 1, toID: 2)
+            XCTFail("futures raw trades by ID were asked without a key")
+        } catch {
+            XCTAssertTrue("\(error)".contains("with an API key"), "\(error)")
         }
     }
 }

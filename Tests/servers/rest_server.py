@@ -37,6 +37,14 @@ POST /_control {"empty": [[first_ms, last_ms]]}  no klines with open times in th
 POST /_control {"funding_intervals": [[from_ms, hours], ...]}
                                                  the funding schedule: from each time on, every
                                                  `hours` (the first entry from 0; default 8 h)
+POST /_control {"trades": {"first_id": N, "last_id": M, "start_ms": T, "step_ms": S}}
+                                                 the trades (and aggregates) served by ID: IDs
+                                                 first..last, ID n at T + (n - first) * S ms
+GET /api/v3/aggTrades, /fapi/v1/aggTrades, /dapi/v1/aggTrades   aggregates by fromId (limit:
+    default 500, at most 1000): [{"a", "p", "q", "f", "l", "T", "m"} + "M" on spot]; weight 4
+    on spot, 20 on futures
+GET /api/v3/historicalTrades                     raw spot trades by fromId: [{"id", "price", "qty",
+    "quoteQty", "time", "isBuyerMaker", "isBestMatch"}]; weight 25
 POST /_control {"reset": true}                   counters cleared (clock, symbols and limit kept)
 GET /_stats  {"requests": N, "by_path": {path: N}, "weight_by_minute": {minute: used},
               "max_used_weight": N, "rate_limited": N, "banned": N, "klines_requests": [query],
@@ -72,6 +80,25 @@ DATASETS = ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines
 FAMILIES = {"/api/v3/": "spot", "/fapi/v1/": "um", "/dapi/v1/": "cm"}
 
 
+def trades_page(cfg, name, family, q, limit, limit_max):
+    """The trades (or aggregates) from fromId (default: the most recent `limit`) among those
+    `cfg` makes available."""
+    first, last = cfg["first_id"], cfg["last_id"]
+    start = int(q["fromId"]) if "fromId" in q else max(first, last - limit + 1)
+    out = []
+    for n in range(max(start, first), min(last, start + limit - 1) + 1):
+        t = cfg["start_ms"] + (n - first) * cfg["step_ms"]
+        price, qty = f"{60000 + n % 977}.{(n * 7919) % 100000000:08d}", f"0.{n % 9973:05d}"
+        if name == "aggTrades":
+            row = {"a": n, "p": price, "q": qty, "f": 3 * n, "l": 3 * n + 2, "T": t, "m": n % 2 == 0}
+            if family == "spot":
+                row["M"] = True
+        else:
+            row = {"id": n, "price": price, "qty": qty, "quoteQty": f"{n % 1000}.5", "time": t, "isBuyerMaker": n % 2 == 0, "isBestMatch": True}
+        out.append(row)
+    return out
+
+
 class State:
     def __init__(self, weight_limit):
         self.lock = threading.Lock()
@@ -91,6 +118,7 @@ class State:
         self.symbols = None
         self.empty = []  # [first, last] open times (ms) with no klines: an exchange gap
         self.funding_intervals = [(0, 8)]
+        self.trades = None
         self.reset()
         self.day_cache = {}
 
@@ -180,6 +208,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.symbols = set(cmd["symbols"])
             if "empty" in cmd:
                 st.empty = [tuple(r) for r in cmd["empty"]]
+            if "trades" in cmd:
+                st.trades = cmd["trades"]
             if "funding_intervals" in cmd:
                 st.funding_intervals = [tuple(r) for r in cmd["funding_intervals"]]
         self.send(200, {})
@@ -198,17 +228,20 @@ class Handler(BaseHTTPRequestHandler):
             return
         family = next((f for p, f in FAMILIES.items() if url.path.startswith(p)), None)
         name = url.path.rsplit("/", 1)[-1]
-        if family is None or (name not in ("time", "fundingRate") and name not in DATASETS) or (family == "spot" and name not in ("time", "klines")):
+        by_id = name == "aggTrades" or (name == "historicalTrades" and family == "spot")
+        if family is None or (name not in ("time", "fundingRate") and name not in DATASETS and not by_id) or \
+                (family == "spot" and name not in ("time", "klines") and not by_id):
             self.send(404, {"code": -1, "msg": "no such endpoint"})
             return
         q = dict(urllib.parse.parse_qsl(url.query))
-        limit_max = 1000 if family == "spot" or name == "fundingRate" else 1500
+        limit_max = 1000 if family == "spot" or name == "fundingRate" or by_id else 1500
         try:
             limit = int(q.get("limit", 100 if name == "fundingRate" else 500))
         except ValueError:
             self.send(400, {"code": -1100, "msg": "Illegal characters found in parameter 'limit'"})
             return
-        weight = 1 if name in ("time", "fundingRate") else klines_weight(family, limit)
+        weight = 1 if name in ("time", "fundingRate") else (25 if name == "historicalTrades" else 4 if family == "spot" else 20) if by_id \
+            else klines_weight(family, limit)
         with st.lock:
             now = st.now_ms()
             minute = now // 60000
@@ -233,6 +266,10 @@ class Handler(BaseHTTPRequestHandler):
                 st.klines_requests.append(dict(q, path=url.path))
         if name == "time":
             self.send(200, {"serverTime": now}, headers)
+            return
+        if by_id:
+            self.send(200, trades_page(st.trades, name, family, q, limit, limit_max), headers) if 1 <= limit <= limit_max and st.trades \
+                else self.send(400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}, headers)
             return
         if name == "fundingRate":
             symbol = q.get("symbol")
