@@ -38,6 +38,42 @@ package struct RestTradeUnit: WorkUnit {
 }
 
 extension ImportRunner {
+    /// `to: now`: each key continues from its last ID (archives and fills alike) to the present,
+    /// `restUnitIDs` IDs a unit, until REST answers fewer (the present). Archives published later
+    /// over those IDs are reconciled against them. Returns the trades written.
+    func continueTradesToNow(keys: [String], dataset: TradesDataset, history: any TradeHistory, state: StateRecorder, writer: Writer,
+                             progress: Progress) async throws -> Int {
+        var written = 0
+        for key in keys {
+            guard let symbol = BucketKey(key)?.symbol else { continue }
+            var records: [UnitRecord] = []
+            for (id, entry) in await state.index() where entry.status == .done {
+                if let record = await state.record(id), record.key == key { records.append(record) }
+            }
+            guard var last = records.compactMap(\.lastID).max(), var second = records.compactMap(\.lastEpoch).max() else { continue }
+            while !stop.requested {
+                let lines = try await history.tradeLines(dataset: dataset.archives, symbol: symbol, fromID: last + 1, toID: last + Self.restUnitIDs)
+                guard let lastLine = lines.last, let lastID = Int64(lastLine.prefix { $0 != "," }) else { break }
+                let c = UTCCalendar.civil(second)
+                guard let day = ArchivePeriod(year: c.year, month: c.month, day: c.day) else { break }
+                let unit = RestTradeUnit(key: key, symbol: symbol, address: try TradeArchiveAddress(market: spec.market, symbol: symbol, dataset: dataset.archives, period: day),
+                                         first: last + 1, last: lastID, idColumn: dataset.idColumn)
+                guard let name = TradeArchiveName(fileName: unit.address.fileName) else { break }
+                await progress.add(units: 1)
+                var pieces: [DecodedPiece] = []
+                let report = try TradePieces.decode(unit, lines: lines, name: name, market: TradeMarket(spec.market), floatType: spec.floatType,
+                                                    chunkRows: spec.chunkRows) { pieces.append($0) }
+                for piece in pieces { try await writer.add(piece) }
+                written += lines.count
+                last = lastID
+                second = report.lastMicros.map { floorDiv($0, 1_000_000) } ?? second
+                if lines.count < Self.restUnitIDs { break }  // a short answer: the present
+            }
+        }
+        try await writer.flush()
+        return written
+    }
+
     /// Asks REST for each range of IDs missing in the job's keys and writes what it answers.
     /// Returns how many ranges were asked and how many IDs came back.
     static var restUnitIDs: Int64 { 100_000 }

@@ -196,6 +196,16 @@ extension ImportRunner {
                 missing = await missingIDs(keys: Set(plan.keys), state: state)
             } catch is StopRequested {}
         }
+        if spec.toNow, !stop.requested {
+            do {
+                let rows = try await continueTradesToNow(keys: plan.keys, dataset: planned.dataset, history: planned.history, state: state, writer: writer, progress: progress)
+                logger.notice("to: now: \(rows) trade(s) from REST after the archives")
+                missing = await missingIDs(keys: Set(plan.keys), state: state)
+            } catch let error as RestError {
+                logger.error("to: now: REST stopped: \(error)")
+                summary.restStopped = "\(error)"
+            } catch is StopRequested {}
+        }
         summary.idHoles = missing.mapValues { $0.map(\.line) }
     }
 }

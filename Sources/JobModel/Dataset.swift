@@ -31,7 +31,7 @@ public protocol Dataset: Sendable, CustomStringConvertible {
     /// What the state binds its done units to besides the target.
     func schema(of spec: JobSpec) -> String
     /// Why `to` cannot end a job of it, or nil.
-    func refusal(of end: JobEnd) -> String?
+    func refusal(of end: JobEnd, on market: Market) -> String?
     /// Why `gaps: rest` (and `--confirm-gaps`) cannot serve it ("asks ...; ..."), or nil.
     var restGapsRefusal: String? { get }
     /// Why `follow` cannot serve it, or nil.
@@ -69,7 +69,7 @@ extension KlineDataset: Dataset {
         "columns \(spec.columns.map(\.rawValue).joined(separator: ",")), \(spec.floatType.rawValue), attribute group \(spec.attributeGroup)"
     }
 
-    public func refusal(of end: JobEnd) -> String? { nil }
+    public func refusal(of end: JobEnd, on market: Market) -> String? { nil }
     public var restGapsRefusal: String? { nil }
     public var followRefusal: String? { self == .klines ? nil : "follow reads the kline streams; \(rawValue) is imported with run (to: now)" }
 
@@ -122,7 +122,7 @@ public struct FundingRates: FuturesArchiveDataset {
     public init() {}
     public var archives: FuturesDataset { .fundingRate }
     public var fixedSchema: String? { "one row per funding, columns Rate, IntervalHours (float64, the interval an integer)" }
-    public func refusal(of end: JobEnd) -> String? { nil }
+    public func refusal(of end: JobEnd, on market: Market) -> String? { nil }
 }
 
 /// Futures metrics: daily archives, a row every 5 minutes; archives only (`to: latest`).
@@ -131,7 +131,7 @@ public struct FuturesMetrics: FuturesArchiveDataset {
     public var archives: FuturesDataset { .metrics }
     public var fixedSchema: String? { "one row per 5 minutes, columns \(FuturesDataset.metrics.columns.map(\.name).joined(separator: ", ")) (float64)" }
 
-    public func refusal(of end: JobEnd) -> String? {
+    public func refusal(of end: JobEnd, on market: Market) -> String? {
         end == .now ? "metrics come from their daily archives only (Binance's REST keeps 30 days of them, spread over five endpoints): use latest" : nil
     }
 }
@@ -176,8 +176,11 @@ public struct TradesDataset: Dataset {
         "\(name): columns \(columns(spec.market, spec.floatType).map { "\($0.name) \($0.type)" }.joined(separator: ",")), variable-length, attribute group \(spec.attributeGroup)"
     }
 
-    public func refusal(of end: JobEnd) -> String? {
-        end == .now ? "\(name) come from their archives in this version (the REST fill after the last archive is not built yet): use latest" : nil
+    /// `to: now`: after the archives, REST by ID from each key's last ID to the present (not
+    /// for futures raw trades: their REST by ID asks for an API key).
+    public func refusal(of end: JobEnd, on market: Market) -> String? {
+        end == .now && archives == .trades && market != .spot
+            ? "futures trades by ID need an API key on Binance's REST: use latest (or dataset: aggTrades, served without one)" : nil
     }
 
     public func refusal(of target: ImportTarget) -> String? {

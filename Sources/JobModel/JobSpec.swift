@@ -201,7 +201,7 @@ public struct JobSpec: Sendable {
         let toText = try string(root, "to", "to", default: "latest")
         guard let to = JobEnd(toText) else { throw fail("to", "must be a month YYYY-MM, latest or now, not \(toText)") }
         if case let .month(t) = to, (from.year, from.month) > (t.year, t.month) { throw fail("from", "\(fromText) is after to: \(toText)") }
-        if let reason = dataset.refusal(of: to) { throw fail("to", reason) }
+        if let reason = dataset.refusal(of: to, on: market) { throw fail("to", reason) }
 
         var columns = KlineColumn.ohlcv
         if let list = root["columns"] {
@@ -334,7 +334,7 @@ public struct JobSpec: Sendable {
         }
         if let to {
             guard let end = JobEnd(to) else { throw fail("--to", "must be YYYY-MM, latest or now, not \(to)") }
-            if let reason = dataset.refusal(of: end) { throw fail("--to", reason) }
+            if let reason = dataset.refusal(of: end, on: market) { throw fail("--to", reason) }
             self.to = end
         }
         if case let .month(t) = self.to, (self.from.year, self.from.month) > (t.year, t.month) { throw fail("--from", "\(self.from) is after \(t)") }

@@ -222,7 +222,7 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         let refusals: [(String, String, String, String)] = [
             ("intervals: [1m]", "", "", "key 'intervals': trades archives have no intervals"),
             ("columns: [Open]", "", "", "key 'columns': trades archives have no columns"),
-            ("to: now", "", "", "key 'to': trades come from their archives in this version"),
+            ("to: now", "market: spot", "market: futures/um", "key 'to': futures trades by ID need an API key"),
             ("", "target: {marketstore: \"http://127.0.0.1:1/rpc\"}", "target: {directory: /tmp/x}", "key 'target': trades need MarketStore's variable-length buckets"),
         ]
         for (extra, replacing, with, message) in refusals {
@@ -344,6 +344,36 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         XCTAssertEqual([summary.done, summary.failed, Int(summary.exitCode)], [0, 1, 1])
         XCTAssertTrue(summary.failures.values.first?.contains("strict validation failed: 1 ID hole(s) (1 IDs)") == true, "\(summary.failures)")
         XCTAssertNil(target.bucket(key), "nothing written")
+    }
+
+    /// `to: now`: after the archives, REST continues from the key's last ID to the present (a
+    /// short answer), a unit of IDs at a time; the next run continues from there; the day's
+    /// archive, published the next morning, is reconciled (nothing twice).
+    func testToNowContinuesFromTheLastIDAndTheLaterArchiveReconciles() async throws {
+        let days = days("2024-02-01", "2024-02-03")
+        let ids = expectedIDs(days)
+        try publish("2024-02-01", days: [days[0]])
+        var spec = try spec()
+        spec.to = .now
+        // REST has the first two days whole and 30 trades of the third so far.
+        let lines = days.flatMap { Self.trades(day: $0).split(separator: "\n").map(String.init) }
+        let target = MemoryTarget()
+        let first = try await run(spec, into: target, today: "2024-02-03", history: FakeTradeHistory(lines: Array(lines[..<130])))
+        XCTAssertEqual([first.failed, Int(first.exitCode)], [0, 0], "\(first.failures) \(first.idHoles)")
+        let held = try await heldIDs(target)
+        XCTAssertEqual(held, Array(ids[..<130]), "the archive, then REST up to the present")
+
+        let later = FakeTradeHistory(lines: lines)
+        _ = try await run(spec, into: target, today: "2024-02-03", history: later)
+        XCTAssertEqual(later.asked.first?.first, ids[130], "the next run continues after the last ID")
+        let all = try await heldIDs(target)
+        XCTAssertEqual(all, ids)
+
+        try publish("2024-02-02", days: [days[1]])
+        let morning = try await run(spec, into: target, today: "2024-02-03", history: later)
+        XCTAssertEqual([morning.done, morning.failed, Int(morning.exitCode)], [1, 0, 0], "\(morning.failures)")
+        let after = try await heldIDs(target)
+        XCTAssertEqual(after, ids, "nothing twice")
     }
 }
 
