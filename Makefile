@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps check-deploy check-imports build release test test-server bench bench-compare bench-decode bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps check-deploy check-imports build release test test-server bench bench-compare bench-decode bench-trades bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -79,6 +79,11 @@ bench-decode: release
 # The importer against the Python baseline, the directory sink against RPC (docs/performance.md).
 bench: release
 	$(PYTHON) bench/bench.py --bin .build/release/binance-import --decode-bin .build/release/decode-bench
+
+# A trades import's peak memory against its archive's size (5 and 50 million trades, written to the
+# test server in --sink mode): docs/trades.md.
+bench-trades: release
+	$(PYTHON) bench/trades_rss.py --bin .build/release/binance-import
 
 # Cost per unit as jobs grow (2,400 / 9,600 / 38,400 units of tiny archives): docs/performance.md.
 # Two binaries side by side on make bench's job: `make bench-compare A=path/to/old B=.build/release/binance-import`.
