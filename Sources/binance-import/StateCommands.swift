@@ -22,6 +22,7 @@ struct Status: AsyncParsableCommand {
     @Option(help: "Read the state files of all N shards of the job together.") var shards: Int?
     @Flag(name: .customLong("check-remote"), help: "Ask the source for each done unit's CHECKSUM and count re-published archives as stale.") var checkRemote = false
     @Flag(help: "Show only what the state records, without listing the source for what is still to do.") var offline = false
+    @Option(help: "Also write the coverage as one self-contained HTML page to this file.") var html: String?
 
     func run() async throws {
         let spec = try options.load()
@@ -81,6 +82,14 @@ struct Status: AsyncParsableCommand {
         }
         if !outsideKeys.isEmpty {
             notes.append("state of keys outside the job (from a run with --symbols), not counted: \(outsideKeys.joined(separator: ", ")); drop them with: binance-import forget \(options.job) --symbols \(Set(outsideKeys.compactMap { BucketKey($0)?.symbol }).sorted().joined(separator: ","))")
+        }
+        if let html {
+            let page = CoveragePage(job: spec.name, manifest: manifest, grid: grid, generated: UTCCalendar.iso8601(Int64(Date().timeIntervalSince1970)))
+            do {
+                try Data(page.html.utf8).write(to: URL(fileURLWithPath: html), options: .atomic)
+            } catch {
+                throw JobFileError(file: "command line", key: "--html", reason: "cannot write \(html): \(error.localizedDescription)")
+            }
         }
         if json {
             let object: [String: Any] = ["job": spec.name, "manifest": spec.manifest, "counts": counts, "stale": stale.sorted(), "notes": notes,
