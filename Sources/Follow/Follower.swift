@@ -141,6 +141,17 @@ public final class Follower: Sendable {
             case "/healthz":
                 let (healthy, body) = await metrics.health(keys: keyList, staleAfter: staleAfter)
                 return (healthy ? 200 : 503, "application/json", body + "\n")
+            case "/", "/index.html":
+                // The coverage page of `status --html`, from the state as committed, with each key's lag.
+                do {
+                    let manifest = try Manifest.load(path: self.spec.manifest, job: self.spec.name)
+                    let grid = CoverageGrid(manifest: manifest, months: self.spec.months(today: options.today), keys: keyList)
+                    let page = CoveragePage(job: self.spec.name, manifest: manifest, grid: grid, generated: UTCCalendar.iso8601(Int64(Date().timeIntervalSince1970)),
+                                            lags: await metrics.lags(keys: keyList))
+                    return (200, "text/html; charset=utf-8", page.html)
+                } catch {
+                    return (500, "text/plain", "the state could not be read: \(error)\n")
+                }
             default: return (404, "text/plain", "not found\n")
             }
         }

@@ -141,7 +141,7 @@ package struct CoveragePage {
     }
 
     package var html: String {
-        let json = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let json = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         // `</` cannot end the script element early inside the JSON.
         let embedded = json.replacingOccurrences(of: "</", with: "<\\/")
         return Self.template.replacingOccurrences(of: "TITLE", with: Self.escape("coverage of \(job)"))

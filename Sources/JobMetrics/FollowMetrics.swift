@@ -80,6 +80,12 @@ package actor FollowMetrics {
         return (healthy, json)
     }
 
+    /// Seconds since each key's newest closed kline arrived (since the start, before the first).
+    package func lags(keys: [String]) -> [String: Double] {
+        let now = Date().timeIntervalSince1970
+        return Dictionary(uniqueKeysWithValues: keys.map { ($0, now - (lastClosedArrival[$0] ?? started)) })
+    }
+
     /// /metrics.
     package func text() -> String { exposition.text }
 }

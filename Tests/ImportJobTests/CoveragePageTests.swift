@@ -115,4 +115,19 @@ final class CoveragePageTests: TemporaryDirectoryTestCase {
         XCTAssertLessThan(try XCTUnwrap(result["rows_in_document"] as? Int), 200, "only the rows in view are drawn")
         XCTAssertEqual((result["cell"] as? [String: Any])?["state"] as? String, "monthly", "key 1999 is listed from its 14th month (2019-02)")
     }
+
+    /// Text from the state (an error message) cannot end the page's data early: `</` is escaped
+    /// inside the embedded JSON, so the page keeps its two script elements whatever a unit says.
+    func testStateTextCannotBreakOutOfThePageData() throws {
+        var manifest = Manifest(job: "x")
+        let id = "data/spot/monthly/klines/AUSDT/1m/AUSDT-1m-2024-01.zip"
+        var record = UnitRecord(id: id, status: .failed, key: "AUSDT/1Min/OHLCV", remotePath: id)
+        record.error = "write: </script><script>alert(1)</script>"
+        manifest.units[id] = record
+        let months = [ArchivePeriod(year: 2024, month: 1)!]
+        let html = CoveragePage(job: "x", manifest: manifest, grid: CoverageGrid(manifest: manifest, months: months, keys: ["AUSDT/1Min/OHLCV"]),
+                                generated: "now").html
+        XCTAssertEqual(html.components(separatedBy: "</script>").count - 1, 2, "only the page's own two scripts end")
+        XCTAssertTrue(html.contains(#"<\/script><script>alert(1)<\/script>"#))
+    }
 }

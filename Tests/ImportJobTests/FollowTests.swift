@@ -122,6 +122,10 @@ extension ImportJobTests {
         defer { if follow.process.isRunning { follow.process.terminate() } }
         let port = try follow.metricsPort()
         try waitFor("healthy", timeout: 20) { get("http://127.0.0.1:\(port)/healthz").status == 200 }
+        // The coverage page at /, with each key's lag.
+        let page = get("http://127.0.0.1:\(port)/")
+        XCTAssertEqual(page.status, 200)
+        XCTAssertTrue(page.body.contains("<!DOCTYPE html>") && page.body.contains(#""key":"AAAUSDT/1Min/OHLCV""#) && page.body.contains(#""lag":"#), String(page.body.prefix(300)))
         try await Task.sleep(nanoseconds: 4_000_000_000)
         // The connection drops for 3 minutes of the market; then the stream stalls.
         try await fixture.control(["drop_minutes": 3])
