@@ -590,7 +590,7 @@ final class ImportJobTests: XCTestCase {
         XCTAssertEqual(loaded.units.count, 100)
         XCTAssertEqual(loaded.units["u99"]?.rows, 99)
         XCTAssertEqual(loaded.units["u99"]?.digests, ["Epoch": "m1:ab"])
-        XCTAssertEqual(loaded.version, 3)
+        XCTAssertEqual(loaded.version, 4)
         await store.update("u7") { $0.status = .failed; $0.error = "boom"; $0.attempts += 1 }
         let (seen, entry) = (await store.record("u7"), await store.entry("u7"))
         XCTAssertEqual(seen?.status, .failed, "the run sees its own change at once")
@@ -633,7 +633,7 @@ final class ImportJobTests: XCTestCase {
         let db = Manifest.databasePath(json)
         XCTAssertTrue(db.hasSuffix("state/old.manifest.db"))
         let m = try Manifest.load(path: json, job: "old")
-        XCTAssertEqual(m.version, 3)
+        XCTAssertEqual(m.version, 4)
         XCTAssertEqual(m.units["a"]?.status, .done)
         XCTAssertEqual(m.units["a"]?.rows, 24)
         XCTAssertEqual(m.units["b"]?.status, .done)

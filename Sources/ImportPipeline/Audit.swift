@@ -1,0 +1,156 @@
+import BinanceSource
+import Columnar
+import Foundation
+import JobModel
+import JobState
+import KlineArchive
+import Logging
+
+/// `audit`: whether the sources agree with each other and the target with the state.
+/// - A done monthly kline archive against the daily archives of its month, row by row and column
+///   by column (every column of the CSV, parsed as float64): rows one has and the other lacks,
+///   and values that differ, for the days with a daily archive.
+/// - The target against the state (`verify`'s comparison).
+/// Results are kept per monthly archive in `<manifest>.audit.json` with the checksums they were
+/// made from, so a re-run audits only archives that changed or were not audited yet.
+package struct Auditor {
+    package struct Disagreement: Codable, Equatable, Sendable, CustomStringConvertible {
+        /// `value`, `missing_in_monthly` (a daily row the monthly lacks), `extra_in_monthly` (a
+        /// monthly row the daily lacks), `target_vs_state`.
+        package var kind: String
+        package var unit: String
+        package var openTime: String?
+        package var column: String?
+        package var monthly: String?
+        package var daily: String?
+        package var detail: String?
+
+        package var description: String {
+            var parts = ["\(kind)", unit]
+            if let openTime { parts.append(openTime) }
+            if let column { parts.append(column) }
+            if monthly != nil || daily != nil { parts.append("monthly \(monthly ?? "-"), daily \(daily ?? "-")") }
+            if let detail { parts.append(detail) }
+            return parts.joined(separator: " ")
+        }
+    }
+
+    /// One monthly archive's audit, kept between runs.
+    package struct MonthlyAudit: Codable, Equatable, Sendable {
+        package var monthlySHA256: String?
+        /// Each daily archive compared: its listing fingerprint.
+        package var dailies: [String: String]
+        package var daysWithoutDaily: [String]
+        package var disagreements: [Disagreement]
+    }
+
+    package struct Report: Codable, Sendable {
+        package var auditedNow: [String] = []
+        package var reused: [String] = []
+        package var unitsChecked: Int = 0
+        package var disagreements: [Disagreement] = []
+        package var daysWithoutDaily: [String: [String]] = [:]
+    }
+
+    package let spec: JobSpec
+    package let planner: Planner
+    package let logger: Logger
+
+    package init(spec: JobSpec, logger: Logger, listing: (any FolderListing)? = nil, archives: (any ArchiveSource)? = nil) {
+        self.spec = spec
+        self.logger = logger
+        planner = Planner(spec: spec, logger: logger, listing: listing, archives: archives)
+    }
+
+    package static func recordPath(_ manifest: String) -> String { Manifest.databasePath(manifest) + ".audit.json" }
+
+    /// Audits the job's done monthly kline archives (`sample`: at most that many, spread over the
+    /// job's units) and, unless `target` is false, the target against the state.
+    package func audit(sample: Int? = nil, target: Bool = true) async throws -> Report {
+        guard spec.dataset is KlineDataset else {
+            throw JobFileError(file: spec.file, key: "dataset", reason: "audit compares kline archives in this version, not \(spec.dataset.name)")
+        }
+        let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
+        var monthlies = manifest.units.values.filter { $0.status == .done && !$0.isDaily && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }
+            .sorted { $0.id < $1.id }
+        if let sample, sample < monthlies.count {
+            let step = Double(monthlies.count) / Double(max(1, sample))
+            monthlies = (0..<sample).map { monthlies[Int(Double($0) * step)] }
+        }
+        var kept = (try? JSONDecoder().decode([String: MonthlyAudit].self, from: Data(contentsOf: URL(fileURLWithPath: Self.recordPath(spec.manifest))))) ?? [:]
+        var report = Report()
+        let lister = planner.makeLister(), fetcher = planner.makeFetcher()
+        for record in monthlies {
+            guard let name = KlineArchiveName(fileName: record.id),
+                  let address = try? ArchiveAddress(market: spec.market, symbol: name.symbol, interval: name.interval, period: name.period, dataset: spec.dataset as? KlineDataset ?? .klines)
+            else { continue }
+            let dailies = try await lister.published(market: spec.market, dataset: address.dataset, symbol: name.symbol, interval: name.interval, daily: true, month: name.period)
+            let fingerprints = Dictionary(uniqueKeysWithValues: dailies.map { ("\($0.key)", $0.value.fingerprint) })
+            if let previous = kept[record.id], previous.monthlySHA256 == record.sha256, previous.dailies == fingerprints {
+                report.reused.append(record.id)
+                report.disagreements += previous.disagreements
+                if !previous.daysWithoutDaily.isEmpty { report.daysWithoutDaily[record.id] = previous.daysWithoutDaily }
+                continue
+            }
+            let audit = try await compare(record.id, address, dailies: dailies, fingerprints: fingerprints, fetcher: fetcher)
+            kept[record.id] = audit
+            report.auditedNow.append(record.id)
+            report.disagreements += audit.disagreements
+            if !audit.daysWithoutDaily.isEmpty { report.daysWithoutDaily[record.id] = audit.daysWithoutDaily }
+            // Kept after each archive: a stopped audit resumes where it stopped.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            try encoder.encode(kept).write(to: URL(fileURLWithPath: Self.recordPath(spec.manifest)), options: .atomic)
+        }
+        if target {
+            let (checked, differences) = try await JobVerifier(spec: spec).verify()
+            report.unitsChecked = checked
+            report.disagreements += differences.map { Disagreement(kind: "target_vs_state", unit: $0.unit, detail: $0.detail) }
+        }
+        return report
+    }
+
+    /// One monthly archive against its month's daily archives.
+    func compare(_ id: String, _ monthly: ArchiveAddress, dailies: [ArchivePeriod: ListedFile], fingerprints: [String: String],
+                 fetcher: any ArchiveSource) async throws -> MonthlyAudit {
+        let options = KlineDecodeOptions(interval: monthly.interval, columns: KlineColumn.allCases, floatType: .float64)
+        guard case let .ready(monthArchive) = try await fetcher.fetch(monthly) else {
+            throw SourceError.io(path: monthly.remotePath, reason: "the monthly archive is no longer published")
+        }
+        let month = try KlineArchiveDecoder.decode(path: monthArchive.path, options: options).batch
+        var audit = MonthlyAudit(monthlySHA256: monthArchive.sha256, dailies: fingerprints, daysWithoutDaily: [], disagreements: [])
+        let monthRows = Dictionary(month.epochs.enumerated().map { ($1, $0) }, uniquingKeysWith: { _, last in last })
+        for day in PeriodPlanner.days(of: monthly.period) {
+            guard dailies[day] != nil else {
+                audit.daysWithoutDaily.append("\(day)")
+                continue
+            }
+            let address = try ArchiveAddress(market: monthly.market, symbol: monthly.symbol, interval: monthly.interval, period: day, dataset: monthly.dataset)
+            guard case let .ready(dayArchive) = try await fetcher.fetch(address) else {
+                audit.daysWithoutDaily.append("\(day)")
+                continue
+            }
+            let daily = try KlineArchiveDecoder.decode(path: dayArchive.path, options: options).batch
+            let dayRows = Dictionary(daily.epochs.enumerated().map { ($1, $0) }, uniquingKeysWith: { _, last in last })
+            let monthEpochs = month.epochs.filter { $0 >= day.start && $0 < day.end }
+            for epoch in Set(monthEpochs).union(daily.epochs).sorted() {
+                let time = UTCCalendar.iso8601(epoch)
+                switch (monthRows[epoch], dayRows[epoch]) {
+                case let (m?, d?):
+                    for (c, column) in month.columns.enumerated() where column.values.double(at: m) != daily.columns[c].values.double(at: d) {
+                        if column.values.double(at: m).isNaN && daily.columns[c].values.double(at: d).isNaN { continue }
+                        audit.disagreements.append(Disagreement(kind: "value", unit: id, openTime: time, column: column.column.rawValue,
+                                                                monthly: column.values.text(at: m), daily: daily.columns[c].values.text(at: d)))
+                    }
+                case (nil, _?):
+                    audit.disagreements.append(Disagreement(kind: "missing_in_monthly", unit: id, openTime: time, detail: "in \(address.fileName)"))
+                case (_?, nil):
+                    audit.disagreements.append(Disagreement(kind: "extra_in_monthly", unit: id, openTime: time, detail: "not in \(address.fileName)"))
+                case (nil, nil):
+                    break
+                }
+            }
+        }
+        return audit
+    }
+}

@@ -1,0 +1,101 @@
+import BinanceSource
+import Foundation
+import KlineArchive
+import Logging
+import TestSupport
+import XCTest
+
+@testable import ImportPipeline
+@testable import JobModel
+@testable import JobState
+
+/// `audit`: a monthly archive against its month's daily archives, row by row, and the target
+/// against the state. Synthetic archives that disagree in one value, one missing row and one
+/// extra row are reported as exactly those three; agreeing sources pass.
+final class AuditTests: TemporaryDirectoryTestCase {
+    let january = PeriodPlanner.days(of: ArchivePeriod(year: 2024, month: 1)!).map(\.start)
+
+    func publish(_ symbol: String, _ period: String, _ rows: [String]) throws {
+        let daily = period.count == 10
+        let folder = dir.appendingPathComponent("mirror/data/spot/\(daily ? "daily" : "monthly")/klines/\(symbol)/1h")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let name = "\(symbol)-1h-\(period).zip"
+        let zip = ZipBuilder.single(String(name.dropLast(4)) + ".csv", rows.joined(separator: "\n") + "\n")
+        try Data(zip).write(to: folder.appendingPathComponent(name))
+        try "\(sha256Hex(zip))  \(name)\n".write(to: folder.appendingPathComponent(name + ".CHECKSUM"), atomically: true, encoding: .utf8)
+    }
+
+    func rows(_ day: Int64) -> [String] { InProcessSupersedingTests.klines(day: day).split(separator: "\n").map(String.init) }
+
+    /// SYNUSDT's monthly differs from its dailies three ways; AGRUSDT's agrees.
+    func publishJanuary() throws {
+        for symbol in ["AGRUSDT", "SYNUSDT"] {
+            var monthly: [String] = []
+            for (d, day) in january.enumerated() {
+                var dayRows = rows(day)
+                if symbol == "SYNUSDT", d == 19 { dayRows.remove(at: 7) }  // the 20th's daily lacks 07:00
+                try publish(symbol, String(UTCCalendar.iso8601(day).prefix(10)), dayRows)
+                var monthRows = rows(day)
+                if symbol == "SYNUSDT", d == 4 {  // the 5th's 02:00 close differs in the monthly
+                    var fields = monthRows[2].split(separator: ",").map(String.init)
+                    fields[4] = "999.5"
+                    monthRows[2] = fields.joined(separator: ",")
+                }
+                if symbol == "SYNUSDT", d == 9 { monthRows.remove(at: 3) }  // the monthly lacks the 10th's 03:00
+                monthly += monthRows
+            }
+            try publish(symbol, "2024-01", monthly)
+        }
+    }
+
+    func job(_ symbols: [String]) throws -> String {
+        let path = dir.appendingPathComponent("audit-\(symbols.count).yml").path
+        try """
+            name: audit\(symbols.count)
+            source: {base_url: \(dir.appendingPathComponent("mirror").path), cache_dir: \(dir.appendingPathComponent("cache").path)}
+            market: spot
+            symbols: [\(symbols.joined(separator: ", "))]
+            intervals: [1h]
+            dtype: float64
+            from: 2024-01
+            to: 2024-01
+            target: {directory: \(dir.appendingPathComponent("db-\(symbols.count)").path)}
+            manifest: \(dir.appendingPathComponent("state/audit\(symbols.count).manifest.db").path)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testAMonthlyThatDisagreesWithItsDailiesIsListedRowByRow() async throws {
+        try publishJanuary()
+        let path = try job(["AGRUSDT", "SYNUSDT"])
+        let spec = try JobSpec.load(path: path)
+        let run = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(RunOptions(today: ArchivePeriod(day: "2024-03-01")!))
+        XCTAssertEqual([run.done, run.failed], [2, 0], "\(run.failures)")
+
+        let report = try await Auditor(spec: spec, logger: Logger(label: "test")).audit()
+        let synthetic = "data/spot/monthly/klines/SYNUSDT/1h/SYNUSDT-1h-2024-01.zip"
+        XCTAssertEqual(report.disagreements, [
+            .init(kind: "value", unit: synthetic, openTime: "2024-01-05T02:00:00Z", column: "Close", monthly: "999.5", daily: "\(Double("\(100 + (january[4] / 86400) % 50).2")!)"),
+            .init(kind: "missing_in_monthly", unit: synthetic, openTime: "2024-01-10T03:00:00Z", detail: "in SYNUSDT-1h-2024-01-10.zip"),
+            .init(kind: "extra_in_monthly", unit: synthetic, openTime: "2024-01-20T07:00:00Z", detail: "not in SYNUSDT-1h-2024-01-20.zip"),
+        ])
+        XCTAssertEqual(report.auditedNow.count, 2)
+        XCTAssertEqual(report.unitsChecked, 2, "the target against the state too")
+
+        // A re-run reuses what nothing changed since.
+        let again = try await Auditor(spec: spec, logger: Logger(label: "test")).audit()
+        XCTAssertEqual([again.auditedNow.count, again.reused.count], [0, 2])
+        XCTAssertEqual(again.disagreements, report.disagreements)
+
+        // Through the binary: exit 1 with the disagreements; agreeing sources exit 0.
+        let cli = try runCommand(ImportJobTests.binary, ["audit", path, "--json"], environment: ["BINANCE_IMPORT_TODAY": "2024-03-01"])
+        XCTAssertEqual(cli.status, 1, cli.output)
+        let object = try JSONSerialization.jsonObject(with: Data(cli.output.utf8)) as? [String: Any]
+        XCTAssertEqual((object?["disagreements"] as? [[String: Any]])?.map { $0["kind"] as? String }, ["value", "missing_in_monthly", "extra_in_monthly"])
+        let agreeing = try job(["AGRUSDT"])
+        _ = try await ImportRunner(spec: try JobSpec.load(path: agreeing), logger: Logger(label: "test")).run(RunOptions(today: ArchivePeriod(day: "2024-03-01")!))
+        let ok = try runCommand(ImportJobTests.binary, ["audit", agreeing], environment: ["BINANCE_IMPORT_TODAY": "2024-03-01"])
+        XCTAssertEqual(ok.status, 0, ok.output)
+        XCTAssertTrue(ok.output.contains("audited 1 monthly archive(s) against their dailies (0 unchanged since the last audit), 1 unit(s) against the target: all agree"), ok.output)
+    }
+}
