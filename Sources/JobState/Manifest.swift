@@ -46,6 +46,18 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     /// Trades: the IDs missing inside the unit's archive, as [first, last, second before, second
     /// after] (the first `TradeReport.maxListedHoles`).
     public var idHoles: [[Int64]]?
+    /// Earlier versions of a re-published archive this unit was imported from, oldest first.
+    public var history: [Earlier]?
+
+    /// What a unit was imported from before its archive was re-published.
+    public struct Earlier: Codable, Equatable, Sendable {
+        public var sha256: String?
+        public var listing: String?
+        public var rows: Int?
+        public var doneAt: String?
+        /// When the new version replaced it.
+        public var replacedAt: String?
+    }
 
     public init(id: String, status: Status, key: String, remotePath: String) {
         (self.id, self.status, self.key, self.remotePath) = (id, status, key, remotePath)

@@ -93,6 +93,10 @@ package struct StateRecorder: Sendable {
     /// A unit whose rows the target acknowledged.
     package func written(_ id: String, key: String, _ unit: WrittenUnit) async {
         await store.update(id, key: key) {
+            // A re-published archive imported again: the version it replaces is kept (provenance).
+            if $0.doneAt != nil, let old = $0.sha256, let new = unit.sha256, old != new {
+                $0.history = ($0.history ?? []) + [UnitRecord.Earlier(sha256: old, listing: $0.listing, rows: $0.rows, doneAt: $0.doneAt, replacedAt: isoNow())]
+            }
             $0.archivePath = unit.archivePath
             $0.sha256 = unit.sha256
             $0.listing = unit.listing

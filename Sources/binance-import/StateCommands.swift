@@ -100,6 +100,7 @@ struct Status: AsyncParsableCommand {
                                          },
                                          "failed": Dictionary(uniqueKeysWithValues: failed.map { ($0.id, $0.error ?? "") }),
                                          "id_holes": idHoles,
+                                         "provenance": try provenanceJSON(manifest, keys: jobKeys),
                                          "months": grid.months.map(\.description),
                                          "grid": grid.rows.mapValues { $0.map(\.rawValue) }]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
@@ -131,6 +132,14 @@ struct Status: AsyncParsableCommand {
         }
         if !failed.isEmpty || !idHoles.isEmpty { throw ExitCode(1) }
     }
+}
+
+/// Each key's provenance as JSON objects (snake_case, as `card --json`).
+func provenanceJSON(_ manifest: Manifest, keys: Set<String>) throws -> [String: Any] {
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    let all = Provenance.byKey(manifest).filter { keys.isEmpty || keys.contains($0.key) }
+    return try JSONSerialization.jsonObject(with: encoder.encode(all)) as? [String: Any] ?? [:]
 }
 
 struct Forget: AsyncParsableCommand {
@@ -177,6 +186,32 @@ struct Rebuild: AsyncParsableCommand {
         }
         let marked = try await KeyRebuild.run(spec: spec, key: key)
         print("destroyed \(key) in \(spec.target.display); its \(marked.count) units are re-imported whole by the next run: binance-import run \(options.job)")
+    }
+}
+
+struct Card: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Where a key's rows came from: each archive (SHA-256, Last-Modified, rows, adjustments), each REST range, and earlier versions of re-published archives.")
+    @OptionGroup var options: JobOptions
+    @Option(help: "The key, e.g. BTCUSDT/1Min/OHLCV.") var key: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let spec = try options.load()
+        let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
+        guard manifest.units.values.contains(where: { $0.key == key }) else {
+            let keys = Set(manifest.units.values.map(\.key)).filter { !$0.isEmpty }.sorted()
+            throw JobFileError(file: "command line", key: "--key", reason: "the state of \(spec.name) has no unit of \(key) (keys: \(keys.prefix(10).joined(separator: ", "))\(keys.count > 10 ? ", ..." : ""))")
+        }
+        let card = Provenance.of(key: key, in: manifest)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(card), as: UTF8.self))
+        } else {
+            print(card.text)
+        }
     }
 }
 

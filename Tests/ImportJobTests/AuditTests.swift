@@ -98,4 +98,44 @@ final class AuditTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(ok.status, 0, ok.output)
         XCTAssertTrue(ok.output.contains("audited 1 monthly archive(s) against their dailies (0 unchanged since the last audit), 1 unit(s) against the target: all agree"), ok.output)
     }
+
+    /// A daily archive re-published with another value: the run imports it again, and the key's
+    /// card shows both versions (old and new SHA-256, when each was imported), with each
+    /// archive's Last-Modified; `status --json` carries the same.
+    func testAKeysCardKeepsTheHistoryOfARepublishedArchive() async throws {
+        let day = january[0]
+        try publish("SYNUSDT", "2024-01-01", rows(day))
+        let path = try job(["SYNUSDT"])
+        let spec = try JobSpec.load(path: path)
+        let today = RunOptions(today: ArchivePeriod(day: "2024-01-02")!)
+        _ = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(today)
+        let id = "data/spot/daily/klines/SYNUSDT/1h/SYNUSDT-1h-2024-01-01.zip"
+        let before = try XCTUnwrap(try Manifest.load(path: spec.manifest, job: spec.name).units[id])
+        var changed = rows(day)
+        changed[5] = changed[5].replacingOccurrences(of: ",10.5,", with: ",11.5,")
+        try publish("SYNUSDT", "2024-01-01", changed)
+        let again = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(today)
+        XCTAssertEqual(again.done, 1, "\(again.failures)")
+
+        let card = Provenance.of(key: "SYNUSDT/1H/OHLCV", in: try Manifest.load(path: spec.manifest, job: spec.name))
+        let source = try XCTUnwrap(card.sources.first)
+        XCTAssertEqual([card.sources.count, card.rows], [1, 24])
+        XCTAssertEqual(source.kind, "archive")
+        XCTAssertNotEqual(source.sha256, before.sha256)
+        XCTAssertEqual(source.history?.map(\.sha256), [before.sha256], "the earlier version is kept")
+        XCTAssertEqual(source.history?.first?.doneAt, before.doneAt)
+        XCTAssertNotNil(source.lastModified)
+
+        let cli = try runCommand(ImportJobTests.binary, ["card", path, "--key", "SYNUSDT/1H/OHLCV"], environment: ["BINANCE_IMPORT_TODAY": "2024-01-02"])
+        XCTAssertEqual(cli.status, 0, cli.output)
+        XCTAssertTrue(cli.output.contains("re-published: was sha256 \(before.sha256!)"), cli.output)
+        XCTAssertTrue(cli.output.contains("sha256 \(source.sha256!) (verified against its CHECKSUM)"), cli.output)
+        let status = try runCommand(ImportJobTests.binary, ["status", path, "--offline", "--json"], environment: ["BINANCE_IMPORT_TODAY": "2024-01-02"])
+        let object = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
+        let provenance = (object?["provenance"] as? [String: Any])?["SYNUSDT/1H/OHLCV"] as? [String: Any]
+        XCTAssertEqual(((provenance?["sources"] as? [[String: Any]])?.first?["history"] as? [[String: Any]])?.first?["sha256"] as? String, before.sha256)
+        let unknown = try runCommand(ImportJobTests.binary, ["card", path, "--key", "NOPE/1H/OHLCV"], environment: ["BINANCE_IMPORT_TODAY": "2024-01-02"])
+        XCTAssertEqual(unknown.status, 2, unknown.output)
+        XCTAssertTrue(unknown.output.contains("has no unit of NOPE/1H/OHLCV (keys: SYNUSDT/1H/OHLCV)"), unknown.output)
+    }
 }
