@@ -81,6 +81,10 @@ public struct RestMarket: Sendable {
     /// per 5 minutes shared with fundingInfo; COIN-M: 1) is counted as 1.
     public var fundingRatePath: String { prefix + "/fundingRate" }
 
+    /// The market's symbols and their trading status (`exchangeInfo`): weight 20 on spot, 1 on futures.
+    public var exchangeInfoPath: String { prefix + "/exchangeInfo" }
+    public var exchangeInfoWeight: Int { market == .spot ? 20 : 1 }
+
     /// Where trades are served by ID (`fromId`) without a key: aggregates on every market, raw
     /// trades on spot only (futures' historicalTrades asks for an API key); nil where not.
     public func tradesPath(_ dataset: TradeDataset) -> String? {

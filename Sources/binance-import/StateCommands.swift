@@ -128,6 +128,9 @@ struct Status: AsyncParsableCommand {
                 print("ID holes: \(key)")
                 for line in lines.prefix(30) { print("  \(line)") }
             }
+            for life in Universe(manifest: manifest, info: nil).lives where life.delistedOn != nil && (jobKeys.isEmpty || keys.contains { $0.hasPrefix(life.symbol + "/") }) {
+                print("\(life.symbol): delisted on \(life.delistedOn!) (its rows stop on \(life.lastDay ?? "-"); binance-import universe asks exchangeInfo)")
+            }
             for note in notes { print("note: \(note)") }
         }
         if !failed.isEmpty || !idHoles.isEmpty { throw ExitCode(1) }
@@ -212,6 +215,42 @@ struct Card: AsyncParsableCommand {
         } else {
             print(card.text)
         }
+    }
+}
+
+struct UniverseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "universe",
+        abstract: "The job's symbols by date, delisted ones included: each one's first and last day of rows, its status and onboard and delivery dates (exchangeInfo), when it was delisted.",
+        discussion: "--at DATE lists the symbols trading that day (survivorship-free backtests). --offline does not ask exchangeInfo: a symbol whose rows stopped more than 3 days before the job's newest is then taken as delisted (said as inferred).")
+    @OptionGroup var options: JobOptions
+    @Option(help: "A day (YYYY-MM-DD): only the symbols trading that day.") var at: String?
+    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Do not ask Binance's exchangeInfo.") var offline = false
+
+    func run() async throws {
+        let spec = try options.load()
+        if let at, ArchivePeriod(day: at) == nil { throw ValidationError("--at must be a day YYYY-MM-DD, not \(at)") }
+        let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
+        let info = offline ? nil : try await spec.restClient().exchangeInfo()
+        let universe = Universe(manifest: manifest, info: info)
+        let lives = at.map { universe.trading(on: $0) } ?? universe.lives
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(lives), as: UTF8.self))
+            return
+        }
+        for life in lives {
+            var line = "\(life.symbol): \(life.firstDay ?? "-") .. \(life.lastDay ?? "-")"
+            if let status = life.status { line += ", \(status)" }
+            if let onboard = life.onboard { line += ", onboard \(onboard)" }
+            if let delivery = life.delivery { line += ", delivery \(delivery)" }
+            if let delisted = life.delistedOn { line += ", delisted on \(delisted)\(life.delistedBy == "inferred" ? " (inferred: its rows stopped)" : "")" }
+            print(line)
+        }
+        print("\(lives.count) symbol(s)\(at.map { " trading on \($0)" } ?? "")")
     }
 }
 

@@ -17,7 +17,7 @@ struct BinanceImport: AsyncParsableCommand {
         commandName: "binance-import",
         abstract: "Load Binance's public market data (klines, funding rates, futures metrics) into MarketStore.",
         version: binanceImportVersion,
-        subcommands: [Run.self, Nightly.self, Follow.self, Status.self, Verify.self, Inspect.self, Show.self, Forget.self, Rebuild.self, Audit.self, Card.self]
+        subcommands: [Run.self, Nightly.self, Follow.self, Status.self, Verify.self, Inspect.self, Show.self, Forget.self, Rebuild.self, Audit.self, Card.self, UniverseCommand.self]
     )
 
     static func mainWithExitCodes() async {

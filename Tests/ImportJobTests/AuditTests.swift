@@ -138,4 +138,58 @@ final class AuditTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(unknown.status, 2, unknown.output)
         XCTAssertTrue(unknown.output.contains("has no unit of NOPE/1H/OHLCV (keys: SYNUSDT/1H/OHLCV)"), unknown.output)
     }
+
+    /// The universe by date: a symbol listed mid-range and one delisted mid-range appear on the
+    /// right days, from the rows alone (the delisting inferred) and with exchangeInfo (said by it);
+    /// `status` says "delisted on" instead of leaving the empty months unexplained.
+    func testTheUniverseListsSymbolsTradingOnADayDelistedOnesIncluded() async throws {
+        let days = PeriodPlanner.days(of: ArchivePeriod(year: 2024, month: 1)!) + PeriodPlanner.days(of: ArchivePeriod(year: 2024, month: 2)!)
+            + PeriodPlanner.days(of: ArchivePeriod(year: 2024, month: 3)!)
+        for day in days {
+            let name = String(UTCCalendar.iso8601(day.start).prefix(10))
+            try publish("AAAUSDT", name, rows(day.start))
+            if name >= "2024-02-10" { try publish("LATEUSDT", name, rows(day.start)) }
+            if name <= "2024-02-14" { try publish("GONEUSDT", name, rows(day.start)) }
+        }
+        let rest = try ServerProcess.required(script: "Tests/servers/rest_server.py")
+        defer { rest.stop() }
+        try await rest.control(["exchange_info": [["symbol": "AAAUSDT", "status": "TRADING"], ["symbol": "LATEUSDT", "status": "TRADING"],
+                                                  ["symbol": "GONEUSDT", "status": "BREAK"]]])
+        let path = dir.appendingPathComponent("universe.yml").path
+        try """
+            name: universe
+            source: {base_url: \(dir.appendingPathComponent("mirror").path), cache_dir: \(dir.appendingPathComponent("cache").path), rest_url: \(rest.base)}
+            market: spot
+            symbols: [AAAUSDT, GONEUSDT, LATEUSDT]
+            intervals: [1h]
+            from: 2024-01
+            to: 2024-03
+            target: {directory: \(dir.appendingPathComponent("db-u").path)}
+            manifest: \(dir.appendingPathComponent("state/universe.manifest.db").path)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let spec = try JobSpec.load(path: path)
+        _ = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(RunOptions(today: ArchivePeriod(day: "2024-04-01")!))
+        let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
+
+        let inferred = Universe(manifest: manifest, info: nil)
+        XCTAssertEqual(inferred.lives.map { [$0.symbol, $0.firstDay ?? "", $0.lastDay ?? "", $0.delistedOn ?? "", $0.delistedBy ?? ""] }, [
+            ["AAAUSDT", "2024-01-01", "2024-03-31", "", ""],
+            ["GONEUSDT", "2024-01-01", "2024-02-14", "2024-02-15", "inferred"],
+            ["LATEUSDT", "2024-02-10", "2024-03-31", "", ""],
+        ])
+        XCTAssertEqual(inferred.trading(on: "2024-02-01").map(\.symbol), ["AAAUSDT", "GONEUSDT"])
+        XCTAssertEqual(inferred.trading(on: "2024-02-14").map(\.symbol), ["AAAUSDT", "GONEUSDT", "LATEUSDT"])
+        XCTAssertEqual(inferred.trading(on: "2024-03-20").map(\.symbol), ["AAAUSDT", "LATEUSDT"])
+
+        let env = ["BINANCE_IMPORT_TODAY": "2024-04-01"]
+        let cli = try runCommand(ImportJobTests.binary, ["universe", path, "--at", "2024-02-14"], environment: env)
+        XCTAssertEqual(cli.status, 0, cli.output)
+        XCTAssertTrue(cli.output.contains("GONEUSDT: 2024-01-01 .. 2024-02-14, BREAK, delisted on 2024-02-15\n"), cli.output)
+        XCTAssertTrue(cli.output.contains("3 symbol(s) trading on 2024-02-14"), cli.output)
+        let json = try runCommand(ImportJobTests.binary, ["universe", path, "--json"], environment: env)
+        let lives = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
+        XCTAssertEqual(lives?.first { $0["symbol"] as? String == "GONEUSDT" }?["delisted_by"] as? String, "exchange_info")
+        let status = try runCommand(ImportJobTests.binary, ["status", path, "--offline"], environment: env)
+        XCTAssertTrue(status.output.contains("GONEUSDT: delisted on 2024-02-15 (its rows stop on 2024-02-14"), status.output)
+    }
 }

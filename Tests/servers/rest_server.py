@@ -45,6 +45,9 @@ GET /api/v3/aggTrades, /fapi/v1/aggTrades, /dapi/v1/aggTrades   aggregates by fr
     on spot, 20 on futures
 GET /api/v3/historicalTrades                     raw spot trades by fromId: [{"id", "price", "qty",
     "quoteQty", "time", "isBuyerMaker", "isBestMatch"}]; weight 25
+POST /_control {"exchange_info": [{"symbol", "status", "onboardDate", "deliveryDate"}, ...]}
+GET /api/v3/exchangeInfo, /fapi/v1/exchangeInfo, /dapi/v1/exchangeInfo   {"symbols": those} (weight
+    20 on spot, 1 on futures; COIN-M says contractStatus instead of status)
 POST /_control {"reset": true}                   counters cleared (clock, symbols and limit kept)
 GET /_stats  {"requests": N, "by_path": {path: N}, "weight_by_minute": {minute: used},
               "max_used_weight": N, "rate_limited": N, "banned": N, "klines_requests": [query],
@@ -119,6 +122,7 @@ class State:
         self.empty = []  # [first, last] open times (ms) with no klines: an exchange gap
         self.funding_intervals = [(0, 8)]
         self.trades = None
+        self.exchange_info = []
         self.reset()
         self.day_cache = {}
 
@@ -210,6 +214,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.empty = [tuple(r) for r in cmd["empty"]]
             if "trades" in cmd:
                 st.trades = cmd["trades"]
+            if "exchange_info" in cmd:
+                st.exchange_info = cmd["exchange_info"]
             if "funding_intervals" in cmd:
                 st.funding_intervals = [tuple(r) for r in cmd["funding_intervals"]]
         self.send(200, {})
@@ -229,6 +235,16 @@ class Handler(BaseHTTPRequestHandler):
         family = next((f for p, f in FAMILIES.items() if url.path.startswith(p)), None)
         name = url.path.rsplit("/", 1)[-1]
         by_id = name == "aggTrades" or (name == "historicalTrades" and family == "spot")
+        if family is not None and name == "exchangeInfo":
+            with st.lock:
+                st.requests += 1
+                st.by_path[url.path] = st.by_path.get(url.path, 0) + 1
+                symbols = [dict(s) for s in st.exchange_info]
+            if family == "cm":
+                for s in symbols:
+                    s["contractStatus"] = s.pop("status", None)
+            self.send(200, {"timezone": "UTC", "symbols": symbols})
+            return
         if family is None or (name not in ("time", "fundingRate") and name not in DATASETS and not by_id) or \
                 (family == "spot" and name not in ("time", "klines") and not by_id):
             self.send(404, {"code": -1, "msg": "no such endpoint"})
