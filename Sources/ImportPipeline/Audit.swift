@@ -66,7 +66,7 @@ package struct Auditor {
 
     /// Audits the job's done monthly kline archives (`sample`: at most that many, spread over the
     /// job's units) and, unless `target` is false, the target against the state.
-    package func audit(sample: Int? = nil, target: Bool = true) async throws -> Report {
+    package func audit(sample: Int? = nil, target: Bool = true, restDays: Int = 0, restClient: RestClient? = nil) async throws -> Report {
         guard spec.dataset is KlineDataset else {
             throw JobFileError(file: spec.file, key: "dataset", reason: "audit compares kline archives in this version, not \(spec.dataset.name)")
         }
@@ -102,6 +102,9 @@ package struct Auditor {
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             try encoder.encode(kept).write(to: URL(fileURLWithPath: Self.recordPath(spec.manifest)), options: .atomic)
         }
+        if restDays > 0 {
+            report.disagreements += try await compareWithREST(days: restDays, manifest: manifest, client: restClient ?? spec.restClient())
+        }
         if target {
             let (checked, differences) = try await JobVerifier(spec: spec).verify()
             report.unitsChecked = checked
@@ -119,7 +122,6 @@ package struct Auditor {
         }
         let month = try KlineArchiveDecoder.decode(path: monthArchive.path, options: options).batch
         var audit = MonthlyAudit(monthlySHA256: monthArchive.sha256, dailies: fingerprints, daysWithoutDaily: [], disagreements: [])
-        let monthRows = Dictionary(month.epochs.enumerated().map { ($1, $0) }, uniquingKeysWith: { _, last in last })
         for day in PeriodPlanner.days(of: monthly.period) {
             guard dailies[day] != nil else {
                 audit.daysWithoutDaily.append("\(day)")
@@ -131,26 +133,68 @@ package struct Auditor {
                 continue
             }
             let daily = try KlineArchiveDecoder.decode(path: dayArchive.path, options: options).batch
-            let dayRows = Dictionary(daily.epochs.enumerated().map { ($1, $0) }, uniquingKeysWith: { _, last in last })
-            let monthEpochs = month.epochs.filter { $0 >= day.start && $0 < day.end }
-            for epoch in Set(monthEpochs).union(daily.epochs).sorted() {
-                let time = UTCCalendar.iso8601(epoch)
-                switch (monthRows[epoch], dayRows[epoch]) {
-                case let (m?, d?):
-                    for (c, column) in month.columns.enumerated() where column.values.double(at: m) != daily.columns[c].values.double(at: d) {
-                        if column.values.double(at: m).isNaN && daily.columns[c].values.double(at: d).isNaN { continue }
-                        audit.disagreements.append(Disagreement(kind: "value", unit: id, openTime: time, column: column.column.rawValue,
-                                                                monthly: column.values.text(at: m), daily: daily.columns[c].values.text(at: d)))
-                    }
-                case (nil, _?):
-                    audit.disagreements.append(Disagreement(kind: "missing_in_monthly", unit: id, openTime: time, detail: "in \(address.fileName)"))
-                case (_?, nil):
-                    audit.disagreements.append(Disagreement(kind: "extra_in_monthly", unit: id, openTime: time, detail: "not in \(address.fileName)"))
-                case (nil, nil):
-                    break
-                }
-            }
+            audit.disagreements += Self.compare(month, daily, within: day.start..<day.end, unit: id, names: ("monthly", "daily"), other: address.fileName)
         }
         return audit
+    }
+
+    /// The rows of `a` and `b` with open times in `range`, row by row and column by column:
+    /// `value` (a column differs), `missing_in_<a>` and `extra_in_<a>` (a row only `b`, or only
+    /// `a`, has); `other` names `b`'s source in the details.
+    static func compare(_ a: KlineBatch, _ b: KlineBatch, within range: Range<Int64>, unit: String, names: (String, String), other: String) -> [Disagreement] {
+        func rows(_ batch: KlineBatch) -> [Int64: Int] {
+            Dictionary(batch.epochs.enumerated().filter { range.contains($0.element) }.map { ($1, $0) }, uniquingKeysWith: { _, last in last })
+        }
+        let (aRows, bRows) = (rows(a), rows(b))
+        var out: [Disagreement] = []
+        for epoch in Set(aRows.keys).union(bRows.keys).sorted() {
+            let time = UTCCalendar.iso8601(epoch)
+            switch (aRows[epoch], bRows[epoch]) {
+            case let (i?, j?):
+                for (c, column) in a.columns.enumerated() {
+                    let (x, y) = (column.values.double(at: i), b.columns[c].values.double(at: j))
+                    if x == y || (x.isNaN && y.isNaN) { continue }
+                    var d = Disagreement(kind: "value", unit: unit, openTime: time, column: column.column.rawValue, detail: names.0 == "monthly" ? nil : "against \(other)")
+                    (d.monthly, d.daily) = (column.values.text(at: i), b.columns[c].values.text(at: j))
+                    out.append(d)
+                }
+            case (nil, _?):
+                out.append(Disagreement(kind: "missing_in_\(names.0)", unit: unit, openTime: time, detail: "in \(other)"))
+            case (_?, nil):
+                out.append(Disagreement(kind: "extra_in_\(names.0)", unit: unit, openTime: time, detail: "not in \(other)"))
+            case (nil, nil):
+                break
+            }
+        }
+        return out
+    }
+
+    /// Archives against Binance's REST klines for `days` days of the job's done units (spread
+    /// over them: a monthly's 15th, a daily's own day), one request or two a day, within the
+    /// job's REST weight budget. For a value, `monthly` holds the archive's and `daily` REST's.
+    package func compareWithREST(days: Int, manifest: Manifest, client: RestClient) async throws -> [Disagreement] {
+        guard days > 0, let dataset = spec.dataset as? KlineDataset else { return [] }
+        var units = manifest.units.values.filter { $0.status == .done && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }
+        if days < units.count {
+            let step = Double(units.count) / Double(days)
+            units = (0..<days).map { units[Int(Double($0) * step)] }
+        }
+        let fetcher = planner.makeFetcher()
+        var out: [Disagreement] = []
+        for record in units {
+            guard let name = KlineArchiveName(fileName: record.id), let seconds = name.interval.seconds, seconds <= 86400,
+                  let address = try? ArchiveAddress(market: spec.market, symbol: name.symbol, interval: name.interval, period: name.period, dataset: dataset),
+                  let day = name.period.kind == .day ? name.period : ArchivePeriod(year: name.period.year, month: name.period.month, day: 15),
+                  case let .ready(archive) = try await fetcher.fetch(address) else { continue }
+            let options = KlineDecodeOptions(interval: name.interval, columns: KlineColumn.allCases, floatType: .float64)
+            let rows = try KlineArchiveDecoder.decode(path: archive.path, options: options).batch
+            let klines = try await client.klines(dataset: dataset, instrument: name.symbol, interval: name.interval, fromMs: day.start * 1000, toMs: day.end * 1000 - 1)
+            var csv: [UInt8] = []
+            for kline in klines { csv += Array(kline.csvLine.utf8) + [0x0A] }
+            let rest = try KlineArchiveDecoder.decodeCSV(csv, source: "REST \(name.symbol) \(day)", options: KlineDecodeOptions(interval: name.interval, period: day,
+                                                                                                                        columns: KlineColumn.allCases, floatType: .float64)).batch
+            out += Self.compare(rows, rest, within: day.start..<day.end, unit: record.id, names: ("archive", "REST"), other: "REST \(day)")
+        }
+        return out
     }
 }

@@ -10,12 +10,14 @@ struct Audit: AsyncParsableCommand {
             + "was made from, so a re-run audits only what changed or was not audited yet. Exit 1 on any disagreement.")
     @OptionGroup var options: JobOptions
     @Option(help: "Audit at most N monthly archives, spread over the job's.") var sample: Int?
+    @Option(help: "Also compare N days of the job's archives (spread over them) with Binance's REST klines, within the job's REST weight budget.") var rest: Int = 0
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         let spec = try options.load()
         if let sample, sample < 1 { throw ValidationError("--sample must be at least 1") }
-        let report = try await Auditor(spec: spec, logger: options.logger("binance-import")).audit(sample: sample)
+        if rest < 0 { throw ValidationError("--rest must be 0 or more") }
+        let report = try await Auditor(spec: spec, logger: options.logger("binance-import")).audit(sample: sample, restDays: rest)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
