@@ -50,6 +50,8 @@ package struct Auditor {
         package var unitsChecked: Int = 0
         package var disagreements: [Disagreement] = []
         package var daysWithoutDaily: [String: [String]] = [:]
+        /// Trades archives that `--trades` found no archive for.
+        package var tradesNotPublished: [String] = []
     }
 
     package let spec: JobSpec
@@ -66,7 +68,7 @@ package struct Auditor {
 
     /// Audits the job's done monthly kline archives (`sample`: at most that many, spread over the
     /// job's units) and, unless `target` is false, the target against the state.
-    package func audit(sample: Int? = nil, target: Bool = true, restDays: Int = 0, restClient: RestClient? = nil) async throws -> Report {
+    package func audit(sample: Int? = nil, target: Bool = true, restDays: Int = 0, restClient: RestClient? = nil, tradeDays: Int = 0) async throws -> Report {
         guard spec.dataset is KlineDataset else {
             throw JobFileError(file: spec.file, key: "dataset", reason: "audit compares kline archives in this version, not \(spec.dataset.name)")
         }
@@ -104,6 +106,11 @@ package struct Auditor {
         }
         if restDays > 0 {
             report.disagreements += try await compareWithREST(days: restDays, manifest: manifest, client: restClient ?? spec.restClient())
+        }
+        if tradeDays > 0 {
+            let (found, skipped) = try await compareWithTrades(days: tradeDays, manifest: manifest)
+            report.disagreements += found
+            report.tradesNotPublished = skipped
         }
         if target {
             let (checked, differences) = try await JobVerifier(spec: spec).verify()

@@ -11,13 +11,14 @@ struct Audit: AsyncParsableCommand {
     @OptionGroup var options: JobOptions
     @Option(help: "Audit at most N monthly archives, spread over the job's.") var sample: Int?
     @Option(help: "Also compare N days of the job's archives (spread over them) with Binance's REST klines, within the job's REST weight budget.") var rest: Int = 0
+    @Option(help: "Also compare N of the job's kline archives (spread over them) with bars rebuilt from the raw trades archives of the same periods.") var trades: Int = 0
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         let spec = try options.load()
         if let sample, sample < 1 { throw ValidationError("--sample must be at least 1") }
         if rest < 0 { throw ValidationError("--rest must be 0 or more") }
-        let report = try await Auditor(spec: spec, logger: options.logger("binance-import")).audit(sample: sample, restDays: rest)
+        let report = try await Auditor(spec: spec, logger: options.logger("binance-import")).audit(sample: sample, restDays: rest, tradeDays: trades)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
@@ -26,6 +27,7 @@ struct Audit: AsyncParsableCommand {
         } else {
             for d in report.disagreements.prefix(200) { print("DISAGREE \(d)") }
             if report.disagreements.count > 200 { print("... and \(report.disagreements.count - 200) more (--json lists them all)") }
+            for path in report.tradesNotPublished { print("not compared (no trades archive): \(path)") }
             for (unit, days) in report.daysWithoutDaily.sorted(by: { $0.key < $1.key }) {
                 print("not compared (no daily archive): \(unit): \(days.count) day(s), \(days.prefix(5).joined(separator: ", "))\(days.count > 5 ? ", ..." : "")")
             }

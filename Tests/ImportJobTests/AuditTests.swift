@@ -192,4 +192,63 @@ final class AuditTests: TemporaryDirectoryTestCase {
         let status = try runCommand(ImportJobTests.binary, ["status", path, "--offline"], environment: env)
         XCTAssertTrue(status.output.contains("GONEUSDT: delisted on 2024-02-15 (its rows stop on 2024-02-14"), status.output)
     }
+
+    /// `--trades`: a day's 1m klines against bars rebuilt from the day's raw trades archive. The
+    /// klines here are made from those trades (a minute without trades included); one kline's
+    /// high is then changed, and that one value is reported.
+    func testKlinesAgainstBarsRebuiltFromTrades() async throws {
+        let day = ArchivePeriod(day: "2024-01-05")!.start
+        var trades: [String] = [], klines: [String] = []
+        var id: Int64 = 5_000, previousClose = "100.00"
+        for minute in Int64(0)..<1440 {
+            let open = (day + minute * 60) * 1000
+            if minute == 700 {  // no trade this minute: the kline carries the close on, with nothing traded
+                klines.append("\(open),\(previousClose),\(previousClose),\(previousClose),\(previousClose),0.00000000,\(open + 59_999),0,0,0.00000000,0,0")
+                continue
+            }
+            var prices: [Int64] = [], volume: Int64 = 0, takerBuy: Int64 = 0
+            for k in Int64(0)..<3 {
+                let cents = 10_000 + (minute * 7 + k * 13) % 500, qty = 100_000 + (minute * 31 + k) % 900_000  // 1e-8 units
+                let maker = (minute + k) % 3 == 0
+                let price = "\(cents / 100).\(String(format: "%02d", cents % 100))"
+                trades.append("\(id),\(price),\(Auditor.decimal(qty)),1.0,\(open + k * 1000 + 7),\(maker ? "True" : "False"),True")
+                (id, volume) = (id + 1, volume + qty)
+                if !maker { takerBuy += qty }
+                prices.append(cents)
+            }
+            func text(_ c: Int64) -> String { "\(c / 100).\(String(format: "%02d", c % 100))" }
+            let high = minute == 900 ? "999.99" : text(prices.max()!)  // the kline that disagrees
+            klines.append("\(open),\(text(prices[0])),\(high),\(text(prices.min()!)),\(text(prices[2])),\(Auditor.decimal(volume)),\(open + 59_999),1.0,3,\(Auditor.decimal(takerBuy)),1.0,0")
+            previousClose = text(prices[2])
+        }
+        let klineFolder = dir.appendingPathComponent("mirror/data/spot/daily/klines/TRDUSDT/1m")
+        let tradeFolder = dir.appendingPathComponent("mirror/data/spot/daily/trades/TRDUSDT")
+        for (folder, name, lines) in [(klineFolder, "TRDUSDT-1m-2024-01-05.zip", klines), (tradeFolder, "TRDUSDT-trades-2024-01-05.zip", trades)] {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let zip = ZipBuilder.single(String(name.dropLast(4)) + ".csv", lines.joined(separator: "\n") + "\n")
+            try Data(zip).write(to: folder.appendingPathComponent(name))
+            try "\(sha256Hex(zip))  \(name)\n".write(to: folder.appendingPathComponent(name + ".CHECKSUM"), atomically: true, encoding: .utf8)
+        }
+        let path = dir.appendingPathComponent("trades-audit.yml").path
+        try """
+            name: trades-audit
+            source: {base_url: \(dir.appendingPathComponent("mirror").path), cache_dir: \(dir.appendingPathComponent("cache").path)}
+            market: spot
+            symbols: [TRDUSDT]
+            intervals: [1m]
+            from: 2024-01
+            to: 2024-01
+            target: {directory: \(dir.appendingPathComponent("db-t").path)}
+            manifest: \(dir.appendingPathComponent("state/trades-audit.manifest.db").path)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let spec = try JobSpec.load(path: path)
+        let run = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(RunOptions(today: ArchivePeriod(day: "2024-01-06")!))
+        XCTAssertEqual(run.done, 1, "\(run.failures)")
+        let report = try await Auditor(spec: spec, logger: Logger(label: "test")).audit(target: false, tradeDays: 1)
+        XCTAssertEqual(report.disagreements.count, 1, "\(report.disagreements)")
+        XCTAssertEqual(report.disagreements.first?.openTime, "2024-01-05T15:00:00Z")
+        XCTAssertEqual(report.disagreements.first?.column, "High")
+        XCTAssertEqual(report.disagreements.first?.monthly, "999.99", "the kline's")
+        XCTAssertEqual(report.disagreements.first?.kind, "trades_vs_kline")
+    }
 }
