@@ -80,10 +80,10 @@ bench-decode: release
 bench: release
 	$(PYTHON) bench/bench.py --bin .build/release/binance-import --decode-bin .build/release/decode-bench
 
-# A trades import's peak memory against its archive's size (5 and 50 million trades, written to the
-# test server in --sink mode): docs/trades.md.
+# Trades: the importer against a pandas + pymarketstore baseline and the sink's ceiling, and its
+# peak memory against the archive's size (1 and 50 million trades): docs/performance-trades.md.
 bench-trades: release
-	$(PYTHON) bench/trades_rss.py --bin .build/release/binance-import
+	$(PYTHON) bench/bench_trades.py --bin .build/release/binance-import
 
 # Cost per unit as jobs grow (2,400 / 9,600 / 38,400 units of tiny archives): docs/performance.md.
 # Two binaries side by side on make bench's job: `make bench-compare A=path/to/old B=.build/release/binance-import`.

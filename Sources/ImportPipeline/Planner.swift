@@ -42,6 +42,11 @@ package struct Planner: Sendable {
         if spec.symbols == nil {
             let lister = makeLister()
             all = try await spec.dataset.listSymbols(lister, market: spec.market, quote: spec.discoverQuote, match: spec.discoverMatch)
+            if !spec.includeDelisted {
+                // The archive tree keeps every symbol that ever traded; exchangeInfo says which trade now.
+                let info = try await spec.restClient().exchangeInfo()
+                all = all.filter { info[$0]?.status == "TRADING" }
+            }
             if all.isEmpty { throw JobFileError(file: spec.file, key: "discover", reason: "no symbol of \(spec.market.rawValue) matches") }
         }
         guard let shard = spec.shard else { return all }

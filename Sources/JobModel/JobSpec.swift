@@ -20,6 +20,9 @@ public struct JobSpec: Sendable {
     public var symbols: [String]?
     public var discoverQuote: String?
     public var discoverMatch: String?
+    /// `discover.include_delisted` (default true): the archive tree keeps delisted symbols; false
+    /// keeps only those Binance's exchangeInfo calls TRADING.
+    public var includeDelisted = true
     public var intervals: [KlineInterval]
     public var from: ArchivePeriod
     /// Where the job ends (`to:`).
@@ -154,7 +157,7 @@ public struct JobSpec: Sendable {
         }
 
         var symbols: [String]?
-        var quote: String?, match: String?
+        var quote: String?, match: String?, includeDelisted = true
         switch (root["symbols"], root["discover"]) {
         case let (list?, nil):
             if let mapping = list as? [String: Any], mapping["discover"] != nil {
@@ -170,9 +173,13 @@ public struct JobSpec: Sendable {
             symbols = listed
         case let (nil, discover?):
             guard let d = discover as? [String: Any] else { throw fail("discover", "must be a mapping {quote, match}") }
-            try checkKeys(d, allowed: ["quote", "match"], prefix: "discover.", fail)
+            try checkKeys(d, allowed: ["quote", "match", "include_delisted"], prefix: "discover.", fail)
             quote = try d["quote"].map { _ in try string(d, "quote", "discover.quote") }
             match = try d["match"].map { _ in try string(d, "match", "discover.match") }
+            if let v = d["include_delisted"] {
+                guard let b = v as? Bool else { throw fail("discover.include_delisted", "must be true or false") }
+                includeDelisted = b
+            }
         case (nil, nil): throw fail("symbols", "missing: give symbols: [...] or discover: {quote: USDT}")
         default: throw fail("symbols", "give either symbols or discover, not both")
         }
@@ -271,6 +278,7 @@ public struct JobSpec: Sendable {
             restWeightShare: share,
             restWeightLimit: try int(restSection, "weight_limit", "rest.weight_limit", default: RestMarket(market).defaultWeightLimit, range: 1...1_000_000))
         spec.caFile = caFile
+        spec.includeDelisted = includeDelisted
         spec.stallSeconds = try int(targetSection, "stall_seconds", "target.stall_seconds", default: 20, range: 1...600)
         spec.listings = listings
         spec.recheckDays = try int(root, "recheck_days", "recheck_days", default: 7, range: 0...3650)

@@ -191,6 +191,18 @@ final class AuditTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(lives?.first { $0["symbol"] as? String == "GONEUSDT" }?["delisted_by"] as? String, "exchange_info")
         let status = try runCommand(ImportJobTests.binary, ["status", path, "--offline"], environment: env)
         XCTAssertTrue(status.output.contains("GONEUSDT: delisted on 2024-02-15 (its rows stop on 2024-02-14"), status.output)
+
+        // discover: the archive tree keeps delisted symbols; include_delisted: false keeps those
+        // exchangeInfo calls TRADING. (Discovery lists the monthly folder: each symbol has one.)
+        for symbol in ["AAAUSDT", "GONEUSDT", "LATEUSDT"] {
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent("mirror/data/spot/monthly/klines/\(symbol)/1h"), withIntermediateDirectories: true)
+        }
+        for (include, expected) in [(true, ["AAAUSDT", "GONEUSDT", "LATEUSDT"]), (false, ["AAAUSDT", "LATEUSDT"])] {
+            let yaml = try String(contentsOfFile: path, encoding: .utf8)
+                .replacingOccurrences(of: "symbols: [AAAUSDT, GONEUSDT, LATEUSDT]", with: "discover: {quote: USDT, include_delisted: \(include)}")
+            let discovered = try await Planner(spec: try JobSpec.parse(yaml: yaml, file: "discover.yml"), logger: Logger(label: "test")).symbols()
+            XCTAssertEqual(discovered, expected, "include_delisted: \(include)")
+        }
     }
 
     /// `--trades`: a day's 1m klines against bars rebuilt from the day's raw trades archive. The

@@ -300,7 +300,7 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
         lines.append(f"| {target_kind} | {trials} | {killed} | {mid_run} | {some_done} | {reran_ok} | {equal} | {all_done} | {min(done_at_kill)}-{max(done_at_kill)} |")
         if writing_at_kill:
             lines += ["", f"{writing_at_kill} of the {trials} kills left a unit `writing` (some of its trades sent, not yet recorded done): "
-                      "the re-run read their IDs back and appended only the missing ones.", ""]
+                      "the re-run read their IDs back and appended only the missing ones."]
         if label == "trades":
             check(writing_at_kill >= trials // 4, f"crash trials (trades): only {writing_at_kill} of {trials} kills landed while a unit was being written")
         if ms:
