@@ -50,10 +50,18 @@ public struct JobVerifier {
                 throw TargetUnavailable(description: "MarketStore at \(spec.target.display) is unreachable: \(reason)")
             }
             var digest = ColumnDigest()
+            var heldIDs: (first: Int64, last: Int64)?
             if let r = results.first {
                 // A monthly with holes: the days it lacks are its repair units' to verify.
-                let filled = record.id.hasPrefix("rest/gap/") ? [] : fills[record.key] ?? []
-                let keep = RepairDays(record.lacking ?? []).kept(r.epochs).filter { i in !filled.contains { $0.contains(r.epochs[i]) } }
+                let filled = record.id.hasPrefix("rest/gap/") || record.firstID != nil ? [] : fills[record.key] ?? []
+                var keep = RepairDays(record.lacking ?? []).kept(r.epochs).filter { i in !filled.contains { $0.contains(r.epochs[i]) } }
+                // Trades: the unit's own IDs (its range less its holes); other units' trades share its seconds.
+                if let ids = Self.ownIDs(record), let column = r.names.firstIndex(where: { $0 == "TradeID" || $0 == "AggTradeID" }),
+                   case let .int64(held) = r.columns[column] {
+                    keep = keep.filter { ids($0 < held.count ? held[$0] : .min) }
+                    let own = keep.map { held[$0] }
+                    heldIDs = own.min().flatMap { low in own.max().map { (low, $0) } }
+                }
                 let all = keep.count == r.epochs.count
                 digest.add(epochs: all ? r.epochs : keep.map { r.epochs[$0] },
                            columns: zip(r.names, r.columns).dropFirst().map { ($0, all ? $1 : $1.gathered(keep)) })
@@ -67,12 +75,10 @@ public struct JobVerifier {
             where expected.hasPrefix(ColumnDigest.tag) && digest.hex[column] != expected {
                 problems.append("column \(column) differs")
             }
-            // Trades: the unit's first and last ID are the key's in its seconds (a hole at either
-            // end, or an ID from elsewhere, shows here even when the rows count the same).
-            if let firstID = record.firstID, let lastID = record.lastID, let r = results.first,
-               let column = r.names.firstIndex(where: { $0 == "TradeID" || $0 == "AggTradeID" }), case let .int64(ids) = r.columns[column],
-               let held = ids.min().flatMap({ low in ids.max().map { (low, $0) } }), held != (firstID, lastID) {
-                problems.append("IDs \(held.0)..\(held.1) in the target, \(firstID)..\(lastID) in the manifest")
+            // Trades: the unit's first and last ID are in the target (one missing at either end
+            // shows here even when a duplicate elsewhere keeps the row count).
+            if let firstID = record.firstID, let lastID = record.lastID, (heldIDs?.first, heldIDs?.last) != (firstID, lastID) {
+                problems.append("IDs \(heldIDs.map { "\($0.first)..\($0.last)" } ?? "none") in the target, \(firstID)..\(lastID) in the manifest")
             }
             if !problems.isEmpty {
                 var detail = problems.joined(separator: "; ")
@@ -83,6 +89,14 @@ public struct JobVerifier {
             }
         }
         return (checked, differences)
+    }
+
+    /// Whether an ID is one of a trade unit's: in its range and in none of its holes; nil for a
+    /// unit without IDs.
+    static func ownIDs(_ record: UnitRecord) -> ((Int64) -> Bool)? {
+        guard let first = record.firstID, let last = record.lastID else { return nil }
+        let holes = record.idHoles ?? []
+        return { id in id >= first && id <= last && !holes.contains { $0.count >= 2 && id >= $0[0] && id <= $0[1] } }
     }
 
     /// A 1 January inside [first, last] that the target did not return.

@@ -114,4 +114,28 @@ extension ImportJobTests {
         XCTAssertEqual(holes?.count, 1)
         XCTAssertTrue(holes?.first?.hasPrefix(hole) == true, "\(String(describing: holes))")
     }
+
+    /// `gaps: rest` through the binary: the four aggregates missing between the two archives come
+    /// from the REST test server, the key is whole, and `verify` accepts every unit, the fill's and
+    /// the archives' whose seconds the filled trades share.
+    func testGapsRestFillsTheHoleAndVerifyCountsEachUnitsOwnIDs() async throws {
+        try publishAggTrades("FILUSDT", skippingBeforeFebruary: 4)
+        let rest = try startREST()
+        defer { rest.stop() }
+        // IDs 900..903, timed in the last minute of January (inside January's unit's seconds).
+        try await rest.control(["now": "2024-03-02T00:00:00Z", "trades": ["first_id": 900, "last_id": 903, "start_ms": 1_706_745_540_000, "step_ms": 1000]])
+        let path = try tradesJob("fill", symbols: ["FILUSDT"])
+        let yaml = try String(contentsOfFile: path, encoding: .utf8)
+            .replacingOccurrences(of: "cache_dir:", with: "rest_url: \(rest.base), cache_dir:") + "\ngaps: rest\n"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try importer(["run", path], today: "2024-03-02")
+        XCTAssertEqual(run.status, 0, run.output)
+        let client = MarketStoreClient(url: marketstore.url)
+        let held = try await client.query(symbols: ["FILUSDT"], timeframe: "1Sec", attributeGroup: "AGGTRADES")
+        guard case let .int64(ids)? = held.first?.columns[3] else { return XCTFail("no AggTradeID column") }
+        XCTAssertEqual(ids.sorted(), Array(500..<1304), "every aggregate once")
+        let verify = try importer(["verify", path], today: "2024-03-02")
+        XCTAssertEqual(verify.status, 0, verify.output)
+        XCTAssertTrue(verify.output.contains("verified 3 units: all match"), verify.output)
+    }
 }
