@@ -22,23 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from bench import Server, fmt, row, timed, replay_run  # noqa: E402
-from trades_rss import write_archive  # noqa: E402
-
-
-def job(work, mirror, url, name):
-    path = os.path.join(work, f"{name}.yml")
-    open(path, "w").write(f"""name: {name}
-source: {{base_url: {mirror}, checksum: optional, cache_dir: {work}/cache}}
-market: spot
-dataset: trades
-symbols: [BTCUSDT]
-from: 2024-01
-to: 2024-01
-target: {{marketstore: "{url}"}}
-write: {{chunk_rows: 100000}}
-manifest: {work}/state/{name}.manifest.db
-""")
-    return path
+from trades_rss import trades_job as job, write_archive  # noqa: E402
 
 
 def importer_run(binary, path, work):

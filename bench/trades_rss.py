@@ -38,6 +38,23 @@ def write_archive(folder, rows):
     return path
 
 
+def trades_job(work, mirror, url, name):
+    """A job of BTCUSDT's January 2024 spot trades from `mirror` into `url`; its path."""
+    path = os.path.join(work, f"{name}.yml")
+    open(path, "w").write(f"""name: {name}
+source: {{base_url: {mirror}, checksum: optional, cache_dir: {work}/cache}}
+market: spot
+dataset: trades
+symbols: [BTCUSDT]
+from: 2024-01
+to: 2024-01
+target: {{marketstore: "{url}"}}
+write: {{chunk_rows: 100000}}
+manifest: {work}/state/{name}.manifest.db
+""")
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build/release/binance-import"))
@@ -53,25 +70,14 @@ def main():
         for rows in a.rows:
             mirror = os.path.join(work, f"mirror-{rows}")
             archive = write_archive(os.path.join(mirror, "data/spot/monthly/trades/BTCUSDT"), rows)
-            job = os.path.join(work, f"rss-{rows}.yml")
-            manifest = os.path.join(work, f"state-{rows}/rss.manifest.db")
-            open(job, "w").write(f"""name: rss
-source: {{base_url: {mirror}, checksum: optional, cache_dir: {work}/cache}}
-market: spot
-dataset: trades
-symbols: [BTCUSDT]
-from: 2024-01
-to: 2024-01
-target: {{marketstore: "{url}"}}
-write: {{chunk_rows: 100000}}
-manifest: {manifest}
-""")
+            job = trades_job(work, mirror, url, f"rss-{rows}")
+            manifest = os.path.join(work, f"state/rss-{rows}.manifest.db")
             env = dict(os.environ, BINANCE_IMPORT_TODAY="2024-02-15")
             p = subprocess.run([a.bin, "run", job], capture_output=True, text=True, env=env)
             if p.returncode != 0:
                 print(p.stdout[-2000:], p.stderr[-2000:])
                 sys.exit(1)
-            report = json.load(open(os.path.join(os.path.dirname(manifest), "rss.report.json")))
+            report = json.load(open(manifest.replace(".manifest.db", ".report.json")))
             size = os.path.getsize(archive)
             print(f"| {rows:,} | {size / 1e6:.0f} MB | {report['rows']:,} | {report['seconds']:.1f} s | {report['rows_per_second']:,.0f} | "
                   f"{report['peak_rss_bytes'] / 1e6:.0f} MB |", flush=True)

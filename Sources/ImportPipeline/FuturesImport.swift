@@ -263,12 +263,7 @@ extension ImportRunner {
             holes[hole.key, default: []] += period.kind == .day ? ["\(period)"] : PeriodPlanner.days(of: period).map { "\($0)" }
         }
         summary.daysInNoArchive = holes.mapValues(daySpans)
-        for failed in plan.failedKeys {
-            logger.error("\(failed.key): \(failed.reason)")
-            for unit in failed.periods { await state.failed(unit.id, key: unit.key, failed.reason) }
-            summary.failed += failed.periods.count
-            summary.failures[failed.key] = failed.reason
-        }
+        await recordFailedKeys(plan.failedKeys.map { ($0.key, $0.reason, $0.periods) }, state: state, summary: &summary)
         let market = planned.work.first?.address.futuresMarket ?? .um
         do {
             try await runPipeline(work: planned.work, fetcher: planned.fetcher, writer: writer) { unit, result, thread, pieces in

@@ -44,6 +44,17 @@ extension ImportRunner {
         }
     }
 
+    /// Keys that fail as a whole (no archive at all, their listing failed): each of their units
+    /// recorded failed with the reason, and counted.
+    package func recordFailedKeys(_ keys: [(key: String, reason: String, units: [any WorkUnit])], state: StateRecorder, summary: inout RunSummary) async {
+        for failed in keys {
+            logger.error("\(failed.key): \(failed.reason)")
+            for unit in failed.units { await state.failed(unit.id, key: unit.key, failed.reason) }
+            summary.failed += failed.units.count
+            summary.failures[failed.key] = failed.reason
+        }
+    }
+
     /// The pipeline over units of any dataset, `decode` turning each fetched archive into pieces
     /// (or recording why not).
     package func runPipeline<Unit: WorkUnit>(work: [Unit], fetcher: any ArchiveSource, writer: Writer,

@@ -154,12 +154,7 @@ extension ImportRunner {
         let plan = planned.plan
         await recordNotPublished(plan.notPublished, index: await state.index(), state: state)
         summary.notPublished = plan.notPublished.count
-        for failed in plan.failedKeys {
-            logger.error("\(failed.key): \(failed.reason)")
-            for unit in failed.units { await state.failed(unit.id, key: unit.key, failed.reason) }
-            summary.failed += failed.units.count
-            summary.failures[failed.key] = failed.reason
-        }
+        await recordFailedKeys(plan.failedKeys.map { ($0.key, $0.reason, $0.units) }, state: state, summary: &summary)
         let floatType = spec.floatType, chunkRows = spec.chunkRows, strict = spec.validation == .strict
         do {
             try await runPipeline(work: planned.work, fetcher: planned.fetcher, writer: writer) { unit, result, thread, pieces in
