@@ -280,7 +280,7 @@ public final class Follower: Sendable {
                     guard let end = group.last?.openTime else { continue }
                     let unit = try filler.day(symbol: k.symbol, interval: k.interval, day: PeriodPlanner.today(now: day), key: key)
                     try await writer.add(try filler.piece(unit, csv: Array(group.map { $0.csvLine + "\n" }.joined().utf8), interval: k.interval,
-                                                              source: "stream \(key)", coveredTo: end, continues: true, policy: .report))
+                                                              source: "stream \(key)", coveredTo: end, continues: true, policy: .report, streamed: true))
                 }
                 if let end = fresh.last?.openTime { last[key] = end }
                 lags[key] = fresh.map(\.arrived)

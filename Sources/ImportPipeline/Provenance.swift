@@ -26,6 +26,8 @@ package struct Provenance: Codable, Sendable {
         /// Counts by kind: anomalies and conventions applied by rule (as the unit's record has them).
         package var anomalies: [String: Int]?
         package var history: [UnitRecord.Earlier]?
+        /// Open times written from `follow`'s live stream ([first, last] runs, UTC).
+        package var liveStream: [[String]]?
     }
 
     package var key: String
@@ -51,7 +53,8 @@ package struct Provenance: Codable, Sendable {
         let sources = done.map { r in
             Source(kind: r.id.hasPrefix("rest/gap/") ? "rest_gap_fill" : r.isREST ? "rest" : "archive", unit: r.id, sha256: r.sha256, verified: r.verified,
                    listing: r.listing, lastModified: r.listing.flatMap(lastModified), rows: r.rows, first: r.firstEpoch.map(UTCCalendar.iso8601),
-                   last: r.lastEpoch.map(UTCCalendar.iso8601), firstID: r.firstID, lastID: r.lastID, doneAt: r.doneAt, anomalies: r.anomalies, history: r.history)
+                   last: r.lastEpoch.map(UTCCalendar.iso8601), firstID: r.firstID, lastID: r.lastID, doneAt: r.doneAt, anomalies: r.anomalies, history: r.history,
+                   liveStream: r.streamed?.map { $0.map(UTCCalendar.iso8601) })
         }
         return Provenance(key: key, rows: done.reduce(0) { $0 + ($1.rows ?? 0) }, first: done.compactMap(\.firstEpoch).min().map(UTCCalendar.iso8601),
                           last: done.compactMap(\.lastEpoch).max().map(UTCCalendar.iso8601), sources: sources)
@@ -78,6 +81,7 @@ package struct Provenance: Codable, Sendable {
             if let anomalies = s.anomalies, !anomalies.isEmpty {
                 lines.append("    " + anomalies.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
             }
+            for run in s.liveStream ?? [] where run.count == 2 { lines.append("    from the live stream: \(run[0])..\(run[1])") }
             for earlier in s.history ?? [] {
                 lines.append("    re-published: was sha256 \(earlier.sha256 ?? "-") (\(earlier.rows ?? 0) rows, imported \(earlier.doneAt ?? "-"), "
                     + "listed as \(earlier.listing ?? "-")), replaced \(earlier.replacedAt ?? "-")")

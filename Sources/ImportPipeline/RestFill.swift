@@ -130,14 +130,16 @@ package struct RestFiller: Sendable {
     /// REST or stream klines of one day (CSV lines) as a piece for the writer: parsed like an
     /// archive, digested, and carrying the day's coverage; `continues` adds them to the rows the
     /// day already has.
+    /// `streamed`: the rows came from the live stream (`follow`), said in the unit's provenance.
     package func piece(_ day: PlannedUnit, csv: [UInt8], interval: KlineInterval, source: String, coveredTo: Int64, continues: Bool,
-                   policy: ValidationPolicy) throws -> DecodedPiece {
+                   policy: ValidationPolicy, streamed: Bool = false) throws -> DecodedPiece {
         let options = KlineDecodeOptions(interval: interval, period: nil, columns: spec.columns, floatType: spec.floatType, policy: policy)
         let (batch, report) = try KlineArchiveDecoder.decodeCSV(csv, source: source, options: options)
         var digest = ColumnDigest()
         digest.add(batch)
         var outcome = UnitOutcome(restFacts: UnitFacts(report), digest: digest, coveredTo: coveredTo)
         outcome.continues = continues
+        if streamed, let first = batch.epochs.min(), let last = batch.epochs.max(), let step = interval.seconds { outcome.streamed = (first, last, step) }
         return DecodedPiece(unit: day, batch: batch.count > 0 ? batch : spec.emptyBatch(), outcome: outcome)
     }
 

@@ -150,6 +150,8 @@ package struct UnitOutcome: Sendable {
     package var coveredTo: Int64?
     /// A REST day continued after an earlier run's candles: its rows add to the recorded ones.
     package var continues = false
+    /// Rows from `follow`'s live stream: their first and last open time and the step.
+    package var streamed: (first: Int64, last: Int64, step: Int64)?
 
     package init(archive: LocalArchive, facts: UnitFacts, digest: ColumnDigest) {
         (archivePath, sha256, verified) = (archive.path, archive.sha256, archive.verified)
@@ -167,6 +169,7 @@ package struct UnitOutcome: Sendable {
                                rows: facts.rows, firstEpoch: facts.firstEpoch, lastEpoch: facts.lastEpoch, digests: digest.hex,
                                daysLacking: facts.daysLacking, anomalies: facts.anomalies)
         (unit.firstID, unit.lastID, unit.idHoles) = (facts.firstID, facts.lastID, facts.idHoles)
+        unit.streamed = streamed
         return unit
     }
 }

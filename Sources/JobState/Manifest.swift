@@ -48,6 +48,9 @@ public struct UnitRecord: Codable, Equatable, Sendable {
     public var idHoles: [[Int64]]?
     /// Earlier versions of a re-published archive this unit was imported from, oldest first.
     public var history: [Earlier]?
+    /// A REST day that `follow` continued from Binance's live streams: the [first, last] open
+    /// times written from the stream (contiguous runs merged).
+    public var streamed: [[Int64]]?
 
     /// What a unit was imported from before its archive was re-published.
     public struct Earlier: Codable, Equatable, Sendable {

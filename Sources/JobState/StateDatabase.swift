@@ -17,11 +17,11 @@ package final class StateDatabase {
             archive_path TEXT, sha256 TEXT, listing TEXT, verified INTEGER NOT NULL, rows INTEGER,
             first_epoch INTEGER, last_epoch INTEGER, digests TEXT, anomalies TEXT,
             attempts INTEGER NOT NULL, error TEXT, updated_at TEXT, done_at TEXT, covered_to INTEGER, lacking TEXT,
-            first_id INTEGER, last_id INTEGER, id_holes TEXT, history TEXT
+            first_id INTEGER, last_id INTEGER, id_holes TEXT, history TEXT, streamed TEXT
         ) WITHOUT ROWID;
         """
     package static let columns = "id, key, status, remote_path, archive_path, sha256, listing, verified, rows, first_epoch, " +
-        "last_epoch, digests, anomalies, attempts, error, updated_at, done_at, covered_to, lacking, first_id, last_id, id_holes, history"
+        "last_epoch, digests, anomalies, attempts, error, updated_at, done_at, covered_to, lacking, first_id, last_id, id_holes, history, streamed"
     /// The gaps in the archives of each key: slots no archive holds, and what REST said of them.
     package static let gapsSchema = """
         CREATE TABLE IF NOT EXISTS gaps (
@@ -31,7 +31,7 @@ package final class StateDatabase {
         """
     /// Columns added after the first release of the database, with their type: a run adds them to
     /// an older file; a reader of a file it may not change reads them as NULL.
-    package static let addedColumns = [("lacking", "TEXT"), ("first_id", "INTEGER"), ("last_id", "INTEGER"), ("id_holes", "TEXT"), ("history", "TEXT")]
+    package static let addedColumns = [("lacking", "TEXT"), ("first_id", "INTEGER"), ("last_id", "INTEGER"), ("id_holes", "TEXT"), ("history", "TEXT"), ("streamed", "TEXT")]
     /// What the SELECTs read: `columns`, with NULL for an added column the file lacks.
     private let selected: String
     /// False in a file of an earlier release opened read-only (no gaps recorded there).
@@ -146,7 +146,7 @@ package final class StateDatabase {
     /// Writes `records` in one transaction (one fsync of the write-ahead log).
     package func write<C: Collection>(_ records: C) throws where C.Element == UnitRecord {
         guard !records.isEmpty else { return }
-        if upsertStatement == nil { upsertStatement = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") }
+        if upsertStatement == nil { upsertStatement = try db.prepare("INSERT OR REPLACE INTO units (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") }
         guard let upsert = upsertStatement else { return }
         try db.transaction {
             for r in records {
@@ -157,6 +157,7 @@ package final class StateDatabase {
                 try upsert.bind(14, Int64(r.attempts)); try upsert.bind(15, r.error); try upsert.bind(16, r.updatedAt); try upsert.bind(17, r.doneAt); try upsert.bind(18, r.coveredTo)
                 try upsert.bind(19, try r.lacking.map(json)); try upsert.bind(20, r.firstID); try upsert.bind(21, r.lastID)
                 try upsert.bind(22, try r.idHoles.map(json)); try upsert.bind(23, try r.history.map(json))
+                try upsert.bind(24, try r.streamed.map(json))
                 try upsert.step()
             }
         }
@@ -265,6 +266,7 @@ package final class StateDatabase {
         r.firstID = s.int(19); r.lastID = s.int(20)
         r.idHoles = try s.text(21).map { try decoder.decode([[Int64]].self, from: Data($0.utf8)) }
         r.history = try s.text(22).map { try decoder.decode([UnitRecord.Earlier].self, from: Data($0.utf8)) }
+        r.streamed = try s.text(23).map { try decoder.decode([[Int64]].self, from: Data($0.utf8)) }
         return r
     }
 

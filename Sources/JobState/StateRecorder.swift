@@ -117,6 +117,16 @@ package struct StateRecorder: Sendable {
             $0.status = .done
             $0.lacking = unit.daysLacking.isEmpty ? nil : unit.daysLacking
             ($0.firstID, $0.lastID, $0.idHoles) = (unit.firstID, unit.lastID, unit.idHoles.isEmpty ? nil : unit.idHoles)
+            if let run = unit.streamed {
+                // Appended to the last run when it follows on (its next open time at most one step on).
+                var runs = $0.streamed ?? []
+                if let last = runs.last, last.count == 2, run.first >= last[0], run.first <= last[1] + run.step {
+                    runs[runs.count - 1][1] = max(last[1], run.last)
+                } else {
+                    runs.append([run.first, run.last])
+                }
+                $0.streamed = runs
+            }
             $0.anomalies = unit.anomalies.isEmpty ? nil : unit.anomalies
             $0.attempts += 1
             $0.error = nil
@@ -172,6 +182,8 @@ package struct WrittenUnit: Sendable {
     package var lastID: Int64?
     /// Trades: the IDs missing inside the archive ([first, last, second before, second after]).
     package var idHoles: [[Int64]] = []
+    /// `follow`: the open times written from the live stream, and the interval's step.
+    package var streamed: (first: Int64, last: Int64, step: Int64)?
 
     package init(archivePath: String?, sha256: String?, listing: String?, verified: Bool, coveredTo: Int64?, continues: Bool,
                  rows: Int, firstEpoch: Int64?, lastEpoch: Int64?, digests: [String: String], daysLacking: [String], anomalies: [String: Int]) {

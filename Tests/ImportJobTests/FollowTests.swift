@@ -159,6 +159,11 @@ extension ImportJobTests {
             let minutes = Int((covered - 1_706_918_400) / 60) + 1
             XCTAssertGreaterThan(minutes, 12, "\(s): \(minutes) minutes followed")
             XCTAssertEqual(unit.rows, minutes, s)
+            // Provenance: the day's unit says which minutes came from the live stream (the
+            // others from REST: the catch-up and the gap fills).
+            let streamed = try XCTUnwrap(unit.streamed, "\(s): live-stream runs recorded")
+            XCTAssertTrue(!streamed.isEmpty && streamed.allSatisfy { $0.count == 2 && $0[0] <= $0[1] && $0[1] <= covered }, "\(s): \(streamed)")
+            XCTAssertGreaterThanOrEqual(streamed.count, 2, "\(s): the drop and the stall split the stream: \(streamed)")
             let want = joined([try expected(archivePaths(s, "1m", days: ("2024-02", 1...2))), try dayRows(s, "1m", "2024-02-03", first: minutes)])
             let got = try await client.query(symbols: [s], timeframe: "1Min", attributeGroup: "OHLCV")
             XCTAssertEqual(got.first?.epochs, want.epochs, s)
