@@ -96,16 +96,16 @@ public struct ArchiveLister: Sendable {
     /// directly under `prefix`. As in S3, the prefix may end inside a name
     /// (`.../BTCUSDT-1m-2024-02-` lists one month of daily archives), and a prefix that names
     /// nothing lists as empty.
-    public func list(prefix: String) async throws -> (folders: [String], files: [ListedFile]) {
-        if let listing { return try await listing.list(prefix: prefix) }
+    public func list(prefix: String, after: String? = nil) async throws -> (folders: [String], files: [ListedFile]) {
+        if let listing { return try await listing.list(prefix: prefix, after: after) }
         switch location {
         case let .directory(root):
-            return try MirrorListing(root: root).list(prefix: prefix)
+            return try MirrorListing(root: root).list(prefix: prefix, after: after)
         case .http:
             let session = await pool.take()
             defer { Task { await pool.give(session) } }
             var folders: [String] = [], files: [ListedFile] = []
-            var marker: String?
+            var marker: String? = after
             repeat {
                 var url = listingURL + "?delimiter=/&prefix=" + Self.escape(prefix)
                 if let marker { url += "&marker=" + Self.escape(marker) }
@@ -146,16 +146,22 @@ public struct ArchiveLister: Sendable {
     /// The published archives of a symbol and interval, monthly or daily, by period; `month` or
     /// `year` narrows a daily listing to that month's or year's files (S3 prefixes may end inside
     /// a name: one request instead of the whole folder).
+    /// `from` (daily only): that month's files and those after it in the same year, in one request
+    /// (the year's prefix, starting after the month before: a nightly's recent months at once).
     public func published(market: Market, dataset: KlineDataset = .klines, symbol: String, interval: KlineInterval, daily: Bool,
-                          month: ArchivePeriod? = nil, year: Int? = nil) async throws -> [ArchivePeriod: ListedFile] {
+                          month: ArchivePeriod? = nil, year: Int? = nil, from: ArchivePeriod? = nil) async throws -> [ArchivePeriod: ListedFile] {
         try validateSymbol(symbol)
-        var prefix = "data/\(market.rawValue)/\(daily ? "daily" : "monthly")/\(dataset.rawValue)/\(symbol)/\(interval.name)/"
+        let folder = "data/\(market.rawValue)/\(daily ? "daily" : "monthly")/\(dataset.rawValue)/\(symbol)/\(interval.name)/"
+        var prefix = folder, after: String?
         if let month {
             prefix += "\(symbol)-\(interval.name)-\(month)-"
+        } else if let from {
+            prefix += "\(symbol)-\(interval.name)-\(String(format: "%04d", from.year))-"
+            after = folder + "\(symbol)-\(interval.name)-\(String(format: "%04d-%02d", from.year, from.month))-"  // before its day 01
         } else if let year {
             prefix += "\(symbol)-\(interval.name)-\(String(format: "%04d", year))-"
         }
-        return try await published(prefix: prefix) { key in
+        return try await published(prefix: prefix, after: after) { key in
             guard let name = KlineArchiveName(fileName: key), name.symbol == symbol, name.interval == interval,
                   (name.period.kind == .day) == daily else { return nil }
             return name.period
@@ -164,9 +170,9 @@ public struct ArchiveLister: Sendable {
 
     /// The archives (`.zip`) listed under `prefix` by the period `period(key)` gives them; files
     /// it gives none (another name, another symbol) are left out.
-    func published(prefix: String, period: (String) -> ArchivePeriod?) async throws -> [ArchivePeriod: ListedFile] {
+    func published(prefix: String, after: String? = nil, period: (String) -> ArchivePeriod?) async throws -> [ArchivePeriod: ListedFile] {
         var out: [ArchivePeriod: ListedFile] = [:]
-        for file in try await list(prefix: prefix).files where file.key.hasSuffix(".zip") {
+        for file in try await list(prefix: prefix, after: after).files where file.key.hasSuffix(".zip") {
             if let p = period(file.key) { out[p] = file }
         }
         return out
@@ -190,7 +196,9 @@ public struct ArchiveLister: Sendable {
 /// What lists the data tree's folders and files under a prefix, as S3's ListBucket does with a
 /// delimiter: the S3 endpoint, a local mirror, or a fake in tests.
 public protocol FolderListing: Sendable {
-    func list(prefix: String) async throws -> (folders: [String], files: [ListedFile])
+    /// The folders and files under `prefix`; with `after`, only the keys that sort after it (S3's
+    /// `marker`: one request can start inside a folder).
+    func list(prefix: String, after: String?) async throws -> (folders: [String], files: [ListedFile])
 }
 
 /// A local mirror's listing: its directories read in place.
@@ -198,7 +206,7 @@ public struct MirrorListing: FolderListing {
     public let root: String
     public init(root: String) { self.root = root }
 
-    public func list(prefix: String) throws -> (folders: [String], files: [ListedFile]) {
+    public func list(prefix: String, after: String? = nil) throws -> (folders: [String], files: [ListedFile]) {
         let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : String(prefix[..<(prefix.lastIndex(of: "/").map { prefix.index(after: $0) } ?? prefix.startIndex)])
         let namePrefix = prefix.dropFirst(folder.count)
         let dir = (root as NSString).appendingPathComponent(folder)
@@ -211,7 +219,7 @@ public struct MirrorListing: FolderListing {
             throw SourceError.io(path: dir, reason: "cannot list the mirror folder: \(error.localizedDescription)")
         }
         var folders: [String] = [], files: [ListedFile] = []
-        for name in names.sorted() where name.hasPrefix(namePrefix) {
+        for name in names.sorted() where name.hasPrefix(namePrefix) && after.map({ folder + name > $0 }) != false {
             let path = (dir as NSString).appendingPathComponent(name)
             var info = stat()
             guard stat(path, &info) == 0 else { continue }  // vanished since the listing

@@ -262,9 +262,19 @@ public struct ImportPlan: Sendable {
             dailyFiles.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval,
                                                         daily: true, year: year)) { a, _ in a }
         }
-        for month in monthsToList where !years.contains(month.year) {
-            dailyFiles.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval,
-                                                        daily: true, month: month)) { a, _ in a }
+        // Recent months of one year in one request (the year's prefix from the first of them): a
+        // quiet nightly's round trips per key, not its months, set its time over a long link.
+        let byYear = Dictionary(grouping: monthsToList.filter { !years.contains($0.year) }, by: \.year)
+        for (_, list) in byYear.sorted(by: { $0.key < $1.key }) {
+            let recent = list.filter { $0 >= recentStart }
+            if recent.count > 1, let first = recent.min() {
+                dailyFiles.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval,
+                                                            daily: true, from: first)) { a, _ in a }
+            }
+            for month in list where recent.count <= 1 || month < recentStart {
+                dailyFiles.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval,
+                                                            daily: true, month: month)) { a, _ in a }
+            }
         }
 
         var coverage = KeyCoverage(key: key, symbol: symbol, interval: interval)

@@ -16,9 +16,9 @@ public final class FaultyListing: FolderListing, Sendable {
         (self.inner, schedule) = (inner, FaultSchedule(fails))
     }
 
-    public func list(prefix: String) async throws -> (folders: [String], files: [ListedFile]) {
+    public func list(prefix: String, after: String?) async throws -> (folders: [String], files: [ListedFile]) {
         if schedule.fails(prefix) { throw Refused(prefix: prefix) }
-        return try await inner.list(prefix: prefix)
+        return try await inner.list(prefix: prefix, after: after)
     }
 
     /// The prefixes listed, in order.
