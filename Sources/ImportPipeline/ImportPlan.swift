@@ -91,8 +91,8 @@ public struct KeyCoverage: Sendable {
 /// Requests: one listing of the monthly folder per symbol x interval; one listing of a month's
 /// daily files for each month that needs them (the current month, months within `recentMonths`
 /// of it without their monthly archive, holes between two monthlies, a monthly whose repair is
-/// unfinished); and one listing of a year's daily files for older months without a monthly
-/// archive. An old month found without any archive is recorded with the monthly folder's
+/// unfinished), the recent ones of a year together in one (the year's prefix, from the first of
+/// them); and one listing of a year's daily files for older months without a monthly archive. An old month found without any archive is recorded with the monthly folder's
 /// fingerprint and not listed again while that folder lists the same (or until `--force`).
 public struct ImportPlan: Sendable {
     /// Archives that are listed: imported, or skipped when done and unchanged.
