@@ -69,8 +69,8 @@ package struct Auditor {
     /// Audits the job's done monthly kline archives (`sample`: at most that many, spread over the
     /// job's units) and, unless `target` is false, the target against the state.
     package func audit(sample: Int? = nil, target: Bool = true, restDays: Int = 0, restClient: RestClient? = nil, tradeDays: Int = 0) async throws -> Report {
-        guard spec.dataset is KlineDataset else {
-            throw JobFileError(file: spec.file, key: "dataset", reason: "audit compares kline archives in this version, not \(spec.dataset.name)")
+        guard spec.dataset is KlineDataset || spec.dataset is FundingRates else {
+            throw JobFileError(file: spec.file, key: "dataset", reason: "audit compares kline and funding-rate archives in this version, not \(spec.dataset.name)")
         }
         let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
         var monthlies = manifest.units.values.filter { $0.status == .done && !$0.isDaily && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }
@@ -140,29 +140,31 @@ package struct Auditor {
                 continue
             }
             let daily = try KlineArchiveDecoder.decode(path: dayArchive.path, options: options).batch
-            audit.disagreements += Self.compare(month, daily, within: day.start..<day.end, unit: id, names: ("monthly", "daily"), other: address.fileName)
+            audit.disagreements += Self.compare(RowBatch(month), RowBatch(daily), within: day.start..<day.end, unit: id, names: ("monthly", "daily"),
+                                                other: address.fileName)
         }
         return audit
     }
 
-    /// The rows of `a` and `b` with open times in `range`, row by row and column by column:
-    /// `value` (a column differs), `missing_in_<a>` and `extra_in_<a>` (a row only `b`, or only
-    /// `a`, has); `other` names `b`'s source in the details.
-    static func compare(_ a: KlineBatch, _ b: KlineBatch, within range: Range<Int64>, unit: String, names: (String, String), other: String) -> [Disagreement] {
-        func rows(_ batch: KlineBatch) -> [Int64: Int] {
+    /// The rows of `a` and `b` with times in `range`, row by row and column by column (the
+    /// columns `a` and `b` both have): `value` (a column differs), `missing_in_<a>` and
+    /// `extra_in_<a>` (a row only `b`, or only `a`, has); `other` names `b`'s source in the details.
+    static func compare(_ a: RowBatch, _ b: RowBatch, within range: Range<Int64>, unit: String, names: (String, String), other: String) -> [Disagreement] {
+        func rows(_ batch: RowBatch) -> [Int64: Int] {
             Dictionary(batch.epochs.enumerated().filter { range.contains($0.element) }.map { ($1, $0) }, uniquingKeysWith: { _, last in last })
         }
         let (aRows, bRows) = (rows(a), rows(b))
+        let shared = a.columns.compactMap { column in b.columns.first { $0.name == column.name }.map { (column.name, column.values, $0.values) } }
         var out: [Disagreement] = []
         for epoch in Set(aRows.keys).union(bRows.keys).sorted() {
             let time = UTCCalendar.iso8601(epoch)
             switch (aRows[epoch], bRows[epoch]) {
             case let (i?, j?):
-                for (c, column) in a.columns.enumerated() {
-                    let (x, y) = (column.values.double(at: i), b.columns[c].values.double(at: j))
+                for (name, mine, theirs) in shared {
+                    let (x, y) = (mine.double(at: i), theirs.double(at: j))
                     if x == y || (x.isNaN && y.isNaN) { continue }
-                    var d = Disagreement(kind: "value", unit: unit, openTime: time, column: column.column.rawValue, detail: names.0 == "monthly" ? nil : "against \(other)")
-                    (d.monthly, d.daily) = (column.values.text(at: i), b.columns[c].values.text(at: j))
+                    var d = Disagreement(kind: "value", unit: unit, openTime: time, column: name, detail: names.0 == "monthly" ? nil : "against \(other)")
+                    (d.monthly, d.daily) = (mine.text(at: i), theirs.text(at: j))
                     out.append(d)
                 }
             case (nil, _?):
@@ -180,6 +182,7 @@ package struct Auditor {
     /// over them: a monthly's 15th, a daily's own day), one request or two a day, within the
     /// job's REST weight budget. For a value, `monthly` holds the archive's and `daily` REST's.
     package func compareWithREST(days: Int, manifest: Manifest, client: RestClient) async throws -> [Disagreement] {
+        if spec.dataset is FundingRates { return try await compareFundingWithREST(months: days, manifest: manifest, client: client) }
         guard days > 0, let dataset = spec.dataset as? KlineDataset else { return [] }
         var units = manifest.units.values.filter { $0.status == .done && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }
         if days < units.count {
@@ -200,7 +203,7 @@ package struct Auditor {
             for kline in klines { csv += Array(kline.csvLine.utf8) + [0x0A] }
             let rest = try KlineArchiveDecoder.decodeCSV(csv, source: "REST \(name.symbol) \(day)", options: KlineDecodeOptions(interval: name.interval, period: day,
                                                                                                                         columns: KlineColumn.allCases, floatType: .float64)).batch
-            out += Self.compare(rows, rest, within: day.start..<day.end, unit: record.id, names: ("archive", "REST"), other: "REST \(day)")
+            out += Self.compare(RowBatch(rows), RowBatch(rest), within: day.start..<day.end, unit: record.id, names: ("archive", "REST"), other: "REST \(day)")
         }
         return out
     }
