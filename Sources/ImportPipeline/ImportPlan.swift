@@ -232,11 +232,22 @@ public struct ImportPlan: Sendable {
         let settled = c.deepCheck || force ? nil : try settledMonthlies(months: months, current: current, recentStart: recentStart, index: index) { try unit($0, nil) }
         let monthly: [ArchivePeriod: String]
         let folder: String?  // nil: not listed this run
+        // When the monthly folder is listed, the recent dailies the key will want are listed in the
+        // same round trip: from the first recent month the state does not have done from its
+        // monthly archive (else the current month), within the current year.
+        var early: (from: ArchivePeriod, files: [ArchivePeriod: ListedFile])?
         if let settled {
             (monthly, folder) = (settled, nil)
         } else {
+            let notDone = try months.filter { $0 >= recentStart && $0 < current && $0.year == current.year }
+                .first { index[try unit($0, nil).id]?.status != .done }
+            let from = notDone ?? current
+            async let dailies = from < current
+                ? lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval, daily: true, from: from)
+                : lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval, daily: true, month: current)
             monthly = try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval, daily: false).mapValues(\.fingerprint)
             folder = folderFingerprint(monthly)
+            early = (from, try await dailies)
         }
         let listedMonths = months.filter { $0 < current && monthly[$0] != nil }
         // First the listings of daily files that the months need: by year for old months,
@@ -257,7 +268,9 @@ public struct ImportPlan: Sendable {
                 years.insert(month.year)
             }
         }
-        var dailyFiles: [ArchivePeriod: ListedFile] = [:]
+        var dailyFiles: [ArchivePeriod: ListedFile] = early?.files ?? [:]
+        // Months the early listing covered need no request of their own.
+        if let early { monthsToList.removeAll { $0.year == early.from.year && $0 >= early.from && (early.from < current || $0 == current) } }
         for year in years.sorted() {
             dailyFiles.merge(try await lister.published(market: spec.market, dataset: dataset, symbol: symbol, interval: interval,
                                                         daily: true, year: year)) { a, _ in a }
