@@ -166,15 +166,15 @@ def main():
         lines = [f"\n## make bench-wan --only-market ({datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores)"]
     if market:
         # A quiet night lists, per key, the monthly folder (February, a recent month, has no
-        # monthly archive yet), then the daily files from February on (one request: 2024's prefix
-        # after January): 2 listings in turn, 32 keys in flight.
-        bound = -(-a.market_keys * 2 // 32)
+        # monthly archive yet) and, in the same round trip, the daily files from February on (one
+        # request: 2024's prefix after January): one round trip a key, 32 keys in flight.
+        bound = -(-a.market_keys // 32)
         lines += ["", f"Whole-market quiet nightly: {a.market_keys} keys (symbols x 1d; one monthly archive, 2024-03, and one daily, "
                   "2024-04-01, each; today 2024-04-08), the first nightly without delay, then quiet nightlies through the proxy; "
-                  f"medians of {a.runs} runs, seconds. A quiet night lists 2 folders a key, one after the other: the monthly folder "
-                  "(February has no monthly archive yet) and the daily files from February on (one request since the recent months "
-                  "are listed together; the baseline, an earlier build, listed February's and April's apart: 3); "
-                  f"bound: ceil(2 x keys / 32 keys in flight) x round trip = {bound} round trips.", "",
+                  f"medians of {a.runs} runs, seconds. A quiet night lists 2 folders a key, at once: the monthly folder "
+                  "(February has no monthly archive yet) and the daily files from February on (one request: the recent months "
+                  "together); the baseline, an earlier build, listed 3 one after another (the monthly folder, then February's and "
+                  f"April's dailies). Bound: ceil(keys / 32 keys in flight) x round trip = {bound} round trips.", "",
                   "| keys | round trip | quiet nightly | bound | quiet / bound |" + (" baseline quiet |" if a.baseline_bin else ""),
                   "|---|---|---|---|---|" + ("---|" if a.baseline_bin else "")]
         for rtt, quiet, baseline in market:
