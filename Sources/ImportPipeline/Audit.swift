@@ -64,6 +64,13 @@ package struct Auditor {
         planner = Planner(spec: spec, logger: logger, listing: listing, archives: archives)
     }
 
+    /// At most `n` of `items`, spread evenly over them (all of them when n is nil or enough).
+    static func spread<T>(_ items: [T], _ n: Int?) -> [T] {
+        guard let n, n < items.count else { return items }
+        let step = Double(items.count) / Double(max(1, n))
+        return (0..<max(1, n)).map { items[Int(Double($0) * step)] }
+    }
+
     package static func recordPath(_ manifest: String) -> String { Manifest.databasePath(manifest) + ".audit.json" }
 
     /// Audits the job's done monthly kline archives (`sample`: at most that many, spread over the
@@ -73,12 +80,8 @@ package struct Auditor {
             throw JobFileError(file: spec.file, key: "dataset", reason: "audit compares kline and funding-rate archives in this version, not \(spec.dataset.name)")
         }
         let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
-        var monthlies = manifest.units.values.filter { $0.status == .done && !$0.isDaily && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }
-            .sorted { $0.id < $1.id }
-        if let sample, sample < monthlies.count {
-            let step = Double(monthlies.count) / Double(max(1, sample))
-            monthlies = (0..<sample).map { monthlies[Int(Double($0) * step)] }
-        }
+        let monthlies = Self.spread(manifest.units.values.filter { $0.status == .done && !$0.isDaily && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }
+            .sorted { $0.id < $1.id }, sample)
         var kept = (try? JSONDecoder().decode([String: MonthlyAudit].self, from: Data(contentsOf: URL(fileURLWithPath: Self.recordPath(spec.manifest))))) ?? [:]
         var report = Report()
         let lister = planner.makeLister(), fetcher = planner.makeFetcher()
@@ -184,11 +187,7 @@ package struct Auditor {
     package func compareWithREST(days: Int, manifest: Manifest, client: RestClient) async throws -> [Disagreement] {
         if spec.dataset is FundingRates { return try await compareFundingWithREST(months: days, manifest: manifest, client: client) }
         guard days > 0, let dataset = spec.dataset as? KlineDataset else { return [] }
-        var units = manifest.units.values.filter { $0.status == .done && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }
-        if days < units.count {
-            let step = Double(units.count) / Double(days)
-            units = (0..<days).map { units[Int(Double($0) * step)] }
-        }
+        let units = Self.spread(manifest.units.values.filter { $0.status == .done && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }, days)
         let fetcher = planner.makeFetcher()
         var out: [Disagreement] = []
         for record in units {

@@ -24,11 +24,7 @@ extension Auditor {
     /// period. A unit whose trades archive is not published is skipped and said.
     package func compareWithTrades(days: Int, manifest: Manifest) async throws -> (disagreements: [Disagreement], skipped: [String]) {
         guard days > 0, spec.dataset as? KlineDataset == .klines else { return ([], []) }
-        var units = manifest.units.values.filter { $0.status == .done && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }
-        if days < units.count {
-            let step = Double(units.count) / Double(days)
-            units = (0..<days).map { units[Int(Double($0) * step)] }
-        }
+        let units = Self.spread(manifest.units.values.filter { $0.status == .done && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }, days)
         let fetcher = planner.makeFetcher()
         var out: [Disagreement] = [], skipped: [String] = []
         for record in units {
