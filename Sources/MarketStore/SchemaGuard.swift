@@ -22,15 +22,7 @@ public actor SchemaGuard {
     /// Writes the dataset, checked and reordered per bucket. Keys whose buckets keep their columns
     /// in different orders go in separate requests.
     public func write(_ dataset: WriteDataSet) async throws {
-        var groups: [[String]: Set<String>] = [:]
-        for k in dataset.keys {
-            groups[try await order(for: k.key, dataset: dataset), default: []].insert(k.key)
-        }
-        for (order, keys) in groups.sorted(by: { $0.key.joined() < $1.key.joined() }) {
-            var part = dataset.restricted(to: keys)
-            if order != part.names { part = try part.reordered(order) }
-            try await client.write(part)
-        }
+        try await send(dataset, variableLength: false) { try await self.order(for: $0, dataset: dataset) }
     }
 
     /// Appends the dataset's records to variable-length buckets (trades), checked per bucket as
@@ -38,14 +30,19 @@ public actor SchemaGuard {
     /// key whose bucket is fixed-length is refused: its record type would win silently, each
     /// second keeping one trade.
     public func append(_ dataset: WriteDataSet) async throws {
+        try await send(dataset, variableLength: true) { try await self.appendOrder(for: $0, dataset: dataset) }
+    }
+
+    /// The dataset in one request per column order its buckets want (`order(key)`), reordered.
+    private func send(_ dataset: WriteDataSet, variableLength: Bool, order: (String) async throws -> [String]) async throws {
         var groups: [[String]: Set<String>] = [:]
         for k in dataset.keys {
-            groups[try await appendOrder(for: k.key, dataset: dataset), default: []].insert(k.key)
+            groups[try await order(k.key), default: []].insert(k.key)
         }
         for (order, keys) in groups.sorted(by: { $0.key.joined() < $1.key.joined() }) {
             var part = dataset.restricted(to: keys)
             if order != part.names { part = try part.reordered(order) }
-            try await client.write(part, variableLength: true)
+            try await client.write(part, variableLength: variableLength)
         }
     }
 
