@@ -44,12 +44,11 @@ extension ImportRunner {
     func continueTradesToNow(keys: [String], dataset: TradesDataset, history: any TradeHistory, state: StateRecorder, writer: Writer,
                              progress: Progress) async throws -> Int {
         var written = 0
+        // Every key's done units in one pass over the state (not one pass a key).
+        let byKey = Dictionary(grouping: await doneRecords(keys: Set(keys), state: state), by: \.key)
         for key in keys {
             guard let symbol = BucketKey(key)?.symbol else { continue }
-            var records: [UnitRecord] = []
-            for (id, entry) in await state.index() where entry.status == .done {
-                if let record = await state.record(id), record.key == key { records.append(record) }
-            }
+            let records = byKey[key] ?? []
             guard var last = records.compactMap(\.lastID).max(), var second = records.compactMap(\.lastEpoch).max() else { continue }
             while !stop.requested {
                 let lines = try await history.tradeLines(dataset: dataset.archives, symbol: symbol, fromID: last + 1, toID: last + Self.restUnitIDs)

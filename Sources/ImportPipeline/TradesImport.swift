@@ -208,11 +208,16 @@ extension ImportRunner {
 extension ImportRunner {
     /// The IDs of `keys` no done unit covers (`TradeContinuity`), from the state as it is now.
     func missingIDs(keys: Set<String>, state: StateRecorder) async -> [String: [TradeContinuity.Missing]] {
+        TradeContinuity.missing(await doneRecords(keys: keys, state: state))
+    }
+
+    /// The done units of `keys`, read once from the state.
+    func doneRecords(keys: Set<String>, state: StateRecorder) async -> [UnitRecord] {
         var records: [UnitRecord] = []
         for (id, entry) in await state.index() where entry.status == .done {
             if let record = await state.record(id), keys.contains(record.key) { records.append(record) }
         }
-        return TradeContinuity.missing(records)
+        return records
     }
 }
 
