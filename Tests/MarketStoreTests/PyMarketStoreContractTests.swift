@@ -36,3 +36,19 @@ final class PyMarketStoreContractTests: XCTestCase {
         try runCommand("/usr/bin/env", ["python3"] + args, directory: MarketStoreTestServer.repoRoot)
     }
 }
+
+/// The test server's variable-length buckets answer a scripted exchange (out-of-order and repeated
+/// appends, windows and limits, 1Min ticks, record type either way round, a year boundary, destroy)
+/// exactly as a real MarketStore v4.1.23 answered it (Tests/contracts/variable_length.real.json,
+/// recorded with `variable_length_contract.py record` against a server built from the v4.1.23 tag).
+final class VariableLengthContractTests: XCTestCase {
+    func testTestServerAnswersAsTheRealServerRecorded() throws {
+        let server = try MarketStoreTestServer()
+        defer { server.stop() }
+        let result = try runCommand("/usr/bin/env", ["python3", "Tests/helpers/variable_length_contract.py", "check", server.url,
+                                                      "Tests/contracts/variable_length.real.json"],
+                                    directory: MarketStoreTestServer.repoRoot)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("variable-length contract: ok"), result.output)
+    }
+}
