@@ -18,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 
+import msgpack
+import requests
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
@@ -34,6 +37,14 @@ def importer_run(binary, path, work):
 def baseline_run(url, archive):
     wall, cpu, info = timed([sys.executable, os.path.join(HERE, "baseline_trades.py"), url, archive])
     return {"wall": wall, "cpu": cpu, "rows": info["rows"], "rss": info["peak_rss_bytes"]}
+
+
+def destroy(url, key="BTCUSDT/1Sec/TRADES"):
+    """Empties a real server's key before a run: variable-length buckets append, and a key that
+    holds the previous runs' rows makes each write re-sort more (the runs would not be equal)."""
+    body = msgpack.packb({"jsonrpc": "2.0", "method": "DataService.Destroy", "id": "1",
+                          "params": {"requests": [{"key": key}]}}, use_bin_type=True)
+    requests.post(url, data=body, headers={"Content-Type": "application/x-msgpack"}, timeout=60)
 
 
 def main():
@@ -65,9 +76,13 @@ def main():
         target = url or server.url
         path = job(work, mirror, target, "e2e")
         imp, base, ceiling = [], [], []
+        fresh = (lambda: destroy(url)) if url else (lambda: None)
         for _ in range(a.runs):
+            fresh()
             imp.append(importer_run(binary, path, work))
+            fresh()
             base.append(baseline_run(target, archive))
+            fresh()
             ceiling.append(replay_run(target, recorded))
         if server:
             server.stop()

@@ -8,6 +8,9 @@ public enum ColumnValues: Equatable, Sendable {
     case int32([Int32])
     /// Flags (a trade's side), one byte a record.
     case int8([Int8])
+    /// One-byte columns as a query answers them: MarketStore stores an i1 column as bytes and
+    /// types it u1 on the way back (Go's []byte is []uint8); the bytes are the ones written.
+    case uint8([UInt8])
 
     public var count: Int {
         switch self {
@@ -16,10 +19,11 @@ public enum ColumnValues: Equatable, Sendable {
         case let .int64(v): return v.count
         case let .int32(v): return v.count
         case let .int8(v): return v.count
+        case let .uint8(v): return v.count
         }
     }
 
-    /// MarketStore's type string (`f4`, `f8`, `i8`, `i4`, `i1`).
+    /// MarketStore's type string (`f4`, `f8`, `i8`, `i4`, `i1`, `u1`).
     public var wireType: String {
         switch self {
         case .float32: return "f4"
@@ -27,6 +31,7 @@ public enum ColumnValues: Equatable, Sendable {
         case .int64: return "i8"
         case .int32: return "i4"
         case .int8: return "i1"
+        case .uint8: return "u1"
         }
     }
 
@@ -38,6 +43,7 @@ public enum ColumnValues: Equatable, Sendable {
         case let .int64(v): return try v.withUnsafeBytes(body)
         case let .int32(v): return try v.withUnsafeBytes(body)
         case let .int8(v): return try v.withUnsafeBytes(body)
+        case let .uint8(v): return try v.withUnsafeBytes(body)
         }
     }
 
@@ -58,6 +64,7 @@ public enum ColumnValues: Equatable, Sendable {
         case "i8": guard let v = values(Int64.self) else { return nil }; self = .int64(v)
         case "i4": guard let v = values(Int32.self) else { return nil }; self = .int32(v)
         case "i1": guard let v = values(Int8.self) else { return nil }; self = .int8(v)
+        case "u1": self = .uint8(bytes)
         default: return nil
         }
     }
@@ -70,6 +77,7 @@ public enum ColumnValues: Equatable, Sendable {
         case let .int64(v): return .int64(Array(v[range]))
         case let .int32(v): return .int32(Array(v[range]))
         case let .int8(v): return .int8(Array(v[range]))
+        case let .uint8(v): return .uint8(Array(v[range]))
         }
     }
 
@@ -81,6 +89,7 @@ public enum ColumnValues: Equatable, Sendable {
         case let .int64(v): return Double(v[i])
         case let .int32(v): return Double(v[i])
         case let .int8(v): return Double(v[i])
+        case let .uint8(v): return Double(v[i])
         }
     }
 
@@ -92,6 +101,7 @@ public enum ColumnValues: Equatable, Sendable {
         case let .int64(v): return "\(v[i])"
         case let .int32(v): return "\(v[i])"
         case let .int8(v): return "\(v[i])"
+        case let .uint8(v): return "\(v[i])"
         }
     }
 
@@ -103,6 +113,7 @@ public enum ColumnValues: Equatable, Sendable {
         case let .int64(v): return .int64(order.map { v[$0] })
         case let .int32(v): return .int32(order.map { v[$0] })
         case let .int8(v): return .int8(order.map { v[$0] })
+        case let .uint8(v): return .uint8(order.map { v[$0] })
         }
     }
 
@@ -121,6 +132,8 @@ public enum ColumnValues: Equatable, Sendable {
             if case var .int32(a) = self { self = .int64([]); a.append(contentsOf: b); self = .int32(a); return }
         case let .int8(b):
             if case var .int8(a) = self { self = .int64([]); a.append(contentsOf: b); self = .int8(a); return }
+        case let .uint8(b):
+            if case var .uint8(a) = self { self = .int64([]); a.append(contentsOf: b); self = .uint8(a); return }
         }
         preconditionFailure("appending a \(other.wireType) column to a \(wireType) column")
     }

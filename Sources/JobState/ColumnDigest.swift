@@ -45,6 +45,8 @@ public struct ColumnDigest: Equatable, Sendable {
                 for i in 0..<min(v.count, epochs.count) { sum &+= Self.mix(epochs[i], UInt64(UInt32(bitPattern: v[i]))) }
             case let .int8(v):
                 for i in 0..<min(v.count, epochs.count) { sum &+= Self.mix(epochs[i], UInt64(UInt8(bitPattern: v[i]))) }
+            case let .uint8(v):  // an i1 column read back (typed u1): the same bits, the same digest
+                for i in 0..<min(v.count, epochs.count) { sum &+= Self.mix(epochs[i], UInt64(v[i])) }
             }
             sums[name, default: 0] &+= sum
         }

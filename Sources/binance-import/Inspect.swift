@@ -147,6 +147,7 @@ struct Inspect: ParsableCommand {
                 case let .int64(v): row[name] = v[i]
                 case let .int32(v): row[name] = Int(v[i])
                 case let .int8(v): row[name] = Int(v[i])
+                case let .uint8(v): row[name] = Int(v[i])
                 }
             }
             return row

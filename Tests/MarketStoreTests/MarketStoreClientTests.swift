@@ -245,7 +245,7 @@ final class MarketStoreClientTests: XCTestCase {
         XCTAssertEqual(back.epochs, [t, t, t, t, t + 1])
         XCTAssertEqual(back.columns[2], .int64([1, 1, 2, 3, 4]), "appended: trade 1 twice; by time, equal times in write order")
         XCTAssertEqual(back.columns[4], .int32([10_866_000, 10_866_000, 500_000_000, 999_999_000, 1]))
-        XCTAssertEqual(back.columns[3], .int8([1, 1, 0, 1, 0]))
+        XCTAssertEqual(back.columns[3], .uint8([1, 1, 0, 1, 0]), "an i1 column comes back typed u1, as from the real server")
         XCTAssertEqual(back.columns[1], .float64([0.25, 0.25, 0.5, 0.75, 1]))
         // A Nanoseconds column that is not i4 is refused, as the server's GetTime does.
         let wrong = try WriteDataSet.concatenating([(key, ["Epoch", "Price", "TradeID", "IsBuyerMaker", "Nanoseconds"],
@@ -291,8 +291,8 @@ final class MarketStoreClientTests: XCTestCase {
     /// Appending to a column grows its array in place: with spare capacity the storage does not
     /// move (a copy per append made requests of many batches quadratic).
     func testColumnAppendDoesNotCopyTheColumn() {
-        for var column in [ColumnValues.float32([]), .float64([]), .int64([]), .int32([]), .int8([])] {
-            let size = ["f4": 4, "f8": 8, "i8": 8, "i4": 4, "i1": 1][column.wireType]!
+        for var column in [ColumnValues.float32([]), .float64([]), .int64([]), .int32([]), .int8([]), .uint8([])] {
+            let size = ["f4": 4, "f8": 8, "i8": 8, "i4": 4, "i1": 1, "u1": 1][column.wireType]!
             column.append(contentsOf: column.slice(0..<0))
             var grown = column
             // Give it room: 1,000 values, then trim back to 1 while keeping the capacity.
@@ -303,6 +303,7 @@ final class MarketStoreClientTests: XCTestCase {
             case var .int64(v): v.removeLast(999); grown = .int64(v)
             case var .int32(v): v.removeLast(999); grown = .int32(v)
             case var .int8(v): v.removeLast(999); grown = .int8(v)
+            case var .uint8(v): v.removeLast(999); grown = .uint8(v)
             }
             // A copy is made while the old storage is alive, so it lands elsewhere: the address is
             // compared after every single append.

@@ -100,6 +100,14 @@ def steps(url):
     yield "read back destroyed", query(url, "V1/1Sec/TRADES", **all_time)
     yield "write after destroy", write(url, "V1/1Sec/TRADES", trades([T], [42], [9]))
     yield "read back recreated", query(url, "V1/1Sec/TRADES", **all_time)
+    # 11. One-byte columns (a trade's side) are stored as written and come back typed u1, in
+    # variable and fixed buckets alike (the server's byte columns are Go []uint8).
+    flags = [("Epoch", "i8", [T, T + 60]), ("Price", "f8", [1.5, 2.5]), ("IsBuyerMaker", "i1", [1, -3]), ("Nanoseconds", "i4", [7, 0])]
+    yield "write i1 variable", write(url, "V7/1Sec/TRADES", flags)
+    yield "read back i1 variable", query(url, "V7/1Sec/TRADES", **all_time)
+    yield "info of an i1 column", normalize(rpc(url, "DataService.GetInfo", {"requests": [{"key": "V7/1Sec/TRADES"}]}))
+    yield "write i1 fixed", write(url, "V8/1Min/OHLCV", flags[:3], variable=False)
+    yield "read back i1 fixed", query(url, "V8/1Min/OHLCV", **all_time)
 
 
 def main():

@@ -10,7 +10,8 @@ Behaviour follows ../shared/reference/marketstore.md (observed on the real serve
   (epochs floored to the slot, last write wins); the first write decides the schema; missing,
   extra or renamed columns are refused; SAME NAMES IN ANOTHER ORDER ARE STORED SCRAMBLED (taken
   by position); other types are SILENTLY CONVERTED to the bucket's; variable-length buckets append
-  (times kept as 32-bit interval ticks, Nanoseconds out of the schema and returned last).
+  (times kept as 32-bit interval ticks, Nanoseconds out of the schema and returned last); i1
+  columns come back from a query typed u1 (Tests/contracts/variable_length.real.json).
 - DataService.Query (inclusive range, last-N limit or limit_from_start, several symbols), with
   the timeframes the real server cannot serve back failing, and 1D buckets losing 1 January.
 - GetInfo, ListSymbols, Create, Destroy.
@@ -270,6 +271,9 @@ class Store:
             for bucket, rows in pieces:
                 col.extend(r[0] if ci == 0 else r[1][ci - 1] for r in rows)
             data.append(np.array(col, dtype="<" + typ).tobytes())
+        # The real server keeps an i1 column as bytes (GetInfo says BYTE) but answers a query
+        # with it typed u1: Go's []byte is []uint8. The bytes are the ones written.
+        out_types = ["u1" if t == "i1" else t for t in out_types]
         return {"types": out_types, "names": out_names, "data": data, "length": total,
                 "startindex": startindex, "lengths": lengths}
 
