@@ -103,13 +103,16 @@ public actor MarketStoreClient {
         }
     }
 
-    /// Reads rows of `symbols` for one timeframe and attribute group. The range is inclusive;
-    /// `limit` keeps the last N rows (the first N with `limitFromStart`).
+    /// Reads rows of `symbols` for one timeframe and attribute group. The range is inclusive of
+    /// whole seconds: `to` is sent with its last nanosecond, since the server ends the range at
+    /// epoch_end + epoch_end_nanos and cuts a variable-length bucket's later records (a range
+    /// ending at `to`.0 loses that second's sub-second trades). `limit` keeps the last N rows
+    /// (the first N with `limitFromStart`).
     public func query(symbols: [String], timeframe: String, attributeGroup: String, from: Int64? = nil, to: Int64? = nil,
                       limit: Int? = nil, limitFromStart: Bool = false) async throws -> [QueryResult] {
         var request: [MsgPackValue.Pair] = [.init("destination", .string(symbols.joined(separator: ",") + "/\(timeframe)/\(attributeGroup)"))]
         if let from { request.append(.init("epoch_start", .int(from))) }
-        if let to { request.append(.init("epoch_end", .int(to))) }
+        if let to { request += [.init("epoch_end", .int(to)), .init("epoch_end_nanos", .int(999_999_999))] }
         if let limit { request.append(.init("limit_record_count", .int(Int64(limit)))) }
         if limitFromStart { request.append(.init("limit_from_start", true)) }
         let result = try await call("DataService.Query", params: .object(["requests": [.map(request)]]))

@@ -96,6 +96,22 @@ extension ImportJobTests {
         XCTAssertEqual(rebuilt.first?.columns[3], .int64(Array(500..<1300)), "every aggregate once again")
     }
 
+    /// `--force` reconciles each unit by reading its chunks' seconds back: every trade is found and
+    /// none appended, though each chunk's last second holds sub-second trades (the real server cuts
+    /// a range's records after epoch_end + epoch_end_nanos: read to the second's .0, those trades
+    /// looked missing and were appended a second time).
+    func testAForcedRerunOfSubSecondTradesAppendsNothing() async throws {
+        try publishAggTrades("SUBUSDT")
+        let path = try tradesJob("sub", symbols: ["SUBUSDT"])
+        XCTAssertEqual(try importer(["run", path], today: "2024-03-02").status, 0)
+        let forced = try importer(["run", path, "--force", "--log-format", "json"], today: "2024-03-02")
+        XCTAssertEqual(forced.status, 0, forced.output)
+        let held = try await MarketStoreClient(url: marketstore.url).query(symbols: ["SUBUSDT"], timeframe: "1Sec", attributeGroup: "AGGTRADES")
+        XCTAssertEqual(held.first?.columns[3], .int64(Array(500..<1300)), "every aggregate once after --force")
+        let verify = try importer(["verify", path], today: "2024-03-02")
+        XCTAssertTrue(verify.output.contains("verified 2 units: all match"), verify.output)
+    }
+
     /// Aggregates missing between January's archive and February's: `status` names the IDs
     /// and the two files, in text and JSON, and exits 1.
     func testStatusReportsAnIDHoleBetweenTwoArchives() async throws {

@@ -258,6 +258,25 @@ final class MarketStoreClientTests: XCTestCase {
         }
     }
 
+    /// A query's `to` is a whole second, its records included: the real server ends the range at
+    /// epoch_end + epoch_end_nanos and cuts the records after that time, so without the nanoseconds
+    /// a read of seconds [t, t + 1] lost t + 1's sub-second trades (reconciliation would append them
+    /// again, and verify counted them missing). Recorded in Tests/contracts/variable_length.real.json.
+    func testARangeOfSecondsIncludesItsLastSecondsSubSecondRecords() async throws {
+        let key = "SUBUSDT/1Sec/TRADES"
+        let t: Int64 = 1_735_689_600
+        let dataset = try WriteDataSet.concatenating([(key, ["Epoch", "Price", "TradeID", "Nanoseconds"],
+                                                      [.int64([t, t + 1, t + 1, t + 2]), .float64([1, 2, 3, 4]), .int64([1, 2, 3, 4]),
+                                                       .int32([500_000_000, 0, 600_000_000, 1])])])
+        try await client.write(dataset, variableLength: true)
+        let back = try await client.query(symbols: ["SUBUSDT"], timeframe: "1Sec", attributeGroup: "TRADES", from: t, to: t + 1)
+        XCTAssertEqual(back.first?.columns[2], .int64([1, 2, 3]), "every record of seconds t and t + 1")
+        let guarded = try await SchemaGuard(client: client).records(key: key, from: t + 1, to: t + 1)
+        XCTAssertEqual(guarded?.columns[2], .int64([2, 3]))
+        let empty = try await SchemaGuard(client: client).records(key: key, from: t + 5, to: t + 9)
+        XCTAssertEqual(empty?.count, 0, "a window of the key's year with nothing in it is empty, not absent")
+    }
+
     /// The schema guard's append path: a new key becomes a variable-length bucket and its records
     /// read back by seconds; a key that exists as a fixed-length bucket is refused before any
     /// record is sent (its record type would win silently), naming the key and why.

@@ -108,6 +108,21 @@ def steps(url):
     yield "info of an i1 column", normalize(rpc(url, "DataService.GetInfo", {"requests": [{"key": "V7/1Sec/TRADES"}]}))
     yield "write i1 fixed", write(url, "V8/1Min/OHLCV", flags[:3], variable=False)
     yield "read back i1 fixed", query(url, "V8/1Min/OHLCV", **all_time)
+    # 12. The range's end is a time (epoch_end plus epoch_end_nanos, default 0), and the server
+    # trims the records after it only when some record is at or before it and more than one
+    # record was read (executor/scanner.go trimResultsToRange): a window of whole seconds loses
+    # its last second's sub-second records, unless nothing is at or before its start.
+    yield "write sub-second records", write(url, "V9/1Sec/TRADES", trades([T, T, T + 1, T + 1, T + 2, T + 10, T + 10],
+                                                                           [0, 500_000_000, 0, 250_000_000, 750_000_000, 500_000_000, 700_000_000],
+                                                                           [1, 2, 3, 4, 5, 6, 7]))
+    yield "window ending on a second", query(url, "V9/1Sec/TRADES", epoch_start=T, epoch_end=T + 1)
+    yield "window ending on a second's last nanosecond", query(url, "V9/1Sec/TRADES", epoch_start=T, epoch_end=T + 1, epoch_end_nanos=999_999_999)
+    yield "window starting inside a second", query(url, "V9/1Sec/TRADES", epoch_start=T, epoch_start_nanos=400_000_000, epoch_end=T + 2, epoch_end_nanos=999_999_999)
+    yield "window of one second, two records", query(url, "V9/1Sec/TRADES", epoch_start=T + 1, epoch_end=T + 1)
+    yield "window of one second, one record", query(url, "V9/1Sec/TRADES", epoch_start=T + 2, epoch_end=T + 2)
+    yield "window with nothing at or before its end", query(url, "V9/1Sec/TRADES", epoch_start=T + 10, epoch_end=T + 10)
+    yield "window ending on a second, last record", query(url, "V9/1Sec/TRADES", epoch_start=T, epoch_end=T + 2, limit_record_count=1)
+    yield "window past the records", query(url, "V9/1Sec/TRADES", epoch_start=T + 3, epoch_end=T + 9)
 
 
 def main():

@@ -228,6 +228,9 @@ class Store:
             raise RPCError(-32000, "no files returned from query parse")
         start = req.get("epoch_start", -(1 << 62))
         end = req.get("epoch_end", 1 << 62)
+        # The range's ends are times: epoch plus nanoseconds (0 when not given).
+        start_t = (start, req.get("epoch_start_nanos", 0) or 0)
+        end_t = (end, req.get("epoch_end_nanos", 0) or 0)
         limit = req.get("limit_record_count", 0) or 0
         from_start = bool(req.get("limit_from_start", False))
         out_names, out_types, pieces, startindex, lengths = None, None, [], {}, {}
@@ -238,22 +241,17 @@ class Store:
                 bucket = self.buckets.get(key)
                 if bucket is None:
                     continue
+                if not self.has_year_file_in(bucket, start, end):
+                    continue  # no file of the range's years: the real server's parse finds none
                 if bucket.variable:
-                    # Each write re-sorts an interval's records stably by ticks: by time, equal
-                    # times in write order; Nanoseconds comes back as the last column.
-                    rows = []
-                    for base, ticks, values in sorted(bucket.appended, key=lambda r: (r[0], r[1])):
-                        epoch, ns = time_from_ticks(base, ticks, bucket.timeframe)
-                        rows.append((epoch, values + (np.int32(ns),)))
+                    rows = self.variable_rows(bucket, start_t, end_t, limit, from_start)
                 else:
                     rows = sorted(bucket.rows.items())
-                rows = [r for r in rows if start <= r[0] <= end]
-                if tf == "1D":  # the 1 January slot overlaps the year file's header: never served
-                    rows = [r for r in rows if time.gmtime(r[0])[1:3] != (1, 1)]
-                if limit:
-                    rows = rows[:limit] if from_start else rows[-limit:]
-                if not rows:
-                    continue
+                    rows = [r for r in rows if start <= r[0] <= end]
+                    if tf == "1D":  # the 1 January slot overlaps the year file's header: never served
+                        rows = [r for r in rows if time.gmtime(r[0])[1:3] != (1, 1)]
+                    if limit:
+                        rows = rows[:limit] if from_start else rows[-limit:]
                 if out_names is None:
                     out_names, out_types = ["Epoch"] + bucket.names, ["i8"] + bucket.types
                     if bucket.variable:
@@ -276,6 +274,48 @@ class Store:
         out_types = ["u1" if t == "i1" else t for t in out_types]
         return {"types": out_types, "names": out_names, "data": data, "length": total,
                 "startindex": startindex, "lengths": lengths}
+
+    @staticmethod
+    def has_year_file_in(bucket, start, end):
+        """Whether the bucket has a year file between the range's years (a window inside a year
+        that has one answers empty; a window of other years fails the query's parse)."""
+        epochs = [base for base, _, _ in bucket.appended] if bucket.variable else list(bucket.rows)
+        lo = time.gmtime(max(start, 0)).tm_year if start > -(1 << 61) else 0
+        hi = time.gmtime(min(end, 253402300799)).tm_year if end < (1 << 61) else 9999
+        return any(lo <= time.gmtime(e).tm_year <= hi for e in epochs)
+
+    @staticmethod
+    def variable_rows(bucket, start_t, end_t, limit, from_start):
+        """A variable-length bucket's records for a query, as executor/scanner.go reads them: the
+        records of the intervals from the start's to the end's (a limit counts INTERVALS here),
+        then trimResultsToRange on times (epoch, nanoseconds), then the limit on records."""
+        tf = bucket.timeframe
+        # Each write re-sorts an interval's records stably by ticks: by time, equal times in
+        # write order; Nanoseconds comes back as the last column.
+        records = sorted(bucket.appended, key=lambda r: (r[0], r[1]))
+        first, last = (start_t[0] // tf) * tf, (end_t[0] // tf) * tf
+        records = [r for r in records if first <= r[0] <= last]
+        if limit:
+            bases = sorted({r[0] for r in records})
+            keep = set(bases[:limit] if from_start else bases[-limit:])
+            records = [r for r in records if r[0] in keep]
+        timed = []
+        for base, ticks, values in records:
+            epoch, ns = time_from_ticks(base, ticks, tf)
+            timed.append(((epoch, ns), (epoch, values + (np.int32(ns),))))
+        # From the first record at or after the start (none: nothing) ...
+        at = next((i for i, (t, _) in enumerate(timed) if t >= start_t), len(timed))
+        timed = timed[at:]
+        # ... to the last at or before the end, but only when there are two records or more and
+        # one of them is at or before the end (otherwise nothing is cut: the server's quirk).
+        if len(timed) > 1:
+            cut = next((i for i in range(len(timed) - 1, -1, -1) if timed[i][0] <= end_t), None)
+            if cut is not None:
+                timed = timed[:cut + 1]
+        rows = [row for _, row in timed]
+        if limit:
+            rows = rows[:limit] if from_start else rows[-limit:]
+        return rows
 
     # --- other methods -------------------------------------------------------------------
     def get_info(self, params):
