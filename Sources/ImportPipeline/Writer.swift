@@ -34,6 +34,11 @@ package actor Writer {
     private var intentsToCommit = false
     /// Per reconciled unit: rows found in the target already, and those found with other values.
     private var reconciled: [String: (present: Int, changed: Int)] = [:]
+    /// Append requests not yet answered (a killed run leaves them), the slowest answer seen, and
+    /// the keys whose earlier run's request this run has waited for.
+    private let inFlight: InFlightAppends
+    private var slowestAnswer = 0.0
+    private var settledKeys: Set<String> = []
     /// Requests, rows per key and errors by kind, for the summary and /metrics.
     package private(set) var counters = WriteCounters()
     /// Rows written that MarketStore will not serve back (1 January of 1D buckets).
@@ -48,6 +53,7 @@ package actor Writer {
     package init(spec: JobSpec, sink: RowSink, state: StateRecorder, progress: Progress, logger: Logger, stop: StopRequest) {
         self.stop = stop
         self.spec = spec
+        self.inFlight = InFlightAppends(manifest: spec.manifest)
         self.sink = sink
         self.state = state
         self.progress = progress
@@ -60,6 +66,7 @@ package actor Writer {
         if let appending = piece.unit.appending {
             if appending.reconcile {
                 do {
+                    try await settle(piece.unit.key)
                     piece.batch = try await missingRows(piece, idColumn: appending.idColumn)
                 } catch {
                     await fail(piece.unit, "reading back its rows to reconcile them: \(error)")
@@ -203,9 +210,16 @@ package actor Writer {
     /// Sends appended rows (one key) once: a request that failed may have been applied in part,
     /// so it is not sent again; its units stay `writing` and the next run reconciles them.
     private func sendAppending(_ dataset: WriteDataSet) async throws -> [String: String] {
+        let key = dataset.keys.first?.key ?? ""
+        let started = Date().timeIntervalSince1970
+        if case let .int64(epochs) = dataset.columns[0], let from = epochs.min(), let to = epochs.max() {
+            try inFlight.sending(key: key, .init(from: from, to: to, rows: dataset.length, sentAt: started, slowestAnswer: slowestAnswer))
+        }
         do {
             counters.requests += 1
             try await sink.append(dataset)
+            inFlight.answered(key: key)
+            slowestAnswer = max(slowestAnswer, Date().timeIntervalSince1970 - started)
             acknowledged += 1
             counters.acknowledged(dataset.keys.map { ($0.key, $0.count) }, at: Date().timeIntervalSince1970)
             return [:]
@@ -215,10 +229,31 @@ package actor Writer {
             counters.errorsByKind[.transport, default: 0] += 1
             throw error
         } catch {
+            inFlight.answered(key: key)  // refused: the server applies nothing of it
             counters.errorsByKind[WriteErrorKind(error), default: 0] += 1
             refusals += 1
             return Dictionary(uniqueKeysWithValues: dataset.keys.map { ($0.key, "\(error)") })
         }
+    }
+
+    /// Before the first read-back of `key` this run: when an earlier run sent it a request that was
+    /// never answered, waits until that request can have landed (see `InFlightAppends`), then until
+    /// two reads of its seconds half a second apart agree, so reconciliation sees all of it.
+    private func settle(_ key: String) async throws {
+        guard settledKeys.insert(key).inserted, let request = inFlight.pending(key: key) else { return }
+        let deadline = request.sentAt + InFlightAppends.settleTime(request, stallSeconds: spec.stallSeconds)
+        let wait = deadline - Date().timeIntervalSince1970
+        logger.info("\(key): an interrupted run's request (\(request.rows) rows) was never answered; waiting \(wait > 0 ? String(format: "%.1f s", wait) : "no longer") for MarketStore to finish applying it before reading back")
+        if wait > 0 { try await Task.sleep(nanoseconds: UInt64(wait * 1e9)) }
+        let giveUp = Date().timeIntervalSince1970 + Double(spec.stallSeconds)
+        var seen = try await sink.records(key: key, from: request.from, to: request.to)?.count
+        while Date().timeIntervalSince1970 < giveUp {
+            try await Task.sleep(nanoseconds: 500_000_000)
+            let now = try await sink.records(key: key, from: request.from, to: request.to)?.count
+            if now == seen { break }
+            seen = now
+        }
+        inFlight.answered(key: key)
     }
 
     /// The rows of `piece` whose ID the target does not hold yet, read back over the seconds the

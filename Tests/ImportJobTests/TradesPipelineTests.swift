@@ -142,6 +142,31 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         }
     }
 
+    /// A run dies with a request in flight that the server is still applying (its rows show a
+    /// moment later, as MarketStore's do): the next run, started at once, waits for that request
+    /// before reading the unit back, and every ID is there once. Without the wait it read back
+    /// too early and appended the late rows a second time.
+    func testARequestStillBeingAppliedIsWaitedForBeforeReconciling() async throws {
+        let january = days("2024-01-01", "2024-01-31")
+        try publish("2024-01", days: january)
+        let spec = try spec()
+        let target = MemoryTarget(faults: [.appliedLate(request: 2, after: 0.4)])
+        do {
+            _ = try await run(spec, into: target, today: "2024-02-04")
+        } catch is TargetUnavailable {}
+        XCTAssertEqual(try statuses(spec)["data/spot/monthly/trades/SYNUSDT/SYNUSDT-trades-2024-01.zip"], .writing)
+        let early = try await heldIDs(target)
+        XCTAssertEqual(early.count, 100, "the second request has not landed yet")
+        XCTAssertNotNil(InFlightAppends(manifest: spec.manifest).pending(key: key), "the unanswered request is on record")
+
+        let second = try await run(spec, into: target, today: "2024-02-04")
+        XCTAssertEqual([second.done, second.failed, Int(second.exitCode)], [1, 0, 0], "\(second.failures)")
+        try await Task.sleep(nanoseconds: 600_000_000)  // past the late request's landing in any case
+        let ids = try await heldIDs(target)
+        XCTAssertEqual(ids, expectedIDs(january), "every ID once")
+        XCTAssertNil(InFlightAppends(manifest: spec.manifest).pending(key: key), "answered requests leave no record")
+    }
+
     /// `--force` on trades reconciles: nothing is appended a second time.
     func testForceReconcilesAndAppendsNothing() async throws {
         try publish("2024-01", days: days("2024-01-01", "2024-01-31"))

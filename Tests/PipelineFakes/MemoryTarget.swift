@@ -38,6 +38,9 @@ public final class MemoryTarget: RowSink, Sendable {
         /// The request numbered `request` is applied, and then the connection drops before its
         /// answer (`part` of its rows applied: 1 = all of them).
         case lostAnswer(request: Int, part: Double)
+        /// The request numbered `request` loses its answer (the client is gone) and the server,
+        /// still applying it, shows its rows `after` seconds later, as MarketStore does.
+        case appliedLate(request: Int, after: Double)
     }
 
     private struct State {
@@ -70,6 +73,13 @@ public final class MemoryTarget: RowSink, Sendable {
     public func append(_ dataset: WriteDataSet) async throws {
         let (fault, part) = self.fault(dataset)
         if let fault, part == 0 { throw fault }
+        if let fault, part < 0 {  // applied late: the rows land after the caller has its error
+            Task { [self] in
+                try await Task.sleep(nanoseconds: UInt64(-part * 1e9))
+                try await self.append(dataset)
+            }
+            throw fault
+        }
         state.withLock { s in
             for k in dataset.keys {
                 var bucket = s.buckets[k.key] ?? Bucket()
@@ -114,6 +124,8 @@ public final class MemoryTarget: RowSink, Sendable {
                     return (MarketStoreError.transport(.init(code: 56, message: "cut short by the stop", url: "memory://")), 0)
                 case let .lostAnswer(request, part) where s.requests.count == request:
                     return (MarketStoreError.transport(.init(code: 52, message: "empty reply from server", url: "memory://")), part)
+                case let .appliedLate(request, after) where s.requests.count == request:
+                    return (MarketStoreError.transport(.init(code: 52, message: "empty reply from server", url: "memory://")), -after)
                 default: continue
                 }
             }
