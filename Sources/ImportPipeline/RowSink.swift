@@ -38,10 +38,17 @@ package struct DirectorySink: RowSink {
         try await onThread(thread) { try writer.write(dataset) }
     }
 
-    /// A job of an append-only dataset is refused for a directory target before any work (see
-    /// `Dataset.refusal(of:)`); these say so should one get here.
-    package func append(_ dataset: WriteDataSet) async throws { throw DirectoryError.variableLength(key: dataset.keys.first?.key ?? "") }
-    package func records(key: String, from: Int64, to: Int64) async throws -> QueryResult? { throw DirectoryError.variableLength(key: key) }
+    package func append(_ dataset: WriteDataSet) async throws {
+        let writer = self.writer
+        try await onThread(thread) { try writer.append(dataset) }
+    }
+
+    package func records(key: String, from: Int64, to: Int64) async throws -> QueryResult? {
+        let root = writer.root
+        return try await onThread(thread) {
+            try DirectoryReader(root: root).read(key: key, from: from, to: to).map { QueryResult(key: key, names: $0.names, columns: $0.columns) }
+        }
+    }
 
     /// The key's folder and its year files.
     package func destroy(key: String) async throws {

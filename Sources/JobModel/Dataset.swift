@@ -24,8 +24,6 @@ public protocol Dataset: Sendable, CustomStringConvertible {
     /// The `dtype` when the job gives none, for a dataset whose job may choose it (even with a
     /// fixed schema); nil when it may not.
     var defaultFloatType: FloatType? { get }
-    /// Why the job's target cannot hold it, or nil.
-    func refusal(of target: ImportTarget) -> String?
     /// The keys of a symbol in a job.
     func keys(symbol: String, in spec: JobSpec) throws -> [String]
     /// What the state binds its done units to besides the target.
@@ -59,7 +57,6 @@ extension KlineDataset: Dataset {
     public var name: String { rawValue }
     public var fixedSchema: String? { nil }
     public var defaultFloatType: FloatType? { .float32 }
-    public func refusal(of target: ImportTarget) -> String? { nil }
 
     public func keys(symbol: String, in spec: JobSpec) throws -> [String] {
         try spec.intervals.map { try spec.key(symbol: symbol, interval: $0) }
@@ -92,7 +89,6 @@ public protocol FuturesArchiveDataset: Dataset {
 extension FuturesArchiveDataset {
     public var name: String { archives.rawValue }
     public var defaultFloatType: FloatType? { nil }
-    public func refusal(of target: ImportTarget) -> String? { nil }
     public func exists(on market: Market) -> Bool { market != .spot }
     public var defaultAttributeGroup: String { archives.defaultAttributeGroup }
 
@@ -183,10 +179,6 @@ public struct TradesDataset: Dataset {
             ? "futures trades by ID need an API key on Binance's REST: use latest (or dataset: aggTrades, served without one)" : nil
     }
 
-    public func refusal(of target: ImportTarget) -> String? {
-        guard case .directory = target else { return nil }
-        return "\(name) need MarketStore's variable-length buckets; the directory target writes fixed-length ones only in this version: use marketstore: URL"
-    }
 
     /// `gaps: rest` asks REST for the missing IDs (aggTrades everywhere, trades on spot).
     public var restGapsRefusal: String? { nil }

@@ -246,7 +246,6 @@ public struct JobSpec: Sendable {
             target = .marketstore(url: url)
         default: throw fail("target", "give either marketstore or directory")
         }
-        if let reason = dataset.refusal(of: target) { throw fail("target", reason) }
         let caFile = try targetSection["ca_file"].map { _ in try string(targetSection, "ca_file", "target.ca_file") }
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) { throw fail("target.ca_file", "cannot read \(caFile)") }
         let write = try section("write")

@@ -3,7 +3,7 @@ import MarketStoreModel
 
 /// The 37,024-byte header of a MarketStore year file (utils/io/metadata.go), little-endian:
 /// @0 version (2); @8 description (256 bytes); @264 year; @272 timeframe in ns; @280 record type
-/// (0 fixed); @288 columns excluding Epoch; @296 record length; @304 reserved; @312 column names
+/// (0 fixed, 1 variable); @288 columns excluding Epoch; @296 record length; @304 reserved; @312 column names
 /// (1024 x 32 bytes); @33080 column type codes (1024 x 1 byte); @34104 reserved (365 x 8 bytes).
 public struct BucketHeader: Equatable, Sendable {
     public static let size = 37024
@@ -23,8 +23,10 @@ public struct BucketHeader: Equatable, Sendable {
     static let typeCodes: [String: UInt8] = ["f4": 0, "i4": 1, "f8": 2, "i8": 3, "i1": 5, "i2": 9, "u1": 10, "u2": 11, "u4": 12, "u8": 13]
     static let typeSizes: [String: Int] = ["f4": 4, "i4": 4, "f8": 8, "i8": 8, "i1": 1, "i2": 2, "u1": 1, "u2": 2, "u4": 4, "u8": 8]
 
-    /// Index (8 bytes) plus the columns, padded to a multiple of 8.
+    /// Index (8 bytes) plus the columns, padded to a multiple of 8; a variable-length bucket's
+    /// slots are {index, offset, length}: 24 bytes.
     public var recordLength: Int {
+        if variableLength { return 24 }
         let raw = 8 + columns.reduce(0) { $0 + (Self.typeSizes[$1.type] ?? 8) }
         return (raw + 7) / 8 * 8
     }
@@ -124,8 +126,6 @@ public enum DirectoryError: Error, CustomStringConvertible, Equatable {
     case inUse(root: String, evidence: String)
     case io(path: String, reason: String)
     case badKey(String)
-    /// Records for a variable-length bucket (trades): this writer writes fixed-length ones only.
-    case variableLength(key: String)
 
     public var description: String {
         switch self {
@@ -136,7 +136,6 @@ public enum DirectoryError: Error, CustomStringConvertible, Equatable {
             return "\(root) is in use by a running MarketStore server (\(evidence)); stop it first, or give --force-directory to write anyway"
         case let .io(path, reason): return "\(path): \(reason)"
         case let .badKey(key): return "key \(key) is not SYMBOL/Timeframe/AttributeGroup with a known timeframe"
-        case let .variableLength(key): return "\(key): the directory target writes fixed-length buckets only; these records need a variable-length one"
         }
     }
 }

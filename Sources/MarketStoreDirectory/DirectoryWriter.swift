@@ -71,14 +71,8 @@ public final class DirectoryWriter: @unchecked Sendable {
 
     /// Writes `rows` of the columns (a key's range in a multi-key dataset, without copying it out).
     func write(key: String, names: [String], columns: [ColumnValues], rows range: Range<Int>) throws {
-        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && !$0.contains("..") }),
-              let tf = Timeframe.seconds(parts[1]), case let .int64(epochs)? = columns.first else { throw DirectoryError.badKey(key) }
-        var dir = root
-        for (level, name) in zip(["Timeframe", "AttributeGroup", "Year"], parts) {
-            dir = (dir as NSString).appendingPathComponent(name)
-            try prepare(dir, level)
-        }
+        let (dir, tf) = try prepareKey(key)
+        guard case let .int64(epochs)? = columns.first else { throw DirectoryError.badKey(key) }
         let schema = zip(names, columns).dropFirst().map { (name: $0, type: $1.wireType) }
         let years = Self.rowsByYear(epochs, range)
         // Every existing year file of the key is checked before any is written: a bucket that
@@ -86,13 +80,27 @@ public final class DirectoryWriter: @unchecked Sendable {
         var headers: [Int: BucketHeader] = [:]
         for (year, _) in years {
             let path = (dir as NSString).appendingPathComponent("\(year).bin")
-            headers[year] = try existingHeader(path: path, key: key, timeframe: tf, schema: schema)
+            headers[year] = try existingHeader(path: path, key: key, timeframe: tf, schema: schema, variable: false)
         }
         for (year, rows) in years {
             let path = (dir as NSString).appendingPathComponent("\(year).bin")
-            let header = try headers[year] ?? createHeader(path: path, year: year, timeframe: tf, schema: schema)
+            let header = try headers[year] ?? createHeader(path: path, year: year, timeframe: tf, schema: schema, variable: false)
             try writeRows(rows, epochs: epochs, names: names, columns: columns, header: header, path: path)
         }
+    }
+
+    /// The key's folder, made with its levels; and its timeframe in seconds.
+    func prepareKey(_ key: String) throws -> (dir: String, timeframe: Int64) {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && !$0.contains("..") }), let tf = Timeframe.seconds(parts[1]) else {
+            throw DirectoryError.badKey(key)
+        }
+        var dir = root
+        for (level, name) in zip(["Timeframe", "AttributeGroup", "Year"], parts) {
+            dir = (dir as NSString).appendingPathComponent(name)
+            try prepare(dir, level)
+        }
+        return (dir, tf)
     }
 
     /// Makes `dir` (once per writer): created, stale temporaries removed, its `category_name`.
@@ -104,9 +112,9 @@ public final class DirectoryWriter: @unchecked Sendable {
         lock.withLock { _ = prepared.insert(dir) }
     }
 
-    /// The header of an existing year file, checked against the dataset's schema; nil when there
-    /// is no such file.
-    private func existingHeader(path: String, key: String, timeframe: Int64, schema: [(name: String, type: String)]) throws -> BucketHeader? {
+    /// The header of an existing year file, checked against the dataset's schema and record type;
+    /// nil when there is no such file.
+    func existingHeader(path: String, key: String, timeframe: Int64, schema: [(name: String, type: String)], variable: Bool) throws -> BucketHeader? {
         if FileManager.default.fileExists(atPath: path) {
             guard let handle = FileHandle(forReadingAtPath: path), let data = try handle.read(upToCount: BucketHeader.size) else {
                 throw DirectoryError.io(path: path, reason: "cannot read the header")
@@ -114,8 +122,9 @@ public final class DirectoryWriter: @unchecked Sendable {
             try? handle.close()
             let header = try BucketHeader(decoding: [UInt8](data), path: path)
             let file = header.columns.map { "\($0.name):\($0.type)" }, mine = schema.map { "\($0.name):\($0.type)" }
-            if header.variableLength {
-                throw DirectoryError.schemaMismatch(key: key, path: path, file: file, dataset: mine, reason: "the bucket is variable-length")
+            if header.variableLength != variable {
+                throw DirectoryError.schemaMismatch(key: key, path: path, file: file, dataset: mine,
+                                                    reason: header.variableLength ? "the bucket is variable-length" : "the bucket is fixed-length: its record type would win silently")
             }
             if header.timeframeSeconds != timeframe {
                 throw DirectoryError.schemaMismatch(key: key, path: path, file: file, dataset: mine, reason: "the file's timeframe is \(header.timeframeSeconds) s")
@@ -133,8 +142,8 @@ public final class DirectoryWriter: @unchecked Sendable {
     }
 
     /// A new year file with the dataset's schema: created under a temporary name, then renamed.
-    private func createHeader(path: String, year: Int, timeframe: Int64, schema: [(name: String, type: String)]) throws -> BucketHeader {
-        let header = BucketHeader(year: year, timeframeSeconds: timeframe, columns: schema)
+    func createHeader(path: String, year: Int, timeframe: Int64, schema: [(name: String, type: String)], variable: Bool) throws -> BucketHeader {
+        let header = BucketHeader(year: year, timeframeSeconds: timeframe, columns: schema, variableLength: variable)
         do {
             try writeFileDurably(header.encoded(), to: path, size: Int64(header.fileSize))
         } catch let e as FileWriteError {
@@ -253,8 +262,12 @@ public struct DirectoryReader: Sendable {
         var epochs: [Int64] = []
         var raw: [[UInt8]] = []
         var types: [String] = []
-        for file in files.filter({ $0.hasSuffix(".bin") }).sorted() {
-            let path = (dir as NSString).appendingPathComponent(file)
+        let paths = files.filter { $0.hasSuffix(".bin") }.sorted().map { (dir as NSString).appendingPathComponent($0) }
+        if let first = paths.first, let head = FileHandle(forReadingAtPath: first)?.readData(ofLength: 288), head.count == 288,
+           head.withUnsafeBytes({ Int64(littleEndian: $0.loadUnaligned(fromByteOffset: 280, as: Int64.self)) }) == 1 {
+            return try readVariable(key: key, files: paths, from: from, to: to)  // read by slot range, not whole
+        }
+        for path in paths {
             let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
             let header = try BucketHeader(decoding: data, path: path)
             if names == nil {

@@ -3,6 +3,7 @@ import Columnar
 import Foundation
 import KlineArchive
 import Logging
+import MarketStoreDirectory
 import PipelineFakes
 import TestSupport
 import TradeArchive
@@ -45,7 +46,7 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         Array(stride(from: ArchivePeriod(day: from)!.start, through: ArchivePeriod(day: to)!.start, by: 86400))
     }
 
-    func spec(chunkRows: Int = 100, extra: String = "") throws -> JobSpec {
+    func spec(chunkRows: Int = 100, extra: String = "", target: String = "{marketstore: \"http://127.0.0.1:1/rpc\"}") throws -> JobSpec {
         let yaml = """
             name: ticks
             source: {base_url: \(dir.appendingPathComponent("mirror").path), cache_dir: \(dir.appendingPathComponent("cache").path)}
@@ -54,7 +55,7 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
             symbols: [SYNUSDT]
             from: 2024-01
             to: 2024-02
-            target: {marketstore: "http://127.0.0.1:1/rpc"}
+            target: \(target)
             write: {chunk_rows: \(chunkRows)}
             manifest: \(dir.appendingPathComponent("state/ticks.manifest.db").path)
             \(extra)
@@ -167,6 +168,39 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         XCTAssertNil(InFlightAppends(manifest: spec.manifest).pending(key: key), "answered requests leave no record")
     }
 
+    /// Into a data directory: the monthly and the current month's dailies land as variable-length
+    /// year files (records by time, every ID once), `verify` reads them back and agrees, and
+    /// `--force` reconciles against the files: nothing is appended a second time.
+    func testTradesIntoADataDirectoryLandOnceAndReconcile() async throws {
+        let january = days("2024-01-01", "2024-01-31"), february = days("2024-02-01", "2024-02-03")
+        try publish("2024-01", days: january)
+        for (name, day) in zip(["2024-02-01", "2024-02-02", "2024-02-03"], february) { try publish(name, days: [day]) }
+        let root = dir.appendingPathComponent("data").path
+        let spec = try spec(target: "{directory: \(root)}")
+        func held() throws -> [Int64] {
+            let rows = try XCTUnwrap(try DirectoryReader(root: root).read(key: key))
+            guard let i = rows.names.firstIndex(of: "TradeID"), case let .int64(ids) = rows.columns[i] else { return [] }
+            return ids
+        }
+        var options = RunOptions(today: ArchivePeriod(day: "2024-02-04")!)
+        let first = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(options)
+        XCTAssertEqual([first.done, first.failed, Int(first.exitCode)], [4, 0, 0], "\(first.failures)")
+        XCTAssertEqual(try held(), expectedIDs(january + february), "every ID once, by time")
+        let rows = try XCTUnwrap(try DirectoryReader(root: root).read(key: key))
+        XCTAssertEqual(rows.names, ["Epoch", "Price", "Qty", "QuoteQty", "TradeID", "IsBuyerMaker", "IsBestMatch", "Nanoseconds"])
+        XCTAssertEqual(rows.columns[7].slice(0..<3), .int32([0, 37_000_000, 74_000_000]), "milliseconds back exactly")
+        var verified = try await JobVerifier(spec: spec).verify()
+        XCTAssertEqual(verified.checked, 4)
+        XCTAssertEqual(verified.differences, [])
+
+        options.force = true
+        let forced = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(options)
+        XCTAssertEqual([forced.done, forced.failed, Int(forced.exitCode)], [4, 0, 0], "\(forced.failures)")
+        XCTAssertEqual(try held(), expectedIDs(january + february), "nothing appended twice")
+        verified = try await JobVerifier(spec: spec).verify()
+        XCTAssertEqual(verified.differences, [])
+    }
+
     /// `--force` on trades reconciles: nothing is appended a second time.
     func testForceReconcilesAndAppendsNothing() async throws {
         try publish("2024-01", days: days("2024-01-01", "2024-01-31"))
@@ -220,8 +254,8 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(ids, expectedIDs([day]), "one version of each trade")
     }
 
-    /// What a trades job file may choose (dtype) and what it may not (intervals, columns, a
-    /// directory target, to: now), each refused naming the key.
+    /// What a trades job file may choose (dtype, a directory target) and what it may not
+    /// (intervals, columns, to: now for futures raw trades), each refused naming the key.
     func testTradesJobFilesSayWhatTheDatasetFixes() throws {
         func parse(_ extra: String, replacing: String = "", with: String = "") throws -> JobSpec {
             let yaml = """
@@ -244,11 +278,12 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         let um = try parse("", replacing: "market: spot\ndataset: trades", with: "market: futures/cm\ndataset: aggTrades")
         XCTAssertEqual(try um.keys(symbol: "SYNUSDT"), ["SYNUSDT/1Sec/AGGTRADES"])
         XCTAssertTrue(um.dataset.schema(of: um).contains("AggTradeID i8,FirstTradeID i8,LastTradeID i8,IsBuyerMaker i1,Nanoseconds i4"), um.dataset.schema(of: um))
+        let files = try parse("", replacing: "target: {marketstore: \"http://127.0.0.1:1/rpc\"}", with: "target: {directory: /tmp/x}")
+        XCTAssertEqual(try files.keys(symbol: "SYNUSDT"), ["SYNUSDT/1Sec/TRADES"], "the directory target writes variable-length files")
         let refusals: [(String, String, String, String)] = [
             ("intervals: [1m]", "", "", "key 'intervals': trades archives have no intervals"),
             ("columns: [Open]", "", "", "key 'columns': trades archives have no columns"),
             ("to: now", "market: spot", "market: futures/um", "key 'to': futures trades by ID need an API key"),
-            ("", "target: {marketstore: \"http://127.0.0.1:1/rpc\"}", "target: {directory: /tmp/x}", "key 'target': trades need MarketStore's variable-length buckets"),
         ]
         for (extra, replacing, with, message) in refusals {
             XCTAssertThrowsError(try parse(extra, replacing: replacing, with: with), extra + with) { error in
