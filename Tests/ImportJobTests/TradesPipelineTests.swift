@@ -199,6 +199,22 @@ final class TradesPipelineTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(try held(), expectedIDs(january + february), "nothing appended twice")
         verified = try await JobVerifier(spec: spec).verify()
         XCTAssertEqual(verified.differences, [])
+
+        // A re-published day with a changed trade: refused, then `rebuild` removes the key's
+        // folder and the next run writes the key whole, the new value in.
+        let changed = expectedIDs([february[1]])[10]
+        try publish("2024-02-02", days: [february[1]], changedID: changed)
+        options.force = false
+        let refused = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(options)
+        XCTAssertEqual(refused.failed, 1, "\(refused.failures)")
+        XCTAssertEqual(try held(), expectedIDs(january + february), "no second version appended")
+        _ = try await KeyRebuild.run(spec: spec, key: key)
+        XCTAssertNil(try DirectoryReader(root: root).read(key: key), "the key's folder is gone")
+        let rebuilt = try await ImportRunner(spec: spec, logger: Logger(label: "test")).run(options)
+        XCTAssertEqual([rebuilt.failed, Int(rebuilt.exitCode)], [0, 0], "\(rebuilt.failures)")
+        XCTAssertEqual(try held(), expectedIDs(january + february))
+        let after = try XCTUnwrap(try DirectoryReader(root: root).read(key: key))
+        XCTAssertEqual(after.columns[1].double(at: try held().firstIndex(of: changed)!), 99999, "the re-published value")
     }
 
     /// `--force` on trades reconciles: nothing is appended a second time.
