@@ -312,7 +312,7 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
         for path in paths:
             archives.control(path=path, fault="delay", seconds=0.15, times=1)
 
-    clean_times = []
+    clean_times, notes = [], []
     for target_kind in targets:
         if target_kind == "marketstore":
             ms = Server("marketstore_server.py")
@@ -369,14 +369,14 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
         check(reran_ok == trials and equal == trials and all_done == trials, f"crash trials ({label}, {target_kind})")
         lines.append(f"| {target_kind} | {trials} | {killed} | {mid_run} | {some_done} | {reran_ok} | {equal} | {all_done} | {min(done_at_kill)}-{max(done_at_kill)} |")
         if writing_at_kill:
-            lines += ["", f"{writing_at_kill} of the {trials} kills left a unit `writing` (some of its trades sent, not yet recorded done): "
-                      "the re-run read their IDs back and appended only the missing ones."]
+            notes.append(f"Into {target_kind}, {writing_at_kill} of the {trials} kills left a unit `writing` (some of its trades sent, "
+                         "not yet recorded done): the re-run read their IDs back and appended only the missing ones.")
         if label == "trades" and target_kind == "marketstore":  # a file write is too quick to hit often
             check(writing_at_kill >= trials // 4, f"crash trials (trades): only {writing_at_kill} of {trials} kills landed while a unit was being written")
         if ms:
             ms.stop()
         clean_times.append(f"{clean_seconds:.2f} s into {target_kind}")
-    lines += ["", f"(A clean run of this job took {', '.join(clean_times)}.)", ""]
+    lines += [""] + [n + "\n" for n in notes] + [f"(A clean run of this job took {', '.join(clean_times)}.)", ""]
 
 
 def signal_trials(binary, work, archives, symbols, months, rng, lines):
