@@ -1,21 +1,15 @@
 import Columnar
 import Foundation
 import MarketStoreModel
+import TestSupport
 import XCTest
 @testable import MarketStoreDirectory
 
 /// Variable-length year files (trades) as the real server writes and reads them: its snappy
 /// blocks decode, its interval ticks round the same way, appends merge by time, and a crash
 /// between a block and its slot leaves the interval's old records.
-final class VariableBucketTests: XCTestCase {
-    var work: URL!
-
-    override func setUpWithError() throws {
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("varbucket-\(getpid())-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: work) }
+final class VariableBucketTests: TemporaryDirectoryTestCase {
+    var work: URL { dir }
 
     static func hex(_ s: String) -> [UInt8] {
         stride(from: 0, to: s.count, by: 2).map { UInt8(s.dropFirst($0).prefix(2), radix: 16)! }
