@@ -51,7 +51,7 @@ final class RealArchiveTests: XCTestCase {
                         XCTAssertEqual(v.map(\.bitPattern), expected.f8[column.rawValue], "\(file) \(column) f8")
                     case let .int64(v):
                         XCTAssertEqual(v, expected.Trades, "\(file) Trades")
-                    case .int32, .int8:
+                    case .int32, .int8, .uint8:
                         XCTFail("\(file) \(column): a kline column of type \(values.wireType)")
                     }
                 }
