@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps check-deploy check-imports build release test test-server bench bench-compare bench-decode bench-trades bench-scale bench-wan inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps check-deploy check-imports build release test test-server bench bench-compare bench-decode bench-trades bench-scale bench-wan bench-http2 inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -98,6 +98,11 @@ bench-scale: release
 # BASELINE=path/to/an/earlier/binance-import runs it beside.
 bench-wan: release test-deps
 	$(PYTHON) bench/wan.py --bin $(RELEASE_BIN) $(if $(BASELINE),--baseline-bin $(BASELINE))
+
+# HTTP/2 against HTTP/1.1 for a first nightly's small archives: nginx (nginx-light, TLS) behind the
+# latency proxy, curl --parallel with each protocol beside the importer (issue 35, item 2).
+bench-http2: release test-deps
+	$(PYTHON) bench/http2.py --bin $(RELEASE_BIN)
 
 # A month range of a job: make import JOB=jobs/spot-majors-1m.yml FROM=2024-01 TO=2024-06 [TARGET=http://host:5993/rpc] [SHARD=K/N]
 import: release

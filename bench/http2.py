@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""`make bench-http2`: what HTTP/2 is worth for a first nightly's many small archives (issue 35,
+item 2), measured before the importer speaks it. nginx (Debian's nginx-light: TLS, HTTP/2 by
+ALPN) serves the archive tree of `make bench-wan` behind Tests/servers/latency_proxy.py; through
+the same proxy, side by side, run by run:
+
+- `curl --parallel --parallel-max 16 --http1.1` and `--http2` (one connection, multiplexed)
+  fetching every file (archives and CHECKSUMs): the limit each protocol sets;
+- the importer's first nightly of the same keys (files from nginx over TLS, the S3 listing from
+  the fixture archive server behind its own proxy), HTTP/1.1 keep-alive as it speaks today.
+
+usage: bench/http2.py --bin .build/release/binance-import [--keys 200] [--rtt 250] [--runs 3]
+Prints a Markdown table (medians, min-max).
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from wan import Server, job, tree, TODAY  # noqa: E402
+
+
+def certificate(work):
+    key, cert = os.path.join(work, "key.pem"), os.path.join(work, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return key, cert
+
+
+def nginx(work, root, key, cert, port):
+    conf = os.path.join(work, "nginx.conf")
+    open(conf, "w").write(f"""daemon off;
+worker_processes 1;
+user root;  # the tree is in a private temporary folder
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 100000;
+  server {{
+    listen 127.0.0.1:{port} ssl http2;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    http2_max_concurrent_streams 128;
+    root {root};
+  }}
+}}
+""")
+    p = subprocess.Popen(["nginx", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return p
+
+
+def curl(work, port, root, cert, version, parallel):
+    config, out = os.path.join(work, "curl.cfg"), os.path.join(work, "curl-out")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    files = [os.path.relpath(os.path.join(d, n), root) for d, _, names in os.walk(os.path.join(root, "data")) for n in names]
+    with open(config, "w") as f:
+        for i, rel in enumerate(files):
+            f.write(f'url = "https://127.0.0.1:{port}/{rel}"\noutput = "{out}/{i}"\n')
+    t0 = time.perf_counter()
+    subprocess.run(["curl", "--silent", "--fail", "--cacert", cert, version, "--parallel", "--parallel-max", str(parallel), "--config", config],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0, len(files)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--keys", type=int, default=200)
+    ap.add_argument("--rtt", type=int, default=250)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="bench-http2-")
+    try:
+        symbols = [f"S{i:04d}USDT" for i in range(a.keys)]
+        root = os.path.join(work, "tree")
+        tree(root, symbols)
+        key, cert = certificate(work)
+        archives = Server("archive_server.py", root, "--page-size", "1000")
+        listing_proxy = Server("latency_proxy.py", "--upstream", str(archives.port), "--delay-ms", str(a.rtt / 2))
+        web = nginx(work, root, key, cert, 18443)
+        tls_proxy = Server("latency_proxy.py", "--upstream", "18443", "--delay-ms", str(a.rtt / 2))
+        figures = {"h1": [], "h2": [], "h1 64": [], "h2 64": [], "importer": []}
+        try:
+            for r in range(a.runs):
+                for parallel, suffix in ((16, ""), (64, " 64")):
+                    figures["h1" + suffix].append(curl(work, tls_proxy.port, root, cert, "--http1.1", parallel)[0])
+                    seconds, count = curl(work, tls_proxy.port, root, cert, "--http2", parallel)
+                    figures["h2" + suffix].append(seconds)
+                path = job(work, listing_proxy.port, symbols, f"h{r}")
+                text = open(path).read().replace(f"base_url: http://127.0.0.1:{listing_proxy.port}/", f"base_url: https://127.0.0.1:{tls_proxy.port}/")
+                open(path, "w").write(text)
+                t0 = time.perf_counter()
+                p = subprocess.run([a.bin, "nightly", path], capture_output=True, text=True,
+                                   env=dict(os.environ, BINANCE_IMPORT_TODAY=TODAY, CURL_CA_BUNDLE=cert))
+                if p.returncode != 0:
+                    raise SystemExit(f"nightly exited {p.returncode}: {p.stdout[-800:]} {p.stderr[-800:]}")
+                figures["importer"].append(time.perf_counter() - t0)
+                print(r, {k: round(v[-1], 2) for k, v in figures.items()}, flush=True)
+        finally:
+            tls_proxy.stop()
+            web.terminate()
+            web.wait(5)
+            listing_proxy.stop()
+            archives.stop()
+
+        def fmt(v):
+            return f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})"
+        h1, h2 = statistics.median(figures["h1"]), statistics.median(figures["h2"])
+        h1w, h2w = statistics.median(figures["h1 64"]), statistics.median(figures["h2 64"])
+        print(f"\n| keys | round trip | files | curl, 16 at once, HTTP/1.1 | curl, 16 at once, HTTP/2 | curl, 64 at once, HTTP/1.1 | "
+              f"curl, 64 at once, HTTP/2 | importer first nightly (HTTP/1.1, 16 downloads; listings, decode, write included) | "
+              f"HTTP/2 / HTTP/1.1 at 16, at 64 |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        print(f"| {a.keys} | {a.rtt} ms | {count} | {fmt(figures['h1'])} | {fmt(figures['h2'])} | {fmt(figures['h1 64'])} | "
+              f"{fmt(figures['h2 64'])} | {fmt(figures['importer'])} | {h2 / h1:.2f}, {h2w / h1w:.2f} |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
