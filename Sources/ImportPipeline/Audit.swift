@@ -71,6 +71,11 @@ package struct Auditor {
         return (0..<max(1, n)).map { items[Int(Double($0) * step)] }
     }
 
+    /// At most `n` of the done archive units (not REST) that `isArchive` accepts, by id, spread.
+    static func sampledArchives(_ manifest: Manifest, _ n: Int?, _ isArchive: (UnitRecord) -> Bool) -> [UnitRecord] {
+        spread(manifest.units.values.filter { $0.status == .done && !$0.isREST && isArchive($0) }.sorted { $0.id < $1.id }, n)
+    }
+
     package static func recordPath(_ manifest: String) -> String { Manifest.databasePath(manifest) + ".audit.json" }
 
     /// Audits the job's done monthly kline archives (`sample`: at most that many, spread over the
@@ -80,8 +85,7 @@ package struct Auditor {
             throw JobFileError(file: spec.file, key: "dataset", reason: "audit compares kline and funding-rate archives in this version, not \(spec.dataset.name)")
         }
         let manifest = try Manifest.load(path: spec.manifest, job: spec.name)
-        let monthlies = Self.spread(manifest.units.values.filter { $0.status == .done && !$0.isDaily && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }
-            .sorted { $0.id < $1.id }, sample)
+        let monthlies = Self.sampledArchives(manifest, sample) { !$0.isDaily && KlineArchiveName(fileName: $0.id) != nil }
         var kept = (try? JSONDecoder().decode([String: MonthlyAudit].self, from: Data(contentsOf: URL(fileURLWithPath: Self.recordPath(spec.manifest))))) ?? [:]
         var report = Report()
         let lister = planner.makeLister(), fetcher = planner.makeFetcher()
@@ -187,7 +191,7 @@ package struct Auditor {
     package func compareWithREST(days: Int, manifest: Manifest, client: RestClient) async throws -> [Disagreement] {
         if spec.dataset is FundingRates { return try await compareFundingWithREST(months: days, manifest: manifest, client: client) }
         guard days > 0, let dataset = spec.dataset as? KlineDataset else { return [] }
-        let units = Self.spread(manifest.units.values.filter { $0.status == .done && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }, days)
+        let units = Self.sampledArchives(manifest, days) { KlineArchiveName(fileName: $0.id) != nil }
         let fetcher = planner.makeFetcher()
         var out: [Disagreement] = []
         for record in units {

@@ -13,7 +13,7 @@ extension Auditor {
     /// as `to: now` does, and not compared: the archives are its source.)
     func compareFundingWithREST(months: Int, manifest: Manifest, client: RestClient) async throws -> [Disagreement] {
         guard months > 0 else { return [] }
-        let units = Self.spread(manifest.units.values.filter { $0.status == .done && !$0.isREST && FuturesArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }, months)
+        let units = Self.sampledArchives(manifest, months) { FuturesArchiveName(fileName: $0.id) != nil }
         let fetcher = planner.makeFetcher()
         var out: [Disagreement] = []
         for record in units {

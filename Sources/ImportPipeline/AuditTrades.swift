@@ -24,7 +24,7 @@ extension Auditor {
     /// period. A unit whose trades archive is not published is skipped and said.
     package func compareWithTrades(days: Int, manifest: Manifest) async throws -> (disagreements: [Disagreement], skipped: [String]) {
         guard days > 0, spec.dataset as? KlineDataset == .klines else { return ([], []) }
-        let units = Self.spread(manifest.units.values.filter { $0.status == .done && !$0.isREST && KlineArchiveName(fileName: $0.id) != nil }.sorted { $0.id < $1.id }, days)
+        let units = Self.sampledArchives(manifest, days) { KlineArchiveName(fileName: $0.id) != nil }
         let fetcher = planner.makeFetcher()
         var out: [Disagreement] = [], skipped: [String] = []
         for record in units {
