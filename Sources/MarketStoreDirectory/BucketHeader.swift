@@ -104,6 +104,14 @@ public struct BucketHeader: Equatable, Sendable {
         }
     }
 
+    /// The header of the year file at `path` (only its first 37,024 bytes are read).
+    public init(readingFile path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw DirectoryError.io(path: path, reason: "cannot open it") }
+        defer { try? handle.close() }
+        guard let data = try handle.read(upToCount: Self.size) else { throw DirectoryError.io(path: path, reason: "cannot read the header") }
+        try self.init(decoding: [UInt8](data), path: path)
+    }
+
     /// The slot index of `epoch` in this year (0 marks an empty slot). 1D buckets count days from
     /// 0, so 1 January gets index 0 and lands inside the header, where the server never reads it.
     public func index(of epoch: Int64, yearStart: Int64) -> Int64 {

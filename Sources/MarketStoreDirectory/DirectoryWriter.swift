@@ -116,11 +116,7 @@ public final class DirectoryWriter: @unchecked Sendable {
     /// nil when there is no such file.
     func existingHeader(path: String, key: String, timeframe: Int64, schema: [(name: String, type: String)], variable: Bool) throws -> BucketHeader? {
         if FileManager.default.fileExists(atPath: path) {
-            guard let handle = FileHandle(forReadingAtPath: path), let data = try handle.read(upToCount: BucketHeader.size) else {
-                throw DirectoryError.io(path: path, reason: "cannot read the header")
-            }
-            try? handle.close()
-            let header = try BucketHeader(decoding: [UInt8](data), path: path)
+            let header = try BucketHeader(readingFile: path)
             let file = header.columns.map { "\($0.name):\($0.type)" }, mine = schema.map { "\($0.name):\($0.type)" }
             if header.variableLength != variable {
                 throw DirectoryError.schemaMismatch(key: key, path: path, file: file, dataset: mine,
@@ -263,8 +259,7 @@ public struct DirectoryReader: Sendable {
         var raw: [[UInt8]] = []
         var types: [String] = []
         let paths = files.filter { $0.hasSuffix(".bin") }.sorted().map { (dir as NSString).appendingPathComponent($0) }
-        if let first = paths.first, let head = FileHandle(forReadingAtPath: first)?.readData(ofLength: 288), head.count == 288,
-           head.withUnsafeBytes({ Int64(littleEndian: $0.loadUnaligned(fromByteOffset: 280, as: Int64.self)) }) == 1 {
+        if let first = paths.first, try BucketHeader(readingFile: first).variableLength {
             return try readVariable(key: key, files: paths, from: from, to: to)  // read by slot range, not whole
         }
         for path in paths {

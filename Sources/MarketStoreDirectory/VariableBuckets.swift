@@ -194,12 +194,10 @@ extension DirectoryReader {
         var epochs: [Int64] = [], nanos: [Int32] = []
         var raw: [[UInt8]] = []
         for path in files {
+            let header = try BucketHeader(readingFile: path)
             let fd = open(path, O_RDONLY)
             guard fd >= 0 else { throw DirectoryError.io(path: path, reason: String(cString: strerror(errno))) }
             defer { close(fd) }
-            var head = [UInt8](repeating: 0, count: BucketHeader.size)
-            _ = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-            let header = try BucketHeader(decoding: head, path: path)
             if names == nil {
                 names = ["Epoch"] + header.columns.map(\.name) + ["Nanoseconds"]
                 types = header.columns.map(\.type)
