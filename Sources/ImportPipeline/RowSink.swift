@@ -23,6 +23,14 @@ public protocol RowSink: Sendable {
     func records(key: String, from: Int64, to: Int64) async throws -> QueryResult?
     /// Removes a key and all its rows (`rebuild`); a key that does not exist is not an error.
     func destroy(key: String) async throws
+    /// Whether an append can still land after its caller died (a server goes on applying a
+    /// request whose client is gone; files written in-process stop with the process). When it
+    /// can, the writer records each append until answered (`InFlightAppends`).
+    var appendsOutliveTheCaller: Bool { get }
+}
+
+extension RowSink {
+    public var appendsOutliveTheCaller: Bool { true }
 }
 
 extension SchemaGuard: RowSink {}
@@ -33,6 +41,7 @@ package struct DirectorySink: RowSink {
     package let writer: DirectoryWriter
     /// The file writes' thread (one request is written at a time).
     package let thread = DispatchQueue(label: "binance-import.directory-writes")
+    package var appendsOutliveTheCaller: Bool { false }
     package func write(_ dataset: WriteDataSet) async throws {
         let writer = self.writer
         try await onThread(thread) { try writer.write(dataset) }

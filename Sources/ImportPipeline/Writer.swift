@@ -36,7 +36,7 @@ package actor Writer {
     private var reconciled: [String: (present: Int, changed: Int)] = [:]
     /// Append requests not yet answered (a killed run leaves them), the slowest answer seen, and
     /// the keys whose earlier run's request this run has waited for.
-    private let inFlight: InFlightAppends
+    private let inFlight: InFlightAppends?  // nil: the sink's appends stop with this process
     private var slowestAnswer = 0.0
     private var settledKeys: Set<String> = []
     /// Requests, rows per key and errors by kind, for the summary and /metrics.
@@ -53,7 +53,7 @@ package actor Writer {
     package init(spec: JobSpec, sink: RowSink, state: StateRecorder, progress: Progress, logger: Logger, stop: StopRequest) {
         self.stop = stop
         self.spec = spec
-        self.inFlight = InFlightAppends(manifest: spec.manifest)
+        self.inFlight = sink.appendsOutliveTheCaller ? InFlightAppends(manifest: spec.manifest) : nil
         self.sink = sink
         self.state = state
         self.progress = progress
@@ -212,13 +212,13 @@ package actor Writer {
     private func sendAppending(_ dataset: WriteDataSet) async throws -> [String: String] {
         let key = dataset.keys.first?.key ?? ""
         let started = Date().timeIntervalSince1970
-        if case let .int64(epochs) = dataset.columns[0], let from = epochs.min(), let to = epochs.max() {
+        if let inFlight, case let .int64(epochs) = dataset.columns[0], let from = epochs.min(), let to = epochs.max() {
             try inFlight.sending(key: key, .init(from: from, to: to, rows: dataset.length, sentAt: started, slowestAnswer: slowestAnswer))
         }
         do {
             counters.requests += 1
             try await sink.append(dataset)
-            inFlight.answered(key: key)
+            inFlight?.answered(key: key)
             slowestAnswer = max(slowestAnswer, Date().timeIntervalSince1970 - started)
             acknowledged += 1
             counters.acknowledged(dataset.keys.map { ($0.key, $0.count) }, at: Date().timeIntervalSince1970)
@@ -229,7 +229,7 @@ package actor Writer {
             counters.errorsByKind[.transport, default: 0] += 1
             throw error
         } catch {
-            inFlight.answered(key: key)  // refused: the server applies nothing of it
+            inFlight?.answered(key: key)  // refused: the server applies nothing of it
             counters.errorsByKind[WriteErrorKind(error), default: 0] += 1
             refusals += 1
             return Dictionary(uniqueKeysWithValues: dataset.keys.map { ($0.key, "\(error)") })
@@ -240,7 +240,7 @@ package actor Writer {
     /// never answered, waits until that request can have landed (see `InFlightAppends`), then until
     /// two reads of its seconds half a second apart agree, so reconciliation sees all of it.
     private func settle(_ key: String) async throws {
-        guard settledKeys.insert(key).inserted, let request = inFlight.pending(key: key) else { return }
+        guard settledKeys.insert(key).inserted, let inFlight, let request = inFlight.pending(key: key) else { return }
         let deadline = request.sentAt + InFlightAppends.settleTime(request, stallSeconds: spec.stallSeconds)
         let wait = deadline - Date().timeIntervalSince1970
         logger.info("\(key): an interrupted run's request (\(request.rows) rows) was never answered; waiting \(wait > 0 ? String(format: "%.1f s", wait) : "no longer") for MarketStore to finish applying it before reading back")
