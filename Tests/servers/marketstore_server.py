@@ -77,6 +77,7 @@ class Bucket:
         self.timeframe = timeframe
         self.rows = {}  # fixed: slot epoch -> tuple of numpy scalars
         self.appended = []  # variable: (interval start epoch, interval ticks, tuple), in write order
+        self.years = set()  # the years it has a file of (added on write, as the server makes them)
 
 
 # Variable-length records keep their time as 32-bit ticks since the start of their timeframe
@@ -197,6 +198,7 @@ class Store:
             # Same names in another order are taken by POSITION (the scramble), and every column
             # is converted to the bucket's type without a word (the real server's traps).
             converted = [c.astype("<" + t) for c, t in zip(data_cols, bucket.types)]
+            bucket.years.update(1970 + int(y) for y in np.unique(epochs.astype("datetime64[s]").astype("datetime64[Y]").astype(np.int64)))
             for i in range(len(epochs)):
                 values = tuple(c[i] for c in converted)
                 epoch = int(epochs[i])
@@ -279,10 +281,9 @@ class Store:
     def has_year_file_in(bucket, start, end):
         """Whether the bucket has a year file between the range's years (a window inside a year
         that has one answers empty; a window of other years fails the query's parse)."""
-        epochs = [base for base, _, _ in bucket.appended] if bucket.variable else list(bucket.rows)
         lo = time.gmtime(max(start, 0)).tm_year if start > -(1 << 61) else 0
         hi = time.gmtime(min(end, 253402300799)).tm_year if end < (1 << 61) else 9999
-        return any(lo <= time.gmtime(e).tm_year <= hi for e in epochs)
+        return any(lo <= y <= hi for y in bucket.years)
 
     @staticmethod
     def variable_rows(bucket, start_t, end_t, limit, from_start):
@@ -328,8 +329,7 @@ class Store:
                             "ServerResp": {"error": "unable to get info about key %s: directory path "
                                            "/data/%s/1970.bin not found in catalog" % (key, key), "version": VERSION}})
                 continue
-            years = [time.gmtime(e).tm_year for e in (bucket.rows or {base: 0 for base, _, _ in bucket.appended})]
-            out.append({"LatestYear": max(years) if years else 0, "TimeFrame": bucket.timeframe * 10**9,
+            out.append({"LatestYear": max(bucket.years, default=0), "TimeFrame": bucket.timeframe * 10**9,
                         "DSV": [{"Name": "Epoch", "Type": 3}] + [{"Name": n, "Type": TYPE_CODES[t]} for n, t in zip(bucket.names, bucket.types)],
                         "RecordType": 1 if bucket.variable else 0, "ServerResp": {"error": "", "version": VERSION}})
         return {"responses": out}
