@@ -31,6 +31,8 @@ let package = Package(
         // ISA-L's igzip (streaming raw inflate, fast CRC-32): apt-get install libisal-dev.
         .systemLibrary(name: "CIsal", path: "Sources/CIsal", pkgConfig: "libisal",
                        providers: [.apt(["libisal-dev"])]),
+        // glibc's mallopt (malloc.h), for the decoders' batch memory (BatchMemory).
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // SQLite, the job's state database: apt-get install libsqlite3-dev.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
@@ -40,7 +42,7 @@ let package = Package(
         // Arithmetic stays checked in every build (it reads untrusted bytes). Only the dynamic
         // exclusivity checks are off in release: measured side by side (decode-bench, 9 pairs), they
         // cost 25-29% of decode time, while checked arithmetic against -Ounchecked costs 0-1%.
-        .target(name: "KlineArchive", dependencies: ["CIsal", "CZlib", "Columnar"],
+        .target(name: "KlineArchive", dependencies: ["CIsal", "CZlib", "CMalloc", "Columnar"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
             "KlineArchive", "JobModel", "JobState", "ImportPipeline", "Follow", "MarketStore", "MarketStoreModel", "MarketStoreDirectory",

@@ -74,4 +74,5 @@ struct BinanceImport: AsyncParsableCommand {
     }
 }
 
+BatchMemory.reuseFreedBatches()
 await BinanceImport.mainWithExitCodes()

@@ -5,6 +5,7 @@
 //   decode-bench rss ARCHIVE [--dtype ...]                              -> JSON peak RSS of one decode
 //   decode-bench trades KLINES.zip TRADES.zip [--runs N]                 -> JSON timings, kline and trades decode alternating
 //   decode-bench trades-rss TRADES.zip                                  -> JSON peak RSS of one trades decode
+// --allocator glibc keeps glibc's allocator defaults instead of the importer's (BatchMemory).
 import Foundation
 import KlineArchive
 import TradeArchive
@@ -67,15 +68,18 @@ guard args.count >= 2 else {
 let command = args.removeFirst(), path = args.removeFirst()
 let second = command == "trades" && !args.isEmpty ? args.removeFirst() : ""
 var runs = 7
+var allocator = "batches"  // as the importer sets it; "glibc" keeps glibc's defaults (for the side-by-side figure)
 var floatType = FloatType.float32
 while !args.isEmpty {
     let flag = args.removeFirst()
     guard let value = args.first else { break }
     args.removeFirst()
     if flag == "--runs" { runs = Int(value) ?? runs }
+    if flag == "--allocator" { allocator = value }
     if flag == "--dtype" { floatType = FloatType(rawValue: value) ?? floatType }
 }
 
+if allocator == "batches" { BatchMemory.reuseFreedBatches() }
 do {
     switch command {
     case "rss":
