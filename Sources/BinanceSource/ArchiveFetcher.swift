@@ -309,12 +309,16 @@ final class HashingFileSink: @unchecked Sendable {
     }
 }
 
-/// libcurl sessions for parallel downloads and listings, each kept alive and reused.
+/// libcurl sessions for parallel downloads and listings, each kept alive and reused. Their
+/// transfers share one multi handle: to a server that speaks HTTP/2 they are streams of one
+/// connection (one TLS handshake, one slow start over a long link); to an HTTP/1.1 server each
+/// keeps a connection alive as before.
 actor SessionPool {
     let timeouts: HTTPTimeouts
+    private let multi = CurlMulti()
     private var free: [CurlSession] = []
     init(timeouts: HTTPTimeouts) { self.timeouts = timeouts }
-    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts) }
+    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts, multi: multi) }
     func give(_ session: CurlSession) { free.append(session) }
 }
 

@@ -6,6 +6,7 @@ CURLcode ccurl_setopt_pointer(CURL *handle, CURLoption option, void *value) { re
 CURLcode ccurl_setopt_string(CURL *handle, CURLoption option, const char *value) { return curl_easy_setopt(handle, option, value); }
 CURLcode ccurl_setopt_callback(CURL *handle, CURLoption option, ccurl_data_callback callback) { return curl_easy_setopt(handle, option, callback); }
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value) { return curl_easy_getinfo(handle, info, value); }
+CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) { return curl_multi_setopt(multi, option, value); }
 
 // Cancelling a transfer: its own flag (`cancelled`, set when the Swift task that waits for it is
 // cancelled), read by its progress callback. libcurl calls that at least once a second, so a

@@ -7,6 +7,8 @@ public struct HTTPResponse: Sendable {
     /// Header names in lower case; the last value wins.
     public var headers: [String: String]
     public var body: [UInt8]
+    /// The HTTP version the exchange spoke: 1 (1.x), 2 or 3.
+    public var httpVersion: Int = 1
 }
 
 /// A transport failure: the request got no HTTP response (refused, reset, timed out, closed).
@@ -69,23 +71,29 @@ public struct HTTPTimeouts: Sendable {
     }
 }
 
-private let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
-
 /// One libcurl easy handle, reused across requests so the connection is kept alive. Requests run
-/// one at a time on the session's own thread; `perform` suspends the caller meanwhile.
-// @unchecked: the curl handle (an OpaquePointer) is only touched on `queue`, one transfer at a time.
+/// one at a time on the session's own thread; `perform` suspends the caller meanwhile. With a
+/// `CurlMulti`, the session's transfers run on the multi's thread instead and share its connections
+/// (HTTP/2 streams) with the other sessions of that multi.
+// @unchecked: the curl handle (an OpaquePointer) is only touched on `queue`, one transfer at a time
+// (and by the multi's thread while its transfer runs there).
 public final class CurlSession: @unchecked Sendable {
+    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
+
     private let handle: OpaquePointer
     private let queue = DispatchQueue(label: "binance-import.curl")
     public let timeouts: HTTPTimeouts
     /// The CA certificates to trust instead of the system's: the given file, else the
     /// CURL_CA_BUNDLE or SSL_CERT_FILE variable, as curl users expect.
     public let caFile: String?
+    /// Where the transfers run when not on this session's own thread.
+    public let multi: CurlMulti?
 
-    public init(timeouts: HTTPTimeouts = .init(), caFile: String? = nil) {
-        _ = globalInit
+    public init(timeouts: HTTPTimeouts = .init(), caFile: String? = nil, multi: CurlMulti? = nil) {
+        _ = Self.globalInit
         handle = OpaquePointer(curl_easy_init())
         self.timeouts = timeouts
+        self.multi = multi
         let environment = ProcessInfo.processInfo.environment
         self.caFile = caFile ?? environment["CURL_CA_BUNDLE"] ?? environment["SSL_CERT_FILE"]
     }
@@ -103,7 +111,31 @@ public final class CurlSession: @unchecked Sendable {
             let response = try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
                     queue.async {
-                        continuation.resume(with: Result { try self.performNow(method: method, url: url, headers: headers, body: body, sink: sink, cancelled: cancelled) })
+                        let exchange = self.setUp(method: method, url: url, headers: headers, sink: sink, cancelled: cancelled)
+                        let h = UnsafeMutableRawPointer(self.handle)
+                        if let multi = self.multi {
+                            if let body {  // the transfer outlives this call: libcurl keeps a copy
+                                ccurl_setopt_offset(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                                _ = body.withUnsafeBytes { ccurl_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)) }
+                            }
+                            // Wait for a connection that may carry it as a stream rather than open another.
+                            ccurl_setopt_long(h, CURLOPT_PIPEWAIT, 1)
+                            multi.start(self.handle) { code in
+                                continuation.resume(with: Result { try self.finish(exchange, code, url: url) })
+                            }
+                            return
+                        }
+                        let code: CURLcode
+                        if let body {
+                            code = body.withUnsafeBytes { bytes in
+                                ccurl_setopt_pointer(h, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                                ccurl_setopt_offset(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count))
+                                return curl_easy_perform(h)
+                            }
+                        } else {
+                            code = curl_easy_perform(h)
+                        }
+                        continuation.resume(with: Result { try self.finish(exchange, code, url: url) })
                     }
                 }
             } onCancel: {
@@ -125,93 +157,96 @@ public final class CurlSession: @unchecked Sendable {
         deinit { if let pointer { ccurl_flag_free(pointer) } }
     }
 
-    private final class Exchange {
+    /// One request's state, alive until its transfer ends: libcurl keeps pointers into it.
+    // @unchecked: used by one thread at a time (this session's, then the multi's while the
+    // transfer runs there, then the one that finishes it), handed over through the multi's lock.
+    private final class Exchange: @unchecked Sendable {
         var body: [UInt8] = []
         var headers: [String: String] = [:]
         var sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)?
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        let errorBuffer: UnsafeMutablePointer<CChar>
+        let cancelled: CancelFlag
+
+        init(cancelled: CancelFlag) {
+            self.cancelled = cancelled
+            errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+            errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        }
+
+        deinit {
+            curl_slist_free_all(headerList)
+            errorBuffer.deallocate()
+        }
     }
 
-    private func performNow(method: String, url: String, headers: [String], body: [UInt8]?,
-                            sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)?, cancelled: CancelFlag) throws -> HTTPResponse {
+    /// Sets the handle up for one request, all but its body. (libcurl copies the strings it is given.)
+    private func setUp(method: String, url: String, headers: [String], sink: (@Sendable (UnsafeRawBufferPointer) -> Bool)?,
+                       cancelled: CancelFlag) -> Exchange {
         let h = UnsafeMutableRawPointer(handle)
         curl_easy_reset(h)
-        let exchange = Exchange()
+        let exchange = Exchange(cancelled: cancelled)
         exchange.sink = sink
-        let context = Unmanaged.passRetained(exchange)
-        defer { context.release() }
-
-        var list: UnsafeMutablePointer<curl_slist>?
-        for header in headers { list = curl_slist_append(list, header) }
-        defer { curl_slist_free_all(list) }
-
-        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
-        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        defer { errorBuffer.deallocate() }
-        let code: CURLcode = url.withCString { urlPtr in
-            method.withCString { methodPtr in
-                do {
-                    func run(_ bodyPtr: UnsafeRawBufferPointer?) -> CURLcode {
-                        ccurl_setopt_string(h, CURLOPT_URL, urlPtr)
-                        ccurl_setopt_pointer(h, CURLOPT_ERRORBUFFER, errorBuffer)
-                        ccurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
-                        ccurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(self.timeouts.connect * 1000))
-                        ccurl_setopt_long(h, CURLOPT_TIMEOUT_MS, Int(self.timeouts.total * 1000))
-                        if self.timeouts.lowSpeedSeconds > 0 {
-                            ccurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, self.timeouts.lowSpeedBytes)
-                            ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, self.timeouts.lowSpeedSeconds)
-                        }
-                        ccurl_enable_abort(h, cancelled.pointer)
-                        if let caFile = self.caFile { _ = caFile.withCString { ccurl_setopt_string(h, CURLOPT_CAINFO, $0) } }
-                        // Credentials for a host from ~/.netrc (or $NETRC) when the URL has none:
-                        // a password neither in a job file (git) nor on a command line (ps).
-                        ccurl_setopt_long(h, CURLOPT_NETRC, Int(CURL_NETRC_OPTIONAL.rawValue))
-                        if let netrc = ProcessInfo.processInfo.environment["NETRC"] { _ = netrc.withCString { ccurl_setopt_string(h, CURLOPT_NETRC_FILE, $0) } }
-                        ccurl_setopt_pointer(h, CURLOPT_HTTPHEADER, list.map { UnsafeMutableRawPointer($0) })
-                        if method == "HEAD" {
-                            ccurl_setopt_long(h, CURLOPT_NOBODY, 1)
-                        } else if method != "GET" {
-                            ccurl_setopt_string(h, CURLOPT_CUSTOMREQUEST, methodPtr)
-                        }
-                        if let bodyPtr {
-                            ccurl_setopt_pointer(h, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bodyPtr.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
-                            ccurl_setopt_offset(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bodyPtr.count))
-                        }
-                        ccurl_setopt_callback(h, CURLOPT_WRITEFUNCTION) { data, size, count, ctx in
-                            let exchange = Unmanaged<Exchange>.fromOpaque(ctx!).takeUnretainedValue()
-                            let n = size * count
-                            let chunk = UnsafeRawBufferPointer(start: data, count: n)
-                            if let sink = exchange.sink { return sink(chunk) ? n : 0 }
-                            exchange.body.append(contentsOf: chunk)
-                            return n
-                        }
-                        ccurl_setopt_pointer(h, CURLOPT_WRITEDATA, context.toOpaque())
-                        ccurl_setopt_callback(h, CURLOPT_HEADERFUNCTION) { data, size, count, ctx in
-                            let exchange = Unmanaged<Exchange>.fromOpaque(ctx!).takeUnretainedValue()
-                            let n = size * count
-                            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
-                            if line.hasPrefix("HTTP/") { exchange.headers = [:] }  // a new response (e.g. after 100 Continue)
-                            if let colon = line.firstIndex(of: ":") {
-                                let name = line[..<colon].lowercased()
-                                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-                                exchange.headers[name] = value
-                            }
-                            return n
-                        }
-                        ccurl_setopt_pointer(h, CURLOPT_HEADERDATA, context.toOpaque())
-                        return curl_easy_perform(h)
-                    }
-                    if let body { return body.withUnsafeBytes { run($0) } }
-                    return run(nil)
-                }
-            }
+        for header in headers { exchange.headerList = curl_slist_append(exchange.headerList, header) }
+        let context = Unmanaged.passUnretained(exchange).toOpaque()  // `finish` keeps it alive
+        _ = url.withCString { ccurl_setopt_string(h, CURLOPT_URL, $0) }
+        ccurl_setopt_pointer(h, CURLOPT_ERRORBUFFER, exchange.errorBuffer)
+        ccurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+        ccurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Int(timeouts.connect * 1000))
+        ccurl_setopt_long(h, CURLOPT_TIMEOUT_MS, Int(timeouts.total * 1000))
+        if timeouts.lowSpeedSeconds > 0 {
+            ccurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, timeouts.lowSpeedBytes)
+            ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, timeouts.lowSpeedSeconds)
         }
+        ccurl_enable_abort(h, cancelled.pointer)
+        if let caFile { _ = caFile.withCString { ccurl_setopt_string(h, CURLOPT_CAINFO, $0) } }
+        // Credentials for a host from ~/.netrc (or $NETRC) when the URL has none:
+        // a password neither in a job file (git) nor on a command line (ps).
+        ccurl_setopt_long(h, CURLOPT_NETRC, Int(CURL_NETRC_OPTIONAL.rawValue))
+        if let netrc = ProcessInfo.processInfo.environment["NETRC"] { _ = netrc.withCString { ccurl_setopt_string(h, CURLOPT_NETRC_FILE, $0) } }
+        ccurl_setopt_pointer(h, CURLOPT_HTTPHEADER, exchange.headerList.map { UnsafeMutableRawPointer($0) })
+        if method == "HEAD" {
+            ccurl_setopt_long(h, CURLOPT_NOBODY, 1)
+        } else if method != "GET" {
+            _ = method.withCString { ccurl_setopt_string(h, CURLOPT_CUSTOMREQUEST, $0) }
+        }
+        ccurl_setopt_callback(h, CURLOPT_WRITEFUNCTION) { data, size, count, ctx in
+            let exchange = Unmanaged<Exchange>.fromOpaque(ctx!).takeUnretainedValue()
+            let n = size * count
+            let chunk = UnsafeRawBufferPointer(start: data, count: n)
+            if let sink = exchange.sink { return sink(chunk) ? n : 0 }
+            exchange.body.append(contentsOf: chunk)
+            return n
+        }
+        ccurl_setopt_pointer(h, CURLOPT_WRITEDATA, context)
+        ccurl_setopt_callback(h, CURLOPT_HEADERFUNCTION) { data, size, count, ctx in
+            let exchange = Unmanaged<Exchange>.fromOpaque(ctx!).takeUnretainedValue()
+            let n = size * count
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
+            if line.hasPrefix("HTTP/") { exchange.headers = [:] }  // a new response (e.g. after 100 Continue)
+            if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                exchange.headers[name] = value
+            }
+            return n
+        }
+        ccurl_setopt_pointer(h, CURLOPT_HEADERDATA, context)
+        return exchange
+    }
+
+    /// The response of a finished transfer, or its transport error.
+    private func finish(_ exchange: Exchange, _ code: CURLcode, url: String) throws -> HTTPResponse {
         guard code == CURLE_OK else {
-            let detail = String(cString: errorBuffer)
+            let detail = String(cString: exchange.errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             throw TransportError(code: Int(code.rawValue), message: message, url: url)
         }
         var status = 0
-        ccurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
-        return HTTPResponse(status: status, headers: exchange.headers, body: exchange.body)
+        ccurl_getinfo_long(UnsafeMutableRawPointer(handle), CURLINFO_RESPONSE_CODE, &status)
+        var version = 0
+        ccurl_getinfo_long(UnsafeMutableRawPointer(handle), CURLINFO_HTTP_VERSION, &version)
+        return HTTPResponse(status: status, headers: exchange.headers, body: exchange.body,
+                            httpVersion: version == Int(CURL_HTTP_VERSION_2_0) ? 2 : version == Int(CURL_HTTP_VERSION_3) ? 3 : 1)
     }
 }

@@ -164,6 +164,32 @@ final class BinanceSourceTests: XCTestCase {
         }
     }
 
+    /// data.binance.vision speaks HTTP/2 (issue 35): concurrent downloads from it are streams of
+    /// one connection, not a connection each. nginx over TLS with HTTP/2 serves the tree and logs
+    /// which connection carried each request.
+    func testConcurrentDownloadsFromAnHTTP2ServerShareOneConnection() async throws {
+        let dir = tree.path + "-h2"
+        let nginx = try ServerProcess.required(script: "Tests/servers/tls_proxy.py", arguments: ["--root", tree.path, "--dir", dir])
+        defer { nginx.stop(); try? FileManager.default.removeItem(atPath: dir) }
+        setenv("CURL_CA_BUNDLE", dir + "/ca.pem", 1)
+        defer { unsetenv("CURL_CA_BUNDLE") }
+        let f = ArchiveFetcher(location: .http(base: "https://127.0.0.1:\(nginx.port)/"), cacheDirectory: tree.path + "-h2-cache",
+                               retry: fast, timeouts: .init(connect: 2, total: 20))
+        defer { try? FileManager.default.removeItem(atPath: tree.path + "-h2-cache") }
+        let addresses = try ["2020-01-01", "2020-01-02", "2020-01-03"].map { try address($0) } + [try address("2026-05-08", "1h"), try address("2026-05-09", "1h")]
+        let collector = Collector()
+        await f.fetchAll(addresses, parallelism: 5) { a, r in await collector.add(a, r) }
+        for (a, r) in await collector.results {
+            let archive = try ready(try r.get())
+            let published = try String(contentsOf: tree.appendingPathComponent(a.checksumPath), encoding: .utf8)
+            XCTAssertEqual(archive.sha256, String(published.prefix(64)), "\(a.remotePath)")
+        }
+        let log = try String(contentsOfFile: dir + "/access.log", encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ") }
+        XCTAssertEqual(log.count, 10, "a zip and its CHECKSUM for each of the 5 archives")
+        XCTAssertEqual(Set(log.map { $0[1] }), ["HTTP/2.0"])
+        XCTAssertEqual(Set(log.map { $0[0] }).count, 1, "10 requests, 5 at a time, on one connection: \(log)")
+    }
+
     func testRepublishedArchiveIsDownloadedAgain() async throws {
         let f = fetcher()
         let a = try address("2020-01-02")

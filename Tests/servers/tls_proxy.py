@@ -6,6 +6,10 @@ tls_proxy.py --upstream PORT --dir DIR [--user U --password P] --port 0
 Writes DIR/ca.pem (the CA to trust), starts nginx and prints `listening on http://127.0.0.1:PORT/rpc`
 once it accepts connections (the URL to use is https://U:P@127.0.0.1:PORT/rpc). Stops nginx on
 SIGTERM.
+
+tls_proxy.py --root TREE --dir DIR --port 0
+Serves the files of TREE over TLS with HTTP/2 (as data.binance.vision does), no auth, and logs each
+request to DIR/access.log as `CONNECTION PROTOCOL STATUS URI`: which connection carried it.
 """
 import argparse
 import ctypes
@@ -42,7 +46,8 @@ def free_port():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--upstream", type=int, required=True)
+    ap.add_argument("--upstream", type=int)
+    ap.add_argument("--root")
     ap.add_argument("--dir", required=True)
     ap.add_argument("--user", default="ingest")
     ap.add_argument("--password", default="secret")
@@ -53,6 +58,27 @@ def main():
     with open(os.path.join(a.dir, "htpasswd"), "w") as f:
         f.write(f"{a.user}:{{PLAIN}}{a.password}\n")
     port = a.port or free_port()
+    if a.root:
+        server = f"""
+    log_format connections '$connection $server_protocol $status $uri';
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        http2_max_concurrent_streams 128;
+        access_log {a.dir}/access.log connections;
+        location / {{ root {os.path.abspath(a.root)}; }}
+    }}"""
+    else:
+        server = f"""
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        auth_basic "marketstore";
+        auth_basic_user_file {a.dir}/htpasswd;
+        location / {{ proxy_pass http://127.0.0.1:{a.upstream}; proxy_read_timeout 600s; }}
+    }}"""
     conf = os.path.join(a.dir, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""worker_processes 1;
@@ -66,15 +92,7 @@ http {{
     fastcgi_temp_path {a.dir}/fastcgi;
     uwsgi_temp_path {a.dir}/uwsgi;
     scgi_temp_path {a.dir}/scgi;
-    client_max_body_size 0;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        auth_basic "marketstore";
-        auth_basic_user_file {a.dir}/htpasswd;
-        location / {{ proxy_pass http://127.0.0.1:{a.upstream}; proxy_read_timeout 600s; }}
-    }}
+    client_max_body_size 0;{server}
 }}
 """)
     def die_with_parent():  # nginx ends with this script, however it ends (PR_SET_PDEATHSIG)

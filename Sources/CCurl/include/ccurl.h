@@ -11,6 +11,7 @@ CURLcode ccurl_setopt_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode ccurl_setopt_string(CURL *handle, CURLoption option, const char *value);
 CURLcode ccurl_setopt_callback(CURL *handle, CURLoption option, ccurl_data_callback callback);
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 // A transfer with ccurl_enable_abort ends (CURLE_ABORTED_BY_CALLBACK) once its flag is set.
 CURLcode ccurl_enable_abort(CURL *handle, void *cancelled);
 // A transfer's cancellation flag: made, set (from any thread), freed after the transfer.
