@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """`make bench-http2`: what HTTP/2 is worth for a first nightly's many small archives (issue 35,
-item 2), measured before the importer speaks it. nginx (Debian's nginx-light: TLS, HTTP/2 by
+item 2). nginx (Debian's nginx-light: TLS, HTTP/2 by
 ALPN) serves the archive tree of `make bench-wan` behind Tests/servers/latency_proxy.py; through
 the same proxy, side by side, run by run:
 
 - `curl --parallel --parallel-max 16 --http1.1` and `--http2` (one connection, multiplexed)
   fetching every file (archives and CHECKSUMs): the limit each protocol sets;
 - the importer's first nightly of the same keys (files from nginx over TLS, the S3 listing from
-  the fixture archive server behind its own proxy), HTTP/1.1 keep-alive as it speaks today.
+  the fixture archive server behind its own proxy), with `source.http: 1.1` (a kept-alive
+  connection per download) and `source.http: 2` (its default: downloads as streams of one
+  connection), alternating.
 
 usage: bench/http2.py --bin .build/release/binance-import [--keys 200] [--rtt 250] [--runs 3]
 Prints a Markdown table (medians, min-max).
@@ -89,22 +91,25 @@ def main():
         listing_proxy = Server("latency_proxy.py", "--upstream", str(archives.port), "--delay-ms", str(a.rtt / 2))
         web = nginx(work, root, key, cert, 18443)
         tls_proxy = Server("latency_proxy.py", "--upstream", "18443", "--delay-ms", str(a.rtt / 2))
-        figures = {"h1": [], "h2": [], "h1 64": [], "h2 64": [], "importer": []}
+        figures = {"h1": [], "h2": [], "h1 64": [], "h2 64": [], "importer h1": [], "importer h2": []}
         try:
             for r in range(a.runs):
                 for parallel, suffix in ((16, ""), (64, " 64")):
                     figures["h1" + suffix].append(curl(work, tls_proxy.port, root, cert, "--http1.1", parallel)[0])
                     seconds, count = curl(work, tls_proxy.port, root, cert, "--http2", parallel)
                     figures["h2" + suffix].append(seconds)
-                path = job(work, listing_proxy.port, symbols, f"h{r}")
-                text = open(path).read().replace(f"base_url: http://127.0.0.1:{listing_proxy.port}/", f"base_url: https://127.0.0.1:{tls_proxy.port}/")
-                open(path, "w").write(text)
-                t0 = time.perf_counter()
-                p = subprocess.run([a.bin, "nightly", path], capture_output=True, text=True,
-                                   env=dict(os.environ, BINANCE_IMPORT_TODAY=TODAY, CURL_CA_BUNDLE=cert))
-                if p.returncode != 0:
-                    raise SystemExit(f"nightly exited {p.returncode}: {p.stdout[-800:]} {p.stderr[-800:]}")
-                figures["importer"].append(time.perf_counter() - t0)
+                for version in (("1.1", "2") if r % 2 == 0 else ("2", "1.1")):
+                    name = f"h{r}v{version.replace('.', '')}"
+                    path = job(work, listing_proxy.port, symbols, name)
+                    text = open(path).read().replace(f"base_url: http://127.0.0.1:{listing_proxy.port}/",
+                                                     f"base_url: https://127.0.0.1:{tls_proxy.port}/\n  http: \"{version}\"")
+                    open(path, "w").write(text)
+                    t0 = time.perf_counter()
+                    p = subprocess.run([a.bin, "nightly", path], capture_output=True, text=True,
+                                       env=dict(os.environ, BINANCE_IMPORT_TODAY=TODAY, CURL_CA_BUNDLE=cert))
+                    if p.returncode != 0:
+                        raise SystemExit(f"nightly exited {p.returncode}: {p.stdout[-800:]} {p.stderr[-800:]}")
+                    figures["importer h1" if version == "1.1" else "importer h2"].append(time.perf_counter() - t0)
                 print(r, {k: round(v[-1], 2) for k, v in figures.items()}, flush=True)
         finally:
             tls_proxy.stop()
@@ -117,12 +122,14 @@ def main():
             return f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})"
         h1, h2 = statistics.median(figures["h1"]), statistics.median(figures["h2"])
         h1w, h2w = statistics.median(figures["h1 64"]), statistics.median(figures["h2 64"])
+        i1, i2 = statistics.median(figures["importer h1"]), statistics.median(figures["importer h2"])
         print(f"\n| keys | round trip | files | curl, 16 at once, HTTP/1.1 | curl, 16 at once, HTTP/2 | curl, 64 at once, HTTP/1.1 | "
-              f"curl, 64 at once, HTTP/2 | importer first nightly (HTTP/1.1, 16 downloads; listings, decode, write included) | "
-              f"HTTP/2 / HTTP/1.1 at 16, at 64 |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              f"curl, 64 at once, HTTP/2 | importer first nightly, HTTP/1.1 (16 downloads; listings, decode, write included) | "
+              f"importer first nightly, HTTP/2 | curl HTTP/2 / HTTP/1.1 at 16, at 64 | importer HTTP/2 / HTTP/1.1 | importer HTTP/2 / curl HTTP/2 at 16 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         print(f"| {a.keys} | {a.rtt} ms | {count} | {fmt(figures['h1'])} | {fmt(figures['h2'])} | {fmt(figures['h1 64'])} | "
-              f"{fmt(figures['h2 64'])} | {fmt(figures['importer'])} | {h2 / h1:.2f}, {h2w / h1w:.2f} |")
+              f"{fmt(figures['h2 64'])} | {fmt(figures['importer h1'])} | {fmt(figures['importer h2'])} | {h2 / h1:.2f}, {h2w / h1w:.2f} | "
+              f"{i2 / i1:.2f} | {i2 / h2:.2f} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -46,13 +46,14 @@ public final class ArchiveFetcher: ArchiveSource {
     public let retry: RetryPolicy
     private let pool: SessionPool
 
+    /// `http2`: false keeps every download to HTTP/1.1.
     public init(location: SourceLocation, cacheDirectory: String, checksumRequired: Bool = true, retry: RetryPolicy = .init(),
-                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 20)) {
+                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 20), http2: Bool = true) {
         self.location = location
         self.cacheDirectory = cacheDirectory
         self.checksumRequired = checksumRequired
         self.retry = retry
-        pool = SessionPool(timeouts: timeouts)
+        pool = SessionPool(timeouts: timeouts, http2: http2)
     }
 
     public func cachedPath(_ address: some PublishedArchive) -> String { (cacheDirectory as NSString).appendingPathComponent(address.remotePath) }
@@ -315,10 +316,11 @@ final class HashingFileSink: @unchecked Sendable {
 /// keeps a connection alive as before.
 actor SessionPool {
     let timeouts: HTTPTimeouts
+    let http2: Bool
     private let multi = CurlMulti()
     private var free: [CurlSession] = []
-    init(timeouts: HTTPTimeouts) { self.timeouts = timeouts }
-    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts, multi: multi) }
+    init(timeouts: HTTPTimeouts, http2: Bool = true) { (self.timeouts, self.http2) = (timeouts, http2) }
+    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts, multi: multi, http2: http2) }
     func give(_ session: CurlSession) { free.append(session) }
 }
 

@@ -88,12 +88,15 @@ public final class CurlSession: @unchecked Sendable {
     public let caFile: String?
     /// Where the transfers run when not on this session's own thread.
     public let multi: CurlMulti?
+    /// HTTP/2 where a TLS server offers it (libcurl's default); false keeps to HTTP/1.1.
+    public let http2: Bool
 
-    public init(timeouts: HTTPTimeouts = .init(), caFile: String? = nil, multi: CurlMulti? = nil) {
+    public init(timeouts: HTTPTimeouts = .init(), caFile: String? = nil, multi: CurlMulti? = nil, http2: Bool = true) {
         _ = Self.globalInit
         handle = OpaquePointer(curl_easy_init())
         self.timeouts = timeouts
         self.multi = multi
+        self.http2 = http2
         let environment = ProcessInfo.processInfo.environment
         self.caFile = caFile ?? environment["CURL_CA_BUNDLE"] ?? environment["SSL_CERT_FILE"]
     }
@@ -118,8 +121,10 @@ public final class CurlSession: @unchecked Sendable {
                                 ccurl_setopt_offset(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
                                 _ = body.withUnsafeBytes { ccurl_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)) }
                             }
-                            // Wait for a connection that may carry it as a stream rather than open another.
-                            ccurl_setopt_long(h, CURLOPT_PIPEWAIT, 1)
+                            // Where HTTP/2 may be spoken (over TLS), wait for a connection that may
+                            // carry it as a stream rather than open another. (Not otherwise: the
+                            // transfers would wait for each other on one HTTP/1.1 connection.)
+                            if self.http2 && url.hasPrefix("https://") { ccurl_setopt_long(h, CURLOPT_PIPEWAIT, 1) }
                             multi.start(self.handle) { code in
                                 continuation.resume(with: Result { try self.finish(exchange, code, url: url) })
                             }
@@ -199,6 +204,7 @@ public final class CurlSession: @unchecked Sendable {
             ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, timeouts.lowSpeedSeconds)
         }
         ccurl_enable_abort(h, cancelled.pointer)
+        if !http2 { ccurl_setopt_long(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1) }
         if let caFile { _ = caFile.withCString { ccurl_setopt_string(h, CURLOPT_CAINFO, $0) } }
         // Credentials for a host from ~/.netrc (or $NETRC) when the URL has none:
         // a password neither in a job file (git) nor on a command line (ps).

@@ -33,7 +33,7 @@ package struct Planner: Sendable {
     }
 
     package func makeFetcher() -> any ArchiveSource {
-        archives ?? ArchiveFetcher(location: location, cacheDirectory: spec.cacheDirectory, checksumRequired: spec.checksumRequired)
+        archives ?? ArchiveFetcher(location: location, cacheDirectory: spec.cacheDirectory, checksumRequired: spec.checksumRequired, http2: spec.http2)
     }
 
     /// The job's symbols: listed in the file, or discovered from the source; a shard's share of them.

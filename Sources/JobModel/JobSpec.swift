@@ -37,6 +37,10 @@ public struct JobSpec: Sendable {
     public var downloads: Int
     /// Keys planned at once (`concurrency.listings`): their listing requests overlap.
     public var listings = 32
+    /// Downloads may speak HTTP/2 where the server offers it (`source.http: 2`, the default), so
+    /// that concurrent ones share a connection; `1.1` keeps them to HTTP/1.1 (a proxy that
+    /// mishandles HTTP/2).
+    public var http2 = true
     /// `gaps: rest`: each gap the archives leave is asked of REST (filled, or an exchange gap).
     public var confirmGaps = false
     /// Days between deep checks (`recheck_days`): every key's monthly folder listed again, even
@@ -122,7 +126,9 @@ public struct JobSpec: Sendable {
             throw fail("name", "use letters, digits, '-', '_' and '.' only")
         }
         let source = try section("source")
-        try checkKeys(source, allowed: ["base_url", "cache_dir", "checksum", "listing_url", "delete_after_write", "rest_url"], prefix: "source.", fail)
+        try checkKeys(source, allowed: ["base_url", "cache_dir", "checksum", "listing_url", "delete_after_write", "rest_url", "http"], prefix: "source.", fail)
+        let http = try string(source, "http", "source.http", default: "2")
+        guard ["2", "1.1"].contains(http) else { throw fail("source.http", "must be 2 (HTTP/2 where the server offers it) or 1.1, not \(http)") }
         let checksum = try string(source, "checksum", "source.checksum", default: "required")
         guard ["required", "optional"].contains(checksum) else { throw fail("source.checksum", "must be required or optional, not \(checksum)") }
         var deleteAfter = false
@@ -280,6 +286,7 @@ public struct JobSpec: Sendable {
         spec.includeDelisted = includeDelisted
         spec.stallSeconds = try int(targetSection, "stall_seconds", "target.stall_seconds", default: 20, range: 1...600)
         spec.listings = listings
+        spec.http2 = http == "2"
         spec.recheckDays = try int(root, "recheck_days", "recheck_days", default: 7, range: 0...3650)
         let gaps = try string(root, "gaps", "gaps", default: "report")
         guard ["report", "rest"].contains(gaps) else { throw fail("gaps", "must be report (list them) or rest (ask Binance's REST klines about each), not \(gaps)") }

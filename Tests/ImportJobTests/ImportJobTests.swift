@@ -899,6 +899,7 @@ final class ImportJobTests: XCTestCase {
             ("symbols: [BTCUSDT]", "symbols: [../etc]", "key 'symbols': invalid symbol \"../etc\""),
             ("dtype: float32", "dtype: float16", "key 'dtype': must be float32 or float64"),
             ("  checksum: required", "  checksum: maybe", "key 'source.checksum': must be required or optional"),
+            ("  checksum: required", "  checksum: required\n  http: 3", "key 'source.http': must be 2 (HTTP/2 where the server offers it) or 1.1"),
             ("  chunk_rows: 50000", "  chunk_rows: 5", "key 'write.chunk_rows': must be an integer"),
             ("  marketstore: ", "  stall_seconds: 0\n  marketstore: ", "key 'target.stall_seconds': must be an integer"),
             ("validation: report", "validation: lenient", "key 'validation': must be report or strict"),
