@@ -46,9 +46,10 @@ public final class ArchiveFetcher: ArchiveSource {
     public let retry: RetryPolicy
     private let pool: SessionPool
 
-    /// `http2`: false keeps every download to HTTP/1.1.
+    /// `http2`: downloads share one multi handle and speak HTTP/2 where the server offers it;
+    /// false (the default) keeps a session and an HTTP/1.1 connection per download.
     public init(location: SourceLocation, cacheDirectory: String, checksumRequired: Bool = true, retry: RetryPolicy = .init(),
-                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 20), http2: Bool = true) {
+                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 20), http2: Bool = false) {
         self.location = location
         self.cacheDirectory = cacheDirectory
         self.checksumRequired = checksumRequired
@@ -310,17 +311,19 @@ final class HashingFileSink: @unchecked Sendable {
     }
 }
 
-/// libcurl sessions for parallel downloads and listings, each kept alive and reused. Their
-/// transfers share one multi handle: to a server that speaks HTTP/2 they are streams of one
-/// connection (one TLS handshake, one slow start over a long link); to an HTTP/1.1 server each
-/// keeps a connection alive as before.
+/// libcurl sessions for parallel downloads and listings, each kept alive and reused. With
+/// `http2`, their transfers share one multi handle: to a server that speaks HTTP/2 they are
+/// streams of one connection (one TLS handshake); to an HTTP/1.1 server each keeps a connection.
+/// Without it each session keeps its own HTTP/1.1 connection and thread.
 actor SessionPool {
     let timeouts: HTTPTimeouts
-    let http2: Bool
-    private let multi = CurlMulti()
+    private let multi: CurlMulti?
     private var free: [CurlSession] = []
-    init(timeouts: HTTPTimeouts, http2: Bool = true) { (self.timeouts, self.http2) = (timeouts, http2) }
-    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts, multi: multi, http2: http2) }
+    init(timeouts: HTTPTimeouts, http2: Bool = false) {
+        self.timeouts = timeouts
+        multi = http2 ? CurlMulti() : nil
+    }
+    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts, multi: multi, http2: multi != nil) }
     func give(_ session: CurlSession) { free.append(session) }
 }
 

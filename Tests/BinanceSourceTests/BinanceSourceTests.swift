@@ -184,19 +184,6 @@ final class BinanceSourceTests: XCTestCase {
         XCTAssertGreaterThan(connections1, 1)
     }
 
-    /// A server over TLS that speaks only HTTP/1.1: the downloads do not wait for one connection
-    /// to multiplex them, they open their own.
-    func testConcurrentDownloadsFromAnHTTP1TLSServerUseAConnectionEach() async throws {
-        let dir = tree.path + "-h1"
-        let nginx = try ServerProcess.required(script: "Tests/servers/tls_proxy.py", arguments: ["--root", tree.path, "--dir", dir, "--http1-only"])
-        defer { nginx.stop(); try? FileManager.default.removeItem(atPath: dir) }
-        setenv("CURL_CA_BUNDLE", dir + "/ca.pem", 1)
-        defer { unsetenv("CURL_CA_BUNDLE") }
-        let (protocols, connections) = try await fetchLogged(base: "https://127.0.0.1:\(nginx.port)/", log: dir + "/access.log", http2: true)
-        XCTAssertEqual(protocols, ["HTTP/1.1"])
-        XCTAssertGreaterThan(connections, 1, "concurrent HTTP/1.1 downloads took turns on one connection")
-    }
-
     /// Fetches the tree's 5 archives, 5 at a time, into a fresh cache; the protocols and number of
     /// connections the server's log shows.
     func fetchLogged(base: String, log: String, http2: Bool) async throws -> (protocols: Set<String>, connections: Int) {
