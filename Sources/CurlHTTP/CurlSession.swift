@@ -7,8 +7,6 @@ public struct HTTPResponse: Sendable {
     /// Header names in lower case; the last value wins.
     public var headers: [String: String]
     public var body: [UInt8]
-    /// The HTTP version the exchange spoke: 1 (1.x), 2 or 3.
-    public var httpVersion: Int = 1
 }
 
 /// A transport failure: the request got no HTTP response (refused, reset, timed out, closed).
@@ -250,9 +248,6 @@ public final class CurlSession: @unchecked Sendable {
         }
         var status = 0
         ccurl_getinfo_long(UnsafeMutableRawPointer(handle), CURLINFO_RESPONSE_CODE, &status)
-        var version = 0
-        ccurl_getinfo_long(UnsafeMutableRawPointer(handle), CURLINFO_HTTP_VERSION, &version)
-        return HTTPResponse(status: status, headers: exchange.headers, body: exchange.body,
-                            httpVersion: version == Int(CURL_HTTP_VERSION_2_0) ? 2 : version == Int(CURL_HTTP_VERSION_3) ? 3 : 1)
+        return HTTPResponse(status: status, headers: exchange.headers, body: exchange.body)
     }
 }
