@@ -94,10 +94,6 @@ def main():
         figures = {"h1": [], "h2": [], "h1 64": [], "h2 64": [], "importer h1": [], "importer h2": []}
         try:
             for r in range(a.runs):
-                for parallel, suffix in ((16, ""), (64, " 64")):
-                    figures["h1" + suffix].append(curl(work, tls_proxy.port, root, cert, "--http1.1", parallel)[0])
-                    seconds, count = curl(work, tls_proxy.port, root, cert, "--http2", parallel)
-                    figures["h2" + suffix].append(seconds)
                 for version in (("1.1", "2") if r % 2 == 0 else ("2", "1.1")):
                     name = f"h{r}v{version.replace('.', '')}"
                     path = job(work, listing_proxy.port, symbols, name)
@@ -110,6 +106,10 @@ def main():
                     if p.returncode != 0:
                         raise SystemExit(f"nightly exited {p.returncode}: {p.stdout[-800:]} {p.stderr[-800:]}")
                     figures["importer h1" if version == "1.1" else "importer h2"].append(time.perf_counter() - t0)
+                for parallel, suffix in ((16, ""), (64, " 64")):
+                    figures["h1" + suffix].append(curl(work, tls_proxy.port, root, cert, "--http1.1", parallel)[0])
+                    seconds, count = curl(work, tls_proxy.port, root, cert, "--http2", parallel)
+                    figures["h2" + suffix].append(seconds)
                 print(r, {k: round(v[-1], 2) for k, v in figures.items()}, flush=True)
         finally:
             tls_proxy.stop()

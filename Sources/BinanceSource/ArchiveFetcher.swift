@@ -46,10 +46,10 @@ public final class ArchiveFetcher: ArchiveSource {
     public let retry: RetryPolicy
     private let pool: SessionPool
 
-    /// `http2`: downloads share one multi handle and speak HTTP/2 where the server offers it;
-    /// false (the default) keeps a session and an HTTP/1.1 connection per download.
+    /// `http2` (the default): downloads share one multi handle and speak HTTP/2 where the server
+    /// offers it; false keeps a session and an HTTP/1.1 connection per download.
     public init(location: SourceLocation, cacheDirectory: String, checksumRequired: Bool = true, retry: RetryPolicy = .init(),
-                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 20), http2: Bool = false) {
+                timeouts: HTTPTimeouts = .init(connect: 10, total: 900, lowSpeedBytes: 1024, lowSpeedSeconds: 20), http2: Bool = true) {
         self.location = location
         self.cacheDirectory = cacheDirectory
         self.checksumRequired = checksumRequired

@@ -120,8 +120,8 @@ public final class CurlSession: @unchecked Sendable {
                                 _ = body.withUnsafeBytes { ccurl_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)) }
                             }
                             // Where HTTP/2 may be spoken (over TLS), wait for a connection that may
-                            // carry it as a stream rather than open another. (Not otherwise: the
-                            // transfers would wait for each other on one HTTP/1.1 connection.)
+                            // carry it as a stream rather than open another; once that connection
+                            // turns out HTTP/1.1, the waiting transfers open their own (tested).
                             if self.http2 && url.hasPrefix("https://") { ccurl_setopt_long(h, CURLOPT_PIPEWAIT, 1) }
                             multi.start(self.handle) { code in
                                 continuation.resume(with: Result { try self.finish(exchange, code, url: url) })

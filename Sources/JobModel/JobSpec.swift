@@ -38,11 +38,9 @@ public struct JobSpec: Sendable {
     /// Keys planned at once (`concurrency.listings`): their listing requests overlap.
     public var listings = 32
     /// Downloads share one connection as HTTP/2 streams where the server offers it
-    /// (`source.http: 2`); `1.1`, the default, keeps a kept-alive HTTP/1.1 connection per download.
-    /// HTTP/2 is opt-in: it is no faster in `make bench-http2`, and against an HTTPS server that
-    /// speaks only HTTP/1.1 its transfers, waiting to be multiplexed, were seen taking turns on one
-    /// connection (docs/performance.md).
-    public var http2 = false
+    /// (`source.http: 2`, the default); `1.1` keeps a session and a kept-alive HTTP/1.1
+    /// connection per download (for a proxy that mishandles HTTP/2).
+    public var http2 = true
     /// `gaps: rest`: each gap the archives leave is asked of REST (filled, or an exchange gap).
     public var confirmGaps = false
     /// Days between deep checks (`recheck_days`): every key's monthly folder listed again, even
@@ -129,7 +127,7 @@ public struct JobSpec: Sendable {
         }
         let source = try section("source")
         try checkKeys(source, allowed: ["base_url", "cache_dir", "checksum", "listing_url", "delete_after_write", "rest_url", "http"], prefix: "source.", fail)
-        let http = try string(source, "http", "source.http", default: "1.1")
+        let http = try string(source, "http", "source.http", default: "2")
         guard ["2", "1.1"].contains(http) else { throw fail("source.http", "must be 2 (HTTP/2 where the server offers it) or 1.1, not \(http)") }
         let checksum = try string(source, "checksum", "source.checksum", default: "required")
         guard ["required", "optional"].contains(checksum) else { throw fail("source.checksum", "must be required or optional, not \(checksum)") }

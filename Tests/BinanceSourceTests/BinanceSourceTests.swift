@@ -184,6 +184,22 @@ final class BinanceSourceTests: XCTestCase {
         XCTAssertGreaterThan(connections1, 1)
     }
 
+    /// A server over TLS that speaks only HTTP/1.1, 100 ms away: downloads that waited to learn
+    /// whether the first connection multiplexes must then open connections of their own, not
+    /// take turns on that one.
+    func testConcurrentDownloadsFromAnHTTP1OnlyTLSServerOpenConnectionsOfTheirOwn() async throws {
+        let dir = tree.path + "-h1"
+        let nginx = try ServerProcess.required(script: "Tests/servers/tls_proxy.py", arguments: ["--root", tree.path, "--dir", dir, "--http1-only"])
+        defer { nginx.stop(); try? FileManager.default.removeItem(atPath: dir) }
+        let far = try ServerProcess.required(script: "Tests/servers/latency_proxy.py", arguments: ["--upstream", "\(nginx.port)", "--delay-ms", "50"])
+        defer { far.stop() }
+        setenv("CURL_CA_BUNDLE", dir + "/ca.pem", 1)
+        defer { unsetenv("CURL_CA_BUNDLE") }
+        let (protocols, connections) = try await fetchLogged(base: "https://127.0.0.1:\(far.port)/", log: dir + "/access.log", http2: true)
+        XCTAssertEqual(protocols, ["HTTP/1.1"])
+        XCTAssertGreaterThan(connections, 2, "10 requests, 5 at a time, took turns on \(connections) connection(s)")
+    }
+
     /// Fetches the tree's 5 archives, 5 at a time, into a fresh cache; the protocols and number of
     /// connections the server's log shows.
     func fetchLogged(base: String, log: String, http2: Bool) async throws -> (protocols: Set<String>, connections: Int) {

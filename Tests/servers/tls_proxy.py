@@ -7,8 +7,9 @@ Writes DIR/ca.pem (the CA to trust), starts nginx and prints `listening on http:
 once it accepts connections (the URL to use is https://U:P@127.0.0.1:PORT/rpc). Stops nginx on
 SIGTERM.
 
-tls_proxy.py --root TREE --dir DIR --port 0
-Serves the files of TREE over TLS with HTTP/2 (as data.binance.vision does), no auth, and logs each request to DIR/access.log as `CONNECTION PROTOCOL STATUS URI`:
+tls_proxy.py --root TREE --dir DIR [--http1-only] --port 0
+Serves the files of TREE over TLS with HTTP/2 (as data.binance.vision does; only HTTP/1.1 with
+--http1-only), no auth, and logs each request to DIR/access.log as `CONNECTION PROTOCOL STATUS URI`:
 which connection carried it.
 """
 import argparse
@@ -48,6 +49,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--upstream", type=int)
     ap.add_argument("--root")
+    ap.add_argument("--http1-only", action="store_true")
     ap.add_argument("--dir", required=True)
     ap.add_argument("--user", default="ingest")
     ap.add_argument("--password", default="secret")
@@ -62,7 +64,7 @@ def main():
         server = f"""
     log_format connections '$connection $server_protocol $status $uri';
     server {{
-        listen 127.0.0.1:{port} ssl http2;
+        listen 127.0.0.1:{port} ssl{"" if a.http1_only else " http2"};
         ssl_certificate {cert};
         ssl_certificate_key {key};
         http2_max_concurrent_streams 128;
