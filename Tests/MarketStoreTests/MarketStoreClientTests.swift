@@ -450,9 +450,18 @@ final class MarketStoreClientTests: XCTestCase {
 /// to a server that never answers within a second, not at its 20 s low-speed limit.
 final class CurlCancellationTests: XCTestCase {
     func testCancellingTheTaskEndsAStalledTransfer() async throws {
+        try await assertCancellingEndsAStalledTransfer(CurlSession())
+    }
+
+    /// The same for a session whose transfers run on a multi handle (the downloads' HTTP/2
+    /// transport); its request body is copied, as the transfer outlives the call.
+    func testCancellingTheTaskEndsAStalledTransferOnAMultiHandle() async throws {
+        try await assertCancellingEndsAStalledTransfer(CurlSession(multi: CurlMulti()))
+    }
+
+    func assertCancellingEndsAStalledTransfer(_ session: CurlSession) async throws {
         let silent = try ServerProcess.required(script: "Tests/servers/silent_server.py")
         defer { silent.stop() }
-        let session = CurlSession()
         let started = ContinuousClock.now
         let request = Task { try await session.perform(method: "POST", url: silent.url, body: Array(repeating: 7, count: 1000)) }
         try await Task.sleep(nanoseconds: 300_000_000)
