@@ -114,7 +114,7 @@ def main():
                     figures["h1" + suffix].append(curl(work, tls_proxy.port, root, cert, "--http1.1", parallel)[0])
                     seconds, count = curl(work, tls_proxy.port, root, cert, "--http2", parallel)
                     figures["h2" + suffix].append(seconds)
-                print(r, {k: round(v[-1], 2) for k, v in figures.items()}, flush=True)
+                print(r, {k: round(v[-1], 2) for k, v in figures.items() if v}, flush=True)
         finally:
             tls_proxy.stop()
             web.terminate()
