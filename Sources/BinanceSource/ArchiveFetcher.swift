@@ -54,7 +54,7 @@ public final class ArchiveFetcher: ArchiveSource {
         self.cacheDirectory = cacheDirectory
         self.checksumRequired = checksumRequired
         self.retry = retry
-        pool = SessionPool(timeouts: timeouts, http2: http2)
+        pool = http2 ? SessionPool(timeouts: timeouts, multi: CurlMulti()) : SessionPool(timeouts: timeouts, http2: false)
     }
 
     public func cachedPath(_ address: some PublishedArchive) -> String { (cacheDirectory as NSString).appendingPathComponent(address.remotePath) }
@@ -311,19 +311,19 @@ final class HashingFileSink: @unchecked Sendable {
     }
 }
 
-/// libcurl sessions for parallel downloads and listings, each kept alive and reused. With
-/// `http2`, their transfers share one multi handle: to a server that speaks HTTP/2 they are
-/// streams of one connection (one TLS handshake); to an HTTP/1.1 server each keeps a connection.
-/// Without it each session keeps its own HTTP/1.1 connection and thread.
+/// libcurl sessions for parallel downloads and listings, each kept alive and reused. Given a
+/// multi handle, their transfers share it: to a server that speaks HTTP/2 they are streams of one
+/// connection (one TLS handshake); to an HTTP/1.1 server each keeps a connection. Without one
+/// each session keeps its own connection and thread; `http2: false` keeps those to HTTP/1.1.
 actor SessionPool {
     let timeouts: HTTPTimeouts
     private let multi: CurlMulti?
+    private let http2: Bool
     private var free: [CurlSession] = []
-    init(timeouts: HTTPTimeouts, http2: Bool = false) {
-        self.timeouts = timeouts
-        multi = http2 ? CurlMulti() : nil
+    init(timeouts: HTTPTimeouts, multi: CurlMulti? = nil, http2: Bool = true) {
+        (self.timeouts, self.multi, self.http2) = (timeouts, multi, http2)
     }
-    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts, multi: multi, http2: multi != nil) }
+    func take() -> CurlSession { free.popLast() ?? CurlSession(timeouts: timeouts, multi: multi, http2: http2) }
     func give(_ session: CurlSession) { free.append(session) }
 }
 
