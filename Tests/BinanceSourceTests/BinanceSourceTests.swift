@@ -164,16 +164,26 @@ final class BinanceSourceTests: XCTestCase {
         }
     }
 
-    /// data.binance.vision speaks HTTP/2 (issue 35): concurrent downloads from it are streams of
-    /// one connection, not a connection each. nginx over TLS with HTTP/2 serves the tree and logs
-    /// which connection carried each request.
-    /// With `source.http: 1.1` the same downloads keep to HTTP/1.1, a connection each.
-    func testConcurrentDownloadsFromAnHTTP2ServerShareOneConnection() async throws {
-        let dir = tree.path + "-h2"
-        let nginx = try ServerProcess.required(script: "Tests/servers/tls_proxy.py", arguments: ["--root", tree.path, "--dir", dir])
-        defer { nginx.stop(); try? FileManager.default.removeItem(atPath: dir) }
+    /// nginx over TLS serving the tree (HTTP/2 unless `http1Only`), its CA trusted for the test,
+    /// logging which connection carried each request to `<dir>/access.log`; stopped at teardown.
+    func startTLSFileServer(http1Only: Bool = false) throws -> (server: ServerProcess, dir: String) {
+        let dir = tree.path + (http1Only ? "-h1" : "-h2")
+        let nginx = try ServerProcess.required(script: "Tests/servers/tls_proxy.py",
+                                               arguments: ["--root", tree.path, "--dir", dir] + (http1Only ? ["--http1-only"] : []))
         setenv("CURL_CA_BUNDLE", dir + "/ca.pem", 1)
-        defer { unsetenv("CURL_CA_BUNDLE") }
+        addTeardownBlock {
+            unsetenv("CURL_CA_BUNDLE")
+            nginx.stop()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        return (nginx, dir)
+    }
+
+    /// data.binance.vision speaks HTTP/2 (issue 35): concurrent downloads from it are streams of
+    /// one connection, not a connection each. With `source.http: 1.1` the same downloads keep to
+    /// HTTP/1.1, a connection each.
+    func testConcurrentDownloadsFromAnHTTP2ServerShareOneConnection() async throws {
+        let (nginx, dir) = try startTLSFileServer()
         let (protocols, connections) = try await fetchLogged(base: "https://127.0.0.1:\(nginx.port)/", log: dir + "/access.log", http2: true)
         XCTAssertEqual(protocols, ["HTTP/2.0"])
         XCTAssertEqual(connections, 1, "10 requests, 5 at a time, on one connection")
@@ -188,13 +198,9 @@ final class BinanceSourceTests: XCTestCase {
     /// whether the first connection multiplexes must then open connections of their own, not
     /// take turns on that one.
     func testConcurrentDownloadsFromAnHTTP1OnlyTLSServerOpenConnectionsOfTheirOwn() async throws {
-        let dir = tree.path + "-h1"
-        let nginx = try ServerProcess.required(script: "Tests/servers/tls_proxy.py", arguments: ["--root", tree.path, "--dir", dir, "--http1-only"])
-        defer { nginx.stop(); try? FileManager.default.removeItem(atPath: dir) }
+        let (nginx, dir) = try startTLSFileServer(http1Only: true)
         let far = try ServerProcess.required(script: "Tests/servers/latency_proxy.py", arguments: ["--upstream", "\(nginx.port)", "--delay-ms", "50"])
         defer { far.stop() }
-        setenv("CURL_CA_BUNDLE", dir + "/ca.pem", 1)
-        defer { unsetenv("CURL_CA_BUNDLE") }
         let (protocols, connections) = try await fetchLogged(base: "https://127.0.0.1:\(far.port)/", log: dir + "/access.log", http2: true)
         XCTAssertEqual(protocols, ["HTTP/1.1"])
         XCTAssertGreaterThan(connections, 2, "10 requests, 5 at a time, took turns on \(connections) connection(s)")

@@ -47,8 +47,9 @@ def free_port():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--upstream", type=int)
-    ap.add_argument("--root")
+    serves = ap.add_mutually_exclusive_group(required=True)
+    serves.add_argument("--upstream", type=int)
+    serves.add_argument("--root")
     ap.add_argument("--http1-only", action="store_true")
     ap.add_argument("--dir", required=True)
     ap.add_argument("--user", default="ingest")
@@ -57,8 +58,6 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     key, cert = certificates(a.dir)
-    with open(os.path.join(a.dir, "htpasswd"), "w") as f:
-        f.write(f"{a.user}:{{PLAIN}}{a.password}\n")
     port = a.port or free_port()
     if a.root:
         server = f"""
@@ -72,6 +71,8 @@ def main():
         location / {{ root {os.path.abspath(a.root)}; }}
     }}"""
     else:
+        with open(os.path.join(a.dir, "htpasswd"), "w") as f:
+            f.write(f"{a.user}:{{PLAIN}}{a.password}\n")
         server = f"""
     server {{
         listen 127.0.0.1:{port} ssl;
