@@ -340,15 +340,21 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
         check(bool(reference) and all(reference.values()), f"clean run ({label}, {target_kind}) left rows of every key")
         total = len(paths)
         killed, mid_run, some_done, reran_ok, equal, all_done, done_at_kill, writing_at_kill = 0, 0, 0, 0, 0, 0, [], 0
+        redrawn = 0
         for _ in range(trials):
-            reset_target()
-            job.reset()
-            paced()
-            p = start(binary, ["run", job.path], env_today=job.today)
-            time.sleep(rng.uniform(0.05, 0.8) * clean_seconds)
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            killed += p.returncode == -signal.SIGKILL  # died of the kill, not finished before it
+            # A run that ends before its kill tests nothing: on a shared machine the three clean
+            # runs can all be slowed by a neighbour, so such a run shortens the window (its own time
+            # is a faster clean run) and the trial is drawn again, at most 3 times.
+            for _attempt in range(4):
+                reset_target()
+                job.reset()
+                paced()
+                landed, elapsed = run_and_kill(binary, job, rng.uniform(0.05, 0.8) * clean_seconds)
+                if landed:
+                    break
+                clean_seconds = min(clean_seconds, elapsed)
+                redrawn += 1
+            killed += landed  # died of the kill, not finished before it
             done = sum(1 for u in job.manifest_units().values() if u["status"] == "done")
             # Appended rows (trades): a unit recorded `writing` has rows in the target the re-run reconciles.
             writing_at_kill += any(u["status"] == "writing" for u in job.manifest_units().values())
@@ -362,14 +368,15 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
             units = job.manifest_units()
             done_units = [u for u in units.values() if u["status"] == "done"]
             all_done += len(done_units) == total and all(u["status"] in ("done", "not_published") for u in units.values())
-        # A run may end before its kill when it runs faster than all three clean runs did (a shared
-        # machine's timing); such a trial is still checked below, it only tests less.
-        check(killed >= trials - max(1, trials // 10), f"crash trials ({label}, {target_kind}): {trials - killed} run(s) ended before the kill")
+        check(killed == trials, f"crash trials ({label}, {target_kind}): {trials - killed} run(s) ended before the kill, each drawn 4 times")
         # Kills are drawn between 5% and 80% of the fastest clean run; the run may still end its work
         # first on a loaded machine, but not in most trials.
         check(mid_run >= trials // 2, f"crash trials ({label}, {target_kind}): only {mid_run} of {trials} kills landed before the work was over")
         check(reran_ok == trials and equal == trials and all_done == trials, f"crash trials ({label}, {target_kind})")
         lines.append(f"| {target_kind} | {trials} | {killed} | {mid_run} | {some_done} | {reran_ok} | {equal} | {all_done} | {min(done_at_kill)}-{max(done_at_kill)} |")
+        if redrawn:
+            notes.append(f"Into {target_kind}, {redrawn} run(s) ended before their kill (faster than the three clean runs) "
+                         "and were drawn again within their own time.")
         if writing_at_kill:
             notes.append(f"Into {target_kind}, {writing_at_kill} of the {trials} kills left a unit `writing` (some of its trades sent, "
                          "not yet recorded done): the re-run read their IDs back and appended only the missing ones.")
@@ -379,6 +386,20 @@ def kill_and_resume(binary, work, archives, label, keys, paths, make_job, trials
             ms.stop()
         clean_times.append(f"{clean_seconds:.2f} s into {target_kind}")
     lines += [""] + [n + "\n" for n in notes] + [f"(A clean run of this job took {', '.join(clean_times)}.)", ""]
+
+
+def run_and_kill(binary, job, after):
+    """Runs `job` and sends SIGKILL `after` seconds in: whether the kill ended it, and how long
+    it ran."""
+    p = start(binary, ["run", job.path], env_today=job.today)
+    t0 = time.time()
+    try:
+        p.communicate(timeout=after)  # reads its output meanwhile: a full pipe must not stall it
+        return False, time.time() - t0
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGKILL)
+        p.communicate()
+        return p.returncode == -signal.SIGKILL, after  # it may have ended just before the signal
 
 
 def signal_trials(binary, work, archives, symbols, months, rng, lines):
