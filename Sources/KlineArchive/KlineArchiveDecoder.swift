@@ -15,15 +15,20 @@ public struct KlineDecodeOptions: Sendable {
     public var floatType: FloatType
     public var policy: ValidationPolicy
     public var inflater: InflateEngine
+    /// Common rows through the AVX2 row kernel where the CPU has it; false keeps them on the
+    /// portable Swift path (the same rows and errors; the benchmark's and the tests' baseline).
+    public var rowKernel: Bool
 
     public init(interval: KlineInterval? = nil, period: ArchivePeriod? = nil, columns: [KlineColumn] = KlineColumn.ohlcv,
-                floatType: FloatType = .float32, policy: ValidationPolicy = .report, inflater: InflateEngine = .isal) {
+                floatType: FloatType = .float32, policy: ValidationPolicy = .report, inflater: InflateEngine = .isal,
+                rowKernel: Bool = true) {
         self.interval = interval
         self.period = period
         self.columns = columns
         self.floatType = floatType
         self.policy = policy
         self.inflater = inflater
+        self.rowKernel = rowKernel
     }
 }
 
@@ -77,11 +82,13 @@ public enum KlineArchiveDecoder {
         let reserve = min(chunkRows, slots + 16)
         switch options.floatType {
         case .float32:
-            let parser = KlineCSVParser<Float>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve)
+            let parser = KlineCSVParser<Float>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve,
+                                                  rowKernel: options.rowKernel)
             try run(archive: path, parser, chunkRows: chunkRows, read: reader.read, onBatch)
             parser.finishReport(into: &report)
         case .float64:
-            let parser = KlineCSVParser<Double>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve)
+            let parser = KlineCSVParser<Double>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve,
+                                                  rowKernel: options.rowKernel)
             try run(archive: path, parser, chunkRows: chunkRows, read: reader.read, onBatch)
             parser.finishReport(into: &report)
         }
@@ -111,11 +118,13 @@ public enum KlineArchiveDecoder {
         let reserve = max(16, bytes.count / 100)
         switch options.floatType {
         case .float32:
-            let parser = KlineCSVParser<Float>(archive: source, columns: options.columns, intervalSeconds: interval.seconds, period: options.period, reserve: reserve)
+            let parser = KlineCSVParser<Float>(archive: source, columns: options.columns, intervalSeconds: interval.seconds, period: options.period, reserve: reserve,
+                                                  rowKernel: options.rowKernel)
             try run(archive: source, parser, chunkRows: .max, bufferSize: max(4096, min(bytes.count + 1, bufferSize)), read: read, keep)
             parser.finishReport(into: &report)
         case .float64:
-            let parser = KlineCSVParser<Double>(archive: source, columns: options.columns, intervalSeconds: interval.seconds, period: options.period, reserve: reserve)
+            let parser = KlineCSVParser<Double>(archive: source, columns: options.columns, intervalSeconds: interval.seconds, period: options.period, reserve: reserve,
+                                                  rowKernel: options.rowKernel)
             try run(archive: source, parser, chunkRows: .max, bufferSize: max(4096, min(bytes.count + 1, bufferSize)), read: read, keep)
             parser.finishReport(into: &report)
         }

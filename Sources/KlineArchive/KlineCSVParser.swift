@@ -3,7 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKlineRows
 import Columnar
+
+/// Whether this CPU runs the row kernel (checked once).
+let rowKernelAvailable = kline_row_supported() != 0
 
 /// Parses Binance kline CSV lines straight into columns and validates them row by row.
 /// One instance per archive; lines come from `KlineArchiveDecoder`'s inflate buffer.
@@ -46,9 +50,18 @@ final class KlineCSVParser<F: KlineFloat> {
     private(set) var outOfOrder = 0
     var log = AnomalyLog()
     private(set) var slots: SlotSet
+    // The AVX2 row kernel (CKlineRows) when asked for and the CPU has it; the row it fills, and that
+    // row's decimals as F.
+    let rowKernel: Bool
+    private(set) var kernelRows = 0
+    private let kernelRow = UnsafeMutablePointer<kline_row>.allocate(capacity: 1)
+    private let kernelAsDouble: Int32 = F.self == Double.self ? 1 : 0
+    private let kernelDecimals: UnsafePointer<F>
 
-    init(archive: String, columns: [KlineColumn], intervalSeconds: Int64?, period: ArchivePeriod?, reserve: Int) {
+    init(archive: String, columns: [KlineColumn], intervalSeconds: Int64?, period: ArchivePeriod?, reserve: Int,
+         rowKernel: Bool = true) {
         self.archive = archive
+        self.rowKernel = rowKernel && rowKernelAvailable
         self.columns = columns
         self.intervalSeconds = intervalSeconds
         self.intervalStep = intervalSeconds ?? 0
@@ -66,6 +79,8 @@ final class KlineCSVParser<F: KlineFloat> {
         } else {
             slots = SlotSet(anchor: 0, step: step, slotCount: 0)  // anchored at the first row
         }
+        let decimals = F.self == Double.self ? MemoryLayout<kline_row>.offset(of: \.doubles)! : MemoryLayout<kline_row>.offset(of: \.floats)!
+        kernelDecimals = UnsafePointer(UnsafeMutableRawPointer(kernelRow).advanced(by: decimals).assumingMemoryBound(to: F.self))
         let capacity = max(1, reserve)
         self.capacity = capacity
         func buffer(_ keep: Bool) -> ColumnBuffer<F> { ColumnBuffer(capacity: keep ? capacity : 1) }
@@ -80,6 +95,7 @@ final class KlineCSVParser<F: KlineFloat> {
         for b in [open, high, low, close, volume, quote, takerBase, takerQuote] { b.free() }
         epochs.free()
         trades.free()
+        kernelRow.deallocate()
     }
 
     private func growAll() {
@@ -159,10 +175,24 @@ final class KlineCSVParser<F: KlineFloat> {
     /// time unit, `ignore` = 0, LF or CRLF) until `rowLimit` rows are buffered; returns the start of
     /// the first line it left, for `parseLine`. This skips a separate search for each line's end:
     /// the fields' own separator checks bound them, and `end` bounds every byte that counts.
+    /// Where the row kernel runs, it takes each row with a full span of bytes after it (all but the
+    /// last rows of a buffer) and Binance's 8-decimal shape; the Swift fields below take the rest.
     func parseCommonRows(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, rowLimit: Int) -> UnsafePointer<UInt8> {
         guard unitDigits != 0, pendingBlankLine == 0 else { return start }  // the first row takes the careful path
         var p = start
+        let kernelDigits = Int32(unitDigits)
         while rowCount < rowLimit {
+            if rowKernel, end - p >= KLINE_ROW_SPAN {
+                let length = kline_row_parse(p, kernelDigits, kernelAsDouble, kernelRow)
+                if length > 0 {
+                    let r = kernelRow.pointee, v = kernelDecimals
+                    line += 1
+                    kernelRows += 1
+                    addRow(r.open_time, r.close_time, r.trades, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
+                    p += Int(length)
+                    continue
+                }
+            }
             var q = p
             guard let openTime = quickIntField(&q, end), openTime.digits == unitDigits,
                   let o = quickFloatField(&q, end), let h = quickFloatField(&q, end),

@@ -48,8 +48,8 @@ final class FuzzTests: XCTestCase {
     }
 
     /// Each input is decoded twice: through the decoder's loop (fed in random small pieces, so lines
-    /// straddle refills; most rows take the common-row sweep) and line by line through the careful
-    /// path alone. Both must give the same rows, report, or error.
+    /// straddle refills, or whole, so the row kernel runs; most rows take the common-row sweep) and
+    /// line by line through the careful path alone. Both must give the same rows, report, or error.
     func testCSVParser() throws {
         let alphabet = Array("0123456789.,-+eE\r\n ".utf8) + [0, 0xFF, 0x80, UInt8(ascii: "a")]
         let seed = Array((0..<4).map { i in Self.row.replacingOccurrences(of: "1704067200000", with: String(1_704_067_200_000 + 60000 * i)) }.joined(separator: "\n").utf8)
@@ -72,10 +72,13 @@ final class FuzzTests: XCTestCase {
                 return Outcome(error: "\(error)")
             }
         }
+        var kernelRows = 0
         fuzz("csv") { _ in
             let input = mutate(seed, alphabet: alphabet)
-            let pieces = Int(rng.next() % 64) + 1
+            // A quarter of the inputs in one piece: then rows have the row kernel's span after them.
+            let pieces = rng.next() % 4 == 0 ? input.count : Int(rng.next() % 64) + 1
             let swept = outcome(newParser()) { parser in
+                defer { kernelRows += parser.kernelRows }
                 var batches: [KlineBatch] = []
                 var offset = 0
                 try KlineArchiveDecoder.run(archive: "fuzz", parser, chunkRows: 2, bufferSize: 4096, read: { buffer, capacity in
@@ -103,6 +106,7 @@ final class FuzzTests: XCTestCase {
             XCTAssertEqual(swept, careful, "input: \(String(decoding: input, as: UTF8.self))")
             return swept.error == nil
         }
+        if rowKernelAvailable { XCTAssertGreaterThan(kernelRows, 0, "the row kernel took no row") }
     }
 
     func testZipReader() throws {

@@ -1,0 +1,129 @@
+import XCTest
+@testable import KlineArchive
+
+/// The AVX2 row kernel (CKlineRows) against the portable Swift path: for every row shape, the same
+/// rows, report or error; and the kernel takes exactly the rows of Binance's 8-decimal shape.
+final class RowKernelTests: XCTestCase {
+    struct Outcome: Equatable {
+        var batch: KlineBatch?
+        var report: KlineReport?
+        var error: String?
+        var kernelRows = 0
+    }
+
+    let day = ArchivePeriod(year: 2021, month: 7, day: 14)!
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(rowKernelAvailable, "this CPU has no AVX2: the row kernel does not run here")
+    }
+
+    /// `csv` parsed in one buffer, as the decoder does, with or without the kernel.
+    func parse<F: KlineFloat>(_ csv: String, _: F.Type, kernel: Bool) -> Outcome {
+        let parser = KlineCSVParser<F>(archive: "kernel", columns: KlineColumn.allCases, intervalSeconds: 60, period: day,
+                                       reserve: 16, rowKernel: kernel)
+        let bytes = Array(csv.utf8)
+        var batches: [KlineBatch] = []
+        var offset = 0
+        do {
+            try KlineArchiveDecoder.run(archive: "kernel", parser, chunkRows: 7, read: { buffer, capacity in
+                let n = min(capacity, bytes.count - offset)
+                bytes.withUnsafeBufferPointer { _ = memcpy(buffer, $0.baseAddress! + offset, n) }
+                offset += n
+                return n
+            }) { batches.append($0) }
+        } catch {
+            return Outcome(error: "\(error)", kernelRows: parser.kernelRows)
+        }
+        var report = KlineReport(archive: "kernel", member: "kernel", interval: "1m")
+        parser.finishReport(into: &report)
+        return Outcome(batch: batches.dropFirst().reduce(into: batches.first) { $0!.append($1) }, report: report, kernelRows: parser.kernelRows)
+    }
+
+    /// Both paths give the same outcome in float32 and float64; returns the kernel's in float64.
+    @discardableResult
+    func assertSamePaths(_ csv: String, file: StaticString = #filePath, line: UInt = #line) -> Outcome {
+        var kernelOutcome = Outcome()
+        for float64 in [false, true] {
+            var kernel = float64 ? parse(csv, Double.self, kernel: true) : parse(csv, Float.self, kernel: true)
+            let swift = float64 ? parse(csv, Double.self, kernel: false) : parse(csv, Float.self, kernel: false)
+            XCTAssertEqual(swift.kernelRows, 0, file: file, line: line)
+            let taken = kernel.kernelRows
+            kernel.kernelRows = 0
+            XCTAssertEqual(kernel, swift, float64 ? "float64" : "float32", file: file, line: line)
+            kernel.kernelRows = taken
+            kernelOutcome = kernel
+        }
+        return kernelOutcome
+    }
+
+    func rows(micro: Bool = false) -> [String] {
+        SyntheticKlines.rows(start: day.start, interval: 60, count: 20, micro: micro)
+    }
+
+    /// Row 5 of 20 with field `column` replaced by `value`.
+    func withField(_ column: Int, _ value: String, micro: Bool = false) -> String {
+        var lines = rows(micro: micro)
+        var fields = lines[5].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        fields[column] = value
+        lines[5] = fields.joined(separator: ",")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    func testTheKernelTakesTheCommonRowsAndGivesTheSwiftPathsValues() throws {
+        for micro in [false, true] {
+            for separator in ["\n", "\r\n"] {
+                let csv = rows(micro: micro).joined(separator: separator) + separator
+                let outcome = assertSamePaths(csv)
+                XCTAssertNil(outcome.error)
+                XCTAssertEqual(outcome.report?.rows, 20)
+                // The first row fixes the time unit on the careful path; the last rows lack the
+                // kernel's span of bytes after them.
+                XCTAssertGreaterThanOrEqual(outcome.kernelRows, 15, "micro \(micro)")
+            }
+        }
+    }
+
+    func testShapesTheKernelTakes() throws {
+        let common = parse(withField(1, "30000.00000000"), Double.self, kernel: true).kernelRows
+        for value in ["1.00000000", "0.00000001", "1234567.12345678", "0030000.00000000", "30000.99999999"] {
+            XCTAssertEqual(assertSamePaths(withField(2, value)).kernelRows, common, value)
+        }
+        for trades in ["0", "7", "1234567890123456"] {
+            XCTAssertEqual(assertSamePaths(withField(8, trades)).kernelRows, common, trades)
+        }
+        // Content is addRow's to judge, whichever path parsed it: a wrong close time is an anomaly.
+        let mismatch = assertSamePaths(withField(6, "1626220800059"))
+        XCTAssertEqual(mismatch.kernelRows, common)
+        XCTAssertTrue(mismatch.report?.anomalies.contains { $0.kind == .closeTimeMismatch } ?? false)
+    }
+
+    func testShapesTheKernelLeavesToTheSwiftPath() throws {
+        let common = parse(withField(1, "30000.00000000"), Double.self, kernel: true).kernelRows
+        // Other decimal shapes, 8 integer digits, signs, exponents, long counts, another `ignore`.
+        let cases: [(Int, String)] = [(1, "30000.5"), (1, "30000.123456789"), (1, "30000"), (1, "12345678.00000000"),
+                                      (1, "+30000.00000000"), (1, "3.0e4"), (5, "1E-5"), (8, "12345678901234567"),
+                                      (11, "1"), (11, "00")]
+        for (column, value) in cases {
+            XCTAssertEqual(assertSamePaths(withField(column, value)).kernelRows, common - 1, "\(column): \(value)")
+        }
+        // A float32 rounding tie (153795.7265625 lies halfway between two floats) is left to the
+        // Swift path's division, and comes out correctly rounded; float64 has no such doubt.
+        let tieCSV = withField(10, "153795.72656250")
+        let tie = parse(tieCSV, Float.self, kernel: true)
+        XCTAssertEqual(tie.kernelRows, parse(withField(1, "30000.00000000"), Float.self, kernel: true).kernelRows - 1)
+        XCTAssertEqual(tie.batch?.values(.takerBuyQuoteVolume)?.double(at: 5), Double(strtof("153795.72656250", nil)))
+        XCTAssertEqual(assertSamePaths(tieCSV).kernelRows, common)
+    }
+
+    func testMalformedRowsGiveTheSameErrorsEitherWay() throws {
+        let cases: [(Int, String)] = [(1, "30a00.00000000"), (2, ""), (3, "30000.0000000x"), (4, "30000..0000000"),
+                                      (0, "16262208000000"), (8, "-5"), (9, "1.00000000,2")]
+        for (column, value) in cases {
+            XCTAssertNotNil(assertSamePaths(withField(column, value)).error, "\(column): \(value)")
+        }
+        // A row cut short: its line feed comes before its 11th comma.
+        var lines = rows()
+        lines[5] = lines[5].split(separator: ",").prefix(6).joined(separator: ",")
+        XCTAssertNotNil(assertSamePaths(lines.joined(separator: "\n") + "\n").error)
+    }
+}
