@@ -1,7 +1,7 @@
 // decode-bench: times the kline decoder against plain inflate of the same archive, alternating the
 // two in one process, and reports medians. Driven by bench/decode_bench.py (`make bench-decode`).
 //
-//   decode-bench compare ARCHIVE [--runs N] [--dtype float32|float64]   -> JSON timings, both inflaters
+//   decode-bench compare ARCHIVE [--runs N] [--dtype float32|float64]   -> JSON timings, both inflaters (ISA-L also without the row kernel)
 //   decode-bench rss ARCHIVE [--dtype ...]                              -> JSON peak RSS of one decode
 //   decode-bench trades KLINES.zip TRADES.zip [--runs N]                 -> JSON timings, kline and trades decode alternating
 //   decode-bench trades-rss TRADES.zip                                  -> JSON peak RSS of one trades decode
@@ -40,9 +40,11 @@ func inflateOnly(_ path: String, _ engine: InflateEngine = .isal) throws -> UInt
     return reader.bytesProduced
 }
 
-/// The importer's decode path: streaming batches of 65,536 rows, all nine columns.
-func decode(_ path: String, _ floatType: FloatType, _ engine: InflateEngine = .isal) throws -> KlineReport {
-    try KlineArchiveDecoder.stream(path: path, options: .init(columns: KlineColumn.allCases, floatType: floatType, inflater: engine),
+/// The importer's decode path: streaming batches of 65,536 rows, all nine columns (`rowKernel`
+/// false: the portable Swift path for every row).
+func decode(_ path: String, _ floatType: FloatType, _ engine: InflateEngine = .isal, rowKernel: Bool = true) throws -> KlineReport {
+    try KlineArchiveDecoder.stream(path: path, options: .init(columns: KlineColumn.allCases, floatType: floatType, inflater: engine,
+                                                              rowKernel: rowKernel),
                                    chunkRows: 65536) { _ in }
 }
 
@@ -105,6 +107,10 @@ do {
                 let t2 = now()
                 times["inflate_\(engine)", default: []].append(t1 - t0)
                 times["decode_\(engine)", default: []].append(t2 - t1)
+                if engine == .isal {  // the same decode without the row kernel, side by side
+                    _ = try decode(path, floatType, engine, rowKernel: false)
+                    times["decode_isal_swift", default: []].append(now() - t2)
+                }
             }
         }
         var out: [String: Any] = ["rows": rows, "csv_bytes": csvBytes, "runs": runs, "dtype": floatType.rawValue]
