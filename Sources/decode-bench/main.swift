@@ -121,7 +121,7 @@ do {
         // trades are stored); the cost per row of each.
         _ = try inflateOnly(path)
         _ = try inflateOnly(second)
-        var kline: [Double] = [], trades: [Double] = []
+        var kline: [Double] = [], klineSwift: [Double] = [], trades: [Double] = []
         var klineRows = 0, tradeRows = 0
         for _ in 0..<runs {
             let t0 = now()
@@ -129,10 +129,13 @@ do {
             let t1 = now()
             tradeRows = try decodeTrades(second).rows
             let t2 = now()
+            _ = try decode(path, .float64, rowKernel: false)  // the kline rows on the Swift path, as trade rows are
             kline.append(t1 - t0)
             trades.append(t2 - t1)
+            klineSwift.append(now() - t2)
         }
-        emit(["kline_rows": klineRows, "trade_rows": tradeRows, "runs": runs, "kline_seconds": kline, "trades_seconds": trades])
+        emit(["kline_rows": klineRows, "trade_rows": tradeRows, "runs": runs, "kline_seconds": kline, "trades_seconds": trades,
+              "kline_swift_seconds": klineSwift])
     case "trades-rss":
         let t0 = now()
         let report = try decodeTrades(path)
