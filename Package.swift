@@ -36,7 +36,7 @@ let package = Package(
         // SQLite, the job's state database: apt-get install libsqlite3-dev.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
-        // The SSE kernel of the kline CSV parser's common rows (C: byte shuffles and multiply-adds).
+        // The AVX2 kernel of the kline CSV parser's common rows (C: byte shuffles and multiply-adds).
         .target(name: "CKlineRows"),
         // Typed contiguous columns, shared by the decoder and the MarketStore client.
         .target(name: "Columnar"),

@@ -153,7 +153,8 @@ public enum KlineArchiveDecoder {
     static func run<F>(archive: String, _ parser: KlineCSVParser<F>, chunkRows: Int, bufferSize: Int = bufferSize,
                        read: (UnsafeMutablePointer<UInt8>, Int) throws -> Int,
                        _ onBatch: (KlineBatch) throws -> Void) throws {
-        // 64 bytes of padding: the field parser reads 8-byte words that may run past a line's end.
+        // 64 bytes of padding: the field parser reads 8-byte words that may run past a line's end,
+        // the row kernel 16-byte fields up to 16 bytes past its span (which ends before `end`).
         let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: bufferSize + 64)
         buffer.initialize(repeating: 0, count: bufferSize + 64)
         defer { buffer.deallocate() }

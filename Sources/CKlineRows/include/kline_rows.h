@@ -1,5 +1,5 @@
-// One kline CSV row of the common shape, split and converted to integers with SSE (SSSE3 and
-// SSE4.1) by `kline_row_parse`; KlineCSVParser turns the mantissas into floats and validates.
+// One kline CSV row of the common shape, split and converted to numbers with AVX2 by
+// `kline_row_parse`; KlineCSVParser validates the row and stores it.
 #ifndef KLINE_ROWS_H
 #define KLINE_ROWS_H
 #include <stdint.h>
@@ -16,10 +16,11 @@ typedef struct {
 // The bytes a row may span for `kline_row_parse` (the loads cover this many from its start).
 enum { KLINE_ROW_SPAN = 192 };
 
-// Whether this CPU runs `kline_row_parse` (x86-64 with SSSE3 and SSE4.1).
+// Whether this CPU runs `kline_row_parse` (x86-64 with AVX2).
 int kline_row_supported(void);
 
-// Parses the row at `row` (which must have KLINE_ROW_SPAN readable bytes) when it has the common
+// Parses the row at `row` (which must have KLINE_ROW_SPAN + 16 readable bytes: a field near the
+// span's end is loaded 16 bytes at a time) when it has the common
 // shape: times of `time_digits` digits, a trade count of 1-16 digits, decimals of 1-7 integer
 // digits and exactly 8 decimals, `ignore` = 0, then LF or CRLF within the span. Fills `doubles`
 // when `as_double`, else `floats`. Returns the length of the row with its line break, or 0 for
