@@ -79,19 +79,8 @@ public enum KlineArchiveDecoder {
         }
         var report = KlineReport(archive: path, member: reader.member.name, symbol: name?.symbol, interval: interval.name,
                                  period: period?.description, periodStart: period?.start, periodEnd: period?.end)
-        let reserve = min(chunkRows, slots + 16)
-        switch options.floatType {
-        case .float32:
-            let parser = KlineCSVParser<Float>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve,
-                                                  rowKernel: options.rowKernel)
-            try run(archive: path, parser, chunkRows: chunkRows, read: reader.read, onBatch)
-            parser.finishReport(into: &report)
-        case .float64:
-            let parser = KlineCSVParser<Double>(archive: path, columns: options.columns, intervalSeconds: interval.seconds, period: period, reserve: reserve,
-                                                  rowKernel: options.rowKernel)
-            try run(archive: path, parser, chunkRows: chunkRows, read: reader.read, onBatch)
-            parser.finishReport(into: &report)
-        }
+        try parse(archive: path, options: options, interval: interval, period: period, reserve: min(chunkRows, slots + 16),
+                  chunkRows: chunkRows, bufferSize: bufferSize, read: reader.read, into: &report, onBatch)
         report.csvBytes = reader.bytesProduced
         if options.policy == .strict, !report.anomalies.isEmpty {
             throw KlineDecodeError.strict(archive: path, report: report)
@@ -115,24 +104,29 @@ public enum KlineArchiveDecoder {
             return n
         }
         func keep(_ chunk: KlineBatch) { if all == nil { all = chunk } else { all!.append(chunk) } }
-        let reserve = max(16, bytes.count / 100)
-        switch options.floatType {
-        case .float32:
-            let parser = KlineCSVParser<Float>(archive: source, columns: options.columns, intervalSeconds: interval.seconds, period: options.period, reserve: reserve,
-                                                  rowKernel: options.rowKernel)
-            try run(archive: source, parser, chunkRows: .max, bufferSize: max(4096, min(bytes.count + 1, bufferSize)), read: read, keep)
-            parser.finishReport(into: &report)
-        case .float64:
-            let parser = KlineCSVParser<Double>(archive: source, columns: options.columns, intervalSeconds: interval.seconds, period: options.period, reserve: reserve,
-                                                  rowKernel: options.rowKernel)
-            try run(archive: source, parser, chunkRows: .max, bufferSize: max(4096, min(bytes.count + 1, bufferSize)), read: read, keep)
-            parser.finishReport(into: &report)
-        }
+        try parse(archive: source, options: options, interval: interval, period: options.period, reserve: max(16, bytes.count / 100),
+                  chunkRows: .max, bufferSize: max(4096, min(bytes.count + 1, bufferSize)), read: read, into: &report, keep)
         report.csvBytes = UInt64(bytes.count)
         var batch = all ?? KlineBatch(epochs: [], columns: options.columns.map { ($0, emptyColumn($0, options.floatType)) })
         if report.duplicates > 0 || report.outOfOrder > 0 { batch = batch.sortedKeepingLast() }
         if options.policy == .strict, !report.anomalies.isEmpty { throw KlineDecodeError.strict(archive: source, report: report) }
         return (batch, report)
+    }
+
+    /// A parser of the options' float width over `read`'s bytes, its findings added to `report`.
+    private static func parse(archive: String, options: KlineDecodeOptions, interval: KlineInterval, period: ArchivePeriod?, reserve: Int,
+                              chunkRows: Int, bufferSize: Int, read: (UnsafeMutablePointer<UInt8>, Int) throws -> Int,
+                              into report: inout KlineReport, _ onBatch: (KlineBatch) throws -> Void) throws {
+        func parse<F: KlineFloat>(_: F.Type) throws {
+            let parser = KlineCSVParser<F>(archive: archive, columns: options.columns, intervalSeconds: interval.seconds, period: period,
+                                           reserve: reserve, rowKernel: options.rowKernel)
+            try run(archive: archive, parser, chunkRows: chunkRows, bufferSize: bufferSize, read: read, onBatch)
+            parser.finishReport(into: &report)
+        }
+        switch options.floatType {
+        case .float32: try parse(Float.self)
+        case .float64: try parse(Double.self)
+        }
     }
 
     /// The number of interval slots of the period (a month when unknown), bounding rows and bytes.

@@ -79,8 +79,8 @@ final class KlineCSVParser<F: KlineFloat> {
         } else {
             slots = SlotSet(anchor: 0, step: step, slotCount: 0)  // anchored at the first row
         }
-        let decimals = F.self == Double.self ? MemoryLayout<kline_row>.offset(of: \.doubles)! : MemoryLayout<kline_row>.offset(of: \.floats)!
-        kernelDecimals = UnsafePointer(UnsafeMutableRawPointer(kernelRow).advanced(by: decimals).assumingMemoryBound(to: F.self))
+        let decimals = MemoryLayout<kline_row>.offset(of: kernelAsDouble == 1 ? \.doubles : \.floats)!
+        kernelDecimals = UnsafeRawPointer(kernelRow).advanced(by: decimals).assumingMemoryBound(to: F.self)
         let capacity = max(1, reserve)
         self.capacity = capacity
         func buffer(_ keep: Bool) -> ColumnBuffer<F> { ColumnBuffer(capacity: keep ? capacity : 1) }
@@ -185,10 +185,10 @@ final class KlineCSVParser<F: KlineFloat> {
             if rowKernel, end - p >= KLINE_ROW_SPAN {
                 let length = kline_row_parse(p, kernelDigits, kernelAsDouble, kernelRow)
                 if length > 0 {
-                    let r = kernelRow.pointee, v = kernelDecimals
+                    let r = kernelRow, v = kernelDecimals
                     line += 1
                     kernelRows += 1
-                    addRow(r.open_time, r.close_time, r.trades, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
+                    addRow(r.pointee.open_time, r.pointee.close_time, r.pointee.trades, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
                     p += Int(length)
                     continue
                 }

@@ -61,8 +61,8 @@ final class RowKernelTests: XCTestCase {
     }
 
     /// Row 5 of 20 with field `column` replaced by `value`.
-    func withField(_ column: Int, _ value: String, micro: Bool = false) -> String {
-        var lines = rows(micro: micro)
+    func withField(_ column: Int, _ value: String) -> String {
+        var lines = rows()
         var fields = lines[5].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         fields[column] = value
         lines[5] = fields.joined(separator: ",")
