@@ -36,15 +36,15 @@ let package = Package(
         // SQLite, the job's state database: apt-get install libsqlite3-dev.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
-        // The AVX2 kernel of the kline CSV parser's common rows (C: byte shuffles and multiply-adds).
-        .target(name: "CKlineRows"),
+        // The AVX2 kernels of the kline and trade CSV parsers' common rows (C: byte shuffles and multiply-adds).
+        .target(name: "CRowKernels"),
         // Typed contiguous columns, shared by the decoder and the MarketStore client.
         .target(name: "Columnar"),
         // Binance kline archive decoder: zip reader, exact number parser, CSV-to-columns, validation.
         // Arithmetic stays checked in every build (it reads untrusted bytes). Only the dynamic
         // exclusivity checks are off in release: measured side by side (decode-bench, 9 pairs), they
         // cost 25-29% of decode time, while checked arithmetic against -Ounchecked costs 0-1%.
-        .target(name: "KlineArchive", dependencies: ["CIsal", "CZlib", "CMalloc", "CKlineRows", "Columnar"],
+        .target(name: "KlineArchive", dependencies: ["CIsal", "CZlib", "CMalloc", "CRowKernels", "Columnar"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(name: "binance-import", dependencies: [
             "KlineArchive", "JobModel", "JobState", "ImportPipeline", "Follow", "MarketStore", "MarketStoreModel", "MarketStoreDirectory",
@@ -75,7 +75,7 @@ let package = Package(
         // gaps.
         .target(name: "FuturesArchive", dependencies: ["KlineArchive", "Columnar", "MarketStoreModel"]),
         // Trades and aggTrades archives (spot, futures): CSV streamed to column chunks, ID continuity.
-        .target(name: "TradeArchive", dependencies: ["KlineArchive", "Columnar"]),
+        .target(name: "TradeArchive", dependencies: ["KlineArchive", "CRowKernels", "Columnar"]),
         // The job as written: job files, targets, shards.
         .target(name: "JobModel", dependencies: [
             "BinanceSource", "CurlHTTP", "KlineArchive", "FuturesArchive", "TradeArchive", "MarketStoreModel", "Columnar",

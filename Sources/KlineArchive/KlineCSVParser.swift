@@ -3,11 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CKlineRows
+import CRowKernels
 import Columnar
 
 /// Whether this CPU runs the row kernel (checked once).
-let rowKernelAvailable = kline_row_supported() != 0
+let rowKernelAvailable = row_kernels_supported() != 0
 
 /// Parses Binance kline CSV lines straight into columns and validates them row by row.
 /// One instance per archive; lines come from `KlineArchiveDecoder`'s inflate buffer.
@@ -50,7 +50,7 @@ final class KlineCSVParser<F: KlineFloat> {
     private(set) var outOfOrder = 0
     var log = AnomalyLog()
     private(set) var slots: SlotSet
-    // The AVX2 row kernel (CKlineRows) when asked for and the CPU has it; the row it fills, and that
+    // The AVX2 row kernel (CRowKernels) when asked for and the CPU has it; the row it fills, and that
     // row's decimals as F.
     let rowKernel: Bool
     private(set) var kernelRows = 0

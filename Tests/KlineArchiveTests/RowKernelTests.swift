@@ -1,7 +1,7 @@
 import XCTest
 @testable import KlineArchive
 
-/// The AVX2 row kernel (CKlineRows) against the portable Swift path: for every row shape, the same
+/// The AVX2 row kernel (CRowKernels) against the portable Swift path: for every row shape, the same
 /// rows, report or error; and the kernel takes exactly the rows of Binance's 8-decimal shape.
 final class RowKernelTests: XCTestCase {
     struct Outcome: Equatable {

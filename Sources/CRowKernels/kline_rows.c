@@ -1,0 +1,78 @@
+// The kline row kernel: Binance's common kline row (see row_kernels.h) on the shared AVX2 core.
+#include "row_kernels.h"
+
+#if defined(__x86_64__)
+#include "row_core.h"
+
+int row_kernels_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+}
+
+// Two decimal fields of `la` and `lb` bytes (1-7 integer digits, a dot, 8 decimals): their
+// mantissas into out[0] and out[1]; 0 when either has another shape.
+INLINE_KERNEL int eight_decimal_pair(const uint8_t *a, int la, const uint8_t *b, int lb, uint64_t *out) {
+    int na = la - 9, nb = lb - 9;
+    if ((unsigned)(na - 1) > 6 || (unsigned)(nb - 1) > 6) return 0;
+    unsigned non_digits;
+    __m256i d = pair_digits(a, b, &non_digits);
+    unsigned expected = 1u << na | 1u << (16 + nb);
+    unsigned within = ((1u << la) - 1) | ((1u << lb) - 1) << 16;
+    if ((non_digits & within) != expected || a[na] != '.' || b[nb] != '.') return 0;
+    const __m256i around_dot = _mm256_setr_epi8(-8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8,
+                                                -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8);
+    __m256i v = pair_values(_mm256_shuffle_epi8(d, lane_shuffle(around_dot, na, nb)));
+    out[0] = (uint64_t)_mm256_extract_epi64(v, 0);
+    out[1] = (uint64_t)_mm256_extract_epi64(v, 2);
+    return 1;
+}
+
+// The 8 mantissas / 10^8 as correctly rounded doubles (one IEEE division each).
+INLINE_KERNEL int to_doubles(const uint64_t *m, double *out) {
+    for (int i = 0; i < 8; i += 4) _mm256_storeu_pd(out + i, _mm256_div_pd(exact_doubles(m + i), _mm256_set1_pd(1e8)));
+    return 1;
+}
+
+// The 8 mantissas / 10^8 as correctly rounded floats, the way Float.exactEightDecimals does it: a
+// multiplication by 1e-8 is within 2 double ulps of the quotient, so unless a double is within 4
+// ulps of a float halfway point it rounds to the same float. A row with such a value returns 0 and
+// takes the careful path.
+INLINE_KERNEL int to_floats(const uint64_t *m, float *out) {
+    __m256d lo = _mm256_mul_pd(exact_doubles(m), _mm256_set1_pd(1e-8));
+    __m256d hi = _mm256_mul_pd(exact_doubles(m + 4), _mm256_set1_pd(1e-8));
+    __m256i near = _mm256_or_si256(near_float_ties(lo), near_float_ties(hi));
+    if (!_mm256_testz_si256(near, near)) return 0;
+    _mm_storeu_ps(out, _mm256_cvtpd_ps(lo));
+    _mm_storeu_ps(out + 4, _mm256_cvtpd_ps(hi));
+    return 1;
+}
+
+KERNEL int kline_row_parse(const uint8_t *row, int time_digits, int as_double, kline_row *out) {
+    int start[13], content;
+    int length = row_fields(row, KLINE_ROW_SPAN / 64, 12, start, &content);
+    if (!length) return 0;
+    // `ignore` is `0`.
+    if (FIELD_LENGTH(start, 11) != 1 || row[start[11]] != '0') return 0;
+    if (FIELD_LENGTH(start, 0) != time_digits || FIELD_LENGTH(start, 6) != time_digits) return 0;
+    // Pairs: the two times, the trade count (twice), then the decimals in the header's order.
+    int64_t open_time, close_time, trades;
+    uint64_t m[8];
+#define F(k) row + start[k], FIELD_LENGTH(start, k)
+    if (!int_pair(F(0), F(6), &open_time, &close_time)
+        || !int_pair(F(8), F(8), &trades, &trades)
+        || !eight_decimal_pair(F(1), F(2), m)
+        || !eight_decimal_pair(F(3), F(4), m + 2)
+        || !eight_decimal_pair(F(5), F(7), m + 4)
+        || !eight_decimal_pair(F(9), F(10), m + 6)) return 0;
+#undef F
+    if (!(as_double ? to_doubles(m, out->doubles) : to_floats(m, out->floats))) return 0;
+    out->open_time = open_time;
+    out->close_time = close_time;
+    out->trades = trades;
+    return length;
+}
+
+#else
+int row_kernels_supported(void) { return 0; }
+int kline_row_parse(const uint8_t *row, int time_digits, int as_double, kline_row *out) { (void)row; (void)time_digits; (void)as_double; (void)out; return 0; }
+#endif
