@@ -5,23 +5,25 @@
 #if defined(__x86_64__)
 #include "row_core.h"
 
-// Two decimal fields of `la` and `lb` bytes with a dot (1 or more integer digits, 1 or more
-// decimals, at most 15 digits in all, so the mantissa is exact in a double): their mantissas into
-// m[0] and m[1], their decimal counts into scale[0] and scale[1]; 0 when either has another shape.
-INLINE_KERNEL int dotted_pair(const uint8_t *a, int la, const uint8_t *b, int lb, uint64_t *m, int *scale) {
-    if ((unsigned)(la - 3) > 13 || (unsigned)(lb - 3) > 13) return 0;
+// Two decimal fields of `la` and `lb` bytes: 1 to 15 digits with at most one dot, neither first
+// nor last (so the mantissa is exact in a double). Their mantissas into m[0] and m[1], their
+// decimal counts into scale[0] and scale[1]; 0 when either has another shape.
+INLINE_KERNEL int decimal_pair(const uint8_t *a, int la, const uint8_t *b, int lb, uint64_t *m, int *scale) {
+    if ((unsigned)(la - 1) > 15 || (unsigned)(lb - 1) > 15) return 0;
     unsigned non_digits;
     __m256i d = pair_digits(a, b, &non_digits);
     unsigned na = non_digits & ((1u << la) - 1), nb = (non_digits >> 16) & ((1u << lb) - 1);
-    // One non-digit each, a dot, neither first nor last.
-    if (!na || (na & (na - 1)) || !nb || (nb & (nb - 1))) return 0;
-    int pa = __builtin_ctz(na), pb = __builtin_ctz(nb);
-    if (pa == 0 || pa == la - 1 || pb == 0 || pb == lb - 1 || a[pa] != '.' || b[pb] != '.') return 0;
-    int fa = la - 1 - pa, fb = lb - 1 - pb;
-    // Byte j of the 16-digit run takes byte j + la - 17 of the field (negative: a leading zero),
-    // one further from the first decimal on (j >= 16 - decimals), skipping the dot.
+    if ((na & (na - 1)) || (nb & (nb - 1))) return 0;
+    int dot_a = na != 0, dot_b = nb != 0;
+    int pa = dot_a ? __builtin_ctz(na) : la, pb = dot_b ? __builtin_ctz(nb) : lb;
+    if (la - dot_a > 15 || lb - dot_b > 15) return 0;
+    if (dot_a && (pa == 0 || pa == la - 1 || a[pa] != '.')) return 0;
+    if (dot_b && (pb == 0 || pb == lb - 1 || b[pb] != '.')) return 0;
+    int fa = la - dot_a - pa, fb = lb - dot_b - pb;
+    // Byte j of the 16-digit run takes byte j + la - 16 - dot of the field (negative: a leading
+    // zero), one further from the first decimal on (j >= 16 - decimals), skipping the dot.
     __m256i iota = lane_iota();
-    __m256i index = lane_shuffle(iota, la - 17, lb - 17);
+    __m256i index = lane_shuffle(iota, la - 16 - dot_a, lb - 16 - dot_b);
     __m256i past_dot = _mm256_cmpgt_epi8(iota, _mm256_blend_epi32(_mm256_set1_epi8((char)(15 - fa)), _mm256_set1_epi8((char)(15 - fb)), 0xF0));
     __m256i v = pair_values(_mm256_shuffle_epi8(d, _mm256_sub_epi8(index, past_dot)));
     m[0] = (uint64_t)_mm256_extract_epi64(v, 0);
@@ -68,10 +70,12 @@ KERNEL int trade_row_parse(const uint8_t *row, int aggregate, int best_match, in
     uint64_t m[4] = {0, 0, 0, 0};
     int scale[4] = {0, 0, 0, 0};
 #define F(k) row + start[k], FIELD_LENGTH(start, k)
-    if (!int_pair(F(0), F(time_field), &out->id, &out->time) || !dotted_pair(F(1), F(2), m, scale)) return 0;
+    if (!int_pair(F(0), F(time_field), &out->id, &out->time) || !decimal_pair(F(1), F(2), m, scale)) return 0;
     if (aggregate) {
         if (!int_pair(F(3), F(4), &out->first, &out->last)) return 0;
-    } else if (!dotted_pair(F(3), F(3), m + 2, scale + 2)) {  // the amount in both lanes
+    } else if (decimal_pair(F(3), F(3), m + 2, scale + 2)) {  // the amount in both lanes
+        out->first = out->last = 0;
+    } else {
         return 0;
     }
     int buyer_maker = flag(F(time_field + 1));

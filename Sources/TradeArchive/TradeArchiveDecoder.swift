@@ -14,7 +14,7 @@ public enum TradeArchiveDecoder {
     @_specialize(exported: true, where F == Double)
     @_specialize(exported: true, where F == Float)
     public static func decode<F: KlineFloat>(path: String, market: TradeMarket, as: F.Type = F.self, chunkRows: Int = 100_000,
-                                             inflater: InflateEngine = .isal, onChunk: @escaping (TradeBatch<F>) throws -> Void) throws -> TradeReport {
+                                             inflater: InflateEngine = .isal, rowKernel: Bool = true, onChunk: @escaping (TradeBatch<F>) throws -> Void) throws -> TradeReport {
         guard let name = TradeArchiveName(fileName: path) else {
             throw TradeDecodeError.notTrades(archive: path, reason: "not a trades or aggTrades archive name (SYMBOL-trades-YYYY-MM[-DD].zip, SYMBOL-aggTrades-YYYY-MM[-DD].zip)")
         }
@@ -22,7 +22,7 @@ public enum TradeArchiveDecoder {
         do {
             let reader = try ZipEntryReader(path: path, maxInflatedSize: (1 << 20) + size * maxInflateRatio, engine: inflater)
             let parser = TradeCSVParser<F>(layout: TradeLayout(dataset: name.dataset, market: market), source: path, member: reader.member.name,
-                                           name: name, chunkRows: chunkRows, onChunk: onChunk)
+                                           name: name, chunkRows: chunkRows, rowKernel: rowKernel, onChunk: onChunk)
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while true {
                 let n = try buffer.withUnsafeMutableBufferPointer { try reader.read(into: $0.baseAddress!, capacity: $0.count) }

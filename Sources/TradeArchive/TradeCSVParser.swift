@@ -3,8 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CRowKernels
 import Columnar
 import KlineArchive
+
+/// Whether this CPU runs the trade row kernel (checked once).
+let rowKernelAvailable = row_kernels_supported() != 0
 
 /// Why a tick archive does not decode.
 public enum TradeDecodeError: Error, CustomStringConvertible, Equatable {
@@ -26,7 +30,9 @@ public enum TradeDecodeError: Error, CustomStringConvertible, Equatable {
 /// A tick CSV parsed as it streams in: bytes are fed in pieces of any size (a line may span
 /// pieces), rows go into a batch handed to `onChunk` every `chunkRows` rows, so memory holds one
 /// chunk and one partial line whatever the file's size. IDs are checked for continuity as rows
-/// pass (the report's holes); every number goes through the exact decimal parser.
+/// pass (the report's holes); every number goes through the exact decimal parser. Rows of
+/// Binance's common shape go through the AVX2 row kernel (CRowKernels) where the CPU has it, the
+/// rest through the Swift fields below; both give the same values, and the rows' checks are the same.
 public final class TradeCSVParser<F: KlineFloat> {
     public let layout: TradeLayout
     public private(set) var report: TradeReport
@@ -40,13 +46,24 @@ public final class TradeCSVParser<F: KlineFloat> {
     private var previous: (id: Int64, lastTrade: Int64, micros: Int64)?
     /// The index of a row's last field (it ends at the line's end, the others at a comma).
     private let lastField: Int
+    // The row kernel when asked for and the CPU has it; the row it fills, that row's decimals as F,
+    // and the digits of a time in the file's unit (0 until the first row fixes it).
+    public let rowKernel: Bool
+    public private(set) var kernelRows = 0
+    private let kernelRow = UnsafeMutablePointer<trade_row>.allocate(capacity: 1)
+    private let kernelDecimals: UnsafePointer<F>
+    private let kernelAggregate: Int32, kernelBestMatch: Int32, kernelAsDouble: Int32
+    private var kernelTimeDigits: Int32 = 0
 
     /// Longest line accepted (a real row is under 120 bytes): a file without newlines is refused,
     /// not buffered.
     public static var maxLineBytes: Int { 4096 }
 
+    /// The bytes the row kernel reads from a row's start: it runs on rows with this many after them.
+    public static var kernelReach: Int { Int(TRADE_ROW_SPAN) + 16 }
+
     public init(layout: TradeLayout, source: String, member: String, name: TradeArchiveName, chunkRows: Int = 100_000,
-                onChunk: @escaping (TradeBatch<F>) throws -> Void) {
+                rowKernel: Bool = true, onChunk: @escaping (TradeBatch<F>) throws -> Void) {
         self.layout = layout
         self.source = source
         self.chunkRows = max(1, chunkRows)
@@ -55,7 +72,15 @@ public final class TradeCSVParser<F: KlineFloat> {
         periodMicros = name.period.start * 1_000_000..<name.period.end * 1_000_000
         batch = TradeBatch(reserving: min(self.chunkRows, 1 << 17), layout)
         report = TradeReport(archive: source, member: member, layout: layout, symbol: name.symbol, period: name.period.description)
+        self.rowKernel = rowKernel && rowKernelAvailable
+        kernelAggregate = layout.dataset == .aggTrades ? 1 : 0
+        kernelBestMatch = layout.hasBestMatch ? 1 : 0
+        kernelAsDouble = F.self == Double.self ? 1 : 0
+        let decimals = MemoryLayout<trade_row>.offset(of: kernelAsDouble == 1 ? \.doubles : \.floats)!
+        kernelDecimals = UnsafeRawPointer(kernelRow).advanced(by: decimals).assumingMemoryBound(to: F.self)
     }
+
+    deinit { kernelRow.deallocate() }
 
     /// The next bytes of the member, however they are cut.
     public func feed(_ bytes: UnsafeRawBufferPointer) throws {
@@ -69,11 +94,35 @@ public final class TradeCSVParser<F: KlineFloat> {
             carry.removeAll(keepingCapacity: true)
             start = newline + 1
         }
-        while start < end, let newline = Self.newline(start, end) {
+        // The kernel reads up to TRADE_ROW_SPAN + 16 bytes from a row's start, all inside `bytes`.
+        let kernelEnd = end - Self.kernelReach
+        while start < end {
+            if rowKernel, kernelTimeDigits != 0, start <= kernelEnd, let length = try kernelRowAt(start) {
+                start += length
+                continue
+            }
+            guard let newline = Self.newline(start, end) else { break }
             try parseLine(start, newline)
             start = newline + 1
         }
         try keep(start, end)
+    }
+
+    /// The row at `start` through the kernel: its length, or nil when the kernel leaves it to
+    /// `parseLine` (another shape, a float rounding tie, an aggregate whose trades run backwards).
+    @inline(__always)
+    private func kernelRowAt(_ start: UnsafePointer<UInt8>) throws -> Int? {
+        let length = trade_row_parse(start, kernelAggregate, kernelBestMatch, kernelTimeDigits, kernelAsDouble, kernelRow)
+        guard length > 0 else { return nil }
+        let r = kernelRow, v = kernelDecimals
+        guard r.pointee.first <= r.pointee.last else { return nil }
+        line += 1
+        kernelRows += 1
+        let time = r.pointee.time
+        try append(id: r.pointee.id, price: v[0], quantity: v[1], amount: kernelAggregate == 0 ? v[2] : nil,
+                   firstTrade: r.pointee.first, lastTrade: r.pointee.last, micros: kernelTimeDigits == 13 ? time * 1000 : time,
+                   buyerMaker: r.pointee.buyer_maker != 0, bestMatch: kernelBestMatch != 0 ? r.pointee.best_match != 0 : nil)
+        return Int(length)
     }
 
     /// The end of the member: the last line (without its newline), the last chunk, the report.
@@ -124,7 +173,14 @@ public final class TradeCSVParser<F: KlineFloat> {
         let micros = try timeField(&p, end, layout.timeField)
         let buyerMaker = try flagField(&p, end, layout.timeField + 1)
         let bestMatch = layout.hasBestMatch ? try flagField(&p, end, layout.timeField + 2) : nil
+        try append(id: id, price: price, quantity: quantity, amount: amount, firstTrade: firstTrade, lastTrade: lastTrade,
+                   micros: micros, buyerMaker: buyerMaker, bestMatch: bestMatch)
+    }
 
+    /// A parsed row (from either path): checked for continuity, then into the batch.
+    @inline(__always)
+    private func append(id: Int64, price: F, quantity: F, amount: F?, firstTrade: Int64, lastTrade: Int64, micros: Int64,
+                        buyerMaker: Bool, bestMatch: Bool?) throws {
         check(id: id, firstTrade: firstTrade, lastTrade: lastTrade, micros: micros)
         let second = floorDiv(micros, 1_000_000)
         batch.epochs.append(second)
@@ -292,6 +348,7 @@ public final class TradeCSVParser<F: KlineFloat> {
             throw fail(line, "\(name) \(text(f)) is in \(unit.rawValue) where the rows before are in \(fileUnit.rawValue)")
         }
         report.timeUnit = unit
+        kernelTimeDigits = Int32(v.count)
         return unit == .milliseconds ? v.value * 1000 : v.value
     }
 

@@ -4,6 +4,7 @@
 //   decode-bench compare ARCHIVE [--runs N] [--dtype float32|float64]   -> JSON timings, both inflaters (ISA-L also without the row kernel)
 //   decode-bench rss ARCHIVE [--dtype ...]                              -> JSON peak RSS of one decode
 //   decode-bench trades KLINES.zip TRADES.zip [--runs N]                 -> JSON timings, kline and trades decode alternating
+//                                                                          (each also without the row kernel), and trades inflate only
 //   decode-bench trades-rss TRADES.zip                                  -> JSON peak RSS of one trades decode
 // --allocator glibc keeps glibc's allocator defaults instead of the importer's (BatchMemory).
 import Foundation
@@ -48,9 +49,10 @@ func decode(_ path: String, _ floatType: FloatType, _ engine: InflateEngine = .i
                                    chunkRows: 65536) { _ in }
 }
 
-/// The trades decode path: a spot trades archive streamed in chunks of 100,000 rows, float64.
-func decodeTrades(_ path: String) throws -> TradeReport {
-    try TradeArchiveDecoder.decode(path: path, market: .spot, as: Double.self, chunkRows: 100_000) { _ in }
+/// The trades decode path: a spot trades archive streamed in chunks of 100,000 rows, float64
+/// (`rowKernel` false: the Swift fields for every row).
+func decodeTrades(_ path: String, rowKernel: Bool = true) throws -> TradeReport {
+    try TradeArchiveDecoder.decode(path: path, market: .spot, as: Double.self, chunkRows: 100_000, rowKernel: rowKernel) { _ in }
 }
 
 func emit(_ object: [String: Any]) {
@@ -121,7 +123,7 @@ do {
         // trades are stored); the cost per row of each.
         _ = try inflateOnly(path)
         _ = try inflateOnly(second)
-        var kline: [Double] = [], klineSwift: [Double] = [], trades: [Double] = []
+        var kline: [Double] = [], klineSwift: [Double] = [], trades: [Double] = [], tradesSwift: [Double] = [], tradesInflate: [Double] = []
         var klineRows = 0, tradeRows = 0
         for _ in 0..<runs {
             let t0 = now()
@@ -129,13 +131,19 @@ do {
             let t1 = now()
             tradeRows = try decodeTrades(second).rows
             let t2 = now()
-            _ = try decode(path, .float64, rowKernel: false)  // the kline rows on the Swift path, as trade rows are
+            _ = try decode(path, .float64, rowKernel: false)  // both decoders on their Swift paths too
+            let t3 = now()
+            _ = try decodeTrades(second, rowKernel: false)
+            let t4 = now()
+            _ = try inflateOnly(second)
             kline.append(t1 - t0)
             trades.append(t2 - t1)
-            klineSwift.append(now() - t2)
+            klineSwift.append(t3 - t2)
+            tradesSwift.append(t4 - t3)
+            tradesInflate.append(now() - t4)
         }
         emit(["kline_rows": klineRows, "trade_rows": tradeRows, "runs": runs, "kline_seconds": kline, "trades_seconds": trades,
-              "kline_swift_seconds": klineSwift])
+              "kline_swift_seconds": klineSwift, "trades_swift_seconds": tradesSwift, "trades_inflate_seconds": tradesInflate])
     case "trades-rss":
         let t0 = now()
         let report = try decodeTrades(path)

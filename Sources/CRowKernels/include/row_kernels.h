@@ -30,7 +30,7 @@ enum { KLINE_ROW_SPAN = 192 };
 int kline_row_parse(const uint8_t *row, int time_digits, int as_double, kline_row *out);
 
 // A trades or aggTrades row: the ID and the time (in the file's unit) as integers; an aggregate's
-// first and last trade IDs; price, quantity and (raw trades only) the third amount correctly
+// first and last trade IDs (0 for raw trades); price, quantity and (raw trades only) the third amount correctly
 // rounded to doubles or floats; the flags as 0 or 1 (best_match 0 where the layout has none).
 typedef struct {
     int64_t id, time, first, last;
@@ -44,7 +44,7 @@ enum { TRADE_ROW_SPAN = 128 };
 
 // Parses the row at `row` when it has the common shape of its layout (`aggregate`: aggTrades;
 // `best_match`: the spot layouts' last flag): IDs of 1-16 digits, the time of `time_digits` digits,
-// decimals with a dot and at most 15 digits, flags `true`/`false` (first letter in either case),
+// decimals of 1-15 digits with at most one dot (not first or last), flags `true`/`false` (first letter in either case),
 // then LF or CRLF within the span. Returns the length of the row with its line break, or 0 for any
 // other shape and for a float on a rounding tie.
 int trade_row_parse(const uint8_t *row, int aggregate, int best_match, int time_digits, int as_double, trade_row *out);
