@@ -1,4 +1,5 @@
 import Columnar
+import Foundation
 import KlineArchive
 import XCTest
 @testable import TradeArchive
@@ -175,8 +176,10 @@ final class TradeRowKernelTests: XCTestCase {
         XCTAssertTrue(outcome.error?.contains("line 12: first_trade_id 9 is after last_trade_id 8") == true, "\(outcome.error ?? "no error")")
     }
 
-    /// Mutated files of every layout, fed whole: the same rows or the same error either way.
+    /// Mutated files of every layout, fed whole: the same rows or the same error either way
+    /// (FUZZ_ITERATIONS files, as for the fuzz tests; 1,200 by default).
     func testMutatedFilesGiveTheSameOutcomeEitherWay() throws {
+        let iterations = Int(ProcessInfo.processInfo.environment["FUZZ_ITERATIONS"] ?? "") ?? 1200
         var seed: UInt64 = 0x7AD3_5EED
         func next(_ bound: Int) -> Int {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -184,7 +187,7 @@ final class TradeRowKernelTests: XCTestCase {
         }
         let alphabet = Array("0123456789.,-+eETtrueFalsfx\r\n ".utf8)
         var kernelRows = 0, refused = 0
-        for i in 0..<1200 {
+        for i in 0..<iterations {
             let layout = layouts[i % layouts.count]
             var bytes = Array(file(layout, count: 12).utf8)
             for _ in 0...next(3) {
