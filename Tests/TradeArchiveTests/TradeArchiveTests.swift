@@ -214,11 +214,7 @@ final class TradeArchiveTests: TemporaryDirectoryTestCase {
     /// Seeded mutations of valid files of every layout, fed in random pieces: each decodes or is
     /// refused with a `TradeDecodeError`; none crashes (the quick paths read through pointers).
     func testMutatedInputNeverCrashes() throws {
-        var seed: UInt64 = 0x5EED_7AD3
-        func next(_ bound: Int) -> Int {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Int((seed >> 33) % UInt64(max(1, bound)))
-        }
+        var random = SeededMutations(seed: 0x5EED_7AD3)
         let seeds: [(String, String, TradeMarket)] = [
             ("51175358,17.80180000,5.69000000,101.29224200,1735689600010866,True,True\n51175359,17.8019,0.1,1.78019,1735689600999999,False,True\n",
              "XUSDT-trades-2025-01-01.zip", .spot),
@@ -227,27 +223,18 @@ final class TradeArchiveTests: TemporaryDirectoryTestCase {
             ("agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n10,1.5,2,100,104,1704067200000,true\n11,1.6,1,105,105,1704067200500,false\n",
              "ETHUSDT-aggTrades-2024-01-01.zip", .cm),
         ]
-        let alphabet = Array("0123456789.,-+eETtrueFalsfx\r\n ".utf8)
         var decoded = 0, refused = 0
         for i in 0..<3000 {
             let (csv, file, market) = seeds[i % seeds.count]
             var bytes = Array(csv.utf8)
-            for _ in 0...next(4) {
-                let at = next(bytes.count + 1)
-                switch next(4) {
-                case 0 where at < bytes.count: bytes.remove(at: at)
-                case 1: bytes.insert(alphabet[next(alphabet.count)], at: at)
-                case 2 where at < bytes.count: bytes[at] = UInt8(truncatingIfNeeded: next(256))
-                default: bytes.insert(contentsOf: bytes[at...].prefix(next(40)), at: at)
-                }
-            }
+            random.mutate(&bytes, most: 4)
             let name = try XCTUnwrap(TradeArchiveName(fileName: file))
             let parser = TradeCSVParser<Float>(layout: TradeLayout(dataset: name.dataset, market: market), source: file, member: file, name: name,
-                                               chunkRows: 1 + next(3)) { _ in }
+                                               chunkRows: 1 + random.next(3)) { _ in }
             do {
                 var start = 0
                 while start < bytes.count {
-                    let end = min(bytes.count, start + 1 + next(17))
+                    let end = min(bytes.count, start + 1 + random.next(17))
                     try bytes[start..<end].withUnsafeBytes { try parser.feed($0) }
                     start = end
                 }

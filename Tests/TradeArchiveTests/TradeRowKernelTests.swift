@@ -180,25 +180,12 @@ final class TradeRowKernelTests: XCTestCase {
     /// (FUZZ_ITERATIONS files, as for the fuzz tests; 1,200 by default).
     func testMutatedFilesGiveTheSameOutcomeEitherWay() throws {
         let iterations = Int(ProcessInfo.processInfo.environment["FUZZ_ITERATIONS"] ?? "") ?? 1200
-        var seed: UInt64 = 0x7AD3_5EED
-        func next(_ bound: Int) -> Int {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Int((seed >> 33) % UInt64(max(1, bound)))
-        }
-        let alphabet = Array("0123456789.,-+eETtrueFalsfx\r\n ".utf8)
+        var random = SeededMutations(seed: 0x7AD3_5EED)
         var kernelRows = 0, refused = 0
         for i in 0..<iterations {
             let layout = layouts[i % layouts.count]
             var bytes = Array(file(layout, count: 12).utf8)
-            for _ in 0...next(3) {
-                let at = next(bytes.count + 1)
-                switch next(4) {
-                case 0 where at < bytes.count: bytes.remove(at: at)
-                case 1: bytes.insert(alphabet[next(alphabet.count)], at: at)
-                case 2 where at < bytes.count: bytes[at] = UInt8(truncatingIfNeeded: next(256))
-                default: bytes.insert(contentsOf: bytes[at...].prefix(next(40)), at: at)
-                }
-            }
+            random.mutate(&bytes, most: 3)
             let outcome = assertSamePaths(bytes: bytes, layout)
             kernelRows += outcome.kernelRows
             if outcome.error != nil { refused += 1 }
