@@ -94,10 +94,9 @@ public final class TradeCSVParser<F: KlineFloat> {
             carry.removeAll(keepingCapacity: true)
             start = newline + 1
         }
-        // The kernel reads up to TRADE_ROW_SPAN + 16 bytes from a row's start, all inside `bytes`.
-        let kernelEnd = end - Self.kernelReach
         while start < end {
-            if rowKernel, kernelTimeDigits != 0, start <= kernelEnd, let length = try kernelRowAt(start) {
+            // The kernel reads up to `kernelReach` bytes from a row's start: all inside `bytes`.
+            if rowKernel, kernelTimeDigits != 0, end - start >= Self.kernelReach, let length = try kernelRowAt(start) {
                 start += length
                 continue
             }
