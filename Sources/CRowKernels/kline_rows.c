@@ -48,8 +48,8 @@ INLINE_KERNEL int to_floats(const uint64_t *m, float *out) {
 }
 
 KERNEL int kline_row_parse(const uint8_t *row, int time_digits, int as_double, kline_row *out) {
-    int start[13], content;
-    int length = row_fields(row, KLINE_ROW_SPAN / 64, 12, start, &content);
+    int start[13];
+    int length = row_fields(row, KLINE_ROW_SPAN / 64, 12, start);
     if (!length) return 0;
     // `ignore` is `0`.
     if (FIELD_LENGTH(start, 11) != 1 || row[start[11]] != '0') return 0;

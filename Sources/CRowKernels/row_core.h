@@ -12,10 +12,11 @@
 #define KERNEL __attribute__((target("avx2,popcnt,bmi,bmi2")))
 #define INLINE_KERNEL KERNEL __attribute__((always_inline)) static inline
 
-// The separators of the `words` 64-byte words from `row`: each row field's start and the row's
-// content end (before LF or CRLF). Returns the length of the row with its line break, or 0 when
-// the span holds no line feed or the row has another number of fields than `fields`.
-INLINE_KERNEL int row_fields(const uint8_t *row, int words, int fields, int *start, int *content) {
+// The separators of the `words` 64-byte words from `row`: each row field's start, and in
+// start[fields] one past the row's content (which ends before LF or CRLF). Returns the length of
+// the row with its line break, or 0 when the span holds no line feed or the row has another number
+// of fields than `fields`.
+INLINE_KERNEL int row_fields(const uint8_t *row, int words, int fields, int *start) {
     // Every word is compared (no branch on where the row ends: that varies row by row).
     uint64_t commas[3], feeds[3];
     for (int w = 0; w < words; w++) {
@@ -29,7 +30,7 @@ INLINE_KERNEL int row_fields(const uint8_t *row, int words, int fields, int *sta
     int feed = -1;
     for (int w = words - 1; w >= 0; w--) feed = feeds[w] ? 64 * w + __builtin_ctzll(feeds[w]) : feed;
     if (feed < 0) return 0;
-    *content = feed > 0 && row[feed - 1] == '\r' ? feed - 1 : feed;
+    int content = feed > 0 && row[feed - 1] == '\r' ? feed - 1 : feed;
     // The commas before the line feed: fields - 1 of them, then in order (a loop: rows of one
     // file share a shape, so its exits are predicted).
     int count = 0;
@@ -44,7 +45,7 @@ INLINE_KERNEL int row_fields(const uint8_t *row, int words, int fields, int *sta
     for (int w = 0; w < words; w++) {
         for (uint64_t c = commas[w]; c; c &= c - 1) start[k++] = 64 * w + __builtin_ctzll(c) + 1;
     }
-    start[fields] = *content + 1;  // so that every field's length is start[k + 1] - start[k] - 1
+    start[fields] = content + 1;  // so that every field's length is start[k + 1] - start[k] - 1
     return feed + 1;
 }
 

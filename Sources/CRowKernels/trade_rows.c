@@ -64,8 +64,8 @@ KERNEL int trade_row_parse(const uint8_t *row, int aggregate, int best_match, in
     // trades: id, price, qty, amount, time, buyer maker[, best match]
     // aggTrades: id, price, qty, first trade, last trade, time, buyer maker[, best match]
     int time_field = aggregate ? 5 : 4, fields = time_field + 2 + (best_match != 0);
-    int start[9], content;
-    int length = row_fields(row, TRADE_ROW_SPAN / 64, fields, start, &content);
+    int start[9];
+    int length = row_fields(row, TRADE_ROW_SPAN / 64, fields, start);
     if (!length || FIELD_LENGTH(start, time_field) != time_digits) return 0;
     uint64_t m[4] = {0, 0, 0, 0};
     int scale[4] = {0, 0, 0, 0};
