@@ -48,6 +48,28 @@ final class SlotSet {
         return false
     }
 
+    /// Marks the `count` slots from `epoch`'s on, one step apart, when all are in the bitmap and
+    /// none is marked yet; otherwise changes nothing and returns false (the caller then inserts
+    /// them one by one, to find which are duplicates).
+    func insertRun(_ epoch: Int64, count: Int) -> Bool {
+        let offset = epoch &- anchor
+        guard count > 0, offset >= 0, offset % step == 0 else { return false }
+        let first = Int(offset / step), end = first + count
+        guard end <= slotCount else { return false }
+        let words = (first >> 6)...((end - 1) >> 6)
+        // The bits of slots [first, end) in `word`.
+        func mask(_ word: Int) -> UInt64 {
+            let low = max(first, word << 6) - word << 6, high = min(end, (word + 1) << 6) - word << 6
+            return (high == 64 ? ~0 : (1 << UInt64(high)) - 1) & ~((1 << UInt64(low)) - 1)
+        }
+        guard words.allSatisfy({ bits[$0] & mask($0) == 0 }) else { return false }
+        for word in words { bits[word] |= mask(word) }
+        distinct += count
+        lastEpoch = epoch &+ Int64(count - 1) &* step
+        lastSlot = Int64(end - 1)
+        return true
+    }
+
     func contains(slot: Int) -> Bool { bits[slot >> 6] & (UInt64(1) << UInt64(slot & 63)) != 0 }
 
     /// Unmarked slots in `[from, to)` (slot numbers): their count and the first `limit` runs as
