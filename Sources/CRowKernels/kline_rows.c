@@ -27,33 +27,48 @@ INLINE_KERNEL int eight_decimal_pair(const uint8_t *a, int la, const uint8_t *b,
     return 1;
 }
 
-// The 8 mantissas / 10^8 as correctly rounded doubles (one IEEE division each).
-INLINE_KERNEL int to_doubles(const uint64_t *m, double *out) {
-    for (int i = 0; i < 8; i += 4) _mm256_storeu_pd(out + i, _mm256_div_pd(exact_doubles(m + i), _mm256_set1_pd(1e8)));
+// Rows whose values `kline_rows_parse` takes: low at most open and close, both at most high, low
+// above 0 (in the stored width, as the parser's own check compares them). The volumes need no
+// check: they come from digits, so they are finite and not negative.
+// The 8 mantissas / 10^8 as correctly rounded doubles (one IEEE division each), stored at row i of
+// the columns when their prices are sane; 0 otherwise.
+INLINE_KERNEL int store_doubles(const uint64_t *m, const kline_columns *out, int i) {
+    __m256d lo = _mm256_div_pd(exact_doubles(m), _mm256_set1_pd(1e8));      // open, high, low, close
+    __m256d hi = _mm256_div_pd(exact_doubles(m + 4), _mm256_set1_pd(1e8));  // the four volumes
+    // [low, low, open, close] <= [open, close, high, high], and low > 0.
+    __m256d below = _mm256_permute4x64_pd(lo, 0xCA), above = _mm256_permute4x64_pd(lo, 0x5C);
+    if (_mm256_movemask_pd(_mm256_cmp_pd(below, above, _CMP_LE_OQ)) != 0xF || !(lo[2] > 0)) return 0;
+    double **d = (double **)out->decimals;
+    for (int k = 0; k < 4; k++) { d[k][i] = lo[k]; d[k + 4][i] = hi[k]; }
     return 1;
 }
 
 // The 8 mantissas / 10^8 as correctly rounded floats, the way Float.exactEightDecimals does it: a
 // multiplication by 1e-8 is within 2 double ulps of the quotient, so unless a double is within 4
-// ulps of a float halfway point it rounds to the same float. A row with such a value returns 0 and
-// takes the careful path.
-INLINE_KERNEL int to_floats(const uint64_t *m, float *out) {
+// ulps of a float halfway point it rounds to the same float. A row with such a value, or with
+// prices that are not sane, returns 0 and takes the careful path.
+INLINE_KERNEL int store_floats(const uint64_t *m, const kline_columns *out, int i) {
     __m256d lo = _mm256_mul_pd(exact_doubles(m), _mm256_set1_pd(1e-8));
     __m256d hi = _mm256_mul_pd(exact_doubles(m + 4), _mm256_set1_pd(1e-8));
     __m256i near = _mm256_or_si256(near_float_ties(lo), near_float_ties(hi));
     if (!_mm256_testz_si256(near, near)) return 0;
-    _mm_storeu_ps(out, _mm256_cvtpd_ps(lo));
-    _mm_storeu_ps(out + 4, _mm256_cvtpd_ps(hi));
+    __m128 prices = _mm256_cvtpd_ps(lo), volumes = _mm256_cvtpd_ps(hi);
+    __m128 below = _mm_shuffle_ps(prices, prices, 0xCA), above = _mm_shuffle_ps(prices, prices, 0x5C);
+    if (_mm_movemask_ps(_mm_cmple_ps(below, above)) != 0xF || !(prices[2] > 0)) return 0;
+    float **f = (float **)out->decimals;
+    for (int k = 0; k < 4; k++) { f[k][i] = prices[k]; f[k + 4][i] = volumes[k]; }
     return 1;
 }
 
-KERNEL int kline_row_parse(const uint8_t *row, int time_digits, int as_double, kline_row *out) {
+// One row at `row`: its length with the line break, or 0 when it has another shape (see
+// kline_rows_parse) or does not continue the run (`*next_open`, advanced by a row's interval).
+INLINE_KERNEL int kline_row(const uint8_t *row, const kline_run *run, int64_t *next_open, const kline_columns *out, int i) {
     int start[13];
     int length = row_fields(row, KLINE_ROW_SPAN / 64, 12, start);
     if (!length) return 0;
     // `ignore` is `0`.
     if (FIELD_LENGTH(start, 11) != 1 || row[start[11]] != '0') return 0;
-    if (FIELD_LENGTH(start, 0) != time_digits || FIELD_LENGTH(start, 6) != time_digits) return 0;
+    if (FIELD_LENGTH(start, 0) != run->time_digits || FIELD_LENGTH(start, 6) != run->time_digits) return 0;
     // Pairs: the two times, the trade count (twice), then the decimals in the header's order.
     int64_t open_time, close_time, trades;
     uint64_t m[8];
@@ -65,14 +80,34 @@ KERNEL int kline_row_parse(const uint8_t *row, int time_digits, int as_double, k
         || !eight_decimal_pair(F(5), F(7), m + 4)
         || !eight_decimal_pair(F(9), F(10), m + 6)) return 0;
 #undef F
-    if (!(as_double ? to_doubles(m, out->doubles) : to_floats(m, out->floats))) return 0;
-    out->open_time = open_time;
-    out->close_time = close_time;
-    out->trades = trades;
+    if (run->interval_units && (open_time != *next_open || close_time != open_time + run->interval_units - 1)) return 0;
+    if (!(run->as_double ? store_doubles(m, out, i) : store_floats(m, out, i))) return 0;
+    out->open_time[i] = open_time;
+    out->trades[i] = trades;
+    *next_open = open_time + run->interval_units;
     return length;
+}
+
+KERNEL int kline_rows_parse(const uint8_t *p, const uint8_t *end, int max_rows, const kline_run *run,
+                            const kline_columns *out, long *consumed) {
+    const uint8_t *start = p;
+    int64_t next_open = run->next_open;
+    int i = 0;
+    while (i < max_rows && end - p >= KLINE_ROW_SPAN) {
+        int length = kline_row(p, run, &next_open, out, i);
+        if (!length) break;
+        p += length;
+        i++;
+    }
+    *consumed = p - start;
+    return i;
 }
 
 #else
 int row_kernels_supported(void) { return 0; }
-int kline_row_parse(const uint8_t *row, int time_digits, int as_double, kline_row *out) { (void)row; (void)time_digits; (void)as_double; (void)out; return 0; }
+int kline_rows_parse(const uint8_t *p, const uint8_t *end, int max_rows, const kline_run *run, const kline_columns *out, long *consumed) {
+    (void)p; (void)end; (void)max_rows; (void)run; (void)out;
+    *consumed = 0;
+    return 0;
+}
 #endif

@@ -50,13 +50,14 @@ final class KlineCSVParser<F: KlineFloat> {
     private(set) var outOfOrder = 0
     var log = AnomalyLog()
     private(set) var slots: SlotSet
-    // The AVX2 row kernel (CRowKernels) when asked for and the CPU has it; the row it fills, and that
-    // row's decimals as F.
+    // The AVX2 row kernel (CRowKernels) when asked for and the CPU has it. It writes runs of up to
+    // `kernelRunRows` rows straight into the columns; an unkept column's values go to `scratch`.
     let rowKernel: Bool
     private(set) var kernelRows = 0
-    private let kernelRow = UnsafeMutablePointer<kline_row>.allocate(capacity: 1)
-    private let kernelAsDouble: Int32 = F.self == Double.self ? 1 : 0
-    private let kernelDecimals: UnsafePointer<F>
+    private let kernelRunRows = 1024
+    /// The bytes a row needs after its start for the kernel to take it.
+    static var kernelSpan: Int { Int(KLINE_ROW_SPAN) }
+    private let scratch: UnsafeMutableRawPointer
 
     init(archive: String, columns: [KlineColumn], intervalSeconds: Int64?, period: ArchivePeriod?, reserve: Int,
          rowKernel: Bool = true) {
@@ -79,8 +80,7 @@ final class KlineCSVParser<F: KlineFloat> {
         } else {
             slots = SlotSet(anchor: 0, step: step, slotCount: 0)  // anchored at the first row
         }
-        let decimals = MemoryLayout<kline_row>.offset(of: kernelAsDouble == 1 ? \.doubles : \.floats)!
-        kernelDecimals = UnsafeRawPointer(kernelRow).advanced(by: decimals).assumingMemoryBound(to: F.self)
+        scratch = .allocate(byteCount: kernelRunRows * 8, alignment: 8)
         let capacity = max(1, reserve)
         self.capacity = capacity
         func buffer(_ keep: Bool) -> ColumnBuffer<F> { ColumnBuffer(capacity: keep ? capacity : 1) }
@@ -95,7 +95,7 @@ final class KlineCSVParser<F: KlineFloat> {
         for b in [open, high, low, close, volume, quote, takerBase, takerQuote] { b.free() }
         epochs.free()
         trades.free()
-        kernelRow.deallocate()
+        scratch.deallocate()
     }
 
     private func growAll() {
@@ -182,14 +182,16 @@ final class KlineCSVParser<F: KlineFloat> {
         var p = start
         let kernelDigits = Int32(unitDigits)
         while rowCount < rowLimit {
-            if rowKernel, end - p >= KLINE_ROW_SPAN {
-                let length = kline_row_parse(p, kernelDigits, kernelAsDouble, kernelRow)
-                if length > 0 {
-                    let r = kernelRow, v = kernelDecimals
-                    line += 1
-                    kernelRows += 1
-                    addRow(r.pointee.open_time, r.pointee.close_time, r.pointee.trades, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
-                    p += Int(length)
+            if rowKernel, end - p >= Self.kernelSpan {
+                if rowCount == capacity { growAll() }
+                var run = kline_run(time_digits: kernelDigits, as_double: F.self == Double.self ? 1 : 0,
+                                    interval_units: intervalUnits, next_open: nextOpenTime)
+                var out = kernelColumns(at: rowCount)
+                var consumed = 0
+                let n = Int(kline_rows_parse(p, end, Int32(min(min(rowLimit, capacity) - rowCount, kernelRunRows)), &run, &out, &consumed))
+                if n > 0 {
+                    addKernelRun(count: n)
+                    p += consumed
                     continue
                 }
             }
@@ -236,11 +238,46 @@ final class KlineCSVParser<F: KlineFloat> {
         addRow(openTime.value, closeTime.value, count.value, o, h, l, c, v, qv, tb, tq)
     }
 
-    /// Validates a parsed row (times in the file's unit) and appends it to the batch.
+    /// The kernel's columns from row `i` on: the kept ones' buffers, `scratch` for the others.
+    private func kernelColumns(at i: Int) -> kline_columns {
+        func at(_ buffer: ColumnBuffer<F>, _ keep: Bool) -> UnsafeMutableRawPointer? { keep ? UnsafeMutableRawPointer(buffer.base + i) : scratch }
+        return kline_columns(open_time: epochs.base + i, trades: keepTrades ? trades.base + i : scratch.assumingMemoryBound(to: Int64.self),
+                             decimals: (at(open, keepOpen), at(high, keepHigh), at(low, keepLow), at(close, keepClose),
+                                        at(volume, keepVolume), at(quote, keepQuote), at(takerBase, keepTakerBase), at(takerQuote, keepTakerQuote)))
+    }
+
+    /// Takes the `n` rows the kernel wrote from `rowCount` on: their open times (in the file's
+    /// unit) become epochs and are tracked. The kernel has checked their shape, close times and
+    /// prices, and, with an interval, that they continue the grid from `nextOpenTime` one interval
+    /// apart. A run in the period, after every earlier row and in empty slots is then taken whole;
+    /// any other goes row by row through the same rules as a single row.
+    private func addKernelRun(count n: Int) {
+        let times = epochs.base + rowCount
+        kernelRows += n
+        rowsInFile += n
+        let first = nextEpoch, last = first &+ Int64(n - 1) &* intervalStep
+        if intervalUnits != 0, firstOpenTime != nil, first > maxEpoch, first >= periodStart, last < periodEnd,
+           slots.insertRun(first, count: n) {
+            for k in 0..<n { times[k] = first &+ Int64(k) &* intervalStep }
+            line += n
+            nextOpenTime = nextOpenTime &+ Int64(n) &* intervalUnits
+            nextEpoch = last &+ intervalStep
+            lastOpenTime = last
+            maxEpoch = last
+        } else {
+            for k in 0..<n {
+                line += 1
+                times[k] = gridEpoch(times[k])
+                trackTime(times[k])
+            }
+        }
+        rowCount += n
+    }
+
+    /// The epoch of an open time (in the file's unit), following the interval grid: a row one
+    /// interval after an on-grid row needs no division.
     @inline(__always)
-    private func addRow(_ openTime: Int64, _ closeTime: Int64, _ tradeCount: Int64,
-                        _ o: F, _ h: F, _ l: F, _ c: F, _ v: F, _ qv: F, _ tb: F, _ tq: F) {
-        rowsInFile += 1
+    private func gridEpoch(_ openTime: Int64) -> Int64 {
         let epoch: Int64
         if openTime == nextOpenTime {  // one interval after an on-grid row: on the grid too
             epoch = nextEpoch
@@ -258,6 +295,15 @@ final class KlineCSVParser<F: KlineFloat> {
                 }
             }
         }
+        return epoch
+    }
+
+    /// Validates a parsed row (times in the file's unit) and appends it to the batch.
+    @inline(__always)
+    private func addRow(_ openTime: Int64, _ closeTime: Int64, _ tradeCount: Int64,
+                        _ o: F, _ h: F, _ l: F, _ c: F, _ v: F, _ qv: F, _ tb: F, _ tq: F) {
+        rowsInFile += 1
+        let epoch = gridEpoch(openTime)
         if intervalUnits != 0 && closeTime != openTime &+ intervalUnits &- 1 {
             log.add(.closeTimeMismatch, line: line, openTime: epoch,
                     "close_time \(closeTime), expected \(openTime + intervalUnits - 1)")

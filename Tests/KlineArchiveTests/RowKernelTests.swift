@@ -18,8 +18,8 @@ final class RowKernelTests: XCTestCase {
     }
 
     /// `csv` parsed in one buffer, as the decoder does, with or without the kernel.
-    func parse<F: KlineFloat>(_ csv: String, _: F.Type, kernel: Bool) -> Outcome {
-        let parser = KlineCSVParser<F>(archive: "kernel", columns: KlineColumn.allCases, intervalSeconds: 60, period: day,
+    func parse<F: KlineFloat>(_ csv: String, _: F.Type, kernel: Bool, interval: Int64? = 60) -> Outcome {
+        let parser = KlineCSVParser<F>(archive: "kernel", columns: KlineColumn.allCases, intervalSeconds: interval, period: day,
                                        reserve: 16, rowKernel: kernel)
         let bytes = Array(csv.utf8)
         var batches: [KlineBatch] = []
@@ -41,11 +41,11 @@ final class RowKernelTests: XCTestCase {
 
     /// Both paths give the same outcome in float32 and float64; returns the kernel's in float64.
     @discardableResult
-    func assertSamePaths(_ csv: String, file: StaticString = #filePath, line: UInt = #line) -> Outcome {
+    func assertSamePaths(_ csv: String, interval: Int64? = 60, file: StaticString = #filePath, line: UInt = #line) -> Outcome {
         var kernelOutcome = Outcome()
         for float64 in [false, true] {
-            var kernel = float64 ? parse(csv, Double.self, kernel: true) : parse(csv, Float.self, kernel: true)
-            let swift = float64 ? parse(csv, Double.self, kernel: false) : parse(csv, Float.self, kernel: false)
+            var kernel = float64 ? parse(csv, Double.self, kernel: true, interval: interval) : parse(csv, Float.self, kernel: true, interval: interval)
+            let swift = float64 ? parse(csv, Double.self, kernel: false, interval: interval) : parse(csv, Float.self, kernel: false, interval: interval)
             XCTAssertEqual(swift.kernelRows, 0, file: file, line: line)
             let taken = kernel.kernelRows
             kernel.kernelRows = 0
@@ -76,29 +76,32 @@ final class RowKernelTests: XCTestCase {
                 let outcome = assertSamePaths(csv)
                 XCTAssertNil(outcome.error)
                 XCTAssertEqual(outcome.report?.rows, 20)
-                // The first row fixes the time unit on the careful path; the last rows lack the
-                // kernel's span of bytes after them.
-                XCTAssertGreaterThanOrEqual(outcome.kernelRows, 15, "micro \(micro)")
+                // Every row but the first, which fixes the time unit on the careful path, and the
+                // last ones, which lack the kernel's span of bytes after them: rising and falling
+                // candles alike.
+                var offset = 0
+                let spanned = rows(micro: micro).dropLast().map { offset += $0.utf8.count + separator.utf8.count; return offset }
+                    .filter { $0 + KlineCSVParser<Double>.kernelSpan <= csv.utf8.count }.count
+                XCTAssertEqual(outcome.kernelRows, spanned, "micro \(micro)")
+                XCTAssertEqual(parse(csv, Float.self, kernel: true).kernelRows, spanned, "float32, micro \(micro)")
+                XCTAssertGreaterThanOrEqual(spanned, 15)
             }
         }
     }
 
+    /// The kernel rows of the unchanged 20 rows.
+    var common: Int { parse(rows().joined(separator: "\n") + "\n", Double.self, kernel: true).kernelRows }
+
     func testShapesTheKernelTakes() throws {
-        let common = parse(withField(1, "30000.00000000"), Double.self, kernel: true).kernelRows
-        for value in ["1.00000000", "0.00000001", "1234567.12345678", "0030000.00000000", "30000.99999999"] {
-            XCTAssertEqual(assertSamePaths(withField(2, value)).kernelRows, common, value)
+        for value in ["1.00000000", "0.00000000", "0.00000001", "1234567.12345678", "0030000.00000000", "30000.99999999"] {
+            XCTAssertEqual(assertSamePaths(withField(5, value)).kernelRows, common, value)
         }
         for trades in ["0", "7", "1234567890123456"] {
             XCTAssertEqual(assertSamePaths(withField(8, trades)).kernelRows, common, trades)
         }
-        // Content is addRow's to judge, whichever path parsed it: a wrong close time is an anomaly.
-        let mismatch = assertSamePaths(withField(6, "1626220800059"))
-        XCTAssertEqual(mismatch.kernelRows, common)
-        XCTAssertTrue(mismatch.report?.anomalies.contains { $0.kind == .closeTimeMismatch } ?? false)
     }
 
     func testShapesTheKernelLeavesToTheSwiftPath() throws {
-        let common = parse(withField(1, "30000.00000000"), Double.self, kernel: true).kernelRows
         // Other decimal shapes, 8 integer digits, signs, exponents, long counts, another `ignore`.
         let cases: [(Int, String)] = [(1, "30000.5"), (1, "30000.123456789"), (1, "30000"), (1, "12345678.00000000"),
                                       (1, "+30000.00000000"), (1, "3.0e4"), (5, "1E-5"), (8, "12345678901234567"),
@@ -110,9 +113,55 @@ final class RowKernelTests: XCTestCase {
         // Swift path's division, and comes out correctly rounded; float64 has no such doubt.
         let tieCSV = withField(10, "153795.72656250")
         let tie = parse(tieCSV, Float.self, kernel: true)
-        XCTAssertEqual(tie.kernelRows, parse(withField(1, "30000.00000000"), Float.self, kernel: true).kernelRows - 1)
+        XCTAssertEqual(tie.kernelRows, parse(rows().joined(separator: "\n") + "\n", Float.self, kernel: true).kernelRows - 1)
         XCTAssertEqual(tie.batch?.values(.takerBuyQuoteVolume)?.double(at: 5), Double(strtof("153795.72656250", nil)))
         XCTAssertEqual(assertSamePaths(tieCSV).kernelRows, common)
+    }
+
+    /// The kernel takes only rows that continue the interval grid with the right close time and
+    /// sane prices: any other content is judged by the Swift path, with the same report.
+    func testRowsThatBreakTheRunAreLeftToTheSwiftPath() throws {
+        let fields = rows()[5].split(separator: ",").map(String.init)
+        let (high, low, openTime) = (fields[2], fields[3], Int64(fields[0])!)
+        let cases: [(String, (Int, String), Anomaly.Kind)] = [
+            ("low above open and close", (3, high), .ohlcInconsistent), ("high below open and close", (2, low), .ohlcInconsistent),
+            ("open above high", (1, "1234567.00000000"), .ohlcInconsistent), ("close below low", (4, "0.00000001"), .ohlcInconsistent),
+            ("low of 0", (3, "0.00000000"), .nonPositivePrice),
+            ("close time", (6, String(openTime + 1)), .closeTimeMismatch),
+        ]
+        for (name, (column, value), kind) in cases {
+            let outcome = assertSamePaths(withField(column, value))
+            XCTAssertEqual(outcome.kernelRows, common - 1, name)
+            XCTAssertTrue(outcome.report?.anomalies.contains { $0.kind == kind } ?? false, name)
+        }
+        // Off the grid: that row and the next start no run (the grid is not predicted after it).
+        let offGrid = assertSamePaths(withField(0, String(openTime + 1)))
+        XCTAssertEqual(offGrid.kernelRows, common - 2)
+        XCTAssertTrue(offGrid.report?.anomalies.contains { $0.kind == .offGrid } ?? false)
+        // A gap: the row after it starts no run; the rows after that do.
+        var gap = rows()
+        gap.remove(at: 5)
+        let outcome = assertSamePaths(gap.joined(separator: "\n") + "\n")
+        XCTAssertEqual(outcome.kernelRows, common - 2)
+        XCTAssertEqual(outcome.report?.missingRows, assertSamePaths(rows().joined(separator: "\n") + "\n").report.map { $0.missingRows + 1 })
+    }
+
+    /// Runs the kernel takes whose times are not the common case (rows outside the period, a
+    /// block of rows again, no fixed interval) are tracked row by row, with the same report.
+    func testRunsOutsideTheCommonCaseGiveTheSameReport() throws {
+        let rows = SyntheticKlines.rows(start: day.start, interval: 60, count: 60)
+        let repeated = rows + rows[30..<45]
+        let backwards = rows[30...] + rows[..<30]
+        let crossing = SyntheticKlines.rows(start: day.end - 30 * 60, interval: 60, count: 60)
+        for (name, csv, interval) in [("a block again", repeated, Int64?(60)), ("a block before the earlier", Array(backwards), 60), ("past the period", crossing, 60),
+                                      ("before the period", SyntheticKlines.rows(start: day.start - 30 * 60, interval: 60, count: 60), 60),
+                                      ("no interval", rows, nil)] {
+            let outcome = assertSamePaths(csv.joined(separator: "\n") + "\n", interval: interval)
+            XCTAssertNil(outcome.error, name)
+            XCTAssertGreaterThan(outcome.kernelRows, csv.count - 8, name)
+        }
+        XCTAssertEqual(assertSamePaths(repeated.joined(separator: "\n") + "\n").report?.duplicates, 15)
+        XCTAssertEqual(assertSamePaths(backwards.joined(separator: "\n") + "\n").report?.outOfOrder, 30)
     }
 
     func testMalformedRowsGiveTheSameErrorsEitherWay() throws {

@@ -9,25 +9,34 @@
 // Whether this CPU runs the kernels (x86-64 with AVX2).
 int row_kernels_supported(void);
 
-// The 11 fields of a kline row: open and close time and trade count as integers; the 8 decimals
-// (open, high, low, close, volume, quote volume, taker base, taker quote, in that order) correctly
-// rounded to doubles or to floats.
-typedef struct {
-    int64_t open_time, close_time, trades;
-    double doubles[8];
-    float floats[8];
-} kline_row;
-
-// The bytes a kline row may span for `kline_row_parse` (its loads cover this many from its start,
-// and a field near the span's end is loaded 16 bytes at a time: KLINE_ROW_SPAN + 16 must be readable).
+// The bytes a kline row may span for `kline_rows_parse` (its loads cover this many from a row's
+// start, and a field near the span's end is loaded 16 bytes at a time: KLINE_ROW_SPAN + 16 must be readable).
 enum { KLINE_ROW_SPAN = 192 };
 
-// Parses the kline row at `row` when it has the common shape: times of `time_digits` digits, a
-// trade count of 1-16 digits, decimals of 1-7 integer digits and exactly 8 decimals, `ignore` = 0,
-// then LF or CRLF within the span. Fills `doubles` when `as_double`, else `floats`. Returns the
-// length of the row with its line break, or 0 for any other shape and for a float too near a
-// rounding tie (the caller's careful path decides those).
-int kline_row_parse(const uint8_t *row, int time_digits, int as_double, kline_row *out);
+// What a run of kline rows must have: times of `time_digits` digits; when `interval_units` (one
+// interval in the file's time unit) is not 0, the first row opening at `next_open`, each next row
+// one interval later, and each closing one unit before the next interval.
+typedef struct {
+    int32_t time_digits, as_double;
+    int64_t interval_units, next_open;
+} kline_run;
+
+// Where a run's rows are written, row i at index i: open time (in the file's unit), trade count,
+// and the 8 decimals (open, high, low, close, volume, quote volume, taker base, taker quote) as
+// doubles when `as_double`, else floats.
+typedef struct {
+    int64_t *open_time, *trades;
+    void *decimals[8];
+} kline_columns;
+
+// Parses up to `max_rows` consecutive rows from `p` that have the common shape and continue the
+// run, while a whole span lies before `end`: a trade count of 1-16 digits, decimals of 1-7 integer
+// digits and exactly 8 decimals, `ignore` = 0, then LF or CRLF within the span; low at most open and
+// close, both at most high, low above 0. Returns the rows written, and in `consumed` the bytes they
+// took. It stops at the first row of any other shape, one that breaks the run, one whose prices
+// are not sane, and one with a float too near a rounding tie: the caller's careful path decides those.
+int kline_rows_parse(const uint8_t *p, const uint8_t *end, int max_rows, const kline_run *run,
+                     const kline_columns *out, long *consumed);
 
 // A trades or aggTrades row: the ID and the time (in the file's unit) as integers; an aggregate's
 // first and last trade IDs (0 for raw trades); price, quantity and (raw trades only) the third amount correctly
