@@ -1,5 +1,6 @@
 import XCTest
 @testable import KlineArchive
+import TestSupport
 
 /// The AVX2 row kernel (CRowKernels) against the portable Swift path: for every row shape, the same
 /// rows, report or error; and the kernel takes exactly the rows of Binance's 8-decimal shape.
@@ -18,14 +19,17 @@ final class RowKernelTests: XCTestCase {
     }
 
     /// `csv` parsed in one buffer, as the decoder does, with or without the kernel.
-    func parse<F: KlineFloat>(_ csv: String, _: F.Type, kernel: Bool, interval: Int64? = 60) -> Outcome {
+    func parse<F: KlineFloat>(_ csv: String, _ type: F.Type, kernel: Bool, interval: Int64? = 60) -> Outcome {
+        parse(bytes: Array(csv.utf8), type, kernel: kernel, interval: interval)
+    }
+
+    func parse<F: KlineFloat>(bytes: [UInt8], _: F.Type, kernel: Bool, interval: Int64? = 60, chunkRows: Int = 7) -> Outcome {
         let parser = KlineCSVParser<F>(archive: "kernel", columns: KlineColumn.allCases, intervalSeconds: interval, period: day,
                                        reserve: 16, rowKernel: kernel)
-        let bytes = Array(csv.utf8)
         var batches: [KlineBatch] = []
         var offset = 0
         do {
-            try KlineArchiveDecoder.run(archive: "kernel", parser, chunkRows: 7, read: { buffer, capacity in
+            try KlineArchiveDecoder.run(archive: "kernel", parser, chunkRows: chunkRows, read: { buffer, capacity in
                 let n = min(capacity, bytes.count - offset)
                 bytes.withUnsafeBufferPointer { _ = memcpy(buffer, $0.baseAddress! + offset, n) }
                 offset += n
@@ -42,14 +46,23 @@ final class RowKernelTests: XCTestCase {
     /// Both paths give the same outcome in float32 and float64; returns the kernel's in float64.
     @discardableResult
     func assertSamePaths(_ csv: String, interval: Int64? = 60, file: StaticString = #filePath, line: UInt = #line) -> Outcome {
+        assertSamePaths(bytes: Array(csv.utf8), interval: interval, file: file, line: line)
+    }
+
+    @discardableResult
+    func assertSamePaths(bytes: [UInt8], interval: Int64? = 60, chunkRows: Int = 7, context: String = "",
+                         file: StaticString = #filePath, line: UInt = #line) -> Outcome {
         var kernelOutcome = Outcome()
         for float64 in [false, true] {
-            var kernel = float64 ? parse(csv, Double.self, kernel: true, interval: interval) : parse(csv, Float.self, kernel: true, interval: interval)
-            let swift = float64 ? parse(csv, Double.self, kernel: false, interval: interval) : parse(csv, Float.self, kernel: false, interval: interval)
+            func run<F: KlineFloat>(_ type: F.Type, kernel: Bool) -> Outcome {
+                parse(bytes: bytes, type, kernel: kernel, interval: interval, chunkRows: chunkRows)
+            }
+            var kernel = float64 ? run(Double.self, kernel: true) : run(Float.self, kernel: true)
+            let swift = float64 ? run(Double.self, kernel: false) : run(Float.self, kernel: false)
             XCTAssertEqual(swift.kernelRows, 0, file: file, line: line)
             let taken = kernel.kernelRows
             kernel.kernelRows = 0
-            XCTAssertEqual(kernel, swift, float64 ? "float64" : "float32", file: file, line: line)
+            XCTAssertEqual(kernel, swift, "\(float64 ? "float64" : "float32") \(context)", file: file, line: line)
             kernel.kernelRows = taken
             kernelOutcome = kernel
         }
@@ -174,5 +187,37 @@ final class RowKernelTests: XCTestCase {
         var lines = rows()
         lines[5] = lines[5].split(separator: ",").prefix(6).joined(separator: ",")
         XCTAssertNotNil(assertSamePaths(lines.joined(separator: "\n") + "\n").error)
+    }
+
+    /// Mutated files, fed whole: the same rows, report or error either way (FUZZ_ITERATIONS files,
+    /// as for the fuzz tests; 500 by default: each is parsed four times). Line mutations (a row removed, a block of rows
+    /// repeated or moved earlier) break and restart the kernel's runs; byte mutations change
+    /// shapes and values. Batches of 7 rows cut runs short; batches of 1,000 let them span
+    /// the slot bitmap's 64-slot words.
+    func testMutatedFilesGiveTheSameOutcomeEitherWay() throws {
+        let iterations = Int(ProcessInfo.processInfo.environment["FUZZ_ITERATIONS"] ?? "") ?? 500
+        var random = SeededMutations(seed: 0x4B11_5EED)
+        var kernelRows = 0, refused = 0, anomalous = 0
+        for i in 0..<iterations {
+            var lines = SyntheticKlines.rows(start: day.start, interval: 60, count: 100, micro: i % 2 == 1, seed: UInt64(i % 5 + 1))
+            for _ in 0..<random.next(3) {
+                let at = random.next(lines.count), length = random.next(70) + 1
+                let block = Array(lines[at..<min(lines.count, at + length)])
+                switch random.next(3) {
+                case 0: lines.remove(at: at)
+                case 1: lines.insert(contentsOf: block, at: min(lines.count, at + length + random.next(10)))
+                default: lines.removeSubrange(at..<at + block.count); lines.insert(contentsOf: block, at: random.next(at + 1))
+                }
+            }
+            var bytes = Array((lines.joined(separator: i % 3 == 0 ? "\r\n" : "\n") + "\n").utf8)
+            if random.next(2) == 0 { random.mutate(&bytes, most: 3) }
+            let outcome = assertSamePaths(bytes: bytes, chunkRows: i % 4 < 2 ? 7 : 1000, context: "file \(i)")
+            kernelRows += outcome.kernelRows
+            if outcome.error != nil { refused += 1 }
+            if let report = outcome.report, report.duplicates + report.outOfOrder + report.missingRows > 0 { anomalous += 1 }
+        }
+        XCTAssertGreaterThan(kernelRows, iterations * 50)
+        XCTAssertGreaterThan(refused, iterations / 20)
+        XCTAssertGreaterThan(anomalous, iterations / 4)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import KlineArchive
 import XCTest
 @testable import TradeArchive
+import TestSupport
 
 /// The AVX2 trade row kernel (CRowKernels) against the Swift fields: for every layout and row
 /// shape, the same rows, report or error; and the kernel takes exactly the rows of the common shape.

@@ -1,19 +1,19 @@
-/// Seeded, repeatable mutations of a trade file's bytes (removals, insertions from the bytes a
-/// trade row is made of, random bytes, repeated runs), shared by the decoder's mutation tests.
-struct SeededMutations {
+/// Seeded, repeatable mutations of a CSV file's bytes (removals, insertions from the bytes kline
+/// and trade rows are made of, random bytes, repeated runs), shared by the decoders' mutation tests.
+public struct SeededMutations {
     private var seed: UInt64
     private static let alphabet = Array("0123456789.,-+eETtrueFalsfx\r\n ".utf8)
 
-    init(seed: UInt64) { self.seed = seed }
+    public init(seed: UInt64) { self.seed = seed }
 
     /// A number in 0..<bound (0 when bound < 1).
-    mutating func next(_ bound: Int) -> Int {
+    public mutating func next(_ bound: Int) -> Int {
         seed = seed &* 6364136223846793005 &+ 1442695040888963407
         return Int((seed >> 33) % UInt64(max(1, bound)))
     }
 
     /// `bytes` with 1 to `most` mutations.
-    mutating func mutate(_ bytes: inout [UInt8], most: Int) {
+    public mutating func mutate(_ bytes: inout [UInt8], most: Int) {
         for _ in 0...next(most) {
             let at = next(bytes.count + 1)
             switch next(4) {
