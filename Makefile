@@ -10,7 +10,7 @@ BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
 export SWIFT PYTHON
 
-.PHONY: all deps test-deps check-deploy check-imports build release test test-server bench bench-compare bench-decode bench-trades bench-scale bench-wan bench-http2 inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
+.PHONY: all deps test-deps check-deploy check-imports build release test test-server bench bench-compare bench-decode bench-decode-compare bench-trades bench-scale bench-wan bench-http2 inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
 
 all: build
 
@@ -89,6 +89,10 @@ bench-trades: release
 # Two binaries side by side on make bench's job: `make bench-compare A=path/to/old B=.build/release/binance-import`.
 bench-compare: release
 	$(PYTHON) bench/compare.py --a $(A) --b $(or $(B),$(RELEASE_BIN))
+
+# Two decode-bench binaries side by side: `make bench-decode-compare A=path/to/old-decode-bench`.
+bench-decode-compare: release
+	$(PYTHON) bench/decode_compare.py --a $(A) --b $(or $(B),.build/release/decode-bench)
 
 bench-scale: release
 	$(PYTHON) bench/scale.py --bin $(RELEASE_BIN)
