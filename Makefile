@@ -8,6 +8,7 @@ JOB ?= jobs/demo.yml
 # The tests run the debug build; the commands people run (import, nightly, demo) the release build.
 BIN = .build/debug/binance-import
 RELEASE_BIN = .build/release/binance-import
+DECODE_BENCH = .build/release/decode-bench
 export SWIFT PYTHON
 
 .PHONY: all deps test-deps check-deploy check-imports build release test test-server bench bench-compare bench-decode bench-decode-compare bench-trades bench-scale bench-wan bench-http2 inspect import nightly follow demo demo-server samples reliability fuzz fuzz-coverage clean
@@ -74,11 +75,11 @@ fuzz-coverage:
 
 # Decoder speed: full decode vs inflate-only vs pandas, on generated archives (see docs/performance.md).
 bench-decode: release
-	$(PYTHON) bench/decode_bench.py --bin .build/release/decode-bench --out docs/performance-decode.md
+	$(PYTHON) bench/decode_bench.py --bin $(DECODE_BENCH) --out docs/performance-decode.md
 
 # The importer against the Python baseline, the directory sink against RPC (docs/performance.md).
 bench: release
-	$(PYTHON) bench/bench.py --bin .build/release/binance-import --decode-bin .build/release/decode-bench
+	$(PYTHON) bench/bench.py --bin .build/release/binance-import --decode-bin $(DECODE_BENCH)
 
 # Trades: the importer against a pandas + pymarketstore baseline and the sink's ceiling, and its
 # peak memory against the archive's size (1 and 50 million trades): docs/performance-trades.md.
@@ -92,7 +93,7 @@ bench-compare: release
 
 # Two decode-bench binaries side by side: `make bench-decode-compare A=path/to/old-decode-bench`.
 bench-decode-compare: release
-	$(PYTHON) bench/decode_compare.py --a $(A) --b $(or $(B),.build/release/decode-bench)
+	$(PYTHON) bench/decode_compare.py --a $(A) --b $(or $(B),$(DECODE_BENCH))
 
 bench-scale: release
 	$(PYTHON) bench/scale.py --bin $(RELEASE_BIN)

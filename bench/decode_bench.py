@@ -38,6 +38,14 @@ def pandas_times(path, runs):
     return times
 
 
+def kline_archives(work):
+    """The generated kline archives the decoder is measured on: (label, path)."""
+    return [
+        ("monthly 1m, ms (44,640 rows)", gen_archives.write_archive(work, "BTCUSDT", "1m", 2024, 1)),
+        ("monthly 1s, us (2,678,400 rows)", gen_archives.write_archive(work, "BTCUSDT", "1s", 2025, 3, micro=True)),
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -46,10 +54,7 @@ def main():
     ap.add_argument("--work", default="bench/out")
     a = ap.parse_args()
 
-    archives = [
-        ("monthly 1m, ms (44,640 rows)", gen_archives.write_archive(a.work, "BTCUSDT", "1m", 2024, 1)),
-        ("monthly 1s, us (2,678,400 rows)", gen_archives.write_archive(a.work, "BTCUSDT", "1s", 2025, 3, micro=True)),
-    ]
+    archives = kline_archives(a.work)
     lines = [
         "# Decoder performance (`make bench-decode`)",
         "",
